@@ -1,0 +1,1 @@
+"""Turnstile client library for workers."""

@@ -1,0 +1,1 @@
+"""Turnstile server node: the replicated state machine and everything around it."""

@@ -1,0 +1,138 @@
+"""Bounds on every input, checked in one place.
+
+``check_command`` holds the stateless checks (sizes, durations, batch lengths): the leader runs
+it before proposing, and the state machine runs it again before applying, so a bad command in
+the log is refused by every replica alike. Bounds that depend on the state (waiters per lock,
+lists, members per list, sessions, retained results) are checked by the state machine itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from turnstile.cluster.reasons import Reason
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Configured bounds. Replicated through the log (``SetLimits``) so every node agrees."""
+
+    #: Longest lock or list name, and longest client name / host, in UTF-8 bytes.
+    max_name_bytes: int = 256
+    #: Longest distinct-list member, in bytes.
+    max_member_bytes: int = 1024
+    #: Most members in one insert or contains call.
+    max_batch: int = 1000
+    #: Most waiters queued on one lock.
+    max_waiters_per_lock: int = 1000
+    #: Most unacknowledged results kept per session for exactly-once retries.
+    max_results_per_session: int = 1024
+    #: Most live sessions.
+    max_sessions: int = 100_000
+    #: Most lock records (held or waited on).
+    max_locks: int = 100_000
+    #: Most distinct lists.
+    max_lists: int = 10_000
+    #: Most members in one distinct list.
+    max_members_per_list: int = 10_000_000
+    #: Shortest and longest session TTL.
+    min_session_ttl_ms: int = 100
+    max_session_ttl_ms: int = 3600 * 1000
+    #: Longest max-hold, wait and list TTL.
+    max_duration_ms: int = 7 * DAY_MS
+    #: Longest force-release reason, in UTF-8 bytes.
+    max_reason_bytes: int = 1024
+    #: Largest page returned by a listing read.
+    max_page: int = 1000
+
+    def problems(self) -> list[str]:
+        """Names every field that is not a positive integer, or an inverted TTL range."""
+        bad = [
+            f"{f.name} must be a positive integer, got {getattr(self, f.name)!r}"
+            for f in fields(self)
+            if type(getattr(self, f.name)) is not int or getattr(self, f.name) <= 0
+        ]
+        if not bad and self.min_session_ttl_ms > self.max_session_ttl_ms:
+            bad.append("min_session_ttl_ms must not exceed max_session_ttl_ms")
+        return bad
+
+
+class RefusedError(Exception):
+    """A value out of bounds; carries the reason to report. Never escapes the state machine."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def check_name(limits: Limits, what: str, name: str) -> None:
+    """A lock or list name: non-empty text without control characters, bounded in bytes."""
+    if not name:
+        raise RefusedError(Reason.INVALID_ARGUMENT, f"{what} must not be empty")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > limits.max_name_bytes:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"{what} is {size} bytes, over max_name_bytes={limits.max_name_bytes}",
+        )
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise RefusedError(Reason.INVALID_ARGUMENT, f"{what} contains a control character")
+
+
+def check_text(limits: Limits, what: str, text: str, bound: int, bound_name: str) -> None:
+    """Free text (client name, host, reason): may be empty, bounded in bytes."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > bound:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT, f"{what} is {size} bytes, over {bound_name}={bound}"
+        )
+
+
+def check_duration(limits: Limits, what: str, value_ms: int, *, zero_ok: bool) -> None:
+    """A duration in ms: 0 only where it means "none", never above max_duration_ms."""
+    if value_ms < 0 or (value_ms == 0 and not zero_ok):
+        raise RefusedError(Reason.INVALID_ARGUMENT, f"{what} must be positive, got {value_ms}")
+    if value_ms > limits.max_duration_ms:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"{what} is {value_ms} ms, over max_duration_ms={limits.max_duration_ms}",
+        )
+
+
+def check_session_ttl(limits: Limits, ttl_ms: int) -> None:
+    if not limits.min_session_ttl_ms <= ttl_ms <= limits.max_session_ttl_ms:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"session ttl_ms must be within [{limits.min_session_ttl_ms}, "
+            f"{limits.max_session_ttl_ms}], got {ttl_ms}",
+        )
+
+
+def check_members(limits: Limits, members: tuple[bytes, ...]) -> None:
+    """A batch of list members: 1..max_batch members of 1..max_member_bytes bytes each."""
+    if not members:
+        raise RefusedError(Reason.INVALID_ARGUMENT, "members must not be empty")
+    if len(members) > limits.max_batch:
+        raise RefusedError(
+            Reason.LIMIT_EXCEEDED,
+            f"batch of {len(members)} members is over max_batch={limits.max_batch}",
+        )
+    for index, member in enumerate(members):
+        if not member:
+            raise RefusedError(Reason.INVALID_ARGUMENT, f"member {index} is empty")
+        if len(member) > limits.max_member_bytes:
+            raise RefusedError(
+                Reason.INVALID_ARGUMENT,
+                f"member {index} is {len(member)} bytes, over "
+                f"max_member_bytes={limits.max_member_bytes}",
+            )
+
+
+def check_page(limits: Limits, limit: int) -> int:
+    """A page size: 0 means the largest page; over max_page is clamped, negative refused."""
+    if limit < 0:
+        raise RefusedError(Reason.INVALID_ARGUMENT, f"limit must not be negative, got {limit}")
+    return min(limit or limits.max_page, limits.max_page)

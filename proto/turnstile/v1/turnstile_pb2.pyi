@@ -1,0 +1,571 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Consistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONSISTENCY_LINEARIZABLE: _ClassVar[Consistency]
+    CONSISTENCY_STALE: _ClassVar[Consistency]
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNKNOWN: _ClassVar[Role]
+    ROLE_FOLLOWER: _ClassVar[Role]
+    ROLE_CANDIDATE: _ClassVar[Role]
+    ROLE_LEADER: _ClassVar[Role]
+CONSISTENCY_LINEARIZABLE: Consistency
+CONSISTENCY_STALE: Consistency
+ROLE_UNKNOWN: Role
+ROLE_FOLLOWER: Role
+ROLE_CANDIDATE: Role
+ROLE_LEADER: Role
+
+class RequestId(_message.Message):
+    __slots__ = ("session_id", "seq", "acked")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    seq: int
+    acked: int
+    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ..., acked: _Optional[int] = ...) -> None: ...
+
+class ResponseHeader(_message.Message):
+    __slots__ = ("node_id", "term", "leader_id", "leader_address", "applied_index")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    term: int
+    leader_id: str
+    leader_address: str
+    applied_index: int
+    def __init__(self, node_id: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[str] = ..., leader_address: _Optional[str] = ..., applied_index: _Optional[int] = ...) -> None: ...
+
+class OpenSessionRequest(_message.Message):
+    __slots__ = ("ttl_ms", "client_name", "client_host", "client_pid")
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    ttl_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    def __init__(self, ttl_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ...) -> None: ...
+
+class OpenSessionResponse(_message.Message):
+    __slots__ = ("header", "session_id", "ttl_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    session_id: int
+    ttl_ms: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., session_id: _Optional[int] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+
+class KeepAliveRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    def __init__(self, session_id: _Optional[int] = ...) -> None: ...
+
+class KeepAliveResponse(_message.Message):
+    __slots__ = ("header", "ttl_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    ttl_ms: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    def __init__(self, session_id: _Optional[int] = ...) -> None: ...
+
+class CloseSessionResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ("after_session_id", "limit", "consistency")
+    AFTER_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    after_session_id: int
+    limit: int
+    consistency: Consistency
+    def __init__(self, after_session_id: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class SessionInfo(_message.Message):
+    __slots__ = ("session_id", "ttl_ms", "client_name", "client_host", "client_pid", "age_ms", "held", "waiting")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    AGE_MS_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    ttl_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    age_ms: int
+    held: _containers.RepeatedScalarFieldContainer[str]
+    waiting: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ..., age_ms: _Optional[int] = ..., held: _Optional[_Iterable[str]] = ..., waiting: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("header", "sessions")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., sessions: _Optional[_Iterable[_Union[SessionInfo, _Mapping]]] = ...) -> None: ...
+
+class AcquireRequest(_message.Message):
+    __slots__ = ("request", "name", "max_hold_ms", "wait_ms")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    max_hold_ms: int
+    wait_ms: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., max_hold_ms: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class AcquireResponse(_message.Message):
+    __slots__ = ("header", "acquired", "token", "expires_in_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    acquired: bool
+    token: int
+    expires_in_ms: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., acquired: _Optional[bool] = ..., token: _Optional[int] = ..., expires_in_ms: _Optional[int] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("request", "name", "token")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    token: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., token: _Optional[int] = ...) -> None: ...
+
+class ReleaseResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class ExtendRequest(_message.Message):
+    __slots__ = ("request", "name", "token", "max_hold_ms")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    token: int
+    max_hold_ms: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., token: _Optional[int] = ..., max_hold_ms: _Optional[int] = ...) -> None: ...
+
+class ExtendResponse(_message.Message):
+    __slots__ = ("header", "expires_in_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    expires_in_ms: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., expires_in_ms: _Optional[int] = ...) -> None: ...
+
+class ValidateRequest(_message.Message):
+    __slots__ = ("name", "token", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    token: int
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., token: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ValidateResponse(_message.Message):
+    __slots__ = ("header", "valid", "current_token")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    valid: bool
+    current_token: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., valid: _Optional[bool] = ..., current_token: _Optional[int] = ...) -> None: ...
+
+class DescribeLockRequest(_message.Message):
+    __slots__ = ("name", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class LockHolder(_message.Message):
+    __slots__ = ("session_id", "token", "held_for_ms", "expires_in_ms", "client_name", "client_host", "client_pid")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    HELD_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    token: int
+    held_for_ms: int
+    expires_in_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    def __init__(self, session_id: _Optional[int] = ..., token: _Optional[int] = ..., held_for_ms: _Optional[int] = ..., expires_in_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ...) -> None: ...
+
+class LockWaiter(_message.Message):
+    __slots__ = ("session_id", "seq", "waited_for_ms", "wait_remaining_ms", "client_name", "client_host", "client_pid")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    WAITED_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_REMAINING_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    session_id: int
+    seq: int
+    waited_for_ms: int
+    wait_remaining_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ..., waited_for_ms: _Optional[int] = ..., wait_remaining_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ...) -> None: ...
+
+class LockInfo(_message.Message):
+    __slots__ = ("name", "holder", "waiters")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    WAITERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    holder: LockHolder
+    waiters: _containers.RepeatedCompositeFieldContainer[LockWaiter]
+    def __init__(self, name: _Optional[str] = ..., holder: _Optional[_Union[LockHolder, _Mapping]] = ..., waiters: _Optional[_Iterable[_Union[LockWaiter, _Mapping]]] = ...) -> None: ...
+
+class DescribeLockResponse(_message.Message):
+    __slots__ = ("header", "lock")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    lock: LockInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., lock: _Optional[_Union[LockInfo, _Mapping]] = ...) -> None: ...
+
+class ListLocksRequest(_message.Message):
+    __slots__ = ("prefix", "after_name", "limit", "consistency")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    AFTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    after_name: str
+    limit: int
+    consistency: Consistency
+    def __init__(self, prefix: _Optional[str] = ..., after_name: _Optional[str] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ListLocksResponse(_message.Message):
+    __slots__ = ("header", "locks")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LOCKS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    locks: _containers.RepeatedCompositeFieldContainer[LockInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., locks: _Optional[_Iterable[_Union[LockInfo, _Mapping]]] = ...) -> None: ...
+
+class SetUpListRequest(_message.Message):
+    __slots__ = ("request", "name", "ttl_ms")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    ttl_ms: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., ttl_ms: _Optional[int] = ...) -> None: ...
+
+class SetUpListResponse(_message.Message):
+    __slots__ = ("header", "created", "expires_in_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    created: bool
+    expires_in_ms: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., created: _Optional[bool] = ..., expires_in_ms: _Optional[int] = ...) -> None: ...
+
+class InsertRequest(_message.Message):
+    __slots__ = ("request", "name", "members")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    members: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., members: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class InsertResult(_message.Message):
+    __slots__ = ("added", "id")
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    added: bool
+    id: int
+    def __init__(self, added: _Optional[bool] = ..., id: _Optional[int] = ...) -> None: ...
+
+class InsertResponse(_message.Message):
+    __slots__ = ("header", "results")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    results: _containers.RepeatedCompositeFieldContainer[InsertResult]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., results: _Optional[_Iterable[_Union[InsertResult, _Mapping]]] = ...) -> None: ...
+
+class ContainsRequest(_message.Message):
+    __slots__ = ("name", "members", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    members: _containers.RepeatedScalarFieldContainer[bytes]
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., members: _Optional[_Iterable[bytes]] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ContainsResponse(_message.Message):
+    __slots__ = ("header", "ids")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class MembersRequest(_message.Message):
+    __slots__ = ("name", "after_id", "limit", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    after_id: int
+    limit: int
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., after_id: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ListMember(_message.Message):
+    __slots__ = ("id", "member")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    member: bytes
+    def __init__(self, id: _Optional[int] = ..., member: _Optional[bytes] = ...) -> None: ...
+
+class MembersResponse(_message.Message):
+    __slots__ = ("header", "members", "size")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    members: _containers.RepeatedCompositeFieldContainer[ListMember]
+    size: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[ListMember, _Mapping]]] = ..., size: _Optional[int] = ...) -> None: ...
+
+class SizeRequest(_message.Message):
+    __slots__ = ("name", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ListInfo(_message.Message):
+    __slots__ = ("name", "size", "ttl_ms", "expires_in_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    ttl_ms: int
+    expires_in_ms: int
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., expires_in_ms: _Optional[int] = ...) -> None: ...
+
+class SizeResponse(_message.Message):
+    __slots__ = ("header", "list")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LIST_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    list: ListInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., list: _Optional[_Union[ListInfo, _Mapping]] = ...) -> None: ...
+
+class TearDownListRequest(_message.Message):
+    __slots__ = ("request", "name")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class TearDownListResponse(_message.Message):
+    __slots__ = ("header", "removed")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    removed: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., removed: _Optional[bool] = ...) -> None: ...
+
+class ListListsRequest(_message.Message):
+    __slots__ = ("prefix", "after_name", "limit", "consistency")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    AFTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    after_name: str
+    limit: int
+    consistency: Consistency
+    def __init__(self, prefix: _Optional[str] = ..., after_name: _Optional[str] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ListListsResponse(_message.Message):
+    __slots__ = ("header", "lists")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LISTS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    lists: _containers.RepeatedCompositeFieldContainer[ListInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., lists: _Optional[_Iterable[_Union[ListInfo, _Mapping]]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StateCounts(_message.Message):
+    __slots__ = ("sessions", "locks_held", "waiters", "lists", "members")
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    LOCKS_HELD_FIELD_NUMBER: _ClassVar[int]
+    WAITERS_FIELD_NUMBER: _ClassVar[int]
+    LISTS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    sessions: int
+    locks_held: int
+    waiters: int
+    lists: int
+    members: int
+    def __init__(self, sessions: _Optional[int] = ..., locks_held: _Optional[int] = ..., waiters: _Optional[int] = ..., lists: _Optional[int] = ..., members: _Optional[int] = ...) -> None: ...
+
+class StatusResponse(_message.Message):
+    __slots__ = ("header", "node_id", "client_address", "peer_address", "role", "commit_index", "last_contact_ms", "healthy", "version", "counts", "follower_lag")
+    class FollowerLagEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LAST_CONTACT_MS_FIELD_NUMBER: _ClassVar[int]
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_LAG_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    node_id: str
+    client_address: str
+    peer_address: str
+    role: Role
+    commit_index: int
+    last_contact_ms: int
+    healthy: bool
+    version: str
+    counts: StateCounts
+    follower_lag: _containers.ScalarMap[str, int]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., node_id: _Optional[str] = ..., client_address: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., commit_index: _Optional[int] = ..., last_contact_ms: _Optional[int] = ..., healthy: _Optional[bool] = ..., version: _Optional[str] = ..., counts: _Optional[_Union[StateCounts, _Mapping]] = ..., follower_lag: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class ClusterMember(_message.Message):
+    __slots__ = ("node_id", "peer_address", "client_address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    peer_address: str
+    client_address: str
+    def __init__(self, node_id: _Optional[str] = ..., peer_address: _Optional[str] = ..., client_address: _Optional[str] = ...) -> None: ...
+
+class MembersListRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MembersListResponse(_message.Message):
+    __slots__ = ("header", "members")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    members: _containers.RepeatedCompositeFieldContainer[ClusterMember]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[ClusterMember, _Mapping]]] = ...) -> None: ...
+
+class AddMemberRequest(_message.Message):
+    __slots__ = ("member",)
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    member: ClusterMember
+    def __init__(self, member: _Optional[_Union[ClusterMember, _Mapping]] = ...) -> None: ...
+
+class AddMemberResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class ForceReleaseRequest(_message.Message):
+    __slots__ = ("name", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ForceReleaseResponse(_message.Message):
+    __slots__ = ("header", "session_id", "token")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    session_id: int
+    token: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., session_id: _Optional[int] = ..., token: _Optional[int] = ...) -> None: ...
