@@ -7,6 +7,8 @@ result) and ``to_status`` turns it into a ``grpc_status`` Status whose details c
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -45,14 +47,23 @@ class TurnstileError(Exception):
         return STATUS_CODES[self.reason]
 
 
-def to_status(reason: Reason, detail: str, metadata: dict[str, str] | None = None) -> grpc.Status:
-    """The gRPC status for a reason: code from the table, message "REASON: detail",
-    and an ErrorInfo detail (domain turnstile.v1) carrying the reason and ``metadata``."""
+class _Status(NamedTuple):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def to_status(reason: Reason, detail: str, metadata: dict[str, str] | None = None) -> _Status:
+    """The gRPC status for a reason: code from the table, message "REASON: detail", and an
+    ErrorInfo detail (domain turnstile.v1) carrying the reason and ``metadata``.
+    ``metadata`` also goes out as plain trailing metadata (e.g. the leader hint)."""
     code = STATUS_CODES[reason]
     info = error_details_pb2.ErrorInfo(reason=reason.value, domain=DOMAIN, metadata=metadata)
     status = status_pb2.Status(code=code.value[0], message=f"{reason.value}: {detail}")
     status.details.add().Pack(info)
-    return rpc_status.to_status(status)
+    rich = rpc_status.to_status(status)
+    extra = tuple((metadata or {}).items())
+    return _Status(rich.code, rich.details, tuple(rich.trailing_metadata) + extra)
 
 
 def reason_of(status: status_pb2.Status | None) -> Reason | None:
@@ -69,4 +80,3 @@ def reason_of(status: status_pb2.Status | None) -> Reason | None:
                 except ValueError:
                     return None
     return None
-

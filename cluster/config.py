@@ -1,0 +1,467 @@
+"""Node configuration: one frozen ``NodeConfig`` from a TOML file, the environment and flags.
+
+Every option has one dotted name (``node_id``, ``timing.heartbeat_ms``, ``limits.max_batch``).
+The same name keys the flags mapping, derives the environment variable (``TURNSTILE_`` + the
+name upper-cased, dots as underscores) and, split at the dot, locates the key in the file. A
+value is taken from the first source that sets it: flag, then environment, then file, then the
+default. Bad configuration is refused at start with a ``ConfigError`` whose message begins with
+the option's name, so an operator knows which line to fix rather than meeting a crash later.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from turnstile.cluster.limits import Limits
+
+#: Prefix of every environment variable the loader reads.
+ENV_PREFIX = "TURNSTILE_"
+#: Name used in errors about the configuration file itself (the CLI's ``--config``).
+CONFIG_OPTION = "config"
+#: Shortest peer password accepted; shorter ones are too easy to guess for a cluster secret.
+MIN_PASSWORD_CHARS = 16
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+_NODE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_NODE_ID_RULE = "must be 1 to 64 of A-Z a-z 0-9 _ . -"
+# A DNS name or IPv4 address; excludes ':' (IPv6 must be bracketed) and the ',', '=', '/'
+# separators of the peers string form.
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+class ConfigError(ValueError):
+    """A bad option. The message starts with the option's dotted name, then ``": "``."""
+
+    @property
+    def option(self) -> str:
+        """The option named at the start of the message."""
+        return str(self).split(":", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """One cluster member, as every node must know it to connect and to hint at the leader."""
+
+    node_id: str
+    #: host:port of its Raft port.
+    peer_address: str
+    #: host:port of its gRPC port, handed to clients as the leader hint.
+    client_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Raft and connection timing; defaults suit a LAN with sub-millisecond round trips."""
+
+    #: Followers wait a random time in [min, max) without heartbeats before standing for leader.
+    election_timeout_min_ms: int = 500
+    election_timeout_max_ms: int = 1000
+    #: Raft append-entries period; at most a third of the shortest election timeout.
+    heartbeat_ms: int = 50
+    #: How long a proposal may wait for commit before the caller gets UNKNOWN_OUTCOME.
+    commit_timeout_ms: int = 5000
+    #: Reconnect period to a lost peer.
+    connection_retry_ms: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything one node needs to start; built and checked by ``load_config``."""
+
+    node_id: str
+    client_address: str
+    peer_address: str
+    data_dir: Path
+    peer_password_file: Path
+    #: All members of the cluster, this node included, sorted by node_id.
+    peers: tuple[Peer, ...]
+    log_level: str = "INFO"
+    log_format: str = "text"
+    timing: Timing = field(default_factory=Timing)
+    limits: Limits = field(default_factory=Limits)
+
+    def others(self) -> tuple[Peer, ...]:
+        """The members this node replicates to: every peer except itself."""
+        return tuple(peer for peer in self.peers if peer.node_id != self.node_id)
+
+    def peer_by_peer_address(self, address: str) -> Peer | None:
+        """The member behind a Raft address (connections identify peers by address)."""
+        return next((peer for peer in self.peers if peer.peer_address == address), None)
+
+    def read_password(self) -> str:
+        """The shared peer secret, read on demand so it is never kept in the config or logged."""
+        path = self.peer_password_file
+        try:
+            password = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"peer_password_file: cannot read {path}: {exc.strerror or exc}"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"peer_password_file: {path} is not UTF-8 text") from exc
+        if not password:
+            raise ConfigError(f"peer_password_file: {path} is empty")
+        if len(password) < MIN_PASSWORD_CHARS:
+            raise ConfigError(
+                f"peer_password_file: the password in {path} has {len(password)} characters, "
+                f"need at least {MIN_PASSWORD_CHARS}"
+            )
+        return password
+
+
+_TOP_LEVEL = (
+    "node_id",
+    "client_address",
+    "peer_address",
+    "data_dir",
+    "peer_password_file",
+    "log_level",
+    "log_format",
+    "peers",
+)
+_PATHS = ("data_dir", "peer_password_file")
+_STRINGS = tuple(name for name in _TOP_LEVEL if name not in (*_PATHS, "peers"))
+_REQUIRED = ("node_id", "client_address", "peer_address", "data_dir", "peer_password_file", "peers")
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "timing": tuple(f.name for f in fields(Timing)),
+    "limits": tuple(f.name for f in fields(Limits)),
+}
+_PEER_KEYS = ("node_id", "peer_address", "client_address")
+
+
+def option_names() -> list[str]:
+    """Every dotted option name, in documentation order; the CLI derives its flags from it."""
+    return [
+        *_TOP_LEVEL,
+        *(f"{section}.{name}" for section, names in _SECTIONS.items() for name in names),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """One option's value as a source gave it, with what is needed to interpret and blame it."""
+
+    value: object
+    #: Where it came from, for error messages: a file path, a variable or a flag.
+    origin: str
+    #: Directory a relative path is resolved against; None means the current directory.
+    base: Path | None
+    #: True for env and flags: the value is text to parse, not a typed TOML value.
+    text: bool
+
+
+def load_config(path: Path | None, env: Mapping[str, str], flags: Mapping[str, str]) -> NodeConfig:
+    """Merge flags over env over the file over defaults, then check everything.
+
+    ``flags`` is keyed by dotted option name and holds only the flags actually given. Raises
+    ``ConfigError`` for the first problem found, naming its option.
+    """
+    raw: dict[str, _Raw] = {}
+    if path is not None:
+        raw.update(_read_file(path))
+    known = option_names()
+    for name in known:
+        variable = _env_var(name)
+        if variable in env:
+            raw[name] = _Raw(env[variable], variable, None, text=True)
+    for name, value in flags.items():
+        if name not in known:
+            raise _unknown(name)
+        raw[name] = _Raw(value, _flag(name), None, text=True)
+    return _build(raw)
+
+
+def config_to_toml(config: NodeConfig) -> str:
+    """A TOML document that ``load_config`` reads back to an equal config.
+
+    Every option is written, defaults included, so an operator reading a node.toml sees the
+    values in force without looking them up; paths are absolute so the file can move.
+    """
+    lines = ["# Turnstile node configuration.", ""]
+    for name in _TOP_LEVEL:
+        if name == "peers":
+            continue
+        value = getattr(config, name)
+        text = str(value.absolute()) if isinstance(value, Path) else value
+        lines.append(f"{name} = {_toml_string(text)}")
+    for section, names in _SECTIONS.items():
+        values = getattr(config, section)
+        lines += ["", f"[{section}]", *(f"{name} = {getattr(values, name)}" for name in names)]
+    for peer in config.peers:
+        lines += ["", "[[peers]]"]
+        lines += [f"{key} = {_toml_string(getattr(peer, key))}" for key in _PEER_KEYS]
+    return "\n".join(lines) + "\n"
+
+
+def _env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper().replace(".", "_")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace(".", "-").replace("_", "-")
+
+
+def _unknown(name: str) -> ConfigError:
+    """Unknown names are refused, not ignored: a typo must not silently leave a default."""
+    close = difflib.get_close_matches(name, [*option_names(), *_SECTIONS], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{name}: unknown option {name!r}{hint}")
+
+
+def _read_file(path: Path) -> dict[str, _Raw]:
+    """The file's options by dotted name; relative paths in it are relative to its directory."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{CONFIG_OPTION}: cannot read {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{CONFIG_OPTION}: {path} is not valid TOML: {exc}") from exc
+    base = path.absolute().parent
+    origin = str(path)
+    raw: dict[str, _Raw] = {}
+    for key, value in document.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: must be a table, got {value!r} (from {origin})")
+            for sub, sub_value in value.items():
+                name = f"{key}.{sub}"
+                if sub not in _SECTIONS[key]:
+                    raise _unknown(name)
+                raw[name] = _Raw(sub_value, origin, base, text=False)
+        elif key in _TOP_LEVEL:
+            raw[key] = _Raw(value, origin, base, text=False)
+        else:
+            raise _unknown(key)
+    return raw
+
+
+def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
+    """Check each option on its own in documentation order, then the ones that constrain others."""
+    for name in _REQUIRED:
+        if name not in raw:
+            raise ConfigError(
+                f"{name}: required; set it in the config file, with {_flag(name)} "
+                f"or with {_env_var(name)}"
+            )
+    strings = {name: _string(name, raw[name]) for name in _STRINGS if name in raw}
+    node_id = strings["node_id"]
+    if not _NODE_ID.fullmatch(node_id):
+        raise ConfigError(f"node_id: {_NODE_ID_RULE}, got {node_id!r}")
+    for name in ("client_address", "peer_address"):
+        problem = _address_problem(strings[name])
+        if problem:
+            raise ConfigError(f"{name}: {problem}")
+    if strings["client_address"] == strings["peer_address"]:
+        raise ConfigError(
+            f"peer_address: must differ from client_address {strings['peer_address']!r}"
+        )
+    paths = {name: _path(name, raw[name]) for name in _PATHS}
+    log_level = strings.get("log_level", "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    log_format = strings.get("log_format", "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"log_format: must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+        )
+    this = Peer(node_id, strings["peer_address"], strings["client_address"])
+    peers = _check_peers(this, _peers(raw["peers"]))
+    ints = {
+        section: {
+            name: _positive_int(f"{section}.{name}", raw[f"{section}.{name}"])
+            for name in names
+            if f"{section}.{name}" in raw
+        }
+        for section, names in _SECTIONS.items()
+    }
+    timing = Timing(**ints["timing"])
+    _check_timing(timing)
+    limits = Limits(**ints["limits"])
+    problems = limits.problems()
+    if problems:
+        # Limits names the field first: "max_batch must be ...".
+        name, _, detail = problems[0].partition(" ")
+        raise ConfigError(f"limits.{name}: {detail}")
+    return NodeConfig(
+        node_id=node_id,
+        client_address=this.client_address,
+        peer_address=this.peer_address,
+        data_dir=paths["data_dir"],
+        peer_password_file=paths["peer_password_file"],
+        peers=peers,
+        log_level=log_level,
+        log_format=log_format,
+        timing=timing,
+        limits=limits,
+    )
+
+
+def _string(name: str, raw: _Raw) -> str:
+    if not isinstance(raw.value, str):
+        raise ConfigError(f"{name}: must be a string, got {raw.value!r} (from {raw.origin})")
+    return raw.value
+
+
+def _path(name: str, raw: _Raw) -> Path:
+    """Relative to the file that set it, or to the current directory for env and flags."""
+    text = _string(name, raw)
+    if not text:
+        raise ConfigError(f"{name}: must not be empty (from {raw.origin})")
+    path = Path(text)
+    if path.is_absolute():
+        return path
+    return (raw.base or Path.cwd()) / path
+
+
+def _positive_int(name: str, raw: _Raw) -> int:
+    """Strict: TOML must hold an int (not a bool, float or string); env and flags go via int()."""
+    value = raw.value
+    number: int | None = None
+    if raw.text and isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    elif type(value) is int:
+        number = value
+    if number is None or number <= 0:
+        raise ConfigError(f"{name}: must be a positive integer, got {value!r} (from {raw.origin})")
+    return number
+
+
+def _address_problem(address: str) -> str | None:
+    """What is wrong with a host:port, if anything; IPv6 hosts must be bracketed."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host:
+        return f"must be host:port, got {address!r}"
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host[1:-1]!r} in {address!r} is not an IPv6 address"
+    elif not _HOST.fullmatch(host):
+        return f"host {host!r} in {address!r} is not a host name or address (IPv6 as [::1]:7000)"
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return f"port {port!r} in {address!r} must be 1..65535"
+    return None
+
+
+def _peers(raw: _Raw) -> list[Peer]:
+    """Either the string form (env, flags) or the file's ``[[peers]]`` tables."""
+    value = raw.value
+    if isinstance(value, str):
+        return [_parse_peer(item, raw.origin) for item in value.split(",") if item.strip()]
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"peers: must be [[peers]] tables or 'id=peer_host:port/client_host:port,...', "
+            f"got {value!r} (from {raw.origin})"
+        )
+    return [_peer_table(index, entry, raw.origin) for index, entry in enumerate(value, 1)]
+
+
+def _parse_peer(item: str, origin: str) -> Peer:
+    node_id, equals, addresses = item.strip().partition("=")
+    peer_address, slash, client_address = addresses.partition("/")
+    if not equals or not slash:
+        raise ConfigError(
+            f"peers: entry {item.strip()!r} must be node_id=peer_address/client_address "
+            f"(from {origin})"
+        )
+    return Peer(node_id.strip(), peer_address.strip(), client_address.strip())
+
+
+def _peer_table(index: int, entry: object, origin: str) -> Peer:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"peers: entry {index} must be a table, got {entry!r} (from {origin})")
+    for key in entry:
+        if key not in _PEER_KEYS:
+            raise ConfigError(f"peers: entry {index} has unknown key {key!r} (from {origin})")
+    for key in _PEER_KEYS:
+        if not isinstance(entry.get(key), str):
+            raise ConfigError(f"peers: entry {index} needs {key} as a string (from {origin})")
+    return Peer(entry["node_id"], entry["peer_address"], entry["client_address"])
+
+
+def _check_peers(this: Peer, peers: list[Peer]) -> tuple[Peer, ...]:
+    """Every member valid and distinct, and this node agreeing with itself; sorted by node_id.
+
+    Listing only the other members is allowed: this node is added from its own options.
+    """
+    if not peers:
+        raise ConfigError("peers: must list at least one node")
+    by_id: dict[str, Peer] = {}
+    for peer in peers:
+        if not _NODE_ID.fullmatch(peer.node_id):
+            raise ConfigError(f"peers: node id {_NODE_ID_RULE}, got {peer.node_id!r}")
+        if peer.node_id in by_id:
+            raise ConfigError(f"peers: node id {peer.node_id!r} is listed twice")
+        for kind in ("peer_address", "client_address"):
+            problem = _address_problem(getattr(peer, kind))
+            if problem:
+                raise ConfigError(f"peers: {kind} of {peer.node_id}: {problem}")
+        by_id[peer.node_id] = peer
+    listed = by_id.setdefault(this.node_id, this)
+    for kind in ("peer_address", "client_address"):
+        if getattr(listed, kind) != getattr(this, kind):
+            raise ConfigError(
+                f"peers: entry for this node {this.node_id} has {kind} {getattr(listed, kind)}, "
+                f"but {kind} is {getattr(this, kind)}"
+            )
+    users: dict[str, str] = {}
+    for peer in by_id.values():
+        for kind in ("peer_address", "client_address"):
+            address = getattr(peer, kind)
+            user = f"{peer.node_id} {kind}"
+            if address in users:
+                raise ConfigError(
+                    f"peers: address {address} is used twice ({users[address]}, {user})"
+                )
+            users[address] = user
+    return tuple(sorted(by_id.values(), key=lambda peer: peer.node_id))
+
+
+def _check_timing(timing: Timing) -> None:
+    """Relations Raft needs: a real election window, and heartbeats well inside it."""
+    if timing.election_timeout_min_ms >= timing.election_timeout_max_ms:
+        raise ConfigError(
+            f"timing.election_timeout_min_ms: must be less than timing.election_timeout_max_ms "
+            f"({timing.election_timeout_min_ms} >= {timing.election_timeout_max_ms})"
+        )
+    if timing.heartbeat_ms * 3 > timing.election_timeout_min_ms:
+        raise ConfigError(
+            f"timing.heartbeat_ms: must be at most a third of timing.election_timeout_min_ms "
+            f"so followers do not time out between heartbeats "
+            f"({timing.heartbeat_ms} * 3 > {timing.election_timeout_min_ms})"
+        )
+
+
+_TOML_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string; control characters escaped as TOML requires."""
+    out = []
+    for char in text:
+        if char in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

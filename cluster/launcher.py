@@ -1,0 +1,196 @@
+"""The local three-node cluster behind ``turnstile cluster up``, and the pieces tests reuse.
+
+A cluster directory holds ``peer.secret`` (the shared peer password) and one directory per
+node with ``node.toml``, its Raft journal and snapshot, and ``node.log``. Starting again on the
+same directory restarts the same cluster with its state.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from turnstile.cluster.config import NodeConfig, Peer, config_to_toml, load_config
+from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+
+CONFIG_NAME = "node.toml"
+LOG_NAME = "node.log"
+SECRET_NAME = "peer.secret"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def write_cluster(directory: Path, nodes: int = 3, host: str = "127.0.0.1") -> list[Path]:
+    """Writes configs for a new local cluster on free ports; returns the node.toml paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    secret = directory / SECRET_NAME
+    secret.write_text(secrets.token_hex(32) + "\n")
+    secret.chmod(0o600)
+    peers = tuple(
+        Peer(f"n{i}", f"{host}:{free_port(host)}", f"{host}:{free_port(host)}")
+        for i in range(1, nodes + 1)
+    )
+    paths = []
+    for peer in peers:
+        node_dir = directory / peer.node_id
+        node_dir.mkdir(exist_ok=True)
+        config = NodeConfig(
+            node_id=peer.node_id,
+            client_address=peer.client_address,
+            peer_address=peer.peer_address,
+            data_dir=(node_dir / "data").resolve(),
+            peer_password_file=secret.resolve(),
+            peers=peers,
+        )
+        path = node_dir / CONFIG_NAME
+        path.write_text(config_to_toml(config), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def existing_cluster(directory: Path) -> list[Path]:
+    """The node.toml paths of a cluster written earlier, in node order; empty if none."""
+    return sorted(directory.glob(f"*/{CONFIG_NAME}"))
+
+
+def read_config(path: Path) -> NodeConfig:
+    return load_config(path, env={}, flags={})
+
+
+@dataclass
+class NodeProcess:
+    """One ``turnstile serve`` child process, tracked by PID."""
+
+    config_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.config_path.parent / LOG_NAME
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "turnstile.cluster",
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, as far as the cluster can tell."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+def node_status(client_address: str, timeout: float = 1.0) -> pb.StatusResponse | None:
+    """The node's own status, or None if it does not answer."""
+    with grpc.insecure_channel(client_address) as channel:
+        try:
+            return pb_grpc.ClusterStub(channel).Status(pb.StatusRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return None
+
+
+def wait_for_leader(addresses: list[str], timeout: float) -> str | None:
+    """Client address of a leader that answers, once one is serving; None on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for address in addresses:
+            status = node_status(address)
+            if status is not None and status.role == pb.ROLE_LEADER:
+                return address
+        time.sleep(0.1)
+    return None
+
+
+def cluster_up(directory: Path, nodes: int, host: str) -> int:
+    """Starts (or restarts) a local cluster and runs until SIGINT/SIGTERM; returns exit code."""
+    paths = existing_cluster(directory)
+    if paths:
+        print(f"restarting the cluster in {directory}")
+    else:
+        paths = write_cluster(directory, nodes, host)
+        print(f"created a {nodes}-node cluster in {directory}")
+    configs = [read_config(p) for p in paths]
+    children = [NodeProcess(p) for p in paths]
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        for child in children:
+            child.start()
+        addresses = [c.client_address for c in configs]
+        leader = wait_for_leader(addresses, timeout=30)
+        if leader is None:
+            print("no leader was elected within 30 s; see the node.log files", file=sys.stderr)
+            return 1
+        for config, child in zip(configs, children, strict=True):
+            print(
+                f"  {config.node_id}  client {config.client_address}  pid {child.pid}  "
+                f"log {child.log_path}"
+            )
+        print(f"leader: {leader}")
+        print(f"export TURNSTILE_ENDPOINTS={','.join(addresses)}")
+        print("press Ctrl-C to stop", flush=True)
+        while not stopping:
+            for config, child in zip(configs, children, strict=True):
+                if not child.running():
+                    print(f"node {config.node_id} exited; see {child.log_path}", file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        for child in children:
+            child.stop()
+        print("cluster stopped")

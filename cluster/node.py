@@ -1,0 +1,325 @@
+"""The composition root of one node: Raft replica, leader duties, gRPC server.
+
+Threads: pysyncobj runs on the raft loop thread (``turnstile.cluster.raft``); everything else
+runs on one asyncio loop. The raft thread hands results and applied events over with
+``call_soon_threadsafe``.
+
+Leader duties, all on the asyncio loop:
+
+- **Promotion.** On becoming leader the node proposes a ``Tick`` and serves nothing until it is
+  applied: then every entry of earlier terms is applied too, the log clock base is taken from
+  the state, and every session gets a fresh deadline of now + TTL.
+- **Log time.** ``now_ms`` = the log clock at promotion + this node's *monotonic* time since.
+  Never the wall clock, so a skewed clock on a new leader cannot expire anything early.
+- **Expiries.** Sessions whose keep-alive deadline passed get ``ExpireSession``; when a lock
+  max-hold, waiter deadline or list TTL falls due, a ``Tick`` is proposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from turnstile.cluster.commands import (
+    Command,
+    Err,
+    ExpireSession,
+    Result,
+    SessionEnded,
+    SessionOpened,
+    Tick,
+    WaiterResolved,
+    encode_command,
+)
+from turnstile.cluster.config import NodeConfig
+from turnstile.cluster.errors import TurnstileError
+from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.reasons import Reason
+from turnstile.cluster.sessions import SessionTracker
+from turnstile.cluster.state import Applied, StateMachine
+from turnstile.cluster.waiters import ReadBarrier, WaiterRegistry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Longest sleep of the duties loop when nothing is due (it also refreshes health).
+_DUTIES_IDLE_S = 0.5
+
+
+class Node:
+    """One Turnstile node. Create and use it on a running asyncio loop."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.tracker = SessionTracker()
+        self.waiters = WaiterRegistry()
+        self.barrier = ReadBarrier(self._commit_barrier)
+        self._leading = False
+        self._base_clock = 0
+        self._base_mono = time.monotonic()
+        self._duties_wake = asyncio.Event()
+        self._tick_in_flight = False
+        self._applied: deque[tuple[Command | None, Applied]] = deque()
+        self._drain_scheduled = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._duties: asyncio.Task[None] | None = None
+        self._health_listeners: list[Callable[[bool], Awaitable[None]]] = []
+        timing = config.timing
+        self.raft = RaftNode(
+            RaftOptions(
+                self_address=config.peer_address,
+                other_addresses=tuple(p.peer_address for p in config.others()),
+                data_dir=str(config.data_dir),
+                password=config.read_password(),
+                election_timeout_min_s=timing.election_timeout_min_ms / 1000,
+                election_timeout_max_s=timing.election_timeout_max_ms / 1000,
+                heartbeat_s=timing.heartbeat_ms / 1000,
+                connection_retry_s=timing.connection_retry_ms / 1000,
+            ),
+            state=StateMachine(config.limits),
+            on_applied=self._on_applied,
+            on_role=self._on_role,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.raft.start()
+        self._duties = self.loop.create_task(self._duties_loop())
+
+    async def stop(self) -> None:
+        if self._duties is not None:
+            self._duties.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self.waiters.fail_all(TurnstileError(Reason.UNAVAILABLE, "node is shutting down"))
+        await asyncio.to_thread(self.raft.stop)
+
+    def add_health_listener(self, listener: Callable[[bool], Awaitable[None]]) -> None:
+        self._health_listeners.append(listener)
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def leading(self) -> bool:
+        """Leader, and its promotion entry applied: may serve writes and linearizable reads."""
+        return self._leading and self.raft.is_leader
+
+    @property
+    def healthy(self) -> bool:
+        return self.raft.leader_address is not None
+
+    def now_ms(self) -> int:
+        """Log time on the leader: clock at promotion plus monotonic time since."""
+        return self._base_clock + int((time.monotonic() - self._base_mono) * 1000)
+
+    def leader_ids(self) -> tuple[str, str]:
+        """(node id, client address) of the leader as this node knows it; empty if none."""
+        address = self.raft.leader_address
+        peer = self.config.peer_by_peer_address(address) if address else None
+        return (peer.node_id, peer.client_address) if peer else ("", "")
+
+    def require_leader(self) -> None:
+        if not self.leading:
+            leader_id, _ = self.leader_ids()
+            if self.raft.is_leader:
+                raise TurnstileError(Reason.NOT_LEADER, "leader is still taking office; retry")
+            raise TurnstileError(
+                Reason.NOT_LEADER,
+                f"node {self.config.node_id} is not the leader"
+                + (f"; leader is {leader_id}" if leader_id else "; no leader known"),
+            )
+
+    # ------------------------------------------------------------------ writes and reads
+
+    async def execute(self, build: Callable[[int], Command]) -> Result:
+        """Proposes ``build(now)`` as leader; returns its result, raising for ``Err``."""
+        self.require_leader()
+        applied = await self._submit(build(self.now_ms()))
+        result = applied.result
+        if isinstance(result, Err):
+            raise TurnstileError(result.reason, result.detail)
+        return result
+
+    async def read(self, linearizable: bool, reader: Callable[[StateMachine, int], T]) -> T:
+        """Runs ``reader(state, now_ms)``: after a barrier on the leader, or locally if stale."""
+        if linearizable:
+            self.require_leader()
+            await self.barrier.wait()
+            self.require_leader()
+            now = self.now_ms()
+        else:
+            now = self.raft.read(lambda s: s.clock) if not self.leading else self.now_ms()
+        result = self.raft.read(lambda state: reader(state, now))
+        if isinstance(result, Err):
+            raise TurnstileError(result.reason, result.detail)
+        return result
+
+    async def _submit(self, command: Command) -> Applied:
+        """Proposes one command and waits for it to be applied here."""
+        future: asyncio.Future[Applied] = self.loop.create_future()
+
+        def settle(result: Any, error: int) -> None:
+            if not future.done():
+                if error == SUCCESS:
+                    future.set_result(result)
+                else:
+                    future.set_exception(_proposal_error(error))
+
+        def on_commit(result: Any, error: int) -> None:
+            self.loop.call_soon_threadsafe(settle, result, error)
+
+        self.raft.submit(encode_command(command), on_commit)
+        timeout = self.config.timing.commit_timeout_ms / 1000
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise TurnstileError(
+                Reason.UNKNOWN_OUTCOME,
+                f"not committed within {timeout:g}s; retry with the same request id",
+            ) from None
+
+    async def _commit_barrier(self) -> None:
+        term = self.raft.term
+        await self._submit(Tick(self.now_ms()))
+        if not self.raft.is_leader or self.raft.term != term:
+            raise TurnstileError(Reason.NOT_LEADER, "leadership changed during the read")
+
+    # ------------------------------------------------------------------ applied entries
+
+    def _on_applied(self, command: Command | None, applied: Applied) -> None:
+        """Raft thread: queue for the asyncio loop, scheduling one drain per burst."""
+        self._applied.append((command, applied))
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            # RuntimeError: the loop is closed, the node is stopping.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._drain_applied)
+
+    def _drain_applied(self) -> None:
+        self._drain_scheduled = False
+        while self._applied:
+            _command, applied = self._applied.popleft()
+            result = applied.result
+            if isinstance(result, SessionOpened) and self._leading:
+                self.tracker.add(result.session, result.ttl_ms, time.monotonic())
+            for event in applied.events:
+                if isinstance(event, WaiterResolved):
+                    self.waiters.resolve((event.session, event.seq), event.result)
+                elif isinstance(event, SessionEnded):
+                    self.tracker.remove(event.session)
+                    log.info("session %d ended: %s", event.session, event.cause)
+                else:
+                    log.info("%s", event)
+        self._duties_wake.set()
+
+    # ------------------------------------------------------------------ leadership
+
+    def _on_role(self, was_leader: bool, is_leader: bool) -> None:
+        """Raft thread."""
+        # RuntimeError: the loop is closed, the node is stopping.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._role_changed, was_leader, is_leader)
+
+    def _role_changed(self, was_leader: bool, is_leader: bool) -> None:
+        if is_leader and not was_leader:
+            log.info("became leader in term %d; taking office", self.raft.term)
+            self._spawn(self._take_office(self.raft.term))
+        elif was_leader and not is_leader:
+            log.warning("lost leadership in term %d", self.raft.term)
+            self._leading = False
+            self.tracker.clear()
+            self.waiters.fail_all(
+                TurnstileError(Reason.NOT_LEADER, "leadership lost; retry with the same request id")
+            )
+        self._duties_wake.set()
+
+    async def _take_office(self, term: int) -> None:
+        clock = self.raft.read(lambda s: s.clock)
+        try:
+            await self._submit(Tick(clock))
+        except TurnstileError as exc:
+            log.warning("could not take office in term %d: %s", term, exc)
+            return
+        if not self.raft.is_leader or self.raft.term != term:
+            return
+        self._base_clock = self.raft.read(lambda s: s.clock)
+        self._base_mono = time.monotonic()
+        sessions = self.raft.read(lambda s: [(i, s.sessions[i].ttl_ms) for i in s.sessions])
+        self.tracker.reset(sessions, self._base_mono)
+        self._leading = True
+        log.info("leader in term %d serving; %d sessions tracked", term, len(sessions))
+        self._duties_wake.set()
+
+    async def _duties_loop(self) -> None:
+        healthy = None
+        while True:
+            timeout = self._perform_duties()
+            if self.healthy != healthy:
+                healthy = self.healthy
+                for listener in self._health_listeners:
+                    await listener(healthy)
+            self._duties_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._duties_wake.wait(), timeout)
+
+    def _perform_duties(self) -> float:
+        """Proposes due expiries; returns seconds until the next one (capped)."""
+        if not self.leading:
+            return _DUTIES_IDLE_S
+        now_mono = time.monotonic()
+        for session in self.tracker.take_due(now_mono):
+            self._spawn(self._expire(session))
+        wake_at = now_mono + _DUTIES_IDLE_S
+        next_session = self.tracker.next_deadline()
+        if next_session is not None:
+            wake_at = min(wake_at, next_session)
+        due = self.raft.read(lambda s: s.next_due())
+        if due is not None:
+            due_mono = self._base_mono + (due - self._base_clock) / 1000
+            if due_mono <= now_mono:
+                if not self._tick_in_flight:
+                    self._tick_in_flight = True
+                    self._spawn(self._tick())
+            else:
+                wake_at = min(wake_at, due_mono)
+        return max(0.0, wake_at - now_mono)
+
+    async def _expire(self, session: int) -> None:
+        try:
+            await self._submit(ExpireSession(self.now_ms(), session))
+            log.info("session %d expired: no keep-alive within its TTL", session)
+        except TurnstileError as exc:
+            log.warning("expiring session %d failed: %s", session, exc)
+            self.tracker.retry_later(session, time.monotonic())
+
+    async def _tick(self) -> None:
+        try:
+            await self._submit(Tick(self.now_ms()))
+        except TurnstileError as exc:
+            log.warning("tick failed: %s", exc)
+        finally:
+            self._tick_in_flight = False
+            self._duties_wake.set()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _proposal_error(error: int) -> TurnstileError:
+    if error in NOT_APPLIED:
+        return TurnstileError(Reason.NOT_LEADER, f"not applied (raft: {error}); retry")
+    return TurnstileError(
+        Reason.UNKNOWN_OUTCOME,
+        f"leadership changed before the outcome was known (raft: {error}); "
+        "retry with the same request id",
+    )

@@ -1,0 +1,376 @@
+"""The pysyncobj adapter: one Raft replica of the state machine, driven by a loop we own.
+
+Everything that touches pysyncobj lives here. It reaches into name-mangled internals of
+pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pysyncobj internal``:
+
+- ``SyncObj._SyncObj__onMessageReceived`` is wrapped with the *nextIndex guard*: after a
+  successful, non-reset ``next_node_idx`` ack, the leader never lets ``nextIndex`` of that
+  follower move backwards. Without it a late ack of an older batch rewinds ``nextIndex``, the
+  leader resends entries the follower already has with an older ``prevLogIdx``, and the
+  follower truncates already-applied entries ("truncating already-applied log entries",
+  CRITICAL) - a committed entry can then be lost if the leader dies in that window.
+- Commit latency. In batch mode pysyncobj sends AppendEntries only when
+  ``__newAppendEntriesTime`` has passed, and moves queued commands into the log *after* that
+  check, so every command waits about two ticks. Our loop moves the queue into the log first
+  (``_checkCommandsToApply``), is woken by a socketpair on submit, and zeroes
+  ``__newAppendEntriesTime`` when there is something to send and no batch is in flight to any
+  connected follower (one batch in flight per follower), or the commit index moved.
+
+The replicated surface is one method, ``apply(payload: bytes)``: pysyncobj numbers replicated
+methods by sorted name, so a second one would renumber ids stored in old journals. The payload
+is our own versioned msgpack command (``turnstile.cluster.commands``).
+
+Snapshots go through pysyncobj's serializer hooks as a msgpack document holding our versioned
+state snapshot and pysyncobj's raft metadata; the file is fsynced before pysyncobj renames it
+into place. pysyncobj's journal itself is an mmap that is never fsynced: durable against a
+process crash, not against power loss of a majority.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.node import TCPNode
+from pysyncobj.poller import POLL_EVENT_TYPE
+
+from turnstile.cluster import snapshot
+from turnstile.cluster.commands import CodecError, Command, Err, decode_command
+from turnstile.cluster.reasons import Reason
+from turnstile.cluster.state import Applied, StateMachine
+
+log = logging.getLogger(__name__)
+
+#: (result or None, pysyncobj FAIL_REASON) - called on the raft loop thread; must not raise.
+ProposalCallback = Callable[[Any, int], None]
+#: Called on the raft loop thread after every applied command (all nodes, not only the leader).
+AppliedHook = Callable[[Command | None, Applied], None]
+#: Called on the raft loop thread when the Raft role changes: (was_leader, is_leader).
+RoleHook = Callable[[bool, bool], None]
+
+_SNAPSHOT_FILE_VERSION = 1
+_RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+
+
+@dataclass(frozen=True, slots=True)
+class RaftOptions:
+    """What the adapter needs to know; built from the node config."""
+
+    self_address: str
+    other_addresses: tuple[str, ...]
+    data_dir: str
+    password: str
+    election_timeout_min_s: float = 0.5
+    election_timeout_max_s: float = 1.0
+    heartbeat_s: float = 0.05
+    connection_retry_s: float = 0.3
+    #: The nextIndex guard; off only in the test that shows why it exists.
+    next_index_guard: bool = True
+    #: Batch mode with our immediate send; off only in that same test.
+    batch: bool = True
+    #: Entries between snapshots.
+    compaction_min_entries: int = 20_000
+
+
+class _Replica(SyncObj):
+    """The SyncObj with our single replicated entry point."""
+
+    def __init__(self, node: RaftNode, conf: SyncObjConf, options: RaftOptions) -> None:
+        self._node = node
+        super().__init__(options.self_address, list(options.other_addresses), conf)
+
+    @replicated
+    def apply(self, payload: bytes) -> Applied:
+        return self._node._apply_entry(payload)
+
+
+class RaftNode:
+    """One replica: the state machine, its pysyncobj node, and the loop thread driving it.
+
+    ``submit`` may be called from any thread. Reads of the state go through ``read`` (the
+    state lock), because the loop thread mutates it.
+    """
+
+    def __init__(
+        self,
+        options: RaftOptions,
+        state: StateMachine | None = None,
+        on_applied: AppliedHook | None = None,
+        on_role: RoleHook | None = None,
+    ) -> None:
+        self.options = options
+        self.state = state or StateMachine()
+        self._state_lock = threading.Lock()
+        self._on_applied = on_applied
+        self._on_role = on_role
+        self._stopping = threading.Event()
+        self._announced_commit = 0
+        self._last_leader_contact = time.monotonic()
+        os.makedirs(options.data_dir, exist_ok=True)
+        conf = SyncObjConf(
+            autoTick=False,
+            appendEntriesUseBatch=options.batch,
+            appendEntriesPeriod=options.heartbeat_s,
+            raftMinTimeout=options.election_timeout_min_s,
+            raftMaxTimeout=options.election_timeout_max_s,
+            # A leader that hears from no majority for an election timeout steps down.
+            leaderFallbackTimeout=options.election_timeout_max_s,
+            connectionRetryTime=options.connection_retry_s,
+            connectionTimeout=max(1.0, options.election_timeout_max_s * 2),
+            journalFile=os.path.join(options.data_dir, "raft.journal"),
+            fullDumpFile=os.path.join(options.data_dir, "raft.snapshot"),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
+            useFork=False,
+            logCompactionMinEntries=options.compaction_min_entries,
+            logCompactionMinTime=300,
+            password=options.password,
+            bindAddress=options.self_address,
+            maxBindRetries=10,
+            bindRetryTime=0.2,
+            dynamicMembershipChange=True,
+            onStateChanged=self._role_changed,
+        )
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self.replica = _Replica(self, conf, options)
+        self.replica._poller.subscribe(  # pysyncobj internal: the loop's poller
+            self._wake_reader.fileno(), self._drain_wakeups, POLL_EVENT_TYPE.READ
+        )
+        transport = self.replica._SyncObj__transport  # pysyncobj internal
+        self._original_on_message = self.replica._SyncObj__onMessageReceived  # pysyncobj internal
+        transport.setOnMessageReceivedCallback(self._on_message)
+        self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the loop and closes the journal and sockets."""
+        self._stopping.set()
+        self._wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.replica.destroy()  # with autoTick off: closes transport and journal right here
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self.options.batch:
+                    self.replica._checkCommandsToApply()
+                    self._send_now_if_idle()
+                self.replica.doTick(self.options.heartbeat_s / 2)
+            except Exception:
+                log.exception("raft loop iteration failed")
+                time.sleep(self.options.heartbeat_s)
+
+    def _send_now_if_idle(self) -> None:
+        """Send AppendEntries this tick if it cannot put a second batch in flight."""
+        replica = self.replica
+        if not replica._isLeader():
+            return
+        next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
+        match_index = replica._SyncObj__raftMatchIndex  # pysyncobj internal
+        connected = replica._SyncObj__connectedNodes  # pysyncobj internal
+        last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+        commit = replica.raftCommitIndex
+        followers = [n for n in connected if n in next_index]
+        if not followers:
+            return
+        idle = all(next_index[n] == match_index[n] + 1 for n in followers)
+        has_new = any(next_index[n] <= last_index for n in followers)
+        if idle and (has_new or commit > self._announced_commit):
+            replica._SyncObj__newAppendEntriesTime = 0  # pysyncobj internal
+            self._announced_commit = commit
+
+    def _on_message(self, node: Any, message: dict[str, Any]) -> None:
+        """pysyncobj's message handler behind the nextIndex guard (see module docstring)."""
+        if message.get("type") == "append_entries":
+            self._last_leader_contact = time.monotonic()
+        guarded = (
+            self.options.next_index_guard
+            and message.get("type") == "next_node_idx"
+            and message.get("success")
+            and not message.get("reset")
+            and self.replica._isLeader()
+        )
+        if not guarded:
+            self._original_on_message(node, message)
+            return
+        next_index = self.replica._SyncObj__raftNextIndex  # pysyncobj internal
+        before = next_index.get(node)
+        self._original_on_message(node, message)
+        if before is not None and next_index.get(node, before) < before:
+            next_index[node] = before
+
+    # ------------------------------------------------------------------ proposing
+
+    def submit(self, payload: bytes, callback: ProposalCallback) -> None:
+        """Queues a command for the log; ``callback`` gets (Applied, SUCCESS) or (None, reason).
+
+        Thread-safe. The callback runs on the loop thread and is guarded: an exception in it
+        is logged, never allowed into pysyncobj (which would apply the entry twice).
+        """
+        self.replica.apply(payload, callback=_guarded(callback))
+        self._wake()
+
+    def _wake(self) -> None:
+        # BlockingIOError: a wake-up is already pending; OSError: we are shutting down.
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_writer.send(b"\0")
+
+    def _drain_wakeups(self, _descr: int, _event: int) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_reader.recv(4096):
+                pass
+
+    # ------------------------------------------------------------------ applying
+
+    def _apply_entry(self, payload: bytes) -> Applied:
+        """Runs on every replica for every committed entry. Never raises."""
+        command: Command | None
+        try:
+            command = decode_command(payload)
+        except CodecError as exc:
+            command = None
+            applied = Applied(Err(Reason.INVALID_ARGUMENT, f"undecodable command: {exc}"), ())
+        else:
+            try:
+                with self._state_lock:
+                    applied = self.state.apply(command)
+            except Exception:
+                log.exception("state machine raised applying %r", command)
+                applied = Applied(Err(Reason.INTERNAL, "the state machine failed"), ())
+        if self._on_applied is not None:
+            try:
+                self._on_applied(command, applied)
+            except Exception:
+                log.exception("apply hook failed")
+        return applied
+
+    def read(self, reader: Callable[[StateMachine], Any]) -> Any:
+        """Runs ``reader`` on the state under the state lock (the loop thread mutates it)."""
+        with self._state_lock:
+            return reader(self.state)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _write_snapshot(self, path: str, raft_data: tuple[Any, ...]) -> None:
+        """pysyncobj serializer hook: our state plus pysyncobj's metadata, fsynced."""
+        last_entry, previous_entry, cluster = raft_data
+        with self._state_lock:
+            state_bytes = snapshot.dump(self.state)
+        document = {
+            "version": _SNAPSHOT_FILE_VERSION,
+            "state": state_bytes,
+            "last_entry": list(last_entry),
+            "previous_entry": list(previous_entry),
+            "cluster": sorted(node.id for node in cluster),
+        }
+        with open(path, "wb") as file:
+            file.write(msgpack.packb(document, use_bin_type=True))
+            file.flush()
+            os.fsync(file.fileno())
+
+    def _read_snapshot(self, path: str) -> tuple[Any, ...]:
+        """pysyncobj deserializer hook: replaces our state, returns pysyncobj's metadata."""
+        with open(path, "rb") as file:
+            document = msgpack.unpackb(file.read(), raw=False)
+        if document.get("version") != _SNAPSHOT_FILE_VERSION:
+            raise snapshot.SnapshotError(
+                f"snapshot file version {document.get('version')!r} is not supported"
+            )
+        state = snapshot.load(document["state"])
+        with self._state_lock:
+            self.state = state
+        return (
+            tuple(document["last_entry"]),
+            tuple(document["previous_entry"]),
+            {TCPNode(address) for address in document["cluster"]},
+        )
+
+    # ------------------------------------------------------------------ status
+
+    def _role_changed(self, old: int, new: int) -> None:
+        if self._on_role is None:
+            return
+        try:
+            self._on_role(old == 2, new == 2)
+        except Exception:
+            log.exception("role hook failed")
+
+    @property
+    def is_leader(self) -> bool:
+        return bool(self.replica._isLeader())
+
+    @property
+    def leader_address(self) -> str | None:
+        """Peer address of the leader as this node knows it."""
+        leader = self.replica._getLeader()
+        return leader.id if leader is not None else None
+
+    @property
+    def term(self) -> int:
+        return int(self.replica.raftCurrentTerm)
+
+    @property
+    def commit_index(self) -> int:
+        return int(self.replica.raftCommitIndex)
+
+    @property
+    def applied_index(self) -> int:
+        return int(self.replica.raftLastApplied)
+
+    @property
+    def role(self) -> str:
+        return _RAFT_STATE_NAMES.get(self.replica._SyncObj__raftState, "unknown")  # internal
+
+    def follower_lag(self) -> dict[str, int]:
+        """On the leader: how many entries each follower's match index trails the log."""
+        if not self.is_leader:
+            return {}
+        last_index = self.replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+        match_index = dict(self.replica._SyncObj__raftMatchIndex)  # pysyncobj internal
+        return {node.id: max(0, last_index - match) for node, match in match_index.items()}
+
+    def last_contact_s(self) -> float:
+        """Seconds since the last AppendEntries from a leader (0 on the leader)."""
+        if self.is_leader:
+            return 0.0
+        return max(0.0, time.monotonic() - self._last_leader_contact)
+
+
+def _guarded(callback: ProposalCallback) -> ProposalCallback:
+    def guarded(result: Any, error: int) -> None:
+        try:
+            callback(result, error)
+        except Exception:
+            log.exception("proposal callback failed")
+
+    return guarded
+
+
+#: pysyncobj failure codes that guarantee the command was not applied.
+NOT_APPLIED = frozenset(
+    {
+        FAIL_REASON.QUEUE_FULL,
+        FAIL_REASON.MISSING_LEADER,
+        FAIL_REASON.NOT_LEADER,
+        FAIL_REASON.DISCARDED,
+    }
+)
+SUCCESS = FAIL_REASON.SUCCESS

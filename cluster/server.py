@@ -1,0 +1,88 @@
+"""Runs one node: the Raft replica and the gRPC server, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from turnstile.cluster.config import NodeConfig
+from turnstile.cluster.node import Node
+from turnstile.cluster.service import (
+    ClusterService,
+    DistinctListsService,
+    LocksService,
+    SessionsService,
+)
+from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
+#: Largest request accepted; a full insert batch of maximal members fits well inside.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+class PortInUseError(RuntimeError):
+    """The client address could not be bound."""
+
+
+async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
+    """Serves until ``stop`` is set or a SIGTERM/SIGINT arrives, then shuts down cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    node = Node(config)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_SessionsServicer_to_server(SessionsService(node), server)
+    pb_grpc.add_LocksServicer_to_server(LocksService(node), server)
+    pb_grpc.add_DistinctListsServicer_to_server(DistinctListsService(node), server)
+    pb_grpc.add_ClusterServicer_to_server(ClusterService(node), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+
+    async def report_health(healthy: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if healthy
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, status)
+
+    node.add_health_listener(report_health)
+    try:
+        server.add_insecure_port(config.client_address)
+    except RuntimeError as exc:
+        raise PortInUseError(
+            f"client_address: cannot bind {config.client_address}: {exc}"
+        ) from None
+    node.start()
+    await server.start()
+    log.info(
+        "node %s serving clients on %s, peers on %s",
+        config.node_id,
+        config.client_address,
+        config.peer_address,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("node %s stopping", config.node_id)
+        await server.stop(grace=1.0)
+        await node.stop()
+        log.info("node %s stopped", config.node_id)

@@ -1,0 +1,465 @@
+"""gRPC servicers: proto <-> commands and reads. No rules live here.
+
+Every method runs behind ``_rpc``: a ``TurnstileError`` becomes a status through the one
+reason table (``turnstile.cluster.errors``); ``NOT_LEADER`` carries the leader's client address
+in the trailing metadata key ``turnstile-leader``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from turnstile.cluster import commands as cmd
+from turnstile.cluster.errors import TurnstileError, to_status
+from turnstile.cluster.node import Node
+from turnstile.cluster.reasons import Reason
+from turnstile.cluster.state import (
+    HolderView,
+    ListView,
+    LockView,
+    SessionView,
+    StateMachine,
+    WaiterView,
+)
+from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+#: Trailing metadata key carrying the leader's client address on NOT_LEADER.
+LEADER_METADATA_KEY = "turnstile-leader"
+VERSION = "0.1.0"
+
+#: Extra time a blocked acquire waits past its deadline for the expiry tick to land.
+_WAIT_GRACE_S = 2.0
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+def _rpc(
+    method: Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]],
+) -> Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]:
+    @functools.wraps(method)
+    async def handle(self: _Servicer, request: Request, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await method(self, request, context)
+        except TurnstileError as error:
+            if error.reason not in (Reason.NOT_LEADER, Reason.NOT_HOLDER, Reason.SESSION_EXPIRED):
+                log.info("refused %s: %s", method.__name__, error)
+            metadata = {}
+            if error.reason is Reason.NOT_LEADER:
+                metadata[LEADER_METADATA_KEY] = self.node.leader_ids()[1]
+            status = to_status(error.reason, error.detail, metadata)
+            context.set_trailing_metadata(status.trailing_metadata)
+            await context.abort(status.code, status.details)
+
+    return handle
+
+
+class _Servicer:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def header(self) -> pb.ResponseHeader:
+        leader_id, leader_address = self.node.leader_ids()
+        return pb.ResponseHeader(
+            node_id=self.node.config.node_id,
+            term=self.node.raft.term,
+            leader_id=leader_id,
+            leader_address=leader_address,
+            applied_index=self.node.raft.applied_index,
+        )
+
+    def remaining_ms(self, at: int) -> int:
+        """A log-time instant as time left from now; 0 stays 0 ("none")."""
+        return max(1, at - self.node.now_ms()) if at else 0
+
+
+def _linearizable(consistency: int) -> bool:
+    return consistency != pb.CONSISTENCY_STALE
+
+
+# ---------------------------------------------------------------------------- sessions
+
+
+class SessionsService(_Servicer, pb_grpc.SessionsServicer):
+    @_rpc
+    async def Open(self, request: pb.OpenSessionRequest, context: Any) -> pb.OpenSessionResponse:
+        result = await self.node.execute(
+            lambda now: cmd.OpenSession(
+                now,
+                request.ttl_ms,
+                request.client_name,
+                request.client_host,
+                request.client_pid,
+            )
+        )
+        assert isinstance(result, cmd.SessionOpened)
+        return pb.OpenSessionResponse(
+            header=self.header(), session_id=result.session, ttl_ms=result.ttl_ms
+        )
+
+    @_rpc
+    async def KeepAlive(self, request: pb.KeepAliveRequest, context: Any) -> pb.KeepAliveResponse:
+        arrived = time.monotonic()
+        node = self.node
+        node.require_leader()
+        if not node.tracker.is_live(request.session_id):
+            raise _expired(request.session_id)
+        await node.barrier.wait()
+        node.require_leader()
+        if not node.tracker.renew(request.session_id, arrived):
+            raise _expired(request.session_id)
+        view = node.raft.read(lambda s: s.session_view(request.session_id, 0))
+        if view is None:
+            raise _expired(request.session_id)
+        return pb.KeepAliveResponse(header=self.header(), ttl_ms=view.ttl_ms)
+
+    @_rpc
+    async def Close(self, request: pb.CloseSessionRequest, context: Any) -> pb.CloseSessionResponse:
+        await self.node.execute(lambda now: cmd.CloseSession(now, request.session_id))
+        return pb.CloseSessionResponse(header=self.header())
+
+    @_rpc
+    async def List(self, request: pb.ListSessionsRequest, context: Any) -> pb.ListSessionsResponse:
+        views = await self.node.read(
+            _linearizable(request.consistency),
+            lambda s, now: s.list_sessions(request.after_session_id, request.limit, now),
+        )
+        return pb.ListSessionsResponse(
+            header=self.header(), sessions=[_session_info(v) for v in views]
+        )
+
+
+def _expired(session: int) -> TurnstileError:
+    return TurnstileError(Reason.SESSION_EXPIRED, f"session {session} is unknown or expired")
+
+
+def _session_info(view: SessionView) -> pb.SessionInfo:
+    return pb.SessionInfo(
+        session_id=view.session,
+        ttl_ms=view.ttl_ms,
+        client_name=view.client_name,
+        client_host=view.client_host,
+        client_pid=view.client_pid,
+        age_ms=view.age_ms,
+        held=view.held,
+        waiting=view.waiting,
+    )
+
+
+# ---------------------------------------------------------------------------- locks
+
+
+class LocksService(_Servicer, pb_grpc.LocksServicer):
+    @_rpc
+    async def Acquire(self, request: pb.AcquireRequest, context: Any) -> pb.AcquireResponse:
+        rid = request.request
+        key = (rid.session_id, rid.seq)
+        waiter = self.node.waiters.register(key)
+        try:
+            result = await self.node.execute(
+                lambda now: cmd.Acquire(
+                    now,
+                    rid.session_id,
+                    rid.seq,
+                    rid.acked,
+                    request.name,
+                    request.max_hold_ms,
+                    request.wait_ms,
+                )
+            )
+            if isinstance(result, cmd.Queued):
+                result = await self._wait(request, result, waiter)
+        except asyncio.CancelledError:
+            # The caller gave up (deadline or disconnect): withdraw the wait, or give back a
+            # grant that raced in, so no lock stays held by a caller who was told no.
+            self.node.loop.create_task(self._cancel_wait(request))
+            raise
+        finally:
+            self.node.waiters.discard(key, waiter)
+        if isinstance(result, cmd.Granted):
+            return pb.AcquireResponse(
+                header=self.header(),
+                acquired=True,
+                token=result.token,
+                expires_in_ms=self.remaining_ms(result.expires_at),
+            )
+        if isinstance(result, cmd.Err):
+            raise TurnstileError(result.reason, result.detail)
+        return pb.AcquireResponse(header=self.header(), acquired=False)
+
+    async def _wait(
+        self, request: pb.AcquireRequest, queued: cmd.Queued, waiter: asyncio.Future[cmd.Result]
+    ) -> cmd.Result:
+        """Waits for the grant or the deadline; the state machine resolves both."""
+        timeout = max(0, queued.deadline - self.node.now_ms()) / 1000 + _WAIT_GRACE_S
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            # The deadline tick did not land (leadership trouble): withdraw explicitly.
+            outcome = await self._cancel_wait(request)
+            if outcome is not None and outcome.released:
+                log.warning("lock %r: grant raced a timed-out wait and was returned", request.name)
+            return cmd.NotAcquired("wait timed out")
+
+    async def _cancel_wait(self, request: pb.AcquireRequest) -> cmd.WaitCancelled | None:
+        rid = request.request
+        try:
+            result = await self.node.execute(
+                lambda now: cmd.CancelWait(now, rid.session_id, request.name, rid.seq)
+            )
+        except TurnstileError as exc:
+            log.info("cancel of wait %s/%d failed: %s", request.name, rid.seq, exc)
+            return None
+        return result if isinstance(result, cmd.WaitCancelled) else None
+
+    @_rpc
+    async def Release(self, request: pb.ReleaseRequest, context: Any) -> pb.ReleaseResponse:
+        rid = request.request
+        await self.node.execute(
+            lambda now: cmd.Release(
+                now, rid.session_id, rid.seq, rid.acked, request.name, request.token
+            )
+        )
+        return pb.ReleaseResponse(header=self.header())
+
+    @_rpc
+    async def Extend(self, request: pb.ExtendRequest, context: Any) -> pb.ExtendResponse:
+        rid = request.request
+        result = await self.node.execute(
+            lambda now: cmd.Extend(
+                now,
+                rid.session_id,
+                rid.seq,
+                rid.acked,
+                request.name,
+                request.token,
+                request.max_hold_ms,
+            )
+        )
+        assert isinstance(result, cmd.Extended)
+        return pb.ExtendResponse(
+            header=self.header(), expires_in_ms=self.remaining_ms(result.expires_at)
+        )
+
+    @_rpc
+    async def Validate(self, request: pb.ValidateRequest, context: Any) -> pb.ValidateResponse:
+        valid, current = await self.node.read(
+            _linearizable(request.consistency),
+            lambda s, now: s.validate_token(request.name, request.token),
+        )
+        return pb.ValidateResponse(header=self.header(), valid=valid, current_token=current)
+
+    @_rpc
+    async def Describe(
+        self, request: pb.DescribeLockRequest, context: Any
+    ) -> pb.DescribeLockResponse:
+        view = await self.node.read(
+            _linearizable(request.consistency), lambda s, now: s.describe_lock(request.name, now)
+        )
+        return pb.DescribeLockResponse(header=self.header(), lock=_lock_info(view))
+
+    @_rpc
+    async def List(self, request: pb.ListLocksRequest, context: Any) -> pb.ListLocksResponse:
+        views = await self.node.read(
+            _linearizable(request.consistency),
+            lambda s, now: s.list_locks(request.prefix, request.after_name, request.limit, now),
+        )
+        return pb.ListLocksResponse(header=self.header(), locks=[_lock_info(v) for v in views])
+
+
+def _lock_info(view: LockView) -> pb.LockInfo:
+    info = pb.LockInfo(name=view.name, waiters=[_waiter(w) for w in view.waiters])
+    if view.holder is not None:
+        info.holder.CopyFrom(_holder(view.holder))
+    return info
+
+
+def _holder(view: HolderView) -> pb.LockHolder:
+    return pb.LockHolder(
+        session_id=view.session,
+        token=view.token,
+        held_for_ms=view.held_for_ms,
+        expires_in_ms=view.expires_in_ms,
+        client_name=view.client_name,
+        client_host=view.client_host,
+        client_pid=view.client_pid,
+    )
+
+
+def _waiter(view: WaiterView) -> pb.LockWaiter:
+    return pb.LockWaiter(
+        session_id=view.session,
+        seq=view.seq,
+        waited_for_ms=view.waited_for_ms,
+        wait_remaining_ms=view.wait_remaining_ms,
+        client_name=view.client_name,
+        client_host=view.client_host,
+        client_pid=view.client_pid,
+    )
+
+
+# ---------------------------------------------------------------------------- distinct lists
+
+
+class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
+    @_rpc
+    async def SetUp(self, request: pb.SetUpListRequest, context: Any) -> pb.SetUpListResponse:
+        rid = request.request
+        result = await self.node.execute(
+            lambda now: cmd.SetUpList(
+                now, rid.session_id, rid.seq, rid.acked, request.name, request.ttl_ms
+            )
+        )
+        assert isinstance(result, cmd.ListSetUp)
+        return pb.SetUpListResponse(
+            header=self.header(),
+            created=result.created,
+            expires_in_ms=self.remaining_ms(result.expires_at),
+        )
+
+    @_rpc
+    async def Insert(self, request: pb.InsertRequest, context: Any) -> pb.InsertResponse:
+        rid = request.request
+        members = tuple(request.members)
+        result = await self.node.execute(
+            lambda now: cmd.Insert(now, rid.session_id, rid.seq, rid.acked, request.name, members)
+        )
+        assert isinstance(result, cmd.Inserted)
+        return pb.InsertResponse(
+            header=self.header(),
+            results=[pb.InsertResult(added=added, id=id_) for added, id_ in result.results],
+        )
+
+    @_rpc
+    async def Contains(self, request: pb.ContainsRequest, context: Any) -> pb.ContainsResponse:
+        members = tuple(request.members)
+        ids = await self.node.read(
+            _linearizable(request.consistency), lambda s, now: s.contains(request.name, members)
+        )
+        return pb.ContainsResponse(header=self.header(), ids=ids)
+
+    @_rpc
+    async def Members(self, request: pb.MembersRequest, context: Any) -> pb.MembersResponse:
+        def page(state: StateMachine, now: int) -> tuple[list[tuple[int, bytes]], int] | cmd.Err:
+            members = state.members(request.name, request.after_id, request.limit)
+            if isinstance(members, cmd.Err):
+                return members
+            view = state.list_view(request.name, now)
+            return members, view.size if isinstance(view, ListView) else 0
+
+        members, size = await self.node.read(_linearizable(request.consistency), page)
+        return pb.MembersResponse(
+            header=self.header(),
+            members=[pb.ListMember(id=i, member=m) for i, m in members],
+            size=size,
+        )
+
+    @_rpc
+    async def Size(self, request: pb.SizeRequest, context: Any) -> pb.SizeResponse:
+        view = await self.node.read(
+            _linearizable(request.consistency), lambda s, now: s.list_view(request.name, now)
+        )
+        return pb.SizeResponse(header=self.header(), list=_list_info(view))
+
+    @_rpc
+    async def TearDown(
+        self, request: pb.TearDownListRequest, context: Any
+    ) -> pb.TearDownListResponse:
+        rid = request.request
+        result = await self.node.execute(
+            lambda now: cmd.TearDownList(now, rid.session_id, rid.seq, rid.acked, request.name)
+        )
+        assert isinstance(result, cmd.TornDown)
+        return pb.TearDownListResponse(header=self.header(), removed=result.removed)
+
+    @_rpc
+    async def List(self, request: pb.ListListsRequest, context: Any) -> pb.ListListsResponse:
+        views = await self.node.read(
+            _linearizable(request.consistency),
+            lambda s, now: s.list_lists(request.prefix, request.after_name, request.limit, now),
+        )
+        return pb.ListListsResponse(header=self.header(), lists=[_list_info(v) for v in views])
+
+
+def _list_info(view: ListView) -> pb.ListInfo:
+    return pb.ListInfo(
+        name=view.name, size=view.size, ttl_ms=view.ttl_ms, expires_in_ms=view.expires_in_ms
+    )
+
+
+# ---------------------------------------------------------------------------- cluster
+
+_ROLES = {"follower": pb.ROLE_FOLLOWER, "candidate": pb.ROLE_CANDIDATE, "leader": pb.ROLE_LEADER}
+
+
+class ClusterService(_Servicer, pb_grpc.ClusterServicer):
+    """Status, members and force-release. Membership changes arrive with the admin CLI."""
+
+    @_rpc
+    async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+        node = self.node
+        counts = node.raft.read(lambda s: s.counts())
+        by_address = {p.peer_address: p.node_id for p in node.config.peers}
+        return pb.StatusResponse(
+            header=self.header(),
+            node_id=node.config.node_id,
+            client_address=node.config.client_address,
+            peer_address=node.config.peer_address,
+            role=_ROLES.get(node.raft.role, pb.ROLE_UNKNOWN),
+            commit_index=node.raft.commit_index,
+            last_contact_ms=int(node.raft.last_contact_s() * 1000),
+            healthy=node.healthy,
+            version=VERSION,
+            counts=pb.StateCounts(
+                sessions=counts.sessions,
+                locks_held=counts.locks_held,
+                waiters=counts.waiters,
+                lists=counts.lists,
+                members=counts.members,
+            ),
+            follower_lag={
+                by_address.get(address, address): lag
+                for address, lag in node.raft.follower_lag().items()
+            },
+        )
+
+    @_rpc
+    async def Members(self, request: pb.MembersListRequest, context: Any) -> pb.MembersListResponse:
+        return pb.MembersListResponse(
+            header=self.header(),
+            members=[
+                pb.ClusterMember(
+                    node_id=p.node_id, peer_address=p.peer_address, client_address=p.client_address
+                )
+                for p in self.node.config.peers
+            ],
+        )
+
+    @_rpc
+    async def ForceRelease(
+        self, request: pb.ForceReleaseRequest, context: Any
+    ) -> pb.ForceReleaseResponse:
+        result = await self.node.execute(
+            lambda now: cmd.ForceRelease(now, request.name, request.reason)
+        )
+        assert isinstance(result, cmd.ForceReleased)
+        log.warning(
+            "lock %r force-released from session %d (token %d): %s",
+            request.name,
+            result.session,
+            result.token,
+            request.reason,
+        )
+        return pb.ForceReleaseResponse(
+            header=self.header(), session_id=result.session, token=result.token
+        )

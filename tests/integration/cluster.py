@@ -1,0 +1,220 @@
+"""A real three-process cluster on free loopback ports, and a small wire-level client.
+
+The client here speaks the raw v1 API (the client library is tested on its own): it follows
+NOT_LEADER redirects through the ``turnstile-leader`` trailing metadata and numbers requests
+per session, so tests can also replay a request id on purpose.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_status import rpc_status
+
+from turnstile.cluster.config import NodeConfig
+from turnstile.cluster.errors import reason_of
+from turnstile.cluster.launcher import NodeProcess, node_status, read_config, write_cluster
+from turnstile.cluster.reasons import Reason
+from turnstile.cluster.service import LEADER_METADATA_KEY
+from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05) -> T:
+    """Polls ``condition`` until it returns something truthy; fails the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Stubs:
+    sessions: pb_grpc.SessionsStub
+    locks: pb_grpc.LocksStub
+    lists: pb_grpc.DistinctListsStub
+    cluster: pb_grpc.ClusterStub
+
+
+class Cluster:
+    """Three ``turnstile serve`` processes, each stopped by PID in ``stop_all``."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        self.directory = directory
+        self.paths = write_cluster(directory, nodes)
+        self.configs: list[NodeConfig] = [read_config(p) for p in self.paths]
+        self.nodes = [NodeProcess(p) for p in self.paths]
+        self._channels: dict[str, grpc.Channel] = {}
+
+    @property
+    def addresses(self) -> list[str]:
+        return [c.client_address for c in self.configs]
+
+    def start_all(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGCONT)
+        self.stop_all()
+
+    def index_of(self, address: str) -> int:
+        return self.addresses.index(address)
+
+    def stubs(self, address: str) -> Stubs:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.insecure_channel(address)
+        return Stubs(
+            pb_grpc.SessionsStub(channel),
+            pb_grpc.LocksStub(channel),
+            pb_grpc.DistinctListsStub(channel),
+            pb_grpc.ClusterStub(channel),
+        )
+
+    def leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:
+        """Client address of the serving leader (not ``exclude``)."""
+
+        def serving_leader() -> str | None:
+            for address in self.addresses:
+                if address == exclude:
+                    continue
+                status = node_status(address, timeout=0.5)
+                if status is not None and status.role == pb.ROLE_LEADER:
+                    try:
+                        self.stubs(address).locks.Validate(
+                            pb.ValidateRequest(name="probe", token=1), timeout=2
+                        )
+                    except grpc.RpcError:
+                        continue
+                    return address
+            return None
+
+        return wait_until(serving_leader, timeout)
+
+    def followers(self, leader: str) -> list[str]:
+        return [a for a in self.addresses if a != leader]
+
+    def critical_lines(self) -> list[str]:
+        lines = []
+        for node in self.nodes:
+            if node.log_path.exists():
+                lines += [
+                    f"{node.config_path.parent.name}: {line}"
+                    for line in node.log_path.read_text(errors="replace").splitlines()
+                    if " CRITICAL " in line
+                ]
+        return lines
+
+
+def error_reason(error: grpc.RpcError) -> Reason | None:
+    return reason_of(rpc_status.from_call(error))  # type: ignore[arg-type]
+
+
+def trailing(error: grpc.RpcError) -> dict[str, Any]:
+    return dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+
+
+@dataclass
+class WireClient:
+    """One session on the cluster, speaking the raw API; follows leader redirects."""
+
+    cluster: Cluster
+    address: str
+    ttl_ms: int = 5000
+    name: str = "test"
+    session: int = 0
+    seq: int = 0
+    answered: set[int] = field(default_factory=set)
+
+    def open(self) -> WireClient:
+        response = self.call(
+            "sessions",
+            "Open",
+            pb.OpenSessionRequest(ttl_ms=self.ttl_ms, client_name=self.name, client_pid=1),
+        )
+        self.session = response.session_id
+        return self
+
+    def request_id(self, seq: int | None = None) -> pb.RequestId:
+        """A fresh request id, or ``seq`` again to replay one."""
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        acked = 0
+        while acked + 1 in self.answered and acked + 1 < seq:
+            acked += 1
+        return pb.RequestId(session_id=self.session, seq=seq, acked=acked)
+
+    def call(self, service: str, method: str, request: Any, timeout: float = 10.0) -> Any:
+        """Calls the leader, following NOT_LEADER hints until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stub = getattr(self.cluster.stubs(self.address), service)
+            try:
+                response = getattr(stub, method)(
+                    request, timeout=max(0.1, deadline - time.monotonic())
+                )
+            except grpc.RpcError as error:
+                reason = error_reason(error)
+                retry = reason in (Reason.NOT_LEADER, Reason.UNKNOWN_OUTCOME) or (
+                    error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+                )
+                if not retry or time.monotonic() > deadline:
+                    raise
+                hint = trailing(error).get(LEADER_METADATA_KEY)
+                if hint and hint != self.address:
+                    self.address = hint
+                else:
+                    others = [a for a in self.cluster.addresses if a != self.address]
+                    self.address = others[int(time.monotonic() * 10) % len(others)]
+                    time.sleep(0.1)
+                continue
+            if hasattr(request, "request"):
+                self.answered.add(request.request.seq)
+            return response
+
+    def keep_alive(self) -> pb.KeepAliveResponse:
+        return self.call("sessions", "KeepAlive", pb.KeepAliveRequest(session_id=self.session))
+
+    def acquire(
+        self, name: str, max_hold_ms: int = 0, wait_ms: int = 0, seq: int | None = None
+    ) -> pb.AcquireResponse:
+        request = pb.AcquireRequest(
+            request=self.request_id(seq), name=name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
+        )
+        return self.call("locks", "Acquire", request, timeout=10 + wait_ms / 1000)
+
+    def release(self, name: str, token: int) -> pb.ReleaseResponse:
+        request = pb.ReleaseRequest(request=self.request_id(), name=name, token=token)
+        return self.call("locks", "Release", request)
+
+    def set_up(self, name: str, ttl_ms: int = 0) -> pb.SetUpListResponse:
+        request = pb.SetUpListRequest(request=self.request_id(), name=name, ttl_ms=ttl_ms)
+        return self.call("lists", "SetUp", request)
+
+    def insert(self, name: str, *members: bytes, seq: int | None = None) -> list[tuple[bool, int]]:
+        request = pb.InsertRequest(request=self.request_id(seq), name=name, members=members)
+        response = self.call("lists", "Insert", request)
+        return [(r.added, r.id) for r in response.results]
