@@ -79,13 +79,15 @@ class Acquire:
 
 @dataclass(frozen=True, slots=True)
 class CancelWait:
-    """The acquire ``acquire_seq`` gave up: drop its waiter, or release a grant that raced in."""
+    """The acquire ``acquire_seq`` gave up: drop its waiter, or release a grant that raced in.
+
+    Not deduplicated by a request id of its own: the leader proposes it for a blocked Acquire
+    RPC whose caller went away, and applying it twice changes nothing more than once.
+    """
 
     OP: ClassVar[int] = 5
     now: int
     session: int
-    seq: int
-    acked: int
     name: str
     acquire_seq: int
 
@@ -198,10 +200,10 @@ Command = (
     | SetLimits
 )
 
-SessionCommand = Acquire | CancelWait | Release | Extend | SetUpList | Insert | TearDownList
+SessionCommand = Acquire | Release | Extend | SetUpList | Insert | TearDownList
 
 #: Commands deduplicated by (session, seq).
-SESSION_COMMANDS = (Acquire, CancelWait, Release, Extend, SetUpList, Insert, TearDownList)
+SESSION_COMMANDS = (Acquire, Release, Extend, SetUpList, Insert, TearDownList)
 
 
 # --------------------------------------------------------------------------- results

@@ -270,6 +270,8 @@ class StateMachine:
                 return self._end_session(command.session, CAUSE_SESSION_CLOSED)
             case ExpireSession():
                 return self._end_session(command.session, CAUSE_SESSION_EXPIRED)
+            case CancelWait():
+                return self._cancel_wait(command)
             case ForceRelease():
                 return self._force_release(command)
             case Tick():
@@ -318,8 +320,6 @@ class StateMachine:
         match command:
             case Acquire():
                 return self._acquire(session, command)
-            case CancelWait():
-                return self._cancel_wait(session, command)
             case Release():
                 return self._release(command)
             case Extend():
@@ -463,7 +463,10 @@ class StateMachine:
         heapq.heappush(self._timers, (waiter.deadline, _WAIT, lock.name, session.id, waiter.seq))
         return Queued(position=len(lock.waiters), deadline=waiter.deadline)
 
-    def _cancel_wait(self, session: Session, command: CancelWait) -> Result:
+    def _cancel_wait(self, command: CancelWait) -> Result:
+        session = self.sessions.get(command.session)
+        if session is None:
+            return Err(Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired")
         bounds.check_name(self.limits, "lock name", command.name)
         lock = self.locks.get(command.name)
         if lock is None:

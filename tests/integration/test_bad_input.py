@@ -1,0 +1,97 @@
+"""Bad input over the wire: the documented status and reason, and the cluster keeps serving."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from tests.integration.cluster import Cluster, WireClient, error_reason
+from turnstile.cluster.errors import STATUS_CODES
+from turnstile.cluster.reasons import Reason
+from turnstile.v1 import turnstile_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+def _refusal(call: object) -> tuple[grpc.StatusCode, Reason | None, str]:
+    with pytest.raises(grpc.RpcError) as refused:
+        call()  # type: ignore[operator]
+    error = refused.value
+    return error.code(), error_reason(error), error.details()
+
+
+def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    client = WireClient(cluster, leader).open()
+    client.set_up("results")
+    kept = client.insert("results", b"keep-me")
+    token = client.acquire("held").token
+    locks = cluster.stubs(leader).locks
+    lists = cluster.stubs(leader).lists
+
+    def acquire(name: str, session: int | None = None) -> object:
+        rid = client.request_id()
+        if session is not None:
+            rid.session_id = session
+        return lambda: locks.Acquire(pb.AcquireRequest(request=rid, name=name), timeout=5)
+
+    def insert(*members: bytes) -> object:
+        request = pb.InsertRequest(request=client.request_id(), name="results", members=members)
+        return lambda: lists.Insert(request, timeout=5)
+
+    cases = [
+        (acquire(""), Reason.INVALID_ARGUMENT, "lock name must not be empty"),
+        (acquire("x" * 300), Reason.INVALID_ARGUMENT, "max_name_bytes"),
+        (acquire("bad\nname"), Reason.INVALID_ARGUMENT, "control character"),
+        (acquire("ok", session=987654), Reason.SESSION_EXPIRED, "987654"),
+        (
+            lambda: locks.Release(
+                pb.ReleaseRequest(request=client.request_id(), name="held", token=token + 1000),
+                timeout=5,
+            ),
+            Reason.NOT_HOLDER,
+            "does not hold",
+        ),
+        (insert(*[b"m%d" % i for i in range(1001)]), Reason.LIMIT_EXCEEDED, "max_batch"),
+        (insert(b""), Reason.INVALID_ARGUMENT, "member 0 is empty"),
+        (insert(b"z" * 2000), Reason.INVALID_ARGUMENT, "max_member_bytes"),
+        (
+            lambda: lists.Insert(
+                pb.InsertRequest(request=client.request_id(), name="nope", members=[b"a"]),
+                timeout=5,
+            ),
+            Reason.NOT_FOUND,
+            "does not exist",
+        ),
+        (
+            lambda: cluster.stubs(leader).sessions.Open(pb.OpenSessionRequest(ttl_ms=1), timeout=5),
+            Reason.INVALID_ARGUMENT,
+            "ttl_ms",
+        ),
+    ]
+    for call, reason, text in cases:
+        code, got, details = _refusal(call)
+        assert (got, code) == (reason, STATUS_CODES[reason]), details
+        assert text in details, details
+
+    # Arbitrary binary members are members like any other and come back byte for byte.
+    garbage = bytes(range(256))
+    assert client.insert("results", garbage, b"\xff\xfe\x00") == [(True, 2), (True, 3)]
+    page = lists.Members(pb.MembersRequest(name="results"), timeout=5)
+    assert [m.member for m in page.members] == [b"keep-me", garbage, b"\xff\xfe\x00"]
+    assert kept == [(True, 1)]
+    assert locks.Validate(pb.ValidateRequest(name="held", token=token), timeout=5).valid
+
+
+def test_undecodable_request_bytes_do_not_hurt_the_node(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    channel = grpc.insecure_channel(leader)
+    try:
+        raw = channel.unary_unary("/turnstile.v1.DistinctLists/Insert")
+        with pytest.raises(grpc.RpcError) as refused:
+            raw(b"\xff\xff\xff\xff garbage", timeout=5)
+        assert refused.value.code() != grpc.StatusCode.OK
+    finally:
+        channel.close()
+    client = WireClient(cluster, leader).open()
+    assert client.acquire("still-serving").acquired
