@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 
 from turnstile.cluster.config import NodeConfig, Peer, config_to_toml, load_config
+from turnstile.cluster.limits import Limits
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
@@ -35,7 +36,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def write_cluster(directory: Path, nodes: int = 3, host: str = "127.0.0.1") -> list[Path]:
+def write_cluster(
+    directory: Path, nodes: int = 3, host: str = "127.0.0.1", limits: Limits | None = None
+) -> list[Path]:
     """Writes configs for a new local cluster on free ports; returns the node.toml paths."""
     directory.mkdir(parents=True, exist_ok=True)
     secret = directory / SECRET_NAME
@@ -56,6 +59,7 @@ def write_cluster(directory: Path, nodes: int = 3, host: str = "127.0.0.1") -> l
             data_dir=(node_dir / "data").resolve(),
             peer_password_file=secret.resolve(),
             peers=peers,
+            limits=limits or Limits(),
         )
         path = node_dir / CONFIG_NAME
         path.write_text(config_to_toml(config), encoding="utf-8")

@@ -32,6 +32,7 @@ from turnstile.cluster.commands import (
     Result,
     SessionEnded,
     SessionOpened,
+    SetLimits,
     Tick,
     WaiterResolved,
     encode_command,
@@ -83,7 +84,9 @@ class Node:
                 heartbeat_s=timing.heartbeat_ms / 1000,
                 connection_retry_s=timing.connection_retry_ms / 1000,
             ),
-            state=StateMachine(config.limits),
+            # Every replica starts from the default limits; the configured ones enter through
+            # the log (SetLimits) so all replicas check the same bounds at every entry.
+            state=StateMachine(),
             on_applied=self._on_applied,
             on_role=self._on_role,
         )
@@ -242,21 +245,31 @@ class Node:
         self._duties_wake.set()
 
     async def _take_office(self, term: int) -> None:
+        """Retries until this term's first entries are applied, or the term is over."""
+        while self.raft.is_leader and self.raft.term == term:
+            try:
+                await self._assume_office()
+            except TurnstileError as exc:
+                log.warning("taking office in term %d failed, retrying: %s", term, exc)
+                await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
+                continue
+            if self.raft.is_leader and self.raft.term == term:
+                self._leading = True
+                log.info("leader in term %d serving; %d sessions tracked", term, len(self.tracker))
+                self._duties_wake.set()
+            return
+
+    async def _assume_office(self) -> None:
         clock = self.raft.read(lambda s: s.clock)
-        try:
-            await self._submit(Tick(clock))
-        except TurnstileError as exc:
-            log.warning("could not take office in term %d: %s", term, exc)
-            return
-        if not self.raft.is_leader or self.raft.term != term:
-            return
+        # Applied in this term: every entry of earlier terms is applied before it.
+        await self._submit(Tick(clock))
+        if self.raft.read(lambda s: s.limits) != self.config.limits:
+            await self._submit(SetLimits(clock, self.config.limits))
+            log.info("configured limits replicated")
         self._base_clock = self.raft.read(lambda s: s.clock)
         self._base_mono = time.monotonic()
         sessions = self.raft.read(lambda s: [(i, s.sessions[i].ttl_ms) for i in s.sessions])
         self.tracker.reset(sessions, self._base_mono)
-        self._leading = True
-        log.info("leader in term %d serving; %d sessions tracked", term, len(sessions))
-        self._duties_wake.set()
 
     async def _duties_loop(self) -> None:
         healthy = None

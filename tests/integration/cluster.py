@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.errors import reason_of
 from turnstile.cluster.launcher import NodeProcess, node_status, read_config, write_cluster
+from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.service import LEADER_METADATA_KEY
 from turnstile.v1 import turnstile_pb2 as pb
@@ -51,9 +52,9 @@ class Stubs:
 class Cluster:
     """Three ``turnstile serve`` processes, each stopped by PID in ``stop_all``."""
 
-    def __init__(self, directory: Path, nodes: int = 3) -> None:
+    def __init__(self, directory: Path, nodes: int = 3, limits: Limits | None = None) -> None:
         self.directory = directory
-        self.paths = write_cluster(directory, nodes)
+        self.paths = write_cluster(directory, nodes, limits=limits)
         self.configs: list[NodeConfig] = [read_config(p) for p in self.paths]
         self.nodes = [NodeProcess(p) for p in self.paths]
         self._channels: dict[str, grpc.Channel] = {}

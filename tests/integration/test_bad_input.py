@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
 from tests.integration.cluster import Cluster, WireClient, error_reason
 from turnstile.cluster.errors import STATUS_CODES
+from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -95,3 +98,22 @@ def test_undecodable_request_bytes_do_not_hurt_the_node(cluster: Cluster) -> Non
         channel.close()
     client = WireClient(cluster, leader).open()
     assert client.acquire("still-serving").acquired
+
+
+def test_configured_limits_are_replicated_and_enforced(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "small", limits=Limits(max_batch=5, max_waiters_per_lock=1))
+    try:
+        cluster.start_all()
+        leader = cluster.leader(timeout=30)
+        client = WireClient(cluster, leader).open()
+        client.set_up("small")
+        assert len(client.insert("small", *(b"%d" % i for i in range(5)))) == 5
+        request = pb.InsertRequest(
+            request=client.request_id(), name="small", members=[b"%d" % i for i in range(6)]
+        )
+        _, reason, details = _refusal(
+            lambda: cluster.stubs(leader).lists.Insert(request, timeout=5)
+        )
+        assert reason is Reason.LIMIT_EXCEEDED and "max_batch=5" in details
+    finally:
+        cluster.close()
