@@ -527,7 +527,7 @@ def _decode_record(data: Any, table: dict[int, type], what: str) -> Any:
     if not isinstance(data, list) or len(data) != 3:
         raise CodecError(f"a {what} is [version, code, fields]")
     version, code, values = data
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise CodecError(f"unknown {what} format version {version!r}")
     cls = table.get(code) if type(code) is int else None
     if cls is None:

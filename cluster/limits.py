@@ -8,6 +8,7 @@ lists, members per list, sessions, retained results) are checked by the state ma
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, fields
 
 from turnstile.cluster.reasons import Reason
@@ -69,22 +70,29 @@ class RefusedError(Exception):
 
 
 def check_name(limits: Limits, what: str, name: str) -> None:
-    """A lock or list name: non-empty text without control characters, bounded in bytes."""
+    """A lock or list name: non-empty UTF-8 text without control characters, bounded in bytes."""
     if not name:
         raise RefusedError(Reason.INVALID_ARGUMENT, f"{what} must not be empty")
-    size = len(name.encode("utf-8", "surrogatepass"))
+    size = _utf8_size(what, name)
     if size > limits.max_name_bytes:
         raise RefusedError(
             Reason.INVALID_ARGUMENT,
             f"{what} is {size} bytes, over max_name_bytes={limits.max_name_bytes}",
         )
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+    if any(unicodedata.category(c) == "Cc" for c in name):
         raise RefusedError(Reason.INVALID_ARGUMENT, f"{what} contains a control character")
+
+
+def _utf8_size(what: str, text: str) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise RefusedError(Reason.INVALID_ARGUMENT, f"{what} is not valid UTF-8") from None
 
 
 def check_text(limits: Limits, what: str, text: str, bound: int, bound_name: str) -> None:
     """Free text (client name, host, reason): may be empty, bounded in bytes."""
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = _utf8_size(what, text)
     if size > bound:
         raise RefusedError(
             Reason.INVALID_ARGUMENT, f"{what} is {size} bytes, over {bound_name}={bound}"
@@ -106,8 +114,8 @@ def check_session_ttl(limits: Limits, ttl_ms: int) -> None:
     if not limits.min_session_ttl_ms <= ttl_ms <= limits.max_session_ttl_ms:
         raise RefusedError(
             Reason.INVALID_ARGUMENT,
-            f"session ttl_ms must be within [{limits.min_session_ttl_ms}, "
-            f"{limits.max_session_ttl_ms}], got {ttl_ms}",
+            f"session ttl_ms must be within [min_session_ttl_ms={limits.min_session_ttl_ms}, "
+            f"max_session_ttl_ms={limits.max_session_ttl_ms}], got {ttl_ms}",
         )
 
 

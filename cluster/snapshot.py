@@ -93,9 +93,10 @@ def load(data: bytes) -> StateMachine:
         raise SnapshotError(f"snapshot is not msgpack: {exc}") from None
     if not isinstance(document, dict) or document.get("magic") != MAGIC:
         raise SnapshotError("not a turnstile snapshot")
-    if document.get("version") != SNAPSHOT_VERSION:
+    version = document.get("version")
+    if type(version) is not int or version != SNAPSHOT_VERSION:
         raise SnapshotError(
-            f"snapshot format version {document.get('version')!r} is not supported "
+            f"snapshot format version {version!r} is not supported "
             f"(this build reads version {SNAPSHOT_VERSION})"
         )
     try:
@@ -113,8 +114,8 @@ def _restore(document: dict[str, Any]) -> StateMachine:
         session = Session(
             id=_int(sid),
             ttl_ms=_int(ttl),
-            client_name=str(name),
-            client_host=str(host),
+            client_name=_str(name),
+            client_host=_str(host),
             client_pid=_int(pid),
             opened_at=_int(opened_at),
             acked=_int(acked),
@@ -122,14 +123,18 @@ def _restore(document: dict[str, Any]) -> StateMachine:
         session.results = {_int(seq): result_from_plain(plain) for seq, plain in results}
         state.sessions[session.id] = session
     for name, holder, waiters in document["locks"]:
-        lock = LockState(str(name))
+        lock = LockState(_str(name))
         if holder is not None:
             lock.holder = Holder(*(_int(v) for v in holder))
         lock.waiters = [Waiter(*(_int(v) for v in values)) for values in waiters]
+        if lock.holder is None:
+            # The state machine grants the head waiter whenever a lock is freed, and forgets
+            # an idle lock: a free lock record cannot exist in a real state.
+            raise SnapshotError(f"lock {lock.name!r} has no holder")
         state.locks[lock.name] = lock
     for name, ttl, created_at, expires_at, members in document["lists"]:
-        item = ListState(str(name), _int(ttl), _int(created_at), _int(expires_at))
-        item.members = [bytes(m) for m in members]
+        item = ListState(_str(name), _int(ttl), _int(created_at), _int(expires_at))
+        item.members = [_bytes(m) for m in members]
         item.ids = {m: i + 1 for i, m in enumerate(item.members)}
         if len(item.ids) != len(item.members):
             raise SnapshotError(f"list {item.name!r} has duplicate members")
@@ -141,4 +146,16 @@ def _restore(document: dict[str, Any]) -> StateMachine:
 def _int(value: Any) -> int:
     if type(value) is not int or value < 0:
         raise SnapshotError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if type(value) is not str:
+        raise SnapshotError(f"expected a string, got {value!r}")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    if type(value) is not bytes:
+        raise SnapshotError(f"expected bytes, got {value!r}")
     return value

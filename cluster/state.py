@@ -487,14 +487,14 @@ class StateMachine:
 
     def _release(self, command: Release) -> Result:
         bounds.check_name(self.limits, "lock name", command.name)
-        lock = self._held_by(command.name, command.token)
+        lock = self._held_by(command.name, command.token, command.session)
         self._free(lock, CAUSE_RELEASED)
         return Released(command.token)
 
     def _extend(self, command: Extend) -> Result:
         bounds.check_name(self.limits, "lock name", command.name)
         bounds.check_duration(self.limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
-        lock = self._held_by(command.name, command.token)
+        lock = self._held_by(command.name, command.token, command.session)
         holder = lock.holder
         assert holder is not None  # _held_by checked it
         holder.expires_at = self.clock + command.max_hold_ms if command.max_hold_ms else 0
@@ -514,12 +514,15 @@ class StateMachine:
         self._free(lock, CAUSE_FORCE_RELEASED, detail=command.reason)
         return ForceReleased(holder.session, holder.token)
 
-    def _held_by(self, name: str, token: int) -> LockState:
+    def _held_by(self, name: str, token: int, session: int) -> LockState:
+        """The lock, if ``token`` holds it for ``session``: tokens are guessable, sessions not."""
         lock = self.locks.get(name)
         if lock is None or lock.holder is None:
             raise RefusedError(Reason.NOT_HOLDER, f"lock {name!r} is not held")
-        if lock.holder.token != token:
-            raise RefusedError(Reason.NOT_HOLDER, f"token {token} does not hold lock {name!r}")
+        if lock.holder.token != token or lock.holder.session != session:
+            raise RefusedError(
+                Reason.NOT_HOLDER, f"token {token} of session {session} does not hold lock {name!r}"
+            )
         return lock
 
     def _grant(self, lock: LockState, session_id: int, seq: int, max_hold_ms: int) -> Granted:
@@ -690,6 +693,8 @@ class StateMachine:
 
     def members(self, name: str, after_id: int, limit: int) -> list[tuple[int, bytes]] | Err:
         """(id, member) pairs with id > after_id, in id order, at most one page."""
+        if after_id < 0:
+            return Err(Reason.INVALID_ARGUMENT, f"after_id must not be negative, got {after_id}")
         try:
             bounds.check_name(self.limits, "list name", name)
             page = bounds.check_page(self.limits, limit)

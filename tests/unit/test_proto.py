@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from turnstile.v1 import turnstile_pb2
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,9 +19,7 @@ DECLARATION = re.compile(
 
 
 def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(ROOT / "proto" / "generate.py"), str(tmp_path)], check=True
-    )
+    subprocess.run([sys.executable, str(ROOT / "proto" / "generate.py"), str(tmp_path)], check=True)
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert generated, "protoc produced nothing"
     stale = [
@@ -44,8 +44,6 @@ def test_every_rpc_field_and_enum_value_has_a_comment() -> None:
 
 
 def test_every_response_carries_a_header() -> None:
-    from turnstile.v1 import turnstile_pb2
-
     services = turnstile_pb2.DESCRIPTOR.services_by_name.values()
     missing = [
         f"{service.name}.{method.name}"
