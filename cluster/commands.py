@@ -7,7 +7,9 @@ events use the same record encoding (results are kept in snapshots for exactly-o
 
 Every command carries ``now``: milliseconds of log time stamped by the leader. Commands made on
 behalf of a client carry its ``session``, a per-session ``seq`` (request id, >= 1, reused by
-retries) and ``acked``: every seq <= acked has been answered, so its result may be forgotten.
+retries), ``acked``: every seq <= acked has been answered, and ``answered``: seqs above acked
+that have been answered too. Their results may be forgotten; ``answered`` keeps one long
+blocked acquire from pinning every later result of its session.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Acquire:
     name: str
     max_hold_ms: int
     wait_ms: int
+    answered: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class Release:
     acked: int
     name: str
     token: int
+    answered: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,7 @@ class Extend:
     name: str
     token: int
     max_hold_ms: int
+    answered: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,7 @@ class SetUpList:
     acked: int
     name: str
     ttl_ms: int
+    answered: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +159,7 @@ class Insert:
     acked: int
     name: str
     members: tuple[bytes, ...]
+    answered: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,7 @@ class TearDownList:
     seq: int
     acked: int
     name: str
+    answered: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,8 @@ class Node:
         self.waiters = WaiterRegistry()
         self.barrier = ReadBarrier(self._commit_barrier)
         self._leading = False
+        #: Set once shutdown began: cancelled RPCs are the server's doing, not the caller's.
+        self.stopping = False
         self._base_clock = 0
         self._base_mono = time.monotonic()
         self._duties_wake = asyncio.Event()
@@ -97,12 +99,19 @@ class Node:
         self.raft.start()
         self._duties = self.loop.create_task(self._duties_loop())
 
+    def begin_shutdown(self) -> None:
+        """Blocked acquires answer UNAVAILABLE now, so their clients retry on another node
+        (their waits stay queued in the cluster); nothing new is served."""
+        self.stopping = True
+        self._leading = False
+        self.waiters.fail_all(TurnstileError(Reason.UNAVAILABLE, "node is shutting down"))
+
     async def stop(self) -> None:
+        self.begin_shutdown()
         if self._duties is not None:
             self._duties.cancel()
         for task in list(self._tasks):
             task.cancel()
-        self.waiters.fail_all(TurnstileError(Reason.UNAVAILABLE, "node is shutting down"))
         await asyncio.to_thread(self.raft.stop)
 
     def add_health_listener(self, listener: Callable[[bool], Awaitable[None]]) -> None:
@@ -234,7 +243,7 @@ class Node:
     def _role_changed(self, was_leader: bool, is_leader: bool) -> None:
         if is_leader and not was_leader:
             log.info("became leader in term %d; taking office", self.raft.term)
-            self._spawn(self._take_office(self.raft.term))
+            self.spawn(self._take_office(self.raft.term))
         elif was_leader and not is_leader:
             log.warning("lost leadership in term %d", self.raft.term)
             self._leading = False
@@ -253,7 +262,7 @@ class Node:
                 log.warning("taking office in term %d failed, retrying: %s", term, exc)
                 await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
                 continue
-            if self.raft.is_leader and self.raft.term == term:
+            if self.raft.is_leader and self.raft.term == term and not self.stopping:
                 self._leading = True
                 log.info("leader in term %d serving; %d sessions tracked", term, len(self.tracker))
                 self._duties_wake.set()
@@ -289,7 +298,7 @@ class Node:
             return _DUTIES_IDLE_S
         now_mono = time.monotonic()
         for session in self.tracker.take_due(now_mono):
-            self._spawn(self._expire(session))
+            self.spawn(self._expire(session))
         wake_at = now_mono + _DUTIES_IDLE_S
         next_session = self.tracker.next_deadline()
         if next_session is not None:
@@ -300,7 +309,7 @@ class Node:
             if due_mono <= now_mono:
                 if not self._tick_in_flight:
                     self._tick_in_flight = True
-                    self._spawn(self._tick())
+                    self.spawn(self._tick())
             else:
                 wake_at = min(wake_at, due_mono)
         return max(0.0, wake_at - now_mono)
@@ -322,7 +331,8 @@ class Node:
             self._tick_in_flight = False
             self._duties_wake.set()
 
-    def _spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Any) -> None:
+        """Runs a background task, keeping a reference until it is done."""
         task = self.loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -83,6 +83,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         await stop.wait()
     finally:
         log.info("node %s stopping", config.node_id)
+        node.begin_shutdown()
         await server.stop(grace=1.0)
         await node.stop()
         log.info("node %s stopped", config.node_id)

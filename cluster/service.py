@@ -175,14 +175,17 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
                     request.name,
                     request.max_hold_ms,
                     request.wait_ms,
+                    tuple(rid.answered),
                 )
             )
             if isinstance(result, cmd.Queued):
                 result = await self._wait(request, result, waiter)
         except asyncio.CancelledError:
             # The caller gave up (deadline or disconnect): withdraw the wait, or give back a
-            # grant that raced in, so no lock stays held by a caller who was told no.
-            self.node.loop.create_task(self._cancel_wait(request))
+            # grant that raced in, so no lock stays held by a caller who was told no. When the
+            # server itself is stopping, the caller retries elsewhere and keeps its place.
+            if not self.node.stopping:
+                self.node.spawn(self._cancel_wait(request))
             raise
         finally:
             self.node.waiters.discard(key, waiter)
@@ -227,7 +230,13 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
         rid = request.request
         await self.node.execute(
             lambda now: cmd.Release(
-                now, rid.session_id, rid.seq, rid.acked, request.name, request.token
+                now,
+                rid.session_id,
+                rid.seq,
+                rid.acked,
+                request.name,
+                request.token,
+                tuple(rid.answered),
             )
         )
         return pb.ReleaseResponse(header=self.header())
@@ -244,6 +253,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
                 request.name,
                 request.token,
                 request.max_hold_ms,
+                tuple(rid.answered),
             )
         )
         assert isinstance(result, cmd.Extended)
@@ -317,7 +327,13 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
         rid = request.request
         result = await self.node.execute(
             lambda now: cmd.SetUpList(
-                now, rid.session_id, rid.seq, rid.acked, request.name, request.ttl_ms
+                now,
+                rid.session_id,
+                rid.seq,
+                rid.acked,
+                request.name,
+                request.ttl_ms,
+                tuple(rid.answered),
             )
         )
         assert isinstance(result, cmd.ListSetUp)
@@ -332,7 +348,9 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
         rid = request.request
         members = tuple(request.members)
         result = await self.node.execute(
-            lambda now: cmd.Insert(now, rid.session_id, rid.seq, rid.acked, request.name, members)
+            lambda now: cmd.Insert(
+                now, rid.session_id, rid.seq, rid.acked, request.name, members, tuple(rid.answered)
+            )
         )
         assert isinstance(result, cmd.Inserted)
         return pb.InsertResponse(
@@ -377,7 +395,9 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
     ) -> pb.TearDownListResponse:
         rid = request.request
         result = await self.node.execute(
-            lambda now: cmd.TearDownList(now, rid.session_id, rid.seq, rid.acked, request.name)
+            lambda now: cmd.TearDownList(
+                now, rid.session_id, rid.seq, rid.acked, request.name, tuple(rid.answered)
+            )
         )
         assert isinstance(result, cmd.TornDown)
         return pb.TearDownListResponse(header=self.header(), removed=result.removed)

@@ -294,6 +294,12 @@ class StateMachine:
                 Reason.INVALID_ARGUMENT,
                 f"seq must be >= 1 and above acked, got seq={command.seq} acked={command.acked}",
             )
+        if len(command.answered) > self.limits.max_results_per_session:
+            return Err(
+                Reason.INVALID_ARGUMENT,
+                f"{len(command.answered)} answered seqs in one request, over "
+                f"max_results_per_session={self.limits.max_results_per_session}",
+            )
         first = session.results.get(command.seq)
         if first is not None:
             return first
@@ -303,6 +309,9 @@ class StateMachine:
             session.acked = command.acked
             for seq in [s for s in session.results if s <= command.acked]:
                 del session.results[seq]
+        for seq in command.answered:
+            if seq != command.seq:
+                session.results.pop(seq, None)
         if len(session.results) >= self.limits.max_results_per_session:
             return Err(
                 Reason.LIMIT_EXCEEDED,

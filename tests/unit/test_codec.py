@@ -211,13 +211,13 @@ BAD_INPUTS: dict[str, Any] = {
     "bool for int": packed(FORMAT_VERSION, Tick.OP, [True]),
     "none for int": packed(FORMAT_VERSION, Tick.OP, [None]),
     "text for int": packed(FORMAT_VERSION, Tick.OP, ["5"]),
-    "bytes for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, b"L", 0, 0]),
-    "int for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, 7, 0, 0]),
-    "str for bytes member": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", ["a"]]),
-    "members not an array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", b"ab"]),
-    "members a map": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", {"a": b"a"}]),
-    "nested member array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [[b"a"]]]),
-    "invalid utf-8 name": b"\x93\x01\x04\x97\x01\x01\x01\x00\xa2\xff\xfe\x00\x00",
+    "bytes for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, b"L", 0, 0, []]),
+    "int for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, 7, 0, 0, []]),
+    "str for bytes member": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", ["a"], []]),
+    "members not an array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", b"ab", []]),
+    "members a map": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", {"a": b"a"}, []]),
+    "nested member array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [[b"a"]], []]),
+    "invalid utf-8 name": b"\x93\x01\x04\x98\x01\x01\x01\x00\xa2\xff\xfe\x00\x00\x90",
     "limits not an array": packed(FORMAT_VERSION, SetLimits.OP, [1, 5]),
     "limits too short": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13]),
     "limits negative": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13 + [-1]]),
@@ -239,11 +239,11 @@ def test_the_bad_inputs_are_bad_only_where_they_say() -> None:
         1, 1, 1, 0, "L", 0, 0
     )
     assert decode_command(packed(FORMAT_VERSION, Tick.OP, [MAX_INT])) == Tick(MAX_INT)
-    good_insert = packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [b"a"]])
+    good_insert = packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [b"a"], []])
     assert decode_command(good_insert) == Insert(1, 1, 1, 0, "runs", (b"a",))
     good_limits = packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 14])
     assert isinstance(decode_command(good_limits), SetLimits)
-    assert decode_command(b"\x93\x01\x04\x97\x01\x01\x01\x00\xa1L\x00\x00") == Acquire(
+    assert decode_command(b"\x93\x01\x04\x98\x01\x01\x01\x00\xa1L\x00\x00\x90") == Acquire(
         1, 1, 1, 0, "L", 0, 0
     )
 
@@ -288,6 +288,7 @@ _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     str: st.text(max_size=20),
     bytes: st.binary(max_size=20),
     tuple[bytes, ...]: st.lists(st.binary(max_size=8), max_size=5).map(tuple),
+    tuple[int, ...]: st.lists(_INT, max_size=5).map(tuple),
     Limits: st.builds(Limits, **{f.name: _INT for f in fields(Limits)}),
 }
 

@@ -6,17 +6,22 @@ import pytest
 from helpers import Driver, assert_unchanged, err, resolved, result, snapshot_doc
 
 from turnstile.cluster.commands import (
+    Acquire,
     Err,
     Granted,
+    Insert,
     Inserted,
     ListSetUp,
     NotAcquired,
+    OpenSession,
     Queued,
     Released,
+    SetUpList,
     TornDown,
 )
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
+from turnstile.cluster.state import StateMachine
 
 pytestmark = pytest.mark.unit
 
@@ -261,3 +266,20 @@ def test_an_unknown_session_is_session_expired() -> None:
         err(applied, Reason.SESSION_EXPIRED, "42")
         assert applied.events == ()
     assert_unchanged(before, d)
+
+
+def test_answered_seqs_above_acked_are_forgotten_but_a_blocked_acquire_is_kept() -> None:
+    """One acquire blocked for long must not pin every later result of its session."""
+    state = StateMachine(Limits(max_results_per_session=3))
+    state.apply(OpenSession(1, 60_000, "w", "h", 1))
+    state.apply(OpenSession(1, 60_000, "w", "h", 2))
+    state.apply(Acquire(2, 2, 1, 0, "busy", 0, 0))
+    queued = state.apply(Acquire(3, 1, 1, 0, "busy", 0, 600_000)).result
+    assert isinstance(queued, Queued)
+    state.apply(SetUpList(4, 1, 2, 0, "l", 0))
+    for seq in range(3, 40):
+        # acked stays 0: seq 1 (the blocked acquire) is unanswered; each answer is reported once.
+        result = state.apply(Insert(5, 1, seq, 0, "l", (b"%d" % seq,), (seq - 1,))).result
+        assert isinstance(result, Inserted), result
+    assert set(state.sessions[1].results) == {1, 39}
+    assert state.apply(Acquire(6, 1, 1, 0, "busy", 0, 600_000)).result == queued

@@ -26,14 +26,16 @@ ROLE_CANDIDATE: Role
 ROLE_LEADER: Role
 
 class RequestId(_message.Message):
-    __slots__ = ("session_id", "seq", "acked")
+    __slots__ = ("session_id", "seq", "acked", "answered")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ACKED_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
     session_id: int
     seq: int
     acked: int
-    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ..., acked: _Optional[int] = ...) -> None: ...
+    answered: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ..., acked: _Optional[int] = ..., answered: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class ResponseHeader(_message.Message):
     __slots__ = ("node_id", "term", "leader_id", "leader_address", "applied_index")
