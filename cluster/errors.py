@@ -16,6 +16,8 @@ from grpc_status import rpc_status
 from turnstile.cluster.reasons import Reason
 
 DOMAIN = "turnstile.v1"
+#: Trailing metadata key carrying the leader's client address on NOT_LEADER.
+LEADER_METADATA_KEY = "turnstile-leader"
 
 #: Reason -> gRPC status code. Every reason appears exactly once.
 STATUS_CODES: dict[Reason, grpc.StatusCode] = {

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import grpc
 
 from turnstile.cluster import commands as cmd
-from turnstile.cluster.errors import TurnstileError, to_status
+from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
 from turnstile.cluster.node import Node
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import (
@@ -33,8 +33,6 @@ from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-#: Trailing metadata key carrying the leader's client address on NOT_LEADER.
-LEADER_METADATA_KEY = "turnstile-leader"
 VERSION = "0.1.0"
 
 #: Extra time a blocked acquire waits past its deadline for the expiry tick to land.

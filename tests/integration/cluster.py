@@ -18,11 +18,10 @@ import grpc
 from grpc_status import rpc_status
 
 from turnstile.cluster.config import NodeConfig
-from turnstile.cluster.errors import reason_of
+from turnstile.cluster.errors import LEADER_METADATA_KEY, reason_of
 from turnstile.cluster.launcher import NodeProcess, node_status, read_config, write_cluster
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.service import LEADER_METADATA_KEY
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 

@@ -8,8 +8,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.integration.cluster import Cluster, WireClient, error_reason, trailing, wait_until
+from turnstile.cluster.errors import LEADER_METADATA_KEY
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.service import LEADER_METADATA_KEY
 from turnstile.v1 import turnstile_pb2 as pb
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,452 @@
+"""The asyncio client: the same surface as the sync one, for async workers.
+
+.. code-block:: python
+
+    async with turnstile.client.aio.connect(endpoints) as client:
+        async with client.lock("work-unit-42", max_hold=30) as held:
+            await write_result(fence=held.token)
+
+Leader routing, retry policy, error mapping, request ids and session state are the shared
+ones of the sync client; only the I/O (``grpc.aio`` channels, tasks instead of threads) is here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+import grpc
+
+from turnstile.client.client import STUBS, client_identity, parse_endpoints
+from turnstile.client.distinct_list import BATCH, PAGE, Member, member_bytes
+from turnstile.client.errors import (
+    ClosedError,
+    LockLostError,
+    NotHolderError,
+    SessionExpiredError,
+    TurnstileError,
+    from_rpc_error,
+)
+from turnstile.client.lock import WAIT_GRACE, Hold, acquire_timing
+from turnstile.client.retry import RetryPolicy
+from turnstile.client.routing import Router
+from turnstile.client.session import Listener, SessionCore, SessionState
+from turnstile.v1 import turnstile_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+class AsyncSession:
+    """A session of an ``AsyncClient``, kept alive by a task at TTL/3; ``lost`` is set when
+    it is LOST."""
+
+    def __init__(self, client: AsyncClient, core: SessionCore) -> None:
+        self._client = client
+        self.core = core
+        self.lost = asyncio.Event()
+        core.add_listener(self._on_state)
+        self._task = asyncio.get_running_loop().create_task(self._keep_alive())
+
+    @property
+    def id(self) -> int:
+        return self.core.id
+
+    @property
+    def state(self) -> SessionState:
+        return self.core.state
+
+    def alive(self) -> bool:
+        return self.core.alive()
+
+    def add_listener(self, listener: Listener) -> None:
+        self.core.add_listener(listener)
+
+    def _on_state(self, state: SessionState) -> None:
+        if state is SessionState.LOST:
+            self.lost.set()
+
+    async def _keep_alive(self) -> None:
+        interval = self.core.ttl / 3
+        next_at = self.core.clock() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - self.core.clock()))
+            sent = self.core.clock()
+            next_at = sent + interval
+            try:
+                await self._client.invoke(
+                    "sessions",
+                    "KeepAlive",
+                    pb.KeepAliveRequest(session_id=self.core.id),
+                    deadline=max(0.001, min(interval, self.core.alive_until - sent)),
+                )
+            except SessionExpiredError:
+                self.core.expire()
+            except TurnstileError as error:
+                log.info("keep-alive of session %d failed: %s", self.core.id, error)
+                self.core.keep_alive_failed()
+            else:
+                self.core.acknowledged(sent)
+            if not self.core.alive():
+                return
+
+    async def close(self) -> None:
+        """Stops the keep-alives and ends the session in the cluster (releasing its locks)."""
+        if self._task.done() and not self.core.alive():
+            return
+        self._task.cancel()
+        if self.core.alive():
+            try:
+                await self._client.invoke(
+                    "sessions", "Close", pb.CloseSessionRequest(session_id=self.core.id), deadline=5
+                )
+            except SessionExpiredError:
+                pass
+            except TurnstileError as error:
+                log.warning("closing session %d failed: %s", self.core.id, error)
+        self.core.closed()
+
+
+class AsyncClient:
+    """``turnstile.client.Client`` for asyncio. Create it inside a running event loop."""
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str] | None = None,
+        *,
+        session_ttl: float = 10.0,
+        retry: RetryPolicy | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.router = Router(parse_endpoints(endpoints))
+        self.retry = retry or RetryPolicy()
+        self.session_ttl = session_ttl
+        self.identity = client_identity(name)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[tuple[str, str], Any] = {}
+        self._session: AsyncSession | None = None
+        self._opening = asyncio.Lock()
+        self._closed = False
+
+    def _stub(self, endpoint: str, service: str) -> Any:
+        if self._closed:
+            raise ClosedError("the client is closed")
+        stub = self._stubs.get((endpoint, service))
+        if stub is None:
+            channel = self._channels.get(endpoint)
+            if channel is None:
+                channel = self._channels[endpoint] = grpc.aio.insecure_channel(endpoint)
+            stub = self._stubs[(endpoint, service)] = STUBS[service](channel)
+        return stub
+
+    async def invoke(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        deadline: float | None = None,
+        attempt_timeout: float | None = None,
+    ) -> Any:
+        """See ``Client.invoke``."""
+        attempts = self.retry.start(deadline)
+        while True:
+            endpoint = self.router.target()
+            call = getattr(self._stub(endpoint, service), method)
+            try:
+                response = await call(request, timeout=attempts.attempt_timeout(attempt_timeout))
+            except grpc.aio.AioRpcError as rpc_error:
+                error = from_rpc_error(rpc_error)
+                if not error.retryable:
+                    raise error from None
+                self.router.failed(endpoint, error.leader_hint)
+                pause = attempts.next_backoff()
+                if pause is None:
+                    raise error from None
+                await asyncio.sleep(pause)
+                continue
+            self.router.succeeded(endpoint)
+            return response
+
+    async def write(
+        self,
+        service: str,
+        method: str,
+        build: Callable[[pb.RequestId], Any],
+        *,
+        session: AsyncSession | None = None,
+        deadline: float | None = None,
+        attempt_timeout: float | None = None,
+    ) -> Any:
+        """See ``Client.write``."""
+        session = session or await self.session()
+        request_id = session.core.requests.new()
+        try:
+            return await self.invoke(
+                service,
+                method,
+                build(request_id),
+                deadline=deadline,
+                attempt_timeout=attempt_timeout,
+            )
+        except SessionExpiredError:
+            session.core.expire()
+            raise
+        finally:
+            session.core.requests.answered(request_id)
+
+    async def session(self) -> AsyncSession:
+        """The live session, opened on first use and again after one is LOST."""
+        if self._closed:
+            raise ClosedError("the client is closed")
+        current = self._session
+        if current is not None and current.alive():
+            return current
+        async with self._opening:
+            if self._session is not None and self._session is not current:
+                return self._session
+            name, host, pid = self.identity
+            sent = self.retry.clock()
+            opened = await self.invoke(
+                "sessions",
+                "Open",
+                pb.OpenSessionRequest(
+                    ttl_ms=int(self.session_ttl * 1000),
+                    client_name=name,
+                    client_host=host,
+                    client_pid=pid,
+                ),
+            )
+            self._session = AsyncSession(
+                self, SessionCore(opened.session_id, opened.ttl_ms / 1000, sent, self.retry.clock)
+            )
+            return self._session
+
+    def lock(self, name: str, max_hold: float | None = None) -> AsyncLock:
+        return AsyncLock(self, name, max_hold)
+
+    def distinct_list(self, name: str, ttl: float | None = None) -> AsyncDistinctList:
+        return AsyncDistinctList(self, name, ttl)
+
+    async def close(self) -> None:
+        """Closes the session (releasing every lock it holds at once) and the channels."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        self._closed = True
+        channels, self._channels = self._channels, {}
+        self._stubs.clear()
+        for channel in channels.values():
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def connect(
+    endpoints: str | Sequence[str] | None = None,
+    *,
+    session_ttl: float = 10.0,
+    retry: RetryPolicy | None = None,
+    name: str | None = None,
+) -> AsyncClient:
+    """An ``AsyncClient``; no network traffic happens until the first call."""
+    return AsyncClient(endpoints, session_ttl=session_ttl, retry=retry, name=name)
+
+
+class AsyncLock:
+    """``turnstile.client.Lock`` for asyncio: ``await lock.acquire()``, ``async with lock``."""
+
+    def __init__(self, client: AsyncClient, name: str, max_hold: float | None = None) -> None:
+        if max_hold is not None and max_hold <= 0:
+            raise ValueError("max_hold must be positive seconds, or None for no cap")
+        self.client = client
+        self.name = name
+        self.max_hold = max_hold
+        self._local = asyncio.Lock()
+        self._hold: Hold | None = None
+
+    @property
+    def token(self) -> int | None:
+        return self._hold.token if self._hold else None
+
+    @property
+    def expires_at(self) -> float | None:
+        return self._hold.expires_at if self._hold else None
+
+    async def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """See ``Lock.acquire``."""
+        clock = self.client.retry.clock
+        started = clock()
+        wait_ms = acquire_timing(blocking, timeout)
+        if not blocking and self._local.locked():
+            return False
+        try:
+            if timeout == -1:
+                await self._local.acquire()
+            else:
+                await asyncio.wait_for(self._local.acquire(), timeout if blocking else 0.001)
+        except TimeoutError:
+            return False
+        try:
+            if timeout != -1:
+                wait_ms = max(0, wait_ms - int((clock() - started) * 1000))
+            session = await self.client.session()
+            sent = clock()
+            max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
+            response = await self.client.write(
+                "locks",
+                "Acquire",
+                lambda rid: pb.AcquireRequest(
+                    request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
+                ),
+                session=session,
+                deadline=self.client.retry.deadline + wait_ms / 1000,
+                attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
+            )
+        except BaseException:
+            self._local.release()
+            raise
+        if not response.acquired:
+            self._local.release()
+            return False
+        self._hold = Hold(
+            session,  # type: ignore[arg-type]
+            response.token,
+            sent,
+            sent + self.max_hold if self.max_hold else None,
+        )
+        return True
+
+    async def release(self) -> None:
+        """See ``Lock.release``."""
+        hold = self._hold
+        if hold is None:
+            raise RuntimeError("release unlocked lock")
+        self._hold = None
+        try:
+            if not hold.session.alive():
+                raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
+            try:
+                await self.client.write(
+                    "locks",
+                    "Release",
+                    lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
+                    session=hold.session,  # type: ignore[arg-type]
+                )
+            except (NotHolderError, SessionExpiredError) as error:
+                raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+        finally:
+            self._local.release()
+
+    def locked(self) -> bool:
+        """See ``Lock.locked``."""
+        hold = self._hold
+        if hold is None or not hold.session.alive():
+            return False
+        return hold.expires_at is None or self.client.retry.clock() < hold.expires_at
+
+    async def validate(self) -> bool:
+        hold = self._hold
+        if hold is None:
+            return False
+        response = await self.client.invoke(
+            "locks", "Validate", pb.ValidateRequest(name=self.name, token=hold.token)
+        )
+        return bool(response.valid)
+
+    async def __aenter__(self) -> AsyncLock:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        try:
+            await self.release()
+        except LockLostError:
+            if exc is None:
+                raise
+            log.warning("lock %r was lost inside a block that raised", self.name)
+
+
+class AsyncDistinctList:
+    """``turnstile.client.DistinctList`` for asyncio."""
+
+    def __init__(self, client: AsyncClient, name: str, ttl: float | None = None) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError("ttl must be positive seconds, or None for no expiry")
+        self.client = client
+        self.name = name
+        self.ttl = ttl
+        self._set_up = False
+
+    async def set_up(self) -> bool:
+        ttl_ms = int(self.ttl * 1000) if self.ttl else 0
+        response = await self.client.write(
+            "lists",
+            "SetUp",
+            lambda rid: pb.SetUpListRequest(request=rid, name=self.name, ttl_ms=ttl_ms),
+        )
+        self._set_up = True
+        return bool(response.created)
+
+    async def insert(self, member: Member) -> tuple[bool, int]:
+        return (await self.insert_many([member]))[0]
+
+    async def _ensure_set_up(self) -> None:
+        if not self._set_up:
+            await self.set_up()
+
+    async def insert_many(self, members: Iterable[Member]) -> list[tuple[bool, int]]:
+        encoded = [member_bytes(m) for m in members]
+        await self._ensure_set_up()
+        results: list[tuple[bool, int]] = []
+        for start in range(0, len(encoded), BATCH):
+            chunk = encoded[start : start + BATCH]
+            response = await self.client.write(
+                "lists",
+                "Insert",
+                lambda rid, chunk=chunk: pb.InsertRequest(
+                    request=rid, name=self.name, members=chunk
+                ),
+            )
+            results += [(r.added, r.id) for r in response.results]
+        return results
+
+    async def id_of(self, member: Member) -> int | None:
+        await self._ensure_set_up()
+        response = await self.client.invoke(
+            "lists", "Contains", pb.ContainsRequest(name=self.name, members=[member_bytes(member)])
+        )
+        return response.ids[0] or None
+
+    async def contains(self, member: Member) -> bool:
+        return (await self.id_of(member)) is not None
+
+    async def size(self) -> int:
+        await self._ensure_set_up()
+        response = await self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+        return int(response.list.size)
+
+    async def __aiter__(self) -> AsyncIterator[tuple[bytes, int]]:
+        await self._ensure_set_up()
+        after = 0
+        while True:
+            response = await self.client.invoke(
+                "lists", "Members", pb.MembersRequest(name=self.name, after_id=after, limit=PAGE)
+            )
+            for item in response.members:
+                yield item.member, item.id
+            if len(response.members) < PAGE:
+                return
+            after = response.members[-1].id
+
+    async def tear_down(self) -> bool:
+        response = await self.client.write(
+            "lists", "TearDown", lambda rid: pb.TearDownListRequest(request=rid, name=self.name)
+        )
+        self._set_up = False
+        return bool(response.removed)

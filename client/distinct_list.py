@@ -1,0 +1,135 @@
+"""``DistinctList``: a replicated set that gives every distinct member one stable id."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from turnstile.v1 import turnstile_pb2 as pb
+
+if TYPE_CHECKING:
+    from turnstile.client.client import Client
+
+Member = str | bytes
+#: Members per Insert/Contains call; larger batches are split (the server's default bound).
+BATCH = 1000
+#: Members per page when iterating.
+PAGE = 1000
+
+
+def member_bytes(member: Member) -> bytes:
+    """Members travel as bytes; ``str`` is encoded as UTF-8."""
+    if isinstance(member, bytes):
+        return member
+    if isinstance(member, str):
+        return member.encode("utf-8")
+    raise TypeError(f"a member is str or bytes, not {type(member).__name__}")
+
+
+class DistinctList:
+    """The distinct list ``name``: ``insert`` tells whether a member is new and gives its id.
+
+    Ids are dense (1, 2, 3 ...) in insertion order; a member inserted again gets the id it was
+    first given, whoever inserts it. The list is set up (created, or its TTL renewed) on first
+    use by this object, reads included; a list torn down later is not silently re-created.
+
+    .. code-block:: python
+
+        results = client.distinct_list("run-2024-06", ttl=3600)
+        added, result_id = results.insert("key_foo")
+    """
+
+    def __init__(self, client: Client, name: str, ttl: float | None = None) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError("ttl must be positive seconds, or None for no expiry")
+        self.client = client
+        self.name = name
+        self.ttl = ttl
+        self._set_up = False
+        self._lock = threading.Lock()
+
+    def set_up(self) -> bool:
+        """Creates the list, or renews its TTL if it exists. Returns True if created."""
+        ttl_ms = int(self.ttl * 1000) if self.ttl else 0
+        response = self.client.write(
+            "lists",
+            "SetUp",
+            lambda rid: pb.SetUpListRequest(request=rid, name=self.name, ttl_ms=ttl_ms),
+        )
+        self._set_up = True
+        return bool(response.created)
+
+    def _ensure_set_up(self) -> None:
+        if not self._set_up:
+            with self._lock:
+                if not self._set_up:
+                    self.set_up()
+
+    def insert(self, member: Member) -> tuple[bool, int]:
+        """Adds ``member``: (True, new id), or (False, the id it was first given).
+
+        :raises NotFoundError: the list was torn down (it is not silently re-created).
+        :raises InvalidArgumentError: an empty or oversize member.
+        """
+        return self.insert_many([member])[0]
+
+    def insert_many(self, members: Iterable[Member]) -> list[tuple[bool, int]]:
+        """``insert`` for many members, in batches; one (added, id) per member, in order."""
+        encoded = [member_bytes(m) for m in members]
+        self._ensure_set_up()
+        results: list[tuple[bool, int]] = []
+        for start in range(0, len(encoded), BATCH):
+            chunk = encoded[start : start + BATCH]
+            response = self.client.write(
+                "lists",
+                "Insert",
+                lambda rid, chunk=chunk: pb.InsertRequest(
+                    request=rid, name=self.name, members=chunk
+                ),
+            )
+            results += [(r.added, r.id) for r in response.results]
+        return results
+
+    def id_of(self, member: Member) -> int | None:
+        """The member's id, or None if it is not in the list."""
+        self._ensure_set_up()
+        response = self.client.invoke(
+            "lists", "Contains", pb.ContainsRequest(name=self.name, members=[member_bytes(member)])
+        )
+        return response.ids[0] or None
+
+    def contains(self, member: Member) -> bool:
+        return self.id_of(member) is not None
+
+    __contains__ = contains
+
+    def __len__(self) -> int:
+        self._ensure_set_up()
+        response = self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+        return int(response.list.size)
+
+    def __iter__(self) -> Iterator[tuple[bytes, int]]:
+        """(member, id) pairs in id order, fetched a page at a time."""
+        self._ensure_set_up()
+        after = 0
+        while True:
+            response = self.client.invoke(
+                "lists", "Members", pb.MembersRequest(name=self.name, after_id=after, limit=PAGE)
+            )
+            for item in response.members:
+                yield item.member, item.id
+            if len(response.members) < PAGE:
+                return
+            after = response.members[-1].id
+
+    def tear_down(self) -> bool:
+        """Deletes the list and its ids. Returns False if it did not exist."""
+        response = self.client.write(
+            "lists", "TearDown", lambda rid: pb.TearDownListRequest(request=rid, name=self.name)
+        )
+        self._set_up = False
+        return bool(response.removed)
+
+    def __repr__(self) -> str:
+        return f"<turnstile DistinctList {self.name!r}>"

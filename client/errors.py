@@ -1,0 +1,135 @@
+"""The client's exception tree, mapped from a gRPC status and its reason in one table.
+
+Every exception the library raises for a refused or failed call is a ``TurnstileError``.
+Retryable ones (``UnavailableError`` and its subclasses) are retried by the library within its
+retry deadline; seeing one means that deadline ran out.
+"""
+
+from __future__ import annotations
+
+import grpc
+from grpc_status import rpc_status
+
+from turnstile.cluster.errors import LEADER_METADATA_KEY, reason_of
+from turnstile.cluster.reasons import Reason
+
+
+class TurnstileError(Exception):
+    """Base of every error the client raises. ``reason`` is the server's, when it sent one."""
+
+    retryable = False
+
+    def __init__(self, message: str, reason: Reason | None = None, leader_hint: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        #: Client address of the leader, when a follower named it.
+        self.leader_hint = leader_hint
+
+
+class UnavailableError(TurnstileError):
+    """The cluster could not be reached or had no leader; retried until the deadline."""
+
+    retryable = True
+
+
+class NotLeaderError(UnavailableError):
+    """The node asked is not the leader (``leader_hint`` says who is)."""
+
+
+class UnknownOutcomeError(UnavailableError):
+    """A write's outcome is unknown; retrying with the same request id is safe."""
+
+
+class DeadlineExceededError(UnavailableError):
+    """One attempt timed out (a slow or paused node)."""
+
+
+class SessionExpiredError(TurnstileError):
+    """The session is gone, and with it every lock it held."""
+
+
+class NotHolderError(TurnstileError):
+    """The token does not hold the lock (released, expired, or handed on)."""
+
+
+class LockLostError(TurnstileError):
+    """A lock this client believed it held was lost before it was released: the critical
+    section may not have been exclusive to the end. Fence your writes with the token."""
+
+
+class NotFoundError(TurnstileError):
+    """No such list (or a lock to force-release is not held)."""
+
+
+class InvalidArgumentError(TurnstileError):
+    """The request is malformed: empty or oversize name, bad duration, empty member, ..."""
+
+
+class LimitExceededError(TurnstileError):
+    """A configured bound was reached; the message names it."""
+
+
+class FailedPreconditionError(TurnstileError):
+    """The request conflicts with the cluster's state."""
+
+
+class UnauthenticatedError(TurnstileError):
+    """Missing or wrong credentials."""
+
+
+class PermissionDeniedError(TurnstileError):
+    """The credentials may not make this call."""
+
+
+class InternalError(TurnstileError):
+    """A server-side bug, or a status the client does not know."""
+
+
+class ClosedError(TurnstileError):
+    """The client was closed."""
+
+
+#: The one table: server reason -> exception class.
+BY_REASON: dict[Reason, type[TurnstileError]] = {
+    Reason.NOT_LEADER: NotLeaderError,
+    Reason.UNAVAILABLE: UnavailableError,
+    Reason.UNKNOWN_OUTCOME: UnknownOutcomeError,
+    Reason.SESSION_EXPIRED: SessionExpiredError,
+    Reason.NOT_HOLDER: NotHolderError,
+    Reason.NOT_FOUND: NotFoundError,
+    Reason.INVALID_ARGUMENT: InvalidArgumentError,
+    Reason.LIMIT_EXCEEDED: LimitExceededError,
+    Reason.FAILED_PRECONDITION: FailedPreconditionError,
+    Reason.UNAUTHENTICATED: UnauthenticatedError,
+    Reason.PERMISSION_DENIED: PermissionDeniedError,
+    Reason.INTERNAL: InternalError,
+}
+
+#: Statuses without a Turnstile reason (transport failures, proxies): gRPC code -> class.
+BY_CODE: dict[grpc.StatusCode, type[TurnstileError]] = {
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.CANCELLED: UnavailableError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: LimitExceededError,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> TurnstileError:
+    """The exception for a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
+    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    details: str = error.details() or code.name  # type: ignore[attr-defined]
+    metadata = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+    try:
+        reason = reason_of(rpc_status.from_call(error))  # type: ignore[arg-type]
+    except ValueError:
+        reason = None
+    hint = metadata.get(LEADER_METADATA_KEY, "")
+    cls = BY_REASON.get(reason) if reason else None
+    if cls is None:
+        cls = BY_CODE.get(code, InternalError)
+        details = f"{code.name}: {details}"
+    return cls(details, reason, hint if isinstance(hint, str) else "")

@@ -1,0 +1,220 @@
+"""``Lock``: a cluster-wide mutex that behaves like ``threading.Lock``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from turnstile.client.errors import (
+    LockLostError,
+    NotHolderError,
+    SessionExpiredError,
+)
+from turnstile.v1 import turnstile_pb2 as pb
+
+if TYPE_CHECKING:
+    from turnstile.client.client import Client
+    from turnstile.client.session import Session
+
+log = logging.getLogger(__name__)
+
+#: The longest wait one Acquire asks for; "wait forever" re-asks after it.
+MAX_WAIT_MS = 24 * 3600 * 1000
+#: How long past its wait a blocked Acquire RPC may take before the client gives up on it.
+WAIT_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One grant: the session that holds it, its fencing token, and until when it is ours."""
+
+    session: Session
+    token: int
+    #: Client clock (``time.monotonic``) when the acquire was sent: the hold is counted from here.
+    acquired_at: float
+    #: Client clock when the max-hold ends; None when uncapped.
+    expires_at: float | None
+
+
+def acquire_timing(blocking: bool, timeout: float) -> int:
+    """wait_ms for an acquire with threading.Lock's (blocking, timeout) arguments."""
+    if not blocking:
+        if timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        return 0
+    if timeout < 0 and timeout != -1:
+        raise ValueError("timeout value must be a non-negative number or -1")
+    if timeout == -1:
+        return MAX_WAIT_MS
+    return min(MAX_WAIT_MS, int(timeout * 1000))
+
+
+class Lock:
+    """A mutex shared by every client of the cluster, with a fencing token per grant.
+
+    Blocking waits happen on the server (the RPC is held; no polling): a release hands the lock
+    to the longest waiter in the same replicated step. Usable from many threads: threads of this
+    process queue on the object first, like ``threading.Lock``. Not re-entrant.
+
+    .. code-block:: python
+
+        with client.lock("work-unit-42", max_hold=30) as held:
+            write_result(fence=held.token)
+
+    .. warning:: The lock is held only while the session is alive and within ``max_hold``:
+       check ``locked()`` before irreversible steps, and pass ``token`` to what you write so a
+       late write from a paused ex-holder can be refused.
+    """
+
+    def __init__(self, client: Client, name: str, max_hold: float | None = None) -> None:
+        if max_hold is not None and max_hold <= 0:
+            raise ValueError("max_hold must be positive seconds, or None for no cap")
+        self.client = client
+        self.name = name
+        self.max_hold = max_hold
+        self._local = threading.Lock()
+        self._hold: Hold | None = None
+
+    @property
+    def token(self) -> int | None:
+        """Fencing token of the current hold, or None."""
+        hold = self._hold
+        return hold.token if hold else None
+
+    @property
+    def expires_at(self) -> float | None:
+        """``time.monotonic()`` value when the max-hold ends; None if uncapped or not held."""
+        hold = self._hold
+        return hold.expires_at if hold else None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Takes the lock, like ``threading.Lock.acquire``.
+
+        :param blocking: wait for the lock (on the server, in FIFO order) or try once.
+        :param timeout: longest wait in seconds; -1 waits as long as it takes.
+        :returns: True if acquired, False if it was held elsewhere until the timeout.
+        :raises SessionExpiredError: the session was lost while waiting.
+        :raises UnavailableError: no leader could be reached within the retry deadline.
+        :raises InvalidArgumentError: a bad name or duration.
+        """
+        clock = self.client.retry.clock
+        started = clock()
+        wait_ms = acquire_timing(blocking, timeout)
+        if not self._local.acquire(blocking, timeout):
+            return False
+        try:
+            if timeout != -1:
+                wait_ms = max(0, wait_ms - int((clock() - started) * 1000))
+            session = self.client.session
+            sent = clock()
+            max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
+            response = self.client.write(
+                "locks",
+                "Acquire",
+                lambda rid: pb.AcquireRequest(
+                    request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
+                ),
+                session=session,
+                deadline=self.client.retry.deadline + wait_ms / 1000,
+                attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
+            )
+        except BaseException:
+            self._local.release()
+            raise
+        if not response.acquired:
+            self._local.release()
+            return False
+        self._hold = Hold(
+            session, response.token, sent, sent + self.max_hold if self.max_hold else None
+        )
+        return True
+
+    def release(self) -> None:
+        """Releases the lock; the next waiter gets it at once.
+
+        :raises RuntimeError: the lock is not held by this object.
+        :raises LockLostError: the hold had already ended (session lost, max-hold passed,
+            force-released): the critical section may not have been exclusive to the end.
+        """
+        hold = self._hold
+        if hold is None:
+            raise RuntimeError("release unlocked lock")
+        self._hold = None
+        try:
+            if not hold.session.alive():
+                raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
+            try:
+                self.client.write(
+                    "locks",
+                    "Release",
+                    lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
+                    session=hold.session,
+                )
+            except (NotHolderError, SessionExpiredError) as error:
+                raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+        finally:
+            self._local.release()
+
+    def locked(self) -> bool:
+        """True while this object holds the lock: session alive and max-hold not passed."""
+        hold = self._hold
+        if hold is None or not hold.session.alive():
+            return False
+        return hold.expires_at is None or self.client.retry.clock() < hold.expires_at
+
+    def extend(self, max_hold: float | None) -> None:
+        """Restarts the max-hold at ``max_hold`` seconds from now (None: no cap).
+
+        :raises RuntimeError: not held. :raises LockLostError: the hold already ended.
+        """
+        hold = self._hold
+        if hold is None:
+            raise RuntimeError("extend of an unlocked lock")
+        if max_hold is not None and max_hold <= 0:
+            raise ValueError("max_hold must be positive seconds, or None for no cap")
+        sent = self.client.retry.clock()
+        try:
+            self.client.write(
+                "locks",
+                "Extend",
+                lambda rid: pb.ExtendRequest(
+                    request=rid,
+                    name=self.name,
+                    token=hold.token,
+                    max_hold_ms=int(max_hold * 1000) if max_hold else 0,
+                ),
+                session=hold.session,
+            )
+        except (NotHolderError, SessionExpiredError) as error:
+            raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+        self._hold = Hold(
+            hold.session, hold.token, hold.acquired_at, sent + max_hold if max_hold else None
+        )
+
+    def validate(self) -> bool:
+        """Asks the cluster (linearizably) whether this object's token still holds the lock."""
+        hold = self._hold
+        if hold is None:
+            return False
+        response = self.client.invoke(
+            "locks", "Validate", pb.ValidateRequest(name=self.name, token=hold.token)
+        )
+        return bool(response.valid)
+
+    def __enter__(self) -> Lock:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        try:
+            self.release()
+        except LockLostError:
+            if exc is None:
+                raise
+            log.warning("lock %r was lost inside a block that raised", self.name)
+
+    def __repr__(self) -> str:
+        state = f"held, token {self.token}" if self._hold else "not held"
+        return f"<turnstile Lock {self.name!r} {state}>"
