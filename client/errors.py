@@ -8,6 +8,7 @@ retry deadline; seeing one means that deadline ran out.
 from __future__ import annotations
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
 from turnstile.cluster.errors import LEADER_METADATA_KEY, reason_of
@@ -125,7 +126,7 @@ def from_rpc_error(error: grpc.RpcError) -> TurnstileError:
     metadata = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
     try:
         reason = reason_of(rpc_status.from_call(error))  # type: ignore[arg-type]
-    except ValueError:
+    except (ValueError, DecodeError):  # inconsistent or corrupt details: map by code
         reason = None
     hint = metadata.get(LEADER_METADATA_KEY, "")
     cls = BY_REASON.get(reason) if reason else None

@@ -37,10 +37,15 @@ class RetryPolicy:
             for name in ("deadline", "initial_backoff", "max_backoff", "attempt_timeout")
             if not getattr(self, name) > 0
         ]
-        if problems or self.multiplier < 1 or not 0 <= self.jitter <= 1:
+        if (
+            problems
+            or self.multiplier < 1
+            or not 0 <= self.jitter <= 1
+            or self.max_backoff < self.initial_backoff
+        ):
             raise ValueError(
                 "RetryPolicy: deadline, backoffs and attempt_timeout must be positive, "
-                "multiplier >= 1 and 0 <= jitter <= 1"
+                "max_backoff >= initial_backoff, multiplier >= 1 and 0 <= jitter <= 1"
             )
 
     def start(self, deadline: float | None = None) -> Attempts:

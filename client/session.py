@@ -120,7 +120,8 @@ class SessionCore:
             self._listeners.append(listener)
 
     def acknowledged(self, sent_at: float) -> None:
-        """A keep-alive sent at ``sent_at`` was acknowledged."""
+        """A keep-alive sent at ``sent_at`` was acknowledged (too late if LOST already)."""
+        self._check_deadline()
         with self._lock:
             if self._state is SessionState.LOST:
                 return
