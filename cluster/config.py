@@ -84,6 +84,8 @@ class NodeConfig:
     peers: tuple[Peer, ...]
     log_level: str = "INFO"
     log_format: str = "text"
+    #: host:port serving Prometheus metrics over HTTP; empty: no metrics endpoint.
+    metrics_address: str = ""
     timing: Timing = field(default_factory=Timing)
     limits: Limits = field(default_factory=Limits)
 
@@ -124,6 +126,7 @@ _TOP_LEVEL = (
     "peer_password_file",
     "log_level",
     "log_format",
+    "metrics_address",
     "peers",
 )
 _PATHS = ("data_dir", "peer_password_file")
@@ -272,6 +275,16 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
         raise ConfigError(
             f"log_format: must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
         )
+    metrics_address = strings.get("metrics_address", "")
+    if metrics_address:
+        problem = _address_problem(metrics_address)
+        if problem:
+            raise ConfigError(f"metrics_address: {problem}")
+        if metrics_address in (strings["client_address"], strings["peer_address"]):
+            raise ConfigError(
+                f"metrics_address: must differ from client_address and peer_address, "
+                f"got {metrics_address!r}"
+            )
     this = Peer(node_id, strings["peer_address"], strings["client_address"])
     peers = _check_peers(this, _peers(raw["peers"]))
     ints = {
@@ -299,6 +312,7 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
         peers=peers,
         log_level=log_level,
         log_format=log_format,
+        metrics_address=metrics_address,
         timing=timing,
         limits=limits,
     )

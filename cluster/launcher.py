@@ -59,6 +59,7 @@ def write_cluster(
             data_dir=(node_dir / "data").resolve(),
             peer_password_file=secret.resolve(),
             peers=peers,
+            metrics_address=f"{host}:{free_port(host)}",
             limits=limits or Limits(),
         )
         path = node_dir / CONFIG_NAME

@@ -26,9 +26,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from turnstile.cluster.commands import (
+    CAUSE_FORCE_RELEASED,
+    CAUSE_MAX_HOLD,
+    CAUSE_SESSION_EXPIRED,
     Command,
     Err,
     ExpireSession,
+    ListExpired,
+    LockFreed,
     Result,
     SessionEnded,
     SessionOpened,
@@ -39,6 +44,7 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.errors import TurnstileError
+from turnstile.cluster.metrics import NodeMetrics
 from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.sessions import SessionTracker
@@ -48,6 +54,9 @@ from turnstile.cluster.waiters import ReadBarrier, WaiterRegistry
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Hold endings worth a log line (a plain release is not).
+_NOTEWORTHY = frozenset({CAUSE_MAX_HOLD, CAUSE_SESSION_EXPIRED, CAUSE_FORCE_RELEASED})
 
 #: Longest sleep of the duties loop when nothing is due (it also refreshes health).
 _DUTIES_IDLE_S = 0.5
@@ -74,6 +83,7 @@ class Node:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._duties: asyncio.Task[None] | None = None
         self._health_listeners: list[Callable[[bool], Awaitable[None]]] = []
+        self.metrics = NodeMetrics(self)
         timing = config.timing
         self.raft = RaftNode(
             RaftOptions(
@@ -218,7 +228,8 @@ class Node:
     def _drain_applied(self) -> None:
         self._drain_scheduled = False
         while self._applied:
-            _command, applied = self._applied.popleft()
+            command, applied = self._applied.popleft()
+            self.metrics.observe_applied(command, applied)
             result = applied.result
             if isinstance(result, SessionOpened) and self._leading:
                 self.tracker.add(result.session, result.ttl_ms, time.monotonic())
@@ -227,9 +238,19 @@ class Node:
                     self.waiters.resolve((event.session, event.seq), event.result)
                 elif isinstance(event, SessionEnded):
                     self.tracker.remove(event.session)
-                    log.info("session %d ended: %s", event.session, event.cause)
-                else:
-                    log.info("%s", event)
+                    level = logging.INFO if event.cause == CAUSE_SESSION_EXPIRED else logging.DEBUG
+                    log.log(level, "session %d ended: %s", event.session, event.cause)
+                elif isinstance(event, LockFreed) and event.cause in _NOTEWORTHY:
+                    log.info(
+                        "lock %r taken from session %d (token %d): %s%s",
+                        event.name,
+                        event.session,
+                        event.token,
+                        event.cause,
+                        f" ({event.detail})" if event.detail else "",
+                    )
+                elif isinstance(event, ListExpired):
+                    log.info("list %r expired", event.name)
         self._duties_wake.set()
 
     # ------------------------------------------------------------------ leadership

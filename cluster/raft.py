@@ -115,6 +115,9 @@ class RaftNode:
         self._stopping = threading.Event()
         self._announced_commit = 0
         self._last_leader_contact = time.monotonic()
+        #: Times the known leader changed (to another node or to none).
+        self.leader_changes = 0
+        self._last_leader: str | None = None
         os.makedirs(options.data_dir, exist_ok=True)
         conf = SyncObjConf(
             autoTick=False,
@@ -174,6 +177,11 @@ class RaftNode:
                     self.replica._checkCommandsToApply()
                     self._send_now_if_idle()
                 self.replica.doTick(self.options.heartbeat_s / 2)
+                leader = self.leader_address
+                if leader != self._last_leader:
+                    self._last_leader = leader
+                    self.leader_changes += 1
+                    log.info("leader is now %s", leader or "unknown")
             except Exception:
                 log.exception("raft loop iteration failed")
                 time.sleep(self.options.heartbeat_s)

@@ -9,6 +9,7 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import disable_created_metrics
 
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.node import Node
@@ -35,15 +36,17 @@ class PortInUseError(RuntimeError):
 async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     """Serves until ``stop`` is set or a SIGTERM/SIGINT arrives, then shuts down cleanly."""
     stop = stop or asyncio.Event()
+    disable_created_metrics()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     node = Node(config)
     server = grpc.aio.server(
+        interceptors=[node.metrics.interceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     pb_grpc.add_SessionsServicer_to_server(SessionsService(node), server)
     pb_grpc.add_LocksServicer_to_server(LocksService(node), server)
@@ -71,6 +74,13 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         raise PortInUseError(
             f"client_address: cannot bind {config.client_address}: {exc}"
         ) from None
+    if config.metrics_address:
+        try:
+            node.metrics.serve(config.metrics_address)
+        except OSError as exc:
+            raise PortInUseError(
+                f"metrics_address: cannot bind {config.metrics_address}: {exc}"
+            ) from None
     node.start()
     await server.start()
     log.info(
@@ -86,4 +96,5 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         node.begin_shutdown()
         await server.stop(grace=1.0)
         await node.stop()
+        node.metrics.stop()
         log.info("node %s stopped", config.node_id)

@@ -50,7 +50,7 @@ def _rpc(
         try:
             return await method(self, request, context)
         except TurnstileError as error:
-            if error.reason not in (Reason.NOT_LEADER, Reason.NOT_HOLDER, Reason.SESSION_EXPIRED):
+            if error.reason is not Reason.NOT_LEADER:
                 log.info("refused %s: %s", method.__name__, error)
             metadata = {}
             if error.reason is Reason.NOT_LEADER:

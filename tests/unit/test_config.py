@@ -81,7 +81,7 @@ def refused(flags: dict[str, str], **changes: str | None) -> str:
 def test_option_names_cover_every_field_once() -> None:
     names = option_names()
     assert len(names) == len(set(names))
-    assert names[:8] == [
+    assert names[:9] == [
         "node_id",
         "client_address",
         "peer_address",
@@ -89,11 +89,12 @@ def test_option_names_cover_every_field_once() -> None:
         "peer_password_file",
         "log_level",
         "log_format",
+        "metrics_address",
         "peers",
     ]
     assert {f"timing.{f.name}" for f in fields(Timing)} <= set(names)
     assert {f"limits.{f.name}" for f in fields(Limits)} <= set(names)
-    assert len(names) == 8 + len(fields(Timing)) + len(fields(Limits))
+    assert len(names) == 9 + len(fields(Timing)) + len(fields(Limits))
 
 
 def test_timing_has_exactly_the_five_documented_fields() -> None:
@@ -551,3 +552,15 @@ def test_directory_as_password_file(flags: dict[str, str], tmp_path: Path) -> No
     config = replace(config_with_password(flags, None), peer_password_file=tmp_path)
     with pytest.raises(ConfigError, match=r"^peer_password_file: cannot read"):
         config.read_password()
+
+
+def test_metrics_address_is_checked_and_optional(tmp_path: Path, flags: dict[str, str]) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(config_to_toml(load_config(None, env={}, flags=flags)))
+    assert load_config(path, env={}, flags={}).metrics_address == ""
+    with_metrics = load_config(path, env={"TURNSTILE_METRICS_ADDRESS": "127.0.0.1:9100"}, flags={})
+    assert with_metrics.metrics_address == "127.0.0.1:9100"
+    path.write_text(config_to_toml(with_metrics))
+    assert load_config(path, env={}, flags={}) == with_metrics
+    assert refused(flags, metrics_address="nonsense").startswith("metrics_address: ")
+    assert refused(flags, metrics_address=N1.client_address).startswith("metrics_address: ")

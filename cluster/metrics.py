@@ -1,0 +1,207 @@
+"""Prometheus metrics of one node, served over HTTP at ``metrics_address``/metrics.
+
+Gauges of Raft and state are read when scraped (nothing polls). Lock wait and hold times come
+from applied entries, in log time, so every node reports the same history; counters are per
+node (every node applies every entry), so aggregate with ``max``, not ``sum``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from turnstile.cluster.commands import (
+    Acquire,
+    Command,
+    Granted,
+    LockFreed,
+    Queued,
+    SessionEnded,
+    WaiterResolved,
+)
+
+if TYPE_CHECKING:
+    from turnstile.cluster.node import Node
+    from turnstile.cluster.state import Applied
+
+_ROLES = ("follower", "candidate", "leader")
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+_DURATION_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600)
+
+
+class _NodeCollector(Collector):
+    """Raft and state gauges, read from the node at scrape time."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        raft = self.node.raft
+        yield CounterMetricFamily(
+            "turnstile_raft_leader_changes",
+            "Times this node saw the leader change (elections it took part in or heard of)",
+            value=raft.leader_changes,
+        )
+        role = GaugeMetricFamily(
+            "turnstile_raft_role", "1 for this node's current Raft role", labels=["role"]
+        )
+        for name in _ROLES:
+            role.add_metric([name], 1.0 if raft.role == name else 0.0)
+        yield role
+        yield GaugeMetricFamily("turnstile_raft_term", "Current Raft term", value=raft.term)
+        yield GaugeMetricFamily(
+            "turnstile_raft_commit_index", "Raft commit index", value=raft.commit_index
+        )
+        yield GaugeMetricFamily(
+            "turnstile_raft_applied_index", "Last Raft index applied", value=raft.applied_index
+        )
+        lag = GaugeMetricFamily(
+            "turnstile_raft_follower_lag_entries",
+            "On the leader: entries each follower trails",
+            labels=["peer"],
+        )
+        for peer, entries in raft.follower_lag().items():
+            lag.add_metric([peer], entries)
+        yield lag
+        counts = raft.read(lambda state: state.counts())
+        for name, value, text in (
+            ("sessions", counts.sessions, "Live sessions"),
+            ("locks_held", counts.locks_held, "Locks held"),
+            ("waiters", counts.waiters, "Acquires queued on held locks"),
+            ("lists", counts.lists, "Distinct lists"),
+            ("list_members", counts.members, "Members over all distinct lists"),
+        ):
+            yield GaugeMetricFamily(f"turnstile_{name}", text, value=value)
+
+
+class NodeMetrics:
+    """Every metric of a node; ``observe_applied`` is fed by the apply path (asyncio side)."""
+
+    def __init__(self, node: Node) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_NodeCollector(node))
+        self.rpc_requests = Counter(
+            "turnstile_rpc_requests",
+            "gRPC requests served, by method and status code",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.rpc_seconds = Histogram(
+            "turnstile_rpc_duration_seconds",
+            "gRPC request latency by method (blocked acquires include their wait)",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.lock_wait = Histogram(
+            "turnstile_lock_wait_seconds",
+            "Time an acquire spent queued before it was granted (log time)",
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.lock_hold = Histogram(
+            "turnstile_lock_hold_seconds",
+            "Time a lock was held, by how the hold ended (log time)",
+            ["cause"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.lock_ends = Counter(
+            "turnstile_lock_releases",
+            "Holds ended, by cause: released, max_hold, session_expired, session_closed, "
+            "force_released, wait_cancelled",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.session_ends = Counter(
+            "turnstile_sessions_ended",
+            "Sessions ended, by cause: session_expired or session_closed",
+            ["cause"],
+            registry=self.registry,
+        )
+        self._granted_at: dict[int, int] = {}
+        self._queued_at: dict[tuple[int, int], int] = {}
+        self._server: Any = None
+
+    def serve(self, address: str) -> None:
+        host, port = address.rsplit(":", 1)
+        self._server, _thread = start_http_server(
+            int(port), addr=host.strip("[]"), registry=self.registry
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def observe_applied(self, command: Command | None, applied: Applied) -> None:
+        now = command.now if command is not None else 0
+        result = applied.result
+        if isinstance(command, Acquire):
+            if isinstance(result, Granted):
+                self._granted_at.setdefault(result.token, now)
+            elif isinstance(result, Queued):
+                self._queued_at.setdefault((command.session, command.seq), now)
+        for event in applied.events:
+            if isinstance(event, WaiterResolved):
+                queued_at = self._queued_at.pop((event.session, event.seq), None)
+                if isinstance(event.result, Granted):
+                    self._granted_at[event.result.token] = now
+                    if queued_at is not None:
+                        self.lock_wait.observe(max(0, now - queued_at) / 1000)
+            elif isinstance(event, LockFreed):
+                self.lock_ends.labels(event.cause).inc()
+                granted_at = self._granted_at.pop(event.token, None)
+                if granted_at is not None:
+                    self.lock_hold.labels(event.cause).observe(max(0, now - granted_at) / 1000)
+            elif isinstance(event, SessionEnded):
+                self.session_ends.labels(event.cause).inc()
+
+    def interceptor(self) -> grpc.aio.ServerInterceptor:
+        return _RpcMetrics(self)
+
+
+class _RpcMetrics(grpc.aio.ServerInterceptor):
+    """Counts and times every unary RPC by method and final status code."""
+
+    def __init__(self, metrics: NodeMetrics) -> None:
+        self.metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = details.method.rsplit("/", 1)[-1] if details.method else "unknown"
+        service = details.method.split("/")[1] if details.method else ""
+        label = f"{service.rsplit('.', 1)[-1]}.{method}"
+        behavior = handler.unary_unary
+        metrics = self.metrics
+
+        async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await behavior(request, context)
+            except BaseException:
+                status = context.code()
+                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+                raise
+            finally:
+                metrics.rpc_requests.labels(label, code).inc()
+                metrics.rpc_seconds.labels(label).observe(time.perf_counter() - started)
+
+        return grpc.unary_unary_rpc_method_handler(
+            measured,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
