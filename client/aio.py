@@ -24,6 +24,7 @@ from turnstile.client.distinct_list import BATCH, PAGE, Member, member_bytes
 from turnstile.client.errors import (
     ClosedError,
     LockLostError,
+    NotFoundError,
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
@@ -417,27 +418,37 @@ class AsyncDistinctList:
         return results
 
     async def id_of(self, member: Member) -> int | None:
-        await self._ensure_set_up()
-        response = await self.client.invoke(
-            "lists", "Contains", pb.ContainsRequest(name=self.name, members=[member_bytes(member)])
-        )
+        try:
+            response = await self.client.invoke(
+                "lists",
+                "Contains",
+                pb.ContainsRequest(name=self.name, members=[member_bytes(member)]),
+            )
+        except NotFoundError:
+            return None
         return response.ids[0] or None
 
     async def contains(self, member: Member) -> bool:
         return (await self.id_of(member)) is not None
 
     async def size(self) -> int:
-        await self._ensure_set_up()
-        response = await self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+        try:
+            response = await self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+        except NotFoundError:
+            return 0
         return int(response.list.size)
 
     async def __aiter__(self) -> AsyncIterator[tuple[bytes, int]]:
-        await self._ensure_set_up()
         after = 0
         while True:
-            response = await self.client.invoke(
-                "lists", "Members", pb.MembersRequest(name=self.name, after_id=after, limit=PAGE)
-            )
+            try:
+                response = await self.client.invoke(
+                    "lists",
+                    "Members",
+                    pb.MembersRequest(name=self.name, after_id=after, limit=PAGE),
+                )
+            except NotFoundError:
+                return
             for item in response.members:
                 yield item.member, item.id
             if len(response.members) < PAGE:

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from turnstile.client.errors import NotFoundError
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ class DistinctList:
     """The distinct list ``name``: ``insert`` tells whether a member is new and gives its id.
 
     Ids are dense (1, 2, 3 ...) in insertion order; a member inserted again gets the id it was
-    first given, whoever inserts it. The list is set up (created, or its TTL renewed) on first
-    use by this object, reads included; a list torn down later is not silently re-created.
+    first given, whoever inserts it. The first insert through this object sets the list up
+    (creates it, or renews its TTL to ``ttl``); reads never do, and read a missing list as
+    empty. A list torn down later is not silently re-created by this object.
 
     .. code-block:: python
 
@@ -92,11 +94,15 @@ class DistinctList:
         return results
 
     def id_of(self, member: Member) -> int | None:
-        """The member's id, or None if it is not in the list."""
-        self._ensure_set_up()
-        response = self.client.invoke(
-            "lists", "Contains", pb.ContainsRequest(name=self.name, members=[member_bytes(member)])
-        )
+        """The member's id, or None if it is not in the list (or there is no such list)."""
+        try:
+            response = self.client.invoke(
+                "lists",
+                "Contains",
+                pb.ContainsRequest(name=self.name, members=[member_bytes(member)]),
+            )
+        except NotFoundError:
+            return None
         return response.ids[0] or None
 
     def contains(self, member: Member) -> bool:
@@ -105,18 +111,25 @@ class DistinctList:
     __contains__ = contains
 
     def __len__(self) -> int:
-        self._ensure_set_up()
-        response = self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+        """Members in the list; 0 if there is no such list."""
+        try:
+            response = self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+        except NotFoundError:
+            return 0
         return int(response.list.size)
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
-        """(member, id) pairs in id order, fetched a page at a time."""
-        self._ensure_set_up()
+        """(member, id) pairs in id order, fetched a page at a time (none if no such list)."""
         after = 0
         while True:
-            response = self.client.invoke(
-                "lists", "Members", pb.MembersRequest(name=self.name, after_id=after, limit=PAGE)
-            )
+            try:
+                response = self.client.invoke(
+                    "lists",
+                    "Members",
+                    pb.MembersRequest(name=self.name, after_id=after, limit=PAGE),
+                )
+            except NotFoundError:
+                return
             for item in response.members:
                 yield item.member, item.id
             if len(response.members) < PAGE:

@@ -1,4 +1,4 @@
-"""The ``turnstile`` command: run a node, or a local cluster."""
+"""The ``turnstile`` command: run a node or a local cluster, and operate a running one."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from turnstile.client.admin import commands as admin
 from turnstile.cluster import launcher, logs
 from turnstile.cluster.config import ConfigError, load_config, option_names
 from turnstile.cluster.server import PortInUseError, serve
@@ -42,11 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default: 3)")
     up.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    admin.register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if admin.is_lock_command(argv):
+        return admin.run_lock_command(argv[1:])
     args = build_parser().parse_args(argv)
+    if getattr(args, "admin", None) is not None:
+        return admin.execute(args.admin, args)
+    if args.command == "lock":
+        print("turnstile: lock needs show NAME, release NAME, or NAME -- COMMAND", file=sys.stderr)
+        return EXIT_CONFIG
     if args.command == "serve":
         return _serve(args)
     if args.nodes < 1 or args.nodes % 2 == 0:

@@ -208,6 +208,37 @@ class Node:
                 f"not committed within {timeout:g}s; retry with the same request id",
             ) from None
 
+    async def transfer_leadership(self, node_id: str) -> None:
+        """Hands leadership to ``node_id`` (empty: the most caught-up follower)."""
+        self.require_leader()
+        target = None
+        if node_id:
+            peer = next((p for p in self.config.peers if p.node_id == node_id), None)
+            if peer is None:
+                raise TurnstileError(Reason.NOT_FOUND, f"no member {node_id!r}")
+            if peer.node_id == self.config.node_id:
+                raise TurnstileError(Reason.FAILED_PRECONDITION, f"{node_id} is already leader")
+            target = peer.peer_address
+        future: asyncio.Future[int] = self.loop.create_future()
+
+        def sent(_result: Any, error: int) -> None:
+            self.loop.call_soon_threadsafe(
+                lambda: None if future.done() else future.set_result(error)
+            )
+
+        self.raft.transfer_leadership(target, sent)
+        error = await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
+        if error == SUCCESS:
+            log.info("leadership transfer to %s requested", node_id or "the best follower")
+            return
+        if error in NOT_APPLIED:
+            raise TurnstileError(Reason.NOT_LEADER, "this node is no longer the leader")
+        raise TurnstileError(
+            Reason.FAILED_PRECONDITION,
+            f"refused: the target {node_id or '(any follower)'} is not connected or not caught "
+            "up with the leader's log; retry in a moment",
+        )
+
     async def _commit_barrier(self) -> None:
         term = self.raft.term
         await self._submit(Tick(self.now_ms()))

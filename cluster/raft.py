@@ -34,6 +34,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +114,8 @@ class RaftNode:
         self._on_applied = on_applied
         self._on_role = on_role
         self._stopping = threading.Event()
+        #: Work that must run on the loop thread (pysyncobj is not thread-safe).
+        self._calls: deque[Callable[[], None]] = deque()
         self._announced_commit = 0
         self._last_leader_contact = time.monotonic()
         #: Times the known leader changed (to another node or to none).
@@ -173,6 +176,8 @@ class RaftNode:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
+                while self._calls:
+                    self._calls.popleft()()
                 if self.options.batch:
                     self.replica._checkCommandsToApply()
                     self._send_now_if_idle()
@@ -234,6 +239,13 @@ class RaftNode:
         is logged, never allowed into pysyncobj (which would apply the entry twice).
         """
         self.replica.apply(payload, callback=_guarded(callback))
+        self._wake()
+
+    def transfer_leadership(self, peer_address: str | None, callback: ProposalCallback) -> None:
+        """Asks pysyncobj (on the loop thread) to hand leadership to ``peer_address``, or to
+        the most caught-up follower; ``callback(None, reason)`` says whether it was sent."""
+        guarded = _guarded(callback)
+        self._calls.append(lambda: self.replica.transferLeadership(peer_address, callback=guarded))
         self._wake()
 
     def _wake(self) -> None:

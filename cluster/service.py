@@ -481,3 +481,10 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
         return pb.ForceReleaseResponse(
             header=self.header(), session_id=result.session, token=result.token
         )
+
+    @_rpc
+    async def TransferLeadership(
+        self, request: pb.TransferLeadershipRequest, context: Any
+    ) -> pb.TransferLeadershipResponse:
+        await self.node.transfer_leadership(request.node_id)
+        return pb.TransferLeadershipResponse(header=self.header())

@@ -943,6 +943,11 @@ class ClusterStub:
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ForceReleaseRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ForceReleaseResponse.FromString,
                 _registered_method=True)
+        self.TransferLeadership = channel.unary_unary(
+                '/turnstile.v1.Cluster/TransferLeadership',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -988,6 +993,15 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransferLeadership(self, request, context):
+        """Asks the leader to hand leadership to a caught-up follower (Raft TimeoutNow). Returns once
+        the request is sent; poll Status to see the new leader. Errors: NOT_LEADER,
+        FAILED_PRECONDITION (the target is not connected or not caught up), NOT_FOUND (no such id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1015,6 +1029,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.ForceRelease,
                     request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ForceReleaseRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ForceReleaseResponse.SerializeToString,
+            ),
+            'TransferLeadership': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferLeadership,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1155,6 +1174,33 @@ class Cluster:
             '/turnstile.v1.Cluster/ForceRelease',
             turnstile_dot_v1_dot_turnstile__pb2.ForceReleaseRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.ForceReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferLeadership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Cluster/TransferLeadership',
+            turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipResponse.FromString,
             options,
             channel_credentials,
             insecure,

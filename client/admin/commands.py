@@ -1,0 +1,118 @@
+"""Registers the admin commands on the ``turnstile`` parser and runs them with one error
+policy: one line on stderr and a distinct exit code per kind of failure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from turnstile.client.admin import control, inspect, run_locked, status
+from turnstile.client.admin.context import Context, add_common_options
+from turnstile.client.admin.printer import (
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+)
+from turnstile.client.errors import NotFoundError, TurnstileError, UnavailableError
+
+Handler = Callable[[Context, argparse.Namespace], int]
+_LOCK_VERBS = ("show", "release")
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    common = argparse.ArgumentParser(add_help=False)
+    add_common_options(common)
+
+    def add(
+        name: str, handler: Handler, help_text: str, parent: object = commands
+    ) -> argparse.ArgumentParser:
+        parser = parent.add_parser(name, parents=[common], help=help_text)  # type: ignore[attr-defined]
+        parser.set_defaults(admin=handler)
+        return parser
+
+    add("status", status.run, "every node's role, term, indices and health")
+    parser = add("locks", inspect.locks, "locks in use, with holders and waiters")
+    parser.add_argument("prefix", nargs="?", help="only names starting with this")
+    add("sessions", inspect.sessions, "live sessions and what they hold")
+    parser = add("lists", inspect.lists, "distinct lists")
+    parser.add_argument("prefix", nargs="?", help="only names starting with this")
+
+    lock = commands.add_parser(
+        "lock",
+        help="lock show NAME | lock release NAME --force --reason TEXT | "
+        "lock NAME [--max-hold S] [--wait S] -- COMMAND...",
+    )
+    lock_verbs = lock.add_subparsers(dest="lock_verb", metavar="{show,release,NAME}")
+    parser = add("show", inspect.lock_show, "a lock's holder and FIFO queue", lock_verbs)
+    parser.add_argument("name")
+    parser = add("release", control.force_release, "take a lock from its holder", lock_verbs)
+    parser.add_argument("name")
+    parser.add_argument("--force", action="store_true", help="yes, take it from its holder")
+    parser.add_argument("--reason", required=True, help="recorded in the log and metrics")
+
+    list_cmd = commands.add_parser("list", help="list show NAME | list insert NAME KEY...")
+    list_verbs = list_cmd.add_subparsers(dest="list_verb", required=True)
+    parser = add("show", inspect.list_show, "members with their ids, one page", list_verbs)
+    parser.add_argument("name")
+    parser.add_argument("--after", type=int, default=0, help="only ids above this")
+    parser.add_argument("--limit", type=int, default=100, help="page size (default 100)")
+    parser = add("insert", control.list_insert, "insert keys, print their ids", list_verbs)
+    parser.add_argument("name")
+    parser.add_argument("keys", nargs="+")
+    parser.add_argument(
+        "--ttl", type=float, default=0, help="seconds to live if the list is created (0: none)"
+    )
+
+    leader = commands.add_parser("leader", help="leader transfer [NODE]")
+    leader_verbs = leader.add_subparsers(dest="leader_verb", required=True)
+    parser = add("transfer", control.transfer_leadership, "hand leadership over", leader_verbs)
+    parser.add_argument("node", nargs="?", help="node id (default: most caught-up follower)")
+
+
+def run_lock_command(argv: list[str]) -> int:
+    """``turnstile lock NAME [options] -- COMMAND...`` (NAME is not show/release)."""
+    parser = argparse.ArgumentParser(
+        prog="turnstile lock",
+        usage="turnstile lock NAME [--max-hold S] [--wait S] [--kill-after S] -- COMMAND...",
+        description=run_locked.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_common_options(parser)
+    parser.add_argument("name")
+    parser.add_argument("--max-hold", type=float, default=None, help="seconds; none by default")
+    parser.add_argument("--wait", type=float, default=None, help="seconds; forever by default")
+    parser.add_argument("--kill-after", type=float, default=10.0, help="SIGKILL delay (s)")
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        parser.error("a command is needed after --")
+    split = argv.index("--")
+    args = parser.parse_args(argv[:split])
+    args.command = argv[split + 1 :]
+    return execute(run_locked.run, args)
+
+
+def is_lock_command(argv: list[str]) -> bool:
+    return len(argv) >= 2 and argv[0] == "lock" and argv[1] not in (*_LOCK_VERBS, "-h", "--help")
+
+
+def execute(handler: Handler, args: argparse.Namespace) -> int:
+    try:
+        ctx = Context.from_args(args)
+    except ValueError as error:
+        print(f"turnstile: {error}", file=sys.stderr)
+        return 2
+    try:
+        return handler(ctx, args)
+    except UnavailableError as error:
+        print(f"turnstile: cannot reach the cluster: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except NotFoundError as error:
+        print(f"turnstile: not found: {error}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except TurnstileError as error:
+        code = EXIT_REFUSED if error.reason is not None else EXIT_FAILURE
+        print(f"turnstile: refused: {error}", file=sys.stderr)
+        return code
+    finally:
+        ctx.client.close()

@@ -1,0 +1,77 @@
+"""Commands that change things: force-release, list insert, leadership transfer."""
+
+from __future__ import annotations
+
+import argparse
+
+from turnstile.client.admin.context import Context
+from turnstile.client.admin.printer import EXIT_OK, EXIT_REFUSED, member_text
+from turnstile.client.distinct_list import BATCH, member_bytes
+from turnstile.client.errors import NotFoundError
+from turnstile.v1 import turnstile_pb2 as pb
+
+
+def force_release(ctx: Context, args: argparse.Namespace) -> int:
+    if not args.force:
+        ctx.printer.error(
+            f"turnstile: releasing {args.name!r} takes it from its holder; "
+            "say --force --reason TEXT to do that"
+        )
+        return EXIT_REFUSED
+    reply = ctx.client.invoke(
+        "cluster", "ForceRelease", pb.ForceReleaseRequest(name=args.name, reason=args.reason)
+    )
+    ctx.printer.emit(
+        {
+            "name": args.name,
+            "session": reply.session_id,
+            "token": reply.token,
+            "reason": args.reason,
+        }
+    )
+    return EXIT_OK
+
+
+def list_insert(ctx: Context, args: argparse.Namespace) -> int:
+    results: list[tuple[bool, int]] = []
+    members = [member_bytes(key) for key in args.keys]
+    for start in range(0, len(members), BATCH):
+        chunk = members[start : start + BATCH]
+        try:
+            reply = _insert(ctx, args.name, chunk)
+        except NotFoundError:
+            # Like SADD: a missing list is created (an existing one keeps its TTL).
+            ctx.client.write(
+                "lists",
+                "SetUp",
+                lambda rid: pb.SetUpListRequest(
+                    request=rid, name=args.name, ttl_ms=int(args.ttl * 1000)
+                ),
+            )
+            reply = _insert(ctx, args.name, chunk)
+        results += [(r.added, r.id) for r in reply.results]
+    records = [
+        {"id": id_, "added": added, "member": member_text(member_bytes(key))}
+        for key, (added, id_) in zip(args.keys, results, strict=True)
+    ]
+    ctx.printer.emit(records, [("id", "ID"), ("added", "NEW"), ("member", "MEMBER")])
+    return EXIT_OK
+
+
+def _insert(ctx: Context, name: str, members: list[bytes]) -> pb.InsertResponse:
+    return ctx.client.write(
+        "lists",
+        "Insert",
+        lambda rid: pb.InsertRequest(request=rid, name=name, members=members),
+    )
+
+
+def transfer_leadership(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.invoke(
+        "cluster", "TransferLeadership", pb.TransferLeadershipRequest(node_id=args.node or "")
+    )
+    ctx.printer.message(
+        f"leadership transfer to {args.node or 'the most caught-up follower'} requested; "
+        "check with: turnstile status"
+    )
+    return EXIT_OK

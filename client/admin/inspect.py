@@ -1,0 +1,158 @@
+"""Read-only views: ``locks``, ``lock show``, ``sessions``, ``lists``, ``list show``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import Any
+
+from turnstile.client.admin.context import Context
+from turnstile.client.admin.printer import EXIT_OK, duration, member_text
+from turnstile.client.errors import NotFoundError
+from turnstile.v1 import turnstile_pb2 as pb
+
+LOCK_COLUMNS = [
+    ("name", "LOCK"),
+    ("session", "SESSION"),
+    ("client", "CLIENT"),
+    ("token", "TOKEN"),
+    ("held_for", "HELD"),
+    ("expires_in", "EXPIRES"),
+    ("waiters", "WAITERS"),
+]
+WAITER_COLUMNS = [
+    ("position", "#"),
+    ("session", "SESSION"),
+    ("client", "CLIENT"),
+    ("waited", "WAITED"),
+    ("gives_up_in", "GIVES UP IN"),
+]
+SESSION_COLUMNS = [
+    ("session", "SESSION"),
+    ("client", "CLIENT"),
+    ("ttl", "TTL"),
+    ("age", "AGE"),
+    ("held", "HOLDS"),
+    ("waiting", "WAITS FOR"),
+]
+LIST_COLUMNS = [("name", "LIST"), ("size", "SIZE"), ("ttl", "TTL"), ("expires_in", "EXPIRES")]
+
+
+def _client(name: str, host: str, pid: int) -> str:
+    return f"{name}@{host}:{pid}" if name or host else "-"
+
+
+def lock_record(info: pb.LockInfo) -> dict[str, Any]:
+    holder = info.holder if info.HasField("holder") else None
+    return {
+        "name": info.name,
+        "session": holder.session_id if holder else None,
+        "client": _client(holder.client_name, holder.client_host, holder.client_pid)
+        if holder
+        else None,
+        "token": holder.token if holder else None,
+        "held_for": duration(holder.held_for_ms) if holder else None,
+        "expires_in": duration(holder.expires_in_ms) if holder and holder.expires_in_ms else None,
+        "waiters": len(info.waiters),
+    }
+
+
+def _pages(ctx: Context, service: str, method: str, request: Any, field: str) -> Iterator[Any]:
+    """Every item of a listing, following the name/id cursor a page at a time."""
+    while True:
+        reply = ctx.client.invoke(service, method, request)
+        items = list(getattr(reply, field))
+        yield from items
+        if not items:
+            return
+        last = items[-1]
+        if hasattr(request, "after_name"):
+            request.after_name = last.name
+        else:
+            request.after_session_id = last.session_id
+
+
+def locks(ctx: Context, args: argparse.Namespace) -> int:
+    request = pb.ListLocksRequest(prefix=args.prefix or "")
+    records = [lock_record(i) for i in _pages(ctx, "locks", "List", request, "locks")]
+    ctx.printer.emit(records, LOCK_COLUMNS)
+    return EXIT_OK
+
+
+def lock_show(ctx: Context, args: argparse.Namespace) -> int:
+    info = ctx.client.invoke("locks", "Describe", pb.DescribeLockRequest(name=args.name)).lock
+    if not info.HasField("holder") and not info.waiters:
+        raise NotFoundError(f"lock {args.name!r} is not in use (free, nobody waiting)")
+    record = lock_record(info)
+    queue = [
+        {
+            "position": i + 1,
+            "session": w.session_id,
+            "client": _client(w.client_name, w.client_host, w.client_pid),
+            "waited": duration(w.waited_for_ms),
+            "gives_up_in": duration(w.wait_remaining_ms),
+        }
+        for i, w in enumerate(info.waiters)
+    ]
+    if ctx.printer.as_json:
+        ctx.printer.emit({**record, "queue": queue})
+        return EXIT_OK
+    record["held"] = record["session"] is not None
+    ctx.printer.emit(
+        {
+            k: record[k]
+            for k in ("name", "held", "session", "client", "token", "held_for", "expires_in")
+        }
+    )
+    print()
+    ctx.printer.table(queue, WAITER_COLUMNS)
+    return EXIT_OK
+
+
+def sessions(ctx: Context, args: argparse.Namespace) -> int:
+    request = pb.ListSessionsRequest()
+    records = [
+        {
+            "session": s.session_id,
+            "client": _client(s.client_name, s.client_host, s.client_pid),
+            "ttl": duration(s.ttl_ms),
+            "age": duration(s.age_ms),
+            "held": list(s.held),
+            "waiting": list(s.waiting),
+        }
+        for s in _pages(ctx, "sessions", "List", request, "sessions")
+    ]
+    ctx.printer.emit(records, SESSION_COLUMNS)
+    return EXIT_OK
+
+
+def lists(ctx: Context, args: argparse.Namespace) -> int:
+    request = pb.ListListsRequest(prefix=args.prefix or "")
+    records = [
+        {
+            "name": item.name,
+            "size": item.size,
+            "ttl": duration(item.ttl_ms) if item.ttl_ms else None,
+            "expires_in": duration(item.expires_in_ms) if item.expires_in_ms else None,
+        }
+        for item in _pages(ctx, "lists", "List", request, "lists")
+    ]
+    ctx.printer.emit(records, LIST_COLUMNS)
+    return EXIT_OK
+
+
+def list_show(ctx: Context, args: argparse.Namespace) -> int:
+    reply = ctx.client.invoke(
+        "lists",
+        "Members",
+        pb.MembersRequest(name=args.name, after_id=args.after, limit=args.limit),
+    )
+    records = [{"id": m.id, "member": member_text(m.member)} for m in reply.members]
+    if ctx.printer.as_json:
+        ctx.printer.emit({"name": args.name, "size": reply.size, "members": records})
+        return EXIT_OK
+    ctx.printer.table(records, [("id", "ID"), ("member", "MEMBER")])
+    shown_to = records[-1]["id"] if records else args.after
+    if shown_to < reply.size:
+        ctx.printer.message(f"... {reply.size - shown_to} more: --after {shown_to}")
+    return EXIT_OK
