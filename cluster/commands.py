@@ -192,6 +192,27 @@ class SetLimits:
     limits: Limits
 
 
+@dataclass(frozen=True, slots=True)
+class SetMember:
+    """Records a cluster member's addresses (the peer port for Raft, the client port for
+    leader hints), so every node can name every member to clients."""
+
+    OP: ClassVar[int] = 14
+    now: int
+    node_id: str
+    peer_address: str
+    client_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveMember:
+    """Forgets a member that has left the Raft configuration."""
+
+    OP: ClassVar[int] = 15
+    now: int
+    node_id: str
+
+
 Command = (
     OpenSession
     | CloseSession
@@ -206,6 +227,8 @@ Command = (
     | TearDownList
     | Tick
     | SetLimits
+    | SetMember
+    | RemoveMember
 )
 
 SessionCommand = Acquire | Release | Extend | SetUpList | Insert | TearDownList
@@ -395,6 +418,8 @@ _COMMANDS: dict[int, type] = {
         TearDownList,
         Tick,
         SetLimits,
+        SetMember,
+        RemoveMember,
     )
 }
 _RESULTS: dict[int, type] = {

@@ -29,8 +29,8 @@ MIN_PASSWORD_CHARS = 16
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 
-_NODE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_NODE_ID_RULE = "must be 1 to 64 of A-Z a-z 0-9 _ . -"
+NODE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+NODE_ID_RULE = "must be 1 to 64 of A-Z a-z 0-9 _ . -"
 # A DNS name or IPv4 address; excludes ':' (IPv6 must be bracketed) and the ',', '=', '/'
 # separators of the peers string form.
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -256,10 +256,10 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
             )
     strings = {name: _string(name, raw[name]) for name in _STRINGS if name in raw}
     node_id = strings["node_id"]
-    if not _NODE_ID.fullmatch(node_id):
-        raise ConfigError(f"node_id: {_NODE_ID_RULE}, got {node_id!r}")
+    if not NODE_ID.fullmatch(node_id):
+        raise ConfigError(f"node_id: {NODE_ID_RULE}, got {node_id!r}")
     for name in ("client_address", "peer_address"):
-        problem = _address_problem(strings[name])
+        problem = address_problem(strings[name])
         if problem:
             raise ConfigError(f"{name}: {problem}")
     if strings["client_address"] == strings["peer_address"]:
@@ -277,7 +277,7 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
         )
     metrics_address = strings.get("metrics_address", "")
     if metrics_address:
-        problem = _address_problem(metrics_address)
+        problem = address_problem(metrics_address)
         if problem:
             raise ConfigError(f"metrics_address: {problem}")
         if metrics_address in (strings["client_address"], strings["peer_address"]):
@@ -351,7 +351,7 @@ def _positive_int(name: str, raw: _Raw) -> int:
     return number
 
 
-def _address_problem(address: str) -> str | None:
+def address_problem(address: str) -> str | None:
     """What is wrong with a host:port, if anything; IPv6 hosts must be bracketed."""
     host, colon, port = address.rpartition(":")
     if not colon or not host:
@@ -413,12 +413,12 @@ def _check_peers(this: Peer, peers: list[Peer]) -> tuple[Peer, ...]:
         raise ConfigError("peers: must list at least one node")
     by_id: dict[str, Peer] = {}
     for peer in peers:
-        if not _NODE_ID.fullmatch(peer.node_id):
-            raise ConfigError(f"peers: node id {_NODE_ID_RULE}, got {peer.node_id!r}")
+        if not NODE_ID.fullmatch(peer.node_id):
+            raise ConfigError(f"peers: node id {NODE_ID_RULE}, got {peer.node_id!r}")
         if peer.node_id in by_id:
             raise ConfigError(f"peers: node id {peer.node_id!r} is listed twice")
         for kind in ("peer_address", "client_address"):
-            problem = _address_problem(getattr(peer, kind))
+            problem = address_problem(getattr(peer, kind))
             if problem:
                 raise ConfigError(f"peers: {kind} of {peer.node_id}: {problem}")
         by_id[peer.node_id] = peer

@@ -34,15 +34,17 @@ from turnstile.cluster.commands import (
     ExpireSession,
     ListExpired,
     LockFreed,
+    RemoveMember,
     Result,
     SessionEnded,
     SessionOpened,
     SetLimits,
+    SetMember,
     Tick,
     WaiterResolved,
     encode_command,
 )
-from turnstile.cluster.config import NodeConfig
+from turnstile.cluster.config import NodeConfig, Peer
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.metrics import NodeMetrics
 from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
@@ -72,6 +74,7 @@ class Node:
         self.waiters = WaiterRegistry()
         self.barrier = ReadBarrier(self._commit_barrier)
         self._leading = False
+        self._membership_change = False
         #: Set once shutdown began: cancelled RPCs are the server's doing, not the caller's.
         self.stopping = False
         self._base_clock = 0
@@ -142,11 +145,63 @@ class Node:
         """Log time on the leader: clock at promotion plus monotonic time since."""
         return self._base_clock + int((time.monotonic() - self._base_mono) * 1000)
 
+    def members(self) -> list[Peer]:
+        """The cluster's members: the replicated registry, or the config before it is seeded."""
+        registry = self.raft.read(lambda s: dict(s.cluster_members))
+        if not registry:
+            return list(self.config.peers)
+        return [Peer(node_id, *registry[node_id]) for node_id in sorted(registry)]
+
     def leader_ids(self) -> tuple[str, str]:
         """(node id, client address) of the leader as this node knows it; empty if none."""
         address = self.raft.leader_address
-        peer = self.config.peer_by_peer_address(address) if address else None
+        peer = next((p for p in self.members() if p.peer_address == address), None)
         return (peer.node_id, peer.client_address) if peer else ("", "")
+
+    async def change_membership(self, peer: Peer, add: bool) -> None:
+        """Adds or removes one member: the Raft configuration and the replicated registry.
+        One change at a time; the leader cannot remove itself (transfer leadership first)."""
+        self.require_leader()
+        if self._membership_change:
+            raise TurnstileError(
+                Reason.FAILED_PRECONDITION, "a membership change is in progress; retry after it"
+            )
+        if not add and peer.node_id == self.config.node_id:
+            raise TurnstileError(
+                Reason.FAILED_PRECONDITION,
+                f"{peer.node_id} is the leader: transfer leadership first",
+            )
+        self._membership_change = True
+        try:
+            if add:
+                await self.execute(
+                    lambda now: SetMember(now, peer.node_id, peer.peer_address, peer.client_address)
+                )
+            error = await self._change_raft_membership(add, peer.peer_address)
+            if error != SUCCESS:
+                if add:
+                    await self.execute(lambda now: RemoveMember(now, peer.node_id))
+                raise TurnstileError(
+                    Reason.FAILED_PRECONDITION,
+                    f"raft refused the change (code {error}): another change is still being "
+                    "committed, or the member is already (not) in the configuration",
+                )
+            if not add:
+                await self.execute(lambda now: RemoveMember(now, peer.node_id))
+            log.warning("member %s %s (%s)", peer.node_id, "added" if add else "removed", peer)
+        finally:
+            self._membership_change = False
+
+    async def _change_raft_membership(self, add: bool, peer_address: str) -> int:
+        future: asyncio.Future[int] = self.loop.create_future()
+
+        def done(_result: Any, error: int) -> None:
+            self.loop.call_soon_threadsafe(
+                lambda: None if future.done() else future.set_result(error)
+            )
+
+        self.raft.change_membership(add, peer_address, done)
+        return await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
 
     def require_leader(self) -> None:
         if not self.leading:
@@ -213,7 +268,7 @@ class Node:
         self.require_leader()
         target = None
         if node_id:
-            peer = next((p for p in self.config.peers if p.node_id == node_id), None)
+            peer = next((p for p in self.members() if p.node_id == node_id), None)
             if peer is None:
                 raise TurnstileError(Reason.NOT_FOUND, f"no member {node_id!r}")
             if peer.node_id == self.config.node_id:
@@ -324,6 +379,11 @@ class Node:
         clock = self.raft.read(lambda s: s.clock)
         # Applied in this term: every entry of earlier terms is applied before it.
         await self._submit(Tick(clock))
+        if not self.raft.read(lambda s: s.cluster_members):
+            for peer in self.config.peers:
+                await self._submit(
+                    SetMember(clock, peer.node_id, peer.peer_address, peer.client_address)
+                )
         if self.raft.read(lambda s: s.limits) != self.config.limits:
             await self._submit(SetLimits(clock, self.config.limits))
             log.info("configured limits replicated")

@@ -248,6 +248,14 @@ class RaftNode:
         self._calls.append(lambda: self.replica.transferLeadership(peer_address, callback=guarded))
         self._wake()
 
+    def change_membership(self, add: bool, peer_address: str, callback: ProposalCallback) -> None:
+        """Adds or removes a Raft member through the log (pysyncobj allows one change at a
+        time and answers REQUEST_DENIED otherwise)."""
+        guarded = _guarded(callback)
+        change = self.replica.addNodeToCluster if add else self.replica.removeNodeFromCluster
+        self._calls.append(lambda: change(peer_address, callback=guarded))
+        self._wake()
+
     def _wake(self) -> None:
         # BlockingIOError: a wake-up is already pending; OSError: we are shutting down.
         with contextlib.suppress(BlockingIOError, OSError):

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import grpc
 
 from turnstile.cluster import commands as cmd
+from turnstile.cluster.config import NODE_ID, NODE_ID_RULE, Peer, address_problem
 from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
 from turnstile.cluster.node import Node
 from turnstile.cluster.reasons import Reason
@@ -427,7 +428,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
     async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         node = self.node
         counts = node.raft.read(lambda s: s.counts())
-        by_address = {p.peer_address: p.node_id for p in node.config.peers}
+        by_address = {p.peer_address: p.node_id for p in node.members()}
         return pb.StatusResponse(
             header=self.header(),
             node_id=node.config.node_id,
@@ -459,9 +460,49 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
                 pb.ClusterMember(
                     node_id=p.node_id, peer_address=p.peer_address, client_address=p.client_address
                 )
-                for p in self.node.config.peers
+                for p in self.node.members()
             ],
         )
+
+    @_rpc
+    async def AddMember(self, request: pb.AddMemberRequest, context: Any) -> pb.AddMemberResponse:
+        member = request.member
+        problems = [
+            f"{name}: {problem}"
+            for name, value in (
+                ("peer_address", member.peer_address),
+                ("client_address", member.client_address),
+            )
+            if (problem := address_problem(value))
+        ]
+        if not NODE_ID.fullmatch(member.node_id):
+            problems.append(f"node_id: {NODE_ID_RULE}, got {member.node_id!r}")
+        if problems:
+            raise TurnstileError(Reason.INVALID_ARGUMENT, "; ".join(problems))
+        clash = [
+            p.node_id
+            for p in self.node.members()
+            if member.node_id == p.node_id
+            or {member.peer_address, member.client_address} & {p.peer_address, p.client_address}
+        ]
+        if clash:
+            raise TurnstileError(
+                Reason.INVALID_ARGUMENT, f"the id or an address is already used by {clash[0]}"
+            )
+        await self.node.change_membership(
+            Peer(member.node_id, member.peer_address, member.client_address), add=True
+        )
+        return pb.AddMemberResponse(header=self.header())
+
+    @_rpc
+    async def RemoveMember(
+        self, request: pb.RemoveMemberRequest, context: Any
+    ) -> pb.RemoveMemberResponse:
+        peer = next((p for p in self.node.members() if p.node_id == request.node_id), None)
+        if peer is None:
+            raise TurnstileError(Reason.NOT_FOUND, f"no member {request.node_id!r}")
+        await self.node.change_membership(peer, add=False)
+        return pb.RemoveMemberResponse(header=self.header())
 
     @_rpc
     async def ForceRelease(

@@ -81,6 +81,9 @@ def dump(state: StateMachine) -> bytes:
             [item.name, item.ttl_ms, item.created_at, item.expires_at, item.members]
             for item in (state.lists[n] for n in sorted(state.lists))
         ],
+        "cluster_members": [
+            [node_id, *state.cluster_members[node_id]] for node_id in sorted(state.cluster_members)
+        ],
     }
     return msgpack.packb(document, use_bin_type=True)
 
@@ -139,6 +142,8 @@ def _restore(document: dict[str, Any]) -> StateMachine:
         if len(item.ids) != len(item.members):
             raise SnapshotError(f"list {item.name!r} has duplicate members")
         state.lists[item.name] = item
+    for node_id, peer_address, client_address in document["cluster_members"]:
+        state.cluster_members[_str(node_id)] = (_str(peer_address), _str(client_address))
     state.reindex()
     return state
 

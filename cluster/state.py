@@ -51,11 +51,13 @@ from turnstile.cluster.commands import (
     Queued,
     Release,
     Released,
+    RemoveMember,
     Result,
     SessionCommand,
     SessionEnded,
     SessionOpened,
     SetLimits,
+    SetMember,
     SetUpList,
     TearDownList,
     Tick,
@@ -215,6 +217,8 @@ class StateMachine:
         self.lists: dict[str, ListState] = {}
         self.member_count = 0
         self.waiter_count = 0
+        #: Cluster members: node id -> (peer address, client address).
+        self.cluster_members: dict[str, tuple[str, str]] = {}
         # (due, kind, name, a, b); entries are checked against the state when popped.
         self._timers: list[tuple[int, int, str, int, int]] = []
         self._events: list[Event] = []
@@ -275,6 +279,22 @@ class StateMachine:
             case ForceRelease():
                 return self._force_release(command)
             case Tick():
+                return Done()
+            case SetMember():
+                for what, text in (
+                    ("node_id", command.node_id),
+                    ("peer_address", command.peer_address),
+                    ("client_address", command.client_address),
+                ):
+                    bounds.check_name(self.limits, what, text)
+                self.cluster_members[command.node_id] = (
+                    command.peer_address,
+                    command.client_address,
+                )
+                return Done()
+            case RemoveMember():
+                if self.cluster_members.pop(command.node_id, None) is None:
+                    return Err(Reason.NOT_FOUND, f"no member {command.node_id!r}")
                 return Done()
             case SetLimits():
                 problems = command.limits.problems()

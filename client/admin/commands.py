@@ -65,6 +65,18 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--ttl", type=float, default=0, help="seconds to live if the list is created (0: none)"
     )
 
+    members = commands.add_parser("members", help="members [list] | add ID PEER CLIENT | remove ID")
+    member_verbs = members.add_subparsers(dest="members_verb")
+    members.set_defaults(admin=control.members_list)
+    add_common_options(members)
+    add("list", control.members_list, "every member with its addresses", member_verbs)
+    parser = add("add", control.members_add, "add a member (one change at a time)", member_verbs)
+    parser.add_argument("node", help="the new node's id")
+    parser.add_argument("peer_address", help="its Raft address, host:port")
+    parser.add_argument("client_address", help="its client address, host:port")
+    parser = add("remove", control.members_remove, "remove a member", member_verbs)
+    parser.add_argument("node", help="the node's id (not the leader's)")
+
     leader = commands.add_parser("leader", help="leader transfer [NODE]")
     leader_verbs = leader.add_subparsers(dest="leader_verb", required=True)
     parser = add("transfer", control.transfer_leadership, "hand leadership over", leader_verbs)

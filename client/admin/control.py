@@ -75,3 +75,43 @@ def transfer_leadership(ctx: Context, args: argparse.Namespace) -> int:
         "check with: turnstile status"
     )
     return EXIT_OK
+
+
+def members_list(ctx: Context, args: argparse.Namespace) -> int:
+    reply = ctx.client.invoke("cluster", "Members", pb.MembersListRequest())
+    records = [
+        {
+            "node": m.node_id,
+            "peer_address": m.peer_address,
+            "client_address": m.client_address,
+            "leader": m.node_id == reply.header.leader_id,
+        }
+        for m in reply.members
+    ]
+    ctx.printer.emit(
+        records,
+        [
+            ("node", "NODE"),
+            ("client_address", "CLIENT"),
+            ("peer_address", "PEER"),
+            ("leader", "LEADER"),
+        ],
+    )
+    return EXIT_OK
+
+
+def members_add(ctx: Context, args: argparse.Namespace) -> int:
+    member = pb.ClusterMember(
+        node_id=args.node, peer_address=args.peer_address, client_address=args.client_address
+    )
+    ctx.client.invoke("cluster", "AddMember", pb.AddMemberRequest(member=member))
+    ctx.printer.message(
+        f"member {args.node} added; start it with every member (itself included) in its peers"
+    )
+    return EXIT_OK
+
+
+def members_remove(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.invoke("cluster", "RemoveMember", pb.RemoveMemberRequest(node_id=args.node))
+    ctx.printer.message(f"member {args.node} removed; stop its process now")
+    return EXIT_OK

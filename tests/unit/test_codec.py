@@ -35,9 +35,11 @@ from turnstile.cluster.commands import (
     Queued,
     Release,
     Released,
+    RemoveMember,
     Result,
     SessionOpened,
     SetLimits,
+    SetMember,
     SetUpList,
     TearDownList,
     Tick,
@@ -72,6 +74,8 @@ COMMANDS: list[Command] = [
     TearDownList(now=11, session=2, seq=4, acked=3, name="runs"),
     Tick(now=MAX_INT),
     SetLimits(now=13, limits=Limits(max_batch=7, max_page=3)),
+    SetMember(now=14, node_id="n4", peer_address="10.0.0.4:7101", client_address="10.0.0.4:7001"),
+    RemoveMember(now=15, node_id="n4"),
 ]
 
 RESULTS: list[Result] = [
@@ -105,6 +109,8 @@ STABLE_OP_CODES = {
     TearDownList: 11,
     Tick: 12,
     SetLimits: 13,
+    SetMember: 14,
+    RemoveMember: 15,
 }
 
 

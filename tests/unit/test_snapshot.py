@@ -14,6 +14,8 @@ from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
     Command,
+    Done,
+    Err,
     Granted,
     Inserted,
     ListExpired,
@@ -21,11 +23,14 @@ from turnstile.cluster.commands import (
     LockFreed,
     OpenSession,
     Queued,
+    RemoveMember,
     SessionOpened,
+    SetMember,
     Tick,
     WaiterResolved,
 )
 from turnstile.cluster.limits import Limits
+from turnstile.cluster.reasons import Reason
 from turnstile.cluster.snapshot import SNAPSHOT_VERSION, SnapshotError, dump, load
 from turnstile.cluster.state import Applied, StateMachine
 
@@ -338,3 +343,14 @@ def test_a_lock_record_without_a_holder_is_refused() -> None:
     document["locks"][0][1] = None
     with pytest.raises(snapshot.SnapshotError, match="no holder"):
         snapshot.load(msgpack.packb(document, use_bin_type=True))
+
+
+def test_cluster_members_are_replicated_and_kept_in_snapshots() -> None:
+    state = StateMachine()
+    assert state.apply(SetMember(1, "n1", "10.0.0.1:7101", "10.0.0.1:7001")).result == Done()
+    assert state.apply(SetMember(2, "n2", "10.0.0.2:7101", "10.0.0.2:7001")).result == Done()
+    assert state.apply(RemoveMember(3, "n2")).result == Done()
+    missing = state.apply(RemoveMember(4, "n9")).result
+    assert isinstance(missing, Err) and missing.reason is Reason.NOT_FOUND
+    restored = snapshot.load(snapshot.dump(state))
+    assert restored.cluster_members == {"n1": ("10.0.0.1:7101", "10.0.0.1:7001")}
