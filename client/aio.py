@@ -72,7 +72,13 @@ class AsyncSession:
         interval = self.core.ttl / 3
         next_at = self.core.clock() + interval
         while True:
-            await asyncio.sleep(max(0.0, next_at - self.core.clock()))
+            # Also wake at the deadline, so LOST is announced when it happens, not later.
+            wake_at = min(next_at, self.core.alive_until)
+            await asyncio.sleep(max(0.0, wake_at - self.core.clock()))
+            if not self.core.alive():
+                return
+            if self.core.clock() < next_at:
+                continue
             sent = self.core.clock()
             next_at = sent + interval
             try:

@@ -206,7 +206,15 @@ class Session:
     def _keep_alive(self) -> None:
         interval = self.core.ttl / 3
         next_at = self.core.clock() + interval
-        while not self._closed.wait(max(0.0, next_at - self.core.clock())):
+        while True:
+            # Also wake at the deadline, so LOST is announced when it happens, not later.
+            wake_at = min(next_at, self.core.alive_until)
+            if self._closed.wait(max(0.0, wake_at - self.core.clock())):
+                return
+            if not self.core.alive():
+                return
+            if self.core.clock() < next_at:
+                continue
             sent = self.core.clock()
             next_at = sent + interval
             try:
