@@ -274,6 +274,24 @@ class Node:
             if peer.node_id == self.config.node_id:
                 raise TurnstileError(Reason.FAILED_PRECONDITION, f"{node_id} is already leader")
             target = peer.peer_address
+        # A busy follower is usually a few entries behind; give it a moment to catch up.
+        deadline = time.monotonic() + 2.0
+        while True:
+            error = await self._request_transfer(target)
+            if error == SUCCESS:
+                log.info("leadership transfer to %s requested", node_id or "the best follower")
+                return
+            if error in NOT_APPLIED:
+                raise TurnstileError(Reason.NOT_LEADER, "this node is no longer the leader")
+            if time.monotonic() > deadline:
+                raise TurnstileError(
+                    Reason.FAILED_PRECONDITION,
+                    f"refused: the target {node_id or '(any follower)'} is not connected or "
+                    "not caught up with the leader's log; retry in a moment",
+                )
+            await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
+
+    async def _request_transfer(self, target: str | None) -> int:
         future: asyncio.Future[int] = self.loop.create_future()
 
         def sent(_result: Any, error: int) -> None:
@@ -282,17 +300,7 @@ class Node:
             )
 
         self.raft.transfer_leadership(target, sent)
-        error = await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
-        if error == SUCCESS:
-            log.info("leadership transfer to %s requested", node_id or "the best follower")
-            return
-        if error in NOT_APPLIED:
-            raise TurnstileError(Reason.NOT_LEADER, "this node is no longer the leader")
-        raise TurnstileError(
-            Reason.FAILED_PRECONDITION,
-            f"refused: the target {node_id or '(any follower)'} is not connected or not caught "
-            "up with the leader's log; retry in a moment",
-        )
+        return await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
 
     async def _commit_barrier(self) -> None:
         term = self.raft.term
