@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from turnstile.client.client import STUBS, client_identity, parse_endpoints
+from turnstile.client.client import CHANNEL_OPTIONS, STUBS, client_identity, parse_endpoints
 from turnstile.client.distinct_list import BATCH, PAGE, Member, member_bytes
 from turnstile.client.errors import (
     ClosedError,
@@ -28,6 +28,7 @@ from turnstile.client.errors import (
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
+    UnavailableError,
     from_rpc_error,
 )
 from turnstile.client.lock import WAIT_GRACE, Hold, acquire_timing
@@ -143,7 +144,9 @@ class AsyncClient:
         if stub is None:
             channel = self._channels.get(endpoint)
             if channel is None:
-                channel = self._channels[endpoint] = grpc.aio.insecure_channel(endpoint)
+                channel = self._channels[endpoint] = grpc.aio.insecure_channel(
+                    endpoint, options=CHANNEL_OPTIONS
+                )
             stub = self._stubs[(endpoint, service)] = STUBS[service](channel)
         return stub
 
@@ -299,28 +302,32 @@ class AsyncLock:
                 await asyncio.wait_for(self._local.acquire(), timeout if blocking else 0.001)
         except TimeoutError:
             return False
+        max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
         try:
-            if timeout != -1:
-                wait_ms = max(0, wait_ms - int((clock() - started) * 1000))
-            session = await self.client.session()
-            sent = clock()
-            max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
-            response = await self.client.write(
-                "locks",
-                "Acquire",
-                lambda rid: pb.AcquireRequest(
-                    request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
-                ),
-                session=session,
-                deadline=self.client.retry.deadline + wait_ms / 1000,
-                attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
-            )
+            while True:
+                if blocking and timeout != -1:
+                    wait_ms = max(0, int((timeout - (clock() - started)) * 1000))
+                session = await self.client.session()
+                sent = clock()
+                response = await self.client.write(
+                    "locks",
+                    "Acquire",
+                    lambda rid, wait_ms=wait_ms: pb.AcquireRequest(
+                        request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
+                    ),
+                    session=session,
+                    deadline=self.client.retry.deadline + wait_ms / 1000,
+                    attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
+                )
+                if response.acquired:
+                    break
+                if not blocking or (timeout != -1 and clock() - started >= timeout):
+                    self._local.release()
+                    return False
+                # The wait ended early (its connection broke, or a 24 h wait ran out): ask again.
         except BaseException:
             self._local.release()
             raise
-        if not response.acquired:
-            self._local.release()
-            return False
         self._hold = Hold(
             session,  # type: ignore[arg-type]
             response.token,
@@ -338,17 +345,22 @@ class AsyncLock:
         try:
             if not hold.session.alive():
                 raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
-            try:
-                await self.client.write(
-                    "locks",
-                    "Release",
-                    lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
-                    session=hold.session,  # type: ignore[arg-type]
-                )
-            except (NotHolderError, SessionExpiredError) as error:
-                raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
-        finally:
+            await self.client.write(
+                "locks",
+                "Release",
+                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
+                session=hold.session,  # type: ignore[arg-type]
+            )
+        except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
+            raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+        except UnavailableError:
+            self._hold = hold  # not known to be released: still ours, release() again
+            raise
+        except BaseException:
+            self._local.release()
+            raise
+        self._local.release()
 
     def locked(self) -> bool:
         """See ``Lock.locked``."""

@@ -11,6 +11,7 @@ from turnstile.client.errors import (
     LockLostError,
     NotHolderError,
     SessionExpiredError,
+    UnavailableError,
 )
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The longest wait one Acquire asks for; "wait forever" re-asks after it.
+#: The longest wait one Acquire asks for; "wait forever" asks again after it.
 MAX_WAIT_MS = 24 * 3600 * 1000
 #: How long past its wait a blocked Acquire RPC may take before the client gives up on it.
 WAIT_GRACE = 5.0
@@ -104,28 +105,32 @@ class Lock:
         wait_ms = acquire_timing(blocking, timeout)
         if not self._local.acquire(blocking, timeout):
             return False
+        max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
         try:
-            if timeout != -1:
-                wait_ms = max(0, wait_ms - int((clock() - started) * 1000))
-            session = self.client.session
-            sent = clock()
-            max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
-            response = self.client.write(
-                "locks",
-                "Acquire",
-                lambda rid: pb.AcquireRequest(
-                    request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
-                ),
-                session=session,
-                deadline=self.client.retry.deadline + wait_ms / 1000,
-                attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
-            )
+            while True:
+                if blocking and timeout != -1:
+                    wait_ms = max(0, int((timeout - (clock() - started)) * 1000))
+                session = self.client.session
+                sent = clock()
+                response = self.client.write(
+                    "locks",
+                    "Acquire",
+                    lambda rid, wait_ms=wait_ms: pb.AcquireRequest(
+                        request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
+                    ),
+                    session=session,
+                    deadline=self.client.retry.deadline + wait_ms / 1000,
+                    attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
+                )
+                if response.acquired:
+                    break
+                if not blocking or (timeout != -1 and clock() - started >= timeout):
+                    self._local.release()
+                    return False
+                # The wait ended early (its connection broke, or a 24 h wait ran out): ask again.
         except BaseException:
             self._local.release()
             raise
-        if not response.acquired:
-            self._local.release()
-            return False
         self._hold = Hold(
             session, response.token, sent, sent + self.max_hold if self.max_hold else None
         )
@@ -137,6 +142,8 @@ class Lock:
         :raises RuntimeError: the lock is not held by this object.
         :raises LockLostError: the hold had already ended (session lost, max-hold passed,
             force-released): the critical section may not have been exclusive to the end.
+        :raises UnavailableError: the cluster could not be reached; the lock is still held by
+            this object, so call ``release()`` again (or close the client).
         """
         hold = self._hold
         if hold is None:
@@ -145,17 +152,23 @@ class Lock:
         try:
             if not hold.session.alive():
                 raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
-            try:
-                self.client.write(
-                    "locks",
-                    "Release",
-                    lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
-                    session=hold.session,
-                )
-            except (NotHolderError, SessionExpiredError) as error:
-                raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
-        finally:
+            self.client.write(
+                "locks",
+                "Release",
+                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
+                session=hold.session,
+            )
+        except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
+            raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+        except UnavailableError:
+            # Not known to be released: still ours, call release() again (or close the client).
+            self._hold = hold
+            raise
+        except BaseException:
+            self._local.release()
+            raise
+        self._local.release()
 
     def locked(self) -> bool:
         """True while this object holds the lock: session alive and max-hold not passed."""

@@ -82,10 +82,13 @@ class Acquire:
 
 @dataclass(frozen=True, slots=True)
 class CancelWait:
-    """The acquire ``acquire_seq`` gave up: drop its waiter, or release a grant that raced in.
+    """The acquire ``acquire_seq`` gave up: drop its waiter and, with ``release_grant``,
+    release a grant that raced in.
 
-    Not deduplicated by a request id of its own: the leader proposes it for a blocked Acquire
-    RPC whose caller went away, and applying it twice changes nothing more than once.
+    The leader proposes it, without a request id of its own (applying it twice changes nothing
+    more than once): with ``release_grant`` when it answered the caller "not acquired" itself,
+    without it when the caller's connection went away. The caller may then retry the same
+    request, so a grant it may yet receive is left alone.
     """
 
     OP: ClassVar[int] = 5
@@ -93,6 +96,7 @@ class CancelWait:
     session: int
     name: str
     acquire_seq: int
+    release_grant: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +130,17 @@ class Extend:
 
 @dataclass(frozen=True, slots=True)
 class ForceRelease:
-    """Operator action: take ``name`` from whoever holds it, recording ``reason``."""
+    """Operator action: take ``name`` from its holder, recording ``reason``.
+
+    With ``token`` (non-zero) only that hold is taken, so a retried force-release cannot take
+    the lock from the waiter it was handed to.
+    """
 
     OP: ClassVar[int] = 8
     now: int
     name: str
     reason: str
+    token: int = 0
 
 
 @dataclass(frozen=True, slots=True)

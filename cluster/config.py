@@ -26,6 +26,8 @@ ENV_PREFIX = "TURNSTILE_"
 CONFIG_OPTION = "config"
 #: Shortest peer password accepted; shorter ones are too easy to guess for a cluster secret.
 MIN_PASSWORD_CHARS = 16
+#: Largest integer option: every value travels as a signed 64-bit integer.
+MAX_INT = 2**63 - 1
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 
@@ -348,6 +350,8 @@ def _positive_int(name: str, raw: _Raw) -> int:
         number = value
     if number is None or number <= 0:
         raise ConfigError(f"{name}: must be a positive integer, got {value!r} (from {raw.origin})")
+    if number > MAX_INT:
+        raise ConfigError(f"{name}: must be at most {MAX_INT}, got {number} (from {raw.origin})")
     return number
 
 

@@ -31,9 +31,19 @@ SECRET_NAME = "peer.secret"
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free ports: all held open at once while the OS picks them."""
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind((host, 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def write_cluster(
@@ -44,10 +54,12 @@ def write_cluster(
     secret = directory / SECRET_NAME
     secret.write_text(secrets.token_hex(32) + "\n")
     secret.chmod(0o600)
+    ports = free_ports(3 * nodes, host)
     peers = tuple(
-        Peer(f"n{i}", f"{host}:{free_port(host)}", f"{host}:{free_port(host)}")
+        Peer(f"n{i}", f"{host}:{ports[3 * i - 3]}", f"{host}:{ports[3 * i - 2]}")
         for i in range(1, nodes + 1)
     )
+    metrics = {peer.node_id: f"{host}:{ports[3 * i + 2]}" for i, peer in enumerate(peers)}
     paths = []
     for peer in peers:
         node_dir = directory / peer.node_id
@@ -59,7 +71,7 @@ def write_cluster(
             data_dir=(node_dir / "data").resolve(),
             peer_password_file=secret.resolve(),
             peers=peers,
-            metrics_address=f"{host}:{free_port(host)}",
+            metrics_address=metrics[peer.node_id],
             limits=limits or Limits(),
         )
         path = node_dir / CONFIG_NAME

@@ -51,9 +51,9 @@ class Limits:
     def problems(self) -> list[str]:
         """Names every field that is not a positive integer, or an inverted TTL range."""
         bad = [
-            f"{f.name} must be a positive integer, got {getattr(self, f.name)!r}"
+            f"{f.name} must be a positive integer below 2**63, got {getattr(self, f.name)!r}"
             for f in fields(self)
-            if type(getattr(self, f.name)) is not int or getattr(self, f.name) <= 0
+            if type(getattr(self, f.name)) is not int or not 0 < getattr(self, f.name) < 2**63
         ]
         if not bad and self.min_session_ttl_ms > self.max_session_ttl_ms:
             bad.append("min_session_ttl_ms must not exceed max_session_ttl_ms")

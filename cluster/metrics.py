@@ -126,6 +126,7 @@ class NodeMetrics:
             registry=self.registry,
         )
         self._granted_at: dict[int, int] = {}
+        self._last_token = 0
         self._queued_at: dict[tuple[int, int], int] = {}
         self._server: Any = None
 
@@ -144,14 +145,17 @@ class NodeMetrics:
         now = command.now if command is not None else 0
         result = applied.result
         if isinstance(command, Acquire):
-            if isinstance(result, Granted):
-                self._granted_at.setdefault(result.token, now)
+            if isinstance(result, Granted) and result.token > self._last_token:
+                # Tokens only grow: a smaller one is a retry's stored answer, not a new hold.
+                self._last_token = result.token
+                self._granted_at[result.token] = now
             elif isinstance(result, Queued):
                 self._queued_at.setdefault((command.session, command.seq), now)
         for event in applied.events:
             if isinstance(event, WaiterResolved):
                 queued_at = self._queued_at.pop((event.session, event.seq), None)
                 if isinstance(event.result, Granted):
+                    self._last_token = max(self._last_token, event.result.token)
                     self._granted_at[event.result.token] = now
                     if queued_at is not None:
                         self.lock_wait.observe(max(0, now - queued_at) / 1000)

@@ -201,7 +201,15 @@ class Node:
             )
 
         self.raft.change_membership(add, peer_address, done)
-        return await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
+        return await self._await_raft(future)
+
+    async def _await_raft(self, future: asyncio.Future[int]) -> int:
+        try:
+            return await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
+        except TimeoutError:
+            raise TurnstileError(
+                Reason.UNKNOWN_OUTCOME, "raft did not answer in time; check status and retry"
+            ) from None
 
     def require_leader(self) -> None:
         if not self.leading:
@@ -300,7 +308,7 @@ class Node:
             )
 
         self.raft.transfer_leadership(target, sent)
-        return await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
+        return await self._await_raft(future)
 
     async def _commit_barrier(self) -> None:
         term = self.raft.term
@@ -375,6 +383,10 @@ class Node:
                 await self._assume_office()
             except TurnstileError as exc:
                 log.warning("taking office in term %d failed, retrying: %s", term, exc)
+                await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
+                continue
+            except Exception:
+                log.exception("taking office in term %d failed, retrying", term)
                 await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
                 continue
             if self.raft.is_leader and self.raft.term == term and not self.stopping:

@@ -169,6 +169,9 @@ class RaftNode:
         self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            log.error("raft loop did not stop within 10 s; leaving its sockets to the process exit")
+            return
         self.replica.destroy()  # with autoTick off: closes transport and journal right here
         self._wake_reader.close()
         self._wake_writer.close()
@@ -315,7 +318,19 @@ class RaftNode:
             os.fsync(file.fileno())
 
     def _read_snapshot(self, path: str) -> tuple[Any, ...]:
-        """pysyncobj deserializer hook: replaces our state, returns pysyncobj's metadata."""
+        """pysyncobj deserializer hook: replaces our state, returns pysyncobj's metadata.
+
+        A snapshot that cannot be read stops the process: pysyncobj would log the error and
+        go on applying later entries to the old state, and this replica would diverge.
+        """
+        try:
+            return self._load_snapshot(path)
+        except Exception:
+            log.critical("cannot restore the snapshot %s; stopping this node", path, exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+
+    def _load_snapshot(self, path: str) -> tuple[Any, ...]:
         with open(path, "rb") as file:
             document = msgpack.unpackb(file.read(), raw=False)
         if document.get("version") != _SNAPSHOT_FILE_VERSION:

@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import disable_created_metrics
+from pysyncobj import SyncObjException
 
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.node import Node
@@ -40,12 +41,19 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    node = Node(config)
+    try:
+        node = Node(config)
+    except SyncObjException as exc:
+        raise PortInUseError(f"peer_address: cannot bind {config.peer_address}: {exc}") from None
     server = grpc.aio.server(
         interceptors=[node.metrics.interceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            # Accept the clients' keepalive pings (every 5 s, also while idle).
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 4000),
+            ("grpc.http2.max_ping_strikes", 0),
         ],
     )
     pb_grpc.add_SessionsServicer_to_server(SessionsService(node), server)

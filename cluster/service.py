@@ -184,7 +184,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
             # grant that raced in, so no lock stays held by a caller who was told no. When the
             # server itself is stopping, the caller retries elsewhere and keeps its place.
             if not self.node.stopping:
-                self.node.spawn(self._cancel_wait(request))
+                self.node.spawn(self._cancel_wait(request, release_grant=False))
             raise
         finally:
             self.node.waiters.discard(key, waiter)
@@ -208,16 +208,25 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
             return await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
             # The deadline tick did not land (leadership trouble): withdraw explicitly.
-            outcome = await self._cancel_wait(request)
-            if outcome is not None and outcome.released:
+            outcome = await self._cancel_wait(request, release_grant=True)
+            if outcome is None:
+                raise TurnstileError(
+                    Reason.UNKNOWN_OUTCOME,
+                    "the wait could not be withdrawn; retry with the same request id",
+                ) from None
+            if outcome.released:
                 log.warning("lock %r: grant raced a timed-out wait and was returned", request.name)
             return cmd.NotAcquired("wait timed out")
 
-    async def _cancel_wait(self, request: pb.AcquireRequest) -> cmd.WaitCancelled | None:
+    async def _cancel_wait(
+        self, request: pb.AcquireRequest, release_grant: bool
+    ) -> cmd.WaitCancelled | None:
         rid = request.request
         try:
             result = await self.node.execute(
-                lambda now: cmd.CancelWait(now, rid.session_id, request.name, rid.seq)
+                lambda now: cmd.CancelWait(
+                    now, rid.session_id, request.name, rid.seq, release_grant
+                )
             )
         except TurnstileError as exc:
             log.info("cancel of wait %s/%d failed: %s", request.name, rid.seq, exc)
@@ -509,7 +518,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
         self, request: pb.ForceReleaseRequest, context: Any
     ) -> pb.ForceReleaseResponse:
         result = await self.node.execute(
-            lambda now: cmd.ForceRelease(now, request.name, request.reason)
+            lambda now: cmd.ForceRelease(now, request.name, request.reason, request.token)
         )
         assert isinstance(result, cmd.ForceReleased)
         log.warning(

@@ -506,7 +506,12 @@ class StateMachine:
             self._forget_if_idle(lock)
             return WaitCancelled(removed=True, released=False)
         holder = lock.holder
-        if holder and holder.session == session.id and holder.acquire_seq == command.acquire_seq:
+        if (
+            command.release_grant
+            and holder
+            and holder.session == session.id
+            and holder.acquire_seq == command.acquire_seq
+        ):
             # The grant raced ahead of the cancel: the caller was told no, so give it back.
             if command.acquire_seq in session.results:
                 session.results[command.acquire_seq] = NotAcquired("wait cancelled")
@@ -540,6 +545,12 @@ class StateMachine:
         if lock is None or lock.holder is None:
             return Err(Reason.NOT_FOUND, f"lock {command.name!r} is not held")
         holder = lock.holder
+        if command.token and holder.token != command.token:
+            return Err(
+                Reason.NOT_HOLDER,
+                f"lock {command.name!r} is no longer held by token {command.token} "
+                f"(now token {holder.token})",
+            )
         self._free(lock, CAUSE_FORCE_RELEASED, detail=command.reason)
         return ForceReleased(holder.session, holder.token)
 

@@ -11,6 +11,7 @@ from turnstile.client.admin import control, inspect, run_locked, status
 from turnstile.client.admin.context import Context, add_common_options
 from turnstile.client.admin.printer import (
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
@@ -56,13 +57,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     list_verbs = list_cmd.add_subparsers(dest="list_verb", required=True)
     parser = add("show", inspect.list_show, "members with their ids, one page", list_verbs)
     parser.add_argument("name")
-    parser.add_argument("--after", type=int, default=0, help="only ids above this")
-    parser.add_argument("--limit", type=int, default=100, help="page size (default 100)")
+    parser.add_argument("--after", type=count, default=0, help="only ids above this")
+    parser.add_argument("--limit", type=count, default=100, help="page size (default 100)")
     parser = add("insert", control.list_insert, "insert keys, print their ids", list_verbs)
     parser.add_argument("name")
     parser.add_argument("keys", nargs="+")
     parser.add_argument(
-        "--ttl", type=float, default=0, help="seconds to live if the list is created (0: none)"
+        "--ttl", type=non_negative, default=0, help="seconds to live if created (0: none)"
     )
 
     members = commands.add_parser("members", help="members [list] | add ID PEER CLIENT | remove ID")
@@ -93,9 +94,11 @@ def run_lock_command(argv: list[str]) -> int:
     )
     add_common_options(parser)
     parser.add_argument("name")
-    parser.add_argument("--max-hold", type=float, default=None, help="seconds; none by default")
-    parser.add_argument("--wait", type=float, default=None, help="seconds; forever by default")
-    parser.add_argument("--kill-after", type=float, default=10.0, help="SIGKILL delay (s)")
+    parser.add_argument("--max-hold", type=positive, default=None, help="seconds; none by default")
+    parser.add_argument(
+        "--wait", type=non_negative, default=None, help="seconds; forever by default"
+    )
+    parser.add_argument("--kill-after", type=non_negative, default=10.0, help="SIGKILL delay (s)")
     if "--" not in argv or argv.index("--") == len(argv) - 1:
         parser.error("a command is needed after --")
     split = argv.index("--")
@@ -126,5 +129,30 @@ def execute(handler: Handler, args: argparse.Namespace) -> int:
         code = EXIT_REFUSED if error.reason is not None else EXIT_FAILURE
         print(f"turnstile: refused: {error}", file=sys.stderr)
         return code
+    except KeyboardInterrupt:
+        print("turnstile: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as error:
+        print(f"turnstile: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     finally:
         ctx.client.close()
+
+
+def _number(kind: type, minimum: float, strict: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return parse
+
+
+positive = _number(float, 0, strict=True)
+non_negative = _number(float, 0, strict=False)
+count = _number(int, 0, strict=False)

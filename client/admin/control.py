@@ -18,8 +18,14 @@ def force_release(ctx: Context, args: argparse.Namespace) -> int:
             "say --force --reason TEXT to do that"
         )
         return EXIT_REFUSED
+    lock = ctx.client.invoke("locks", "Describe", pb.DescribeLockRequest(name=args.name)).lock
+    if not lock.HasField("holder"):
+        raise NotFoundError(f"lock {args.name!r} is not held")
+    # The token pins the hold being taken: a retry cannot take the next holder's grant.
     reply = ctx.client.invoke(
-        "cluster", "ForceRelease", pb.ForceReleaseRequest(name=args.name, reason=args.reason)
+        "cluster",
+        "ForceRelease",
+        pb.ForceReleaseRequest(name=args.name, reason=args.reason, token=lock.holder.token),
     )
     ctx.printer.emit(
         {

@@ -10,8 +10,6 @@ from typing import Any, TextIO
 EXIT_OK = 0
 #: Anything not listed below.
 EXIT_FAILURE = 1
-#: Bad arguments (argparse's own code).
-EXIT_USAGE = 2
 #: No node of the cluster could be reached, or no leader within the timeout.
 EXIT_UNREACHABLE = 3
 #: The named lock, list or node does not exist.
@@ -24,6 +22,8 @@ EXIT_DEGRADED = 6
 EXIT_NOT_ACQUIRED = 7
 #: ``lock NAME -- CMD``: the lock was lost while the command ran; the command was stopped.
 EXIT_LOCK_LOST = 8
+#: Interrupted (Ctrl-C), as a shell reports SIGINT.
+EXIT_INTERRUPTED = 130
 
 Column = tuple[str, str]
 

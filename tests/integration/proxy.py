@@ -49,6 +49,15 @@ class CuttableProxy:
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
 
+    def reset(self) -> None:
+        """Breaks every open connection (a network blip); new ones are accepted."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
     def cut(self) -> None:
         with self._lock:
             self._cut = True

@@ -225,3 +225,35 @@ def test_asyncio_client_locks_and_lists(cluster: Cluster) -> None:
                 await second.close()
 
     asyncio.run(scenario())
+
+
+def test_a_blocked_acquire_survives_its_connection_breaking(cluster: Cluster) -> None:
+    """The leader withdraws the wait of a broken connection (never a grant); the client asks
+    again, and gets the lock when it is released: one holder at a time throughout."""
+    leader = cluster.leader()
+    proxy = CuttableProxy(leader)
+    holder = connect(cluster.addresses, session_ttl=10)
+    waiter = connect([proxy.address, *cluster.addresses], session_ttl=10)
+    try:
+        first = holder.lock("blip")
+        assert first.acquire()
+        second = waiter.lock("blip")
+        result: list[bool] = []
+        thread = threading.Thread(target=lambda: result.append(second.acquire(timeout=30)))
+        thread.start()
+        time.sleep(0.5)
+        proxy.reset()
+        time.sleep(1.0)
+        assert not result, "the waiter must still be waiting, not told yes or no"
+        first_token = first.token
+        first.release()
+        thread.join(timeout=30)
+        assert result == [True]
+        assert second.token is not None and first_token is not None
+        assert second.token > first_token
+        assert second.validate()
+        second.release()
+    finally:
+        holder.close()
+        waiter.close()
+        proxy.cut()

@@ -12,7 +12,7 @@ from tests.integration.cluster import Cluster, wait_until
 from tests.integration.test_cli import turnstile
 from turnstile.client import Client, connect
 from turnstile.cluster.config import Peer, config_to_toml
-from turnstile.cluster.launcher import CONFIG_NAME, NodeProcess, free_port, node_status
+from turnstile.cluster.launcher import CONFIG_NAME, NodeProcess, free_ports, node_status
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,8 @@ def _load(client: Client, stop: threading.Event, done: list[int], errors: list[E
 
 def test_add_and_remove_a_member_under_load(cluster: Cluster, tmp_path: Path) -> None:
     base = cluster.configs[0]
-    n4 = Peer("n4", f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}")
+    peer_port, client_port = free_ports(2)
+    n4 = Peer("n4", f"127.0.0.1:{peer_port}", f"127.0.0.1:{client_port}")
     config = dataclasses.replace(
         base,
         node_id="n4",

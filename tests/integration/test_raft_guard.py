@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.cluster import wait_until
 from turnstile.cluster.commands import Tick, encode_command
-from turnstile.cluster.launcher import free_port
+from turnstile.cluster.launcher import free_ports
 from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def critical() -> Iterator[_CriticalCounter]:
 
 
 def _replicas(directory: Path, guard: bool, batch: bool) -> list[RaftNode]:
-    addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
     return [
         RaftNode(
             RaftOptions(

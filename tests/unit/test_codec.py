@@ -295,6 +295,7 @@ _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     bytes: st.binary(max_size=20),
     tuple[bytes, ...]: st.lists(st.binary(max_size=8), max_size=5).map(tuple),
     tuple[int, ...]: st.lists(_INT, max_size=5).map(tuple),
+    bool: st.booleans(),
     Limits: st.builds(Limits, **{f.name: _INT for f in fields(Limits)}),
 }
 
@@ -381,8 +382,8 @@ def test_a_command_with_one_field_of_the_wrong_type_is_a_codec_error(
 @pytest.mark.parametrize(
     ("limits", "detail"),
     [
-        (Limits(max_batch=0), "max_batch must be a positive integer, got 0"),
-        (Limits(max_page=-3), "max_page must be a positive integer, got -3"),
+        (Limits(max_batch=0), "max_batch must be a positive integer below 2**63, got 0"),
+        (Limits(max_page=-3), "max_page must be a positive integer below 2**63, got -3"),
         (Limits(max_sessions=True), "max_sessions must be a positive integer"),
         (Limits(max_name_bytes=cast(int, 2.5)), "max_name_bytes must be a positive integer"),
         (

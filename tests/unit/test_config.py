@@ -564,3 +564,8 @@ def test_metrics_address_is_checked_and_optional(tmp_path: Path, flags: dict[str
     assert load_config(path, env={}, flags={}) == with_metrics
     assert refused(flags, metrics_address="nonsense").startswith("metrics_address: ")
     assert refused(flags, metrics_address=N1.client_address).startswith("metrics_address: ")
+
+
+def test_integers_beyond_64_bits_are_refused(flags: dict[str, str]) -> None:
+    message = refused(flags, **{"limits.max_sessions": str(2**70)})
+    assert message.startswith("limits.max_sessions: must be at most")

@@ -24,14 +24,18 @@ from turnstile.cluster.commands import (
     CAUSE_SESSION_EXPIRED,
     CAUSE_WAIT_CANCELLED,
     Acquire,
+    CancelWait,
     Done,
     Err,
     Extended,
+    ForceRelease,
     ForceReleased,
     Granted,
     LockFreed,
     NotAcquired,
+    OpenSession,
     Queued,
+    Release,
     Released,
     SessionEnded,
     WaitCancelled,
@@ -39,7 +43,7 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.limits import DAY_MS, Limits
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.state import Applied, HolderView, LockView
+from turnstile.cluster.state import Applied, HolderView, LockView, StateMachine
 
 pytestmark = pytest.mark.unit
 
@@ -891,3 +895,33 @@ def test_describe_lock_reports_holder_and_waiters_in_order() -> None:
     ]
     free = d.sm.describe_lock("free", now=0)
     assert free == LockView("free", None, ())
+
+
+def test_cancel_after_a_disconnect_drops_the_waiter_but_never_a_grant() -> None:
+    """The caller's connection broke: it may retry the same request, so a grant stays."""
+    state = StateMachine()
+    state.apply(OpenSession(1, 60_000, "w", "h", 1))
+    state.apply(OpenSession(1, 60_000, "w", "h", 2))
+    first = state.apply(Acquire(2, 1, 1, 0, "L", 0, 0)).result
+    assert isinstance(first, Granted)
+    assert isinstance(state.apply(Acquire(3, 2, 1, 0, "L", 0, 60_000)).result, Queued)
+    state.apply(Release(4, 1, 2, 1, "L", first.token))
+    late = state.apply(CancelWait(5, 2, "L", 1, release_grant=False)).result
+    assert late == WaitCancelled(removed=False, released=False)
+    assert state.locks["L"].holder is not None and state.locks["L"].holder.session == 2
+    retried = state.apply(Acquire(6, 2, 1, 0, "L", 0, 60_000)).result
+    assert isinstance(retried, Granted), "the retry still gets its grant"
+
+
+def test_force_release_with_a_token_takes_only_that_hold() -> None:
+    """A retried force-release must not take the lock from the waiter it was handed to."""
+    state = StateMachine()
+    state.apply(OpenSession(1, 60_000, "w", "h", 1))
+    state.apply(OpenSession(1, 60_000, "w", "h", 2))
+    stuck = state.apply(Acquire(2, 1, 1, 0, "L", 0, 0)).result
+    assert isinstance(stuck, Granted)
+    state.apply(Acquire(3, 2, 1, 0, "L", 0, 60_000))
+    assert isinstance(state.apply(ForceRelease(4, "L", "hung", stuck.token)).result, ForceReleased)
+    retry = state.apply(ForceRelease(5, "L", "hung", stuck.token)).result
+    assert isinstance(retry, Err) and retry.reason is Reason.NOT_HOLDER
+    assert state.locks["L"].holder is not None and state.locks["L"].holder.session == 2

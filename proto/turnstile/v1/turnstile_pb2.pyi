@@ -555,12 +555,14 @@ class RemoveMemberResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
 
 class ForceReleaseRequest(_message.Message):
-    __slots__ = ("name", "reason")
+    __slots__ = ("name", "reason", "token")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     reason: str
-    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    token: int
+    def __init__(self, name: _Optional[str] = ..., reason: _Optional[str] = ..., token: _Optional[int] = ...) -> None: ...
 
 class ForceReleaseResponse(_message.Message):
     __slots__ = ("header", "session_id", "token")

@@ -986,8 +986,9 @@ class ClusterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ForceRelease(self, request, context):
-        """Takes a lock from whoever holds it, recording the reason in the log; the head waiter
-        is granted in the same step. Errors: NOT_FOUND (not held), INVALID_ARGUMENT.
+        """Takes a lock from its holder, recording the reason in the log; the head waiter is granted
+        in the same step. Errors: NOT_FOUND (not held), NOT_HOLDER (held by another token than
+        the one given), INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
