@@ -278,6 +278,8 @@ class AsyncLock:
         self.name = name
         self.max_hold = max_hold
         self._local = asyncio.Lock()
+        #: Tasks waiting for this object (a non-blocking acquire must not queue behind them).
+        self._queued = 0
         self._hold: Hold | None = None
 
     @property
@@ -293,15 +295,22 @@ class AsyncLock:
         clock = self.client.retry.clock
         started = clock()
         wait_ms = acquire_timing(blocking, timeout)
-        if not blocking and self._local.locked():
-            return False
-        try:
-            if timeout == -1:
-                await self._local.acquire()
-            else:
-                await asyncio.wait_for(self._local.acquire(), timeout if blocking else 0.001)
-        except TimeoutError:
-            return False
+        if not blocking:
+            # Free and nobody queued on this object: acquire() returns at once.
+            if self._local.locked() or self._queued:
+                return False
+            await self._local.acquire()
+        else:
+            self._queued += 1
+            try:
+                if timeout == -1:
+                    await self._local.acquire()
+                else:
+                    await asyncio.wait_for(self._local.acquire(), timeout)
+            except TimeoutError:
+                return False
+            finally:
+                self._queued -= 1
         max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
         try:
             while True:

@@ -95,10 +95,6 @@ class NodeConfig:
         """The members this node replicates to: every peer except itself."""
         return tuple(peer for peer in self.peers if peer.node_id != self.node_id)
 
-    def peer_by_peer_address(self, address: str) -> Peer | None:
-        """The member behind a Raft address (connections identify peers by address)."""
-        return next((peer for peer in self.peers if peer.peer_address == address), None)
-
     def read_password(self) -> str:
         """The shared peer secret, read on demand so it is never kept in the config or logged."""
         path = self.peer_password_file

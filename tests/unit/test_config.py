@@ -128,13 +128,6 @@ def test_peers_are_sorted_by_node_id(flags: dict[str, str]) -> None:
     assert [peer.node_id for peer in config.peers] == ["n1", "n2", "n3"]
 
 
-def test_peer_by_peer_address(flags: dict[str, str]) -> None:
-    config = load_config(None, {}, flags)
-    assert config.peer_by_peer_address("127.0.0.1:7102") == N2
-    assert config.peer_by_peer_address("127.0.0.1:7002") is None  # a client address
-    assert config.peer_by_peer_address("10.0.0.1:7102") is None
-
-
 def test_single_node_cluster_lists_only_itself(flags: dict[str, str]) -> None:
     config = load_config(None, {}, {**flags, "peers": f"n1={N1.peer_address}/{N1.client_address}"})
     assert config.peers == (N1,)
