@@ -39,7 +39,7 @@ def handoff(cluster: Cluster, rounds: int) -> list[float]:
             waiter.acquire(lock_name, wait_ms=10_000)
             out.append(time.perf_counter())
 
-        thread = threading.Thread(target=wait_for_grant)
+        thread = threading.Thread(target=wait_for_grant, daemon=True)
         thread.start()
         wait_until(
             lambda n=name: (

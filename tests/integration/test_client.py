@@ -52,7 +52,7 @@ def test_threads_contending_for_one_lock_never_overlap(cluster: Cluster) -> None
                 holds.append((token, acquired, released))
 
     workers = [
-        threading.Thread(target=worker, args=(c,))
+        threading.Thread(target=worker, args=(c,), daemon=True)
         for c in opened
         for _ in range(threads_per_client)
     ]
@@ -104,9 +104,10 @@ def test_leader_kill_during_blocked_acquires_and_inserts(cluster: Cluster) -> No
                 outcomes.append(("inserter", outcome))
 
         threads = [
-            threading.Thread(target=wait_for_lock, args=(i, c)) for i, c in enumerate(waiters)
+            threading.Thread(target=wait_for_lock, args=(i, c), daemon=True)
+            for i, c in enumerate(waiters)
         ]
-        threads.append(threading.Thread(target=insert_many))
+        threads.append(threading.Thread(target=insert_many, daemon=True))
         for thread in threads:
             thread.start()
         leader = cluster.leader()
@@ -163,7 +164,7 @@ def test_a_cut_off_client_is_suspended_then_lost_before_anyone_else_gets_its_loc
             granted_at.append(time.monotonic())
             note("rival granted")
 
-        thread = threading.Thread(target=rival)
+        thread = threading.Thread(target=rival, daemon=True)
         thread.start()
         proxy.cut()
         note("cut")
@@ -192,7 +193,9 @@ def test_closing_a_client_releases_its_locks_at_once(cluster: Cluster) -> None:
         waiting = second.lock("unit")
         started = time.monotonic()
         result: list[bool] = []
-        thread = threading.Thread(target=lambda: result.append(waiting.acquire(timeout=20)))
+        thread = threading.Thread(
+            target=lambda: result.append(waiting.acquire(timeout=20)), daemon=True
+        )
         thread.start()
         time.sleep(0.3)
         first.close()
@@ -239,7 +242,9 @@ def test_a_blocked_acquire_survives_its_connection_breaking(cluster: Cluster) ->
         assert first.acquire()
         second = waiter.lock("blip")
         result: list[bool] = []
-        thread = threading.Thread(target=lambda: result.append(second.acquire(timeout=30)))
+        thread = threading.Thread(
+            target=lambda: result.append(second.acquire(timeout=30)), daemon=True
+        )
         thread.start()
         time.sleep(0.5)
         proxy.reset()

@@ -36,7 +36,7 @@ def test_leader_kill_keeps_acknowledged_writes_and_live_sessions(cluster: Cluste
     client.set_up("results")
     ids = client.insert("results", b"k1", b"k2", b"k3")
     stop, expired = threading.Event(), []
-    keeper = threading.Thread(target=_keep_alive_forever, args=(client, stop, expired))
+    keeper = threading.Thread(target=_keep_alive_forever, args=(client, stop, expired), daemon=True)
     keeper.start()
     try:
         killed_at = time.monotonic()
@@ -69,8 +69,9 @@ def test_whole_cluster_restart_keeps_state_and_token_sequence(cluster: Cluster) 
     holder = WireClient(cluster, leader, ttl_ms=60_000, name="holder").open()
     waiter = WireClient(cluster, leader, ttl_ms=60_000, name="waiter").open()
     held = holder.acquire("unit", max_hold_ms=600_000)
+    # A daemon: it keeps retrying its request id until its own deadline, after the test too.
     queued = threading.Thread(
-        target=lambda: _swallow(lambda: waiter.acquire("unit", wait_ms=300_000))
+        target=lambda: _swallow(lambda: waiter.acquire("unit", wait_ms=60_000)), daemon=True
     )
     queued.start()
     wait_until(

@@ -52,7 +52,7 @@ def test_add_and_remove_a_member_under_load(cluster: Cluster, tmp_path: Path) ->
 
     stop, done, errors = threading.Event(), [], []
     client = connect(cluster.addresses, session_ttl=10)
-    worker = threading.Thread(target=_load, args=(client, stop, done, errors))
+    worker = threading.Thread(target=_load, args=(client, stop, done, errors), daemon=True)
     worker.start()
     try:
         added = turnstile(
