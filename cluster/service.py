@@ -180,9 +180,10 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
             if isinstance(result, cmd.Queued):
                 result = await self._wait(request, result, waiter)
         except asyncio.CancelledError:
-            # The caller gave up (deadline or disconnect): withdraw the wait, or give back a
-            # grant that raced in, so no lock stays held by a caller who was told no. When the
-            # server itself is stopping, the caller retries elsewhere and keeps its place.
+            # The caller went away (deadline or broken connection): withdraw the queued wait,
+            # but never a grant - the caller may be retrying this very request id and get it.
+            # When the server itself is stopping, the caller retries elsewhere and keeps its
+            # place in the queue.
             if not self.node.stopping:
                 self.node.spawn(self._cancel_wait(request, release_grant=False))
             raise
