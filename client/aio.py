@@ -19,8 +19,21 @@ from typing import Any
 
 import grpc
 
-from turnstile.client.client import CHANNEL_OPTIONS, STUBS, client_identity, parse_endpoints
-from turnstile.client.distinct_list import BATCH, PAGE, Member, member_bytes
+from turnstile.client.client import (
+    CHANNEL_OPTIONS,
+    STUBS,
+    client_identity,
+    open_session_request,
+    parse_endpoints,
+    pause_after,
+)
+from turnstile.client.distinct_list import (
+    PAGE,
+    Member,
+    insert_batches,
+    insert_results,
+    member_bytes,
+)
 from turnstile.client.errors import (
     ClosedError,
     LockLostError,
@@ -29,9 +42,8 @@ from turnstile.client.errors import (
     SessionExpiredError,
     TurnstileError,
     UnavailableError,
-    from_rpc_error,
 )
-from turnstile.client.lock import WAIT_GRACE, Hold, acquire_timing
+from turnstile.client.lock import AcquireAttempts, Hold
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session import Listener, SessionCore, SessionState
@@ -70,33 +82,24 @@ class AsyncSession:
             self.lost.set()
 
     async def _keep_alive(self) -> None:
-        interval = self.core.ttl / 3
-        next_at = self.core.clock() + interval
+        core = self.core
+        next_send = core.clock() + core.keep_alive_interval
         while True:
-            # Also wake at the deadline, so LOST is announced when it happens, not later.
-            wake_at = min(next_at, self.core.alive_until)
-            await asyncio.sleep(max(0.0, wake_at - self.core.clock()))
-            if not self.core.alive():
+            await asyncio.sleep(max(0.0, core.keep_alive_wake(next_send) - core.clock()))
+            if not core.alive():
                 return
-            if self.core.clock() < next_at:
+            if core.clock() < next_send:
                 continue
-            sent = self.core.clock()
-            next_at = sent + interval
+            sent = core.clock()
+            next_send = sent + core.keep_alive_interval
+            request, deadline = core.keep_alive_request(sent)
+            error = None
             try:
-                await self._client.invoke(
-                    "sessions",
-                    "KeepAlive",
-                    pb.KeepAliveRequest(session_id=self.core.id),
-                    deadline=max(0.001, min(interval, self.core.alive_until - sent)),
-                )
-            except SessionExpiredError:
-                self.core.expire()
-            except TurnstileError as error:
-                log.info("keep-alive of session %d failed: %s", self.core.id, error)
-                self.core.keep_alive_failed()
-            else:
-                self.core.acknowledged(sent)
-            if not self.core.alive():
+                await self._client.invoke("sessions", "KeepAlive", request, deadline=deadline)
+            except TurnstileError as failed:
+                error = failed
+            core.keep_alive_answered(sent, error)
+            if not core.alive():
                 return
 
     async def close(self) -> None:
@@ -104,16 +107,15 @@ class AsyncSession:
         if self._task.done() and not self.core.alive():
             return
         self._task.cancel()
+        error = None
         if self.core.alive():
             try:
                 await self._client.invoke(
                     "sessions", "Close", pb.CloseSessionRequest(session_id=self.core.id), deadline=5
                 )
-            except SessionExpiredError:
-                pass
-            except TurnstileError as error:
-                log.warning("closing session %d failed: %s", self.core.id, error)
-        self.core.closed()
+            except TurnstileError as failed:
+                error = failed
+        self.core.close_answered(error)
 
 
 class AsyncClient:
@@ -167,14 +169,7 @@ class AsyncClient:
             try:
                 response = await call(request, timeout=attempts.attempt_timeout(attempt_timeout))
             except grpc.aio.AioRpcError as rpc_error:
-                error = from_rpc_error(rpc_error)
-                if not error.retryable:
-                    raise error from None
-                self.router.failed(endpoint, error.leader_hint)
-                pause = attempts.next_backoff()
-                if pause is None:
-                    raise error from None
-                await asyncio.sleep(pause)
+                await asyncio.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
                 continue
             self.router.succeeded(endpoint)
             return response
@@ -216,17 +211,9 @@ class AsyncClient:
         async with self._opening:
             if self._session is not None and self._session is not current:
                 return self._session
-            name, host, pid = self.identity
             sent = self.retry.clock()
             opened = await self.invoke(
-                "sessions",
-                "Open",
-                pb.OpenSessionRequest(
-                    ttl_ms=int(self.session_ttl * 1000),
-                    client_name=name,
-                    client_host=host,
-                    client_pid=pid,
-                ),
+                "sessions", "Open", open_session_request(self.identity, self.session_ttl)
             )
             self._session = AsyncSession(
                 self, SessionCore(opened.session_id, opened.ttl_ms / 1000, sent, self.retry.clock)
@@ -292,9 +279,7 @@ class AsyncLock:
 
     async def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """See ``Lock.acquire``."""
-        clock = self.client.retry.clock
-        started = clock()
-        wait_ms = acquire_timing(blocking, timeout)
+        attempts = AcquireAttempts(self.name, self.max_hold, blocking, timeout, self.client.retry)
         if not blocking:
             # Free and nobody queued on this object: acquire() returns at once.
             if self._local.locked() or self._queued:
@@ -311,38 +296,21 @@ class AsyncLock:
                 return False
             finally:
                 self._queued -= 1
-        max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
         try:
             while True:
-                if blocking and timeout != -1:
-                    wait_ms = max(0, int((timeout - (clock() - started)) * 1000))
                 session = await self.client.session()
-                sent = clock()
                 response = await self.client.write(
-                    "locks",
-                    "Acquire",
-                    lambda rid, wait_ms=wait_ms: pb.AcquireRequest(
-                        request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
-                    ),
-                    session=session,
-                    deadline=self.client.retry.deadline + wait_ms / 1000,
-                    attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
+                    "locks", "Acquire", session=session, **attempts.next()
                 )
                 if response.acquired:
                     break
-                if not blocking or (timeout != -1 and clock() - started >= timeout):
+                if attempts.gave_up():
                     self._local.release()
                     return False
-                # The wait ended early (its connection broke, or a 24 h wait ran out): ask again.
         except BaseException:
             self._local.release()
             raise
-        self._hold = Hold(
-            session,  # type: ignore[arg-type]
-            response.token,
-            sent,
-            sent + self.max_hold if self.max_hold else None,
-        )
+        self._hold = attempts.hold(session, response.token)  # type: ignore[arg-type]
         return True
 
     async def release(self) -> None:
@@ -429,19 +397,11 @@ class AsyncDistinctList:
             await self.set_up()
 
     async def insert_many(self, members: Iterable[Member]) -> list[tuple[bool, int]]:
-        encoded = [member_bytes(m) for m in members]
+        batches = insert_batches(self.name, members)
         await self._ensure_set_up()
         results: list[tuple[bool, int]] = []
-        for start in range(0, len(encoded), BATCH):
-            chunk = encoded[start : start + BATCH]
-            response = await self.client.write(
-                "lists",
-                "Insert",
-                lambda rid, chunk=chunk: pb.InsertRequest(
-                    request=rid, name=self.name, members=chunk
-                ),
-            )
-            results += [(r.added, r.id) for r in response.results]
+        for build in batches:
+            results += insert_results(await self.client.write("lists", "Insert", build))
         return results
 
     async def id_of(self, member: Member) -> int | None:

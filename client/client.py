@@ -14,7 +14,7 @@ import grpc
 from turnstile.client.distinct_list import DistinctList
 from turnstile.client.errors import ClosedError, SessionExpiredError, from_rpc_error
 from turnstile.client.lock import Lock
-from turnstile.client.retry import RetryPolicy
+from turnstile.client.retry import Attempts, RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session import Session, SessionCore
 from turnstile.v1 import turnstile_pb2 as pb
@@ -51,6 +51,28 @@ def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[str]:
     if not found:
         raise ValueError(f"no endpoints given (pass host:port addresses or set {ENDPOINTS_ENV})")
     return found
+
+
+def pause_after(
+    rpc_error: grpc.RpcError, endpoint: str, router: Router, attempts: Attempts
+) -> float:
+    """After a failed attempt: the pause before the next one (having told the router), or
+    raises the error as a ``TurnstileError`` when it is not retryable or time is up."""
+    error = from_rpc_error(rpc_error)
+    if not error.retryable:
+        raise error from None
+    router.failed(endpoint, error.leader_hint)
+    pause = attempts.next_backoff()
+    if pause is None:
+        raise error from None
+    return pause
+
+
+def open_session_request(identity: tuple[str, str, int], ttl: float) -> pb.OpenSessionRequest:
+    name, host, pid = identity
+    return pb.OpenSessionRequest(
+        ttl_ms=int(ttl * 1000), client_name=name, client_host=host, client_pid=pid
+    )
 
 
 def client_identity(name: str | None) -> tuple[str, str, int]:
@@ -122,14 +144,7 @@ class Client:
             try:
                 response = call(request, timeout=attempts.attempt_timeout(attempt_timeout))
             except grpc.RpcError as rpc_error:
-                error = from_rpc_error(rpc_error)
-                if not error.retryable:
-                    raise error from None
-                self.router.failed(endpoint, error.leader_hint)
-                pause = attempts.next_backoff()
-                if pause is None:
-                    raise error from None
-                self.retry.sleep(pause)
+                self.retry.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
                 continue
             self.router.succeeded(endpoint)
             return response
@@ -176,17 +191,9 @@ class Client:
         with self._opening:
             if self._session is not None and self._session is not current:
                 return self._session
-            name, host, pid = self.identity
             sent = self.retry.clock()
             opened = self.invoke(
-                "sessions",
-                "Open",
-                pb.OpenSessionRequest(
-                    ttl_ms=int(self.session_ttl * 1000),
-                    client_name=name,
-                    client_host=host,
-                    client_pid=pid,
-                ),
+                "sessions", "Open", open_session_request(self.identity, self.session_ttl)
             )
             session = Session(
                 self, SessionCore(opened.session_id, opened.ttl_ms / 1000, sent, self.retry.clock)

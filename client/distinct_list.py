@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from turnstile.client.errors import NotFoundError
@@ -26,6 +26,23 @@ def member_bytes(member: Member) -> bytes:
     if isinstance(member, str):
         return member.encode("utf-8")
     raise TypeError(f"a member is str or bytes, not {type(member).__name__}")
+
+
+def insert_batches(
+    name: str, members: Iterable[Member]
+) -> list[Callable[[pb.RequestId], pb.InsertRequest]]:
+    """Insert request builders for ``members``, at most ``BATCH`` per request."""
+    encoded = [member_bytes(m) for m in members]
+    return [
+        lambda rid, chunk=encoded[start : start + BATCH]: pb.InsertRequest(
+            request=rid, name=name, members=chunk
+        )
+        for start in range(0, len(encoded), BATCH)
+    ]
+
+
+def insert_results(response: pb.InsertResponse) -> list[tuple[bool, int]]:
+    return [(r.added, r.id) for r in response.results]
 
 
 class DistinctList:
@@ -78,19 +95,11 @@ class DistinctList:
 
     def insert_many(self, members: Iterable[Member]) -> list[tuple[bool, int]]:
         """``insert`` for many members, in batches; one (added, id) per member, in order."""
-        encoded = [member_bytes(m) for m in members]
+        batches = insert_batches(self.name, members)
         self._ensure_set_up()
         results: list[tuple[bool, int]] = []
-        for start in range(0, len(encoded), BATCH):
-            chunk = encoded[start : start + BATCH]
-            response = self.client.write(
-                "lists",
-                "Insert",
-                lambda rid, chunk=chunk: pb.InsertRequest(
-                    request=rid, name=self.name, members=chunk
-                ),
-            )
-            results += [(r.added, r.id) for r in response.results]
+        for build in batches:
+            results += insert_results(self.client.write("lists", "Insert", build))
         return results
 
     def id_of(self, member: Member) -> int | None:

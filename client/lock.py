@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from turnstile.client.errors import (
     LockLostError,
@@ -13,6 +13,7 @@ from turnstile.client.errors import (
     SessionExpiredError,
     UnavailableError,
 )
+from turnstile.client.retry import RetryPolicy
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
@@ -50,6 +51,56 @@ def acquire_timing(blocking: bool, timeout: float) -> int:
     if timeout == -1:
         return MAX_WAIT_MS
     return min(MAX_WAIT_MS, int(timeout * 1000))
+
+
+class AcquireAttempts:
+    """The timing of one ``acquire(blocking, timeout)`` call, shared by ``Lock`` and
+    ``AsyncLock``: how long each Acquire request waits, and when to stop asking."""
+
+    def __init__(
+        self,
+        name: str,
+        max_hold: float | None,
+        blocking: bool,
+        timeout: float,
+        retry: RetryPolicy,
+    ) -> None:
+        self._wait_ms = acquire_timing(blocking, timeout)
+        self.name = name
+        self.max_hold = max_hold
+        self.blocking = blocking
+        self.timeout = timeout
+        self.retry = retry
+        self.started = retry.clock()
+        #: When the latest Acquire was sent: a hold is counted from there.
+        self.sent = self.started
+
+    def next(self) -> dict[str, Any]:
+        """The ``build``, ``deadline`` and ``attempt_timeout`` of the next Acquire write."""
+        if self.blocking and self.timeout != -1:
+            elapsed = self.retry.clock() - self.started
+            self._wait_ms = max(0, int((self.timeout - elapsed) * 1000))
+        self.sent = self.retry.clock()
+        wait_ms = self._wait_ms
+        max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
+        return {
+            "build": lambda rid: pb.AcquireRequest(
+                request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
+            ),
+            "deadline": self.retry.deadline + wait_ms / 1000,
+            "attempt_timeout": wait_ms / 1000 + WAIT_GRACE,
+        }
+
+    def gave_up(self) -> bool:
+        """After a "not acquired" answer: True if the call is over. Otherwise the wait ended
+        early (its connection broke, or a 24 h wait ran out) and the caller asks again."""
+        if not self.blocking:
+            return True
+        return self.timeout != -1 and self.retry.clock() - self.started >= self.timeout
+
+    def hold(self, session: Session, token: int) -> Hold:
+        expires_at = self.sent + self.max_hold if self.max_hold else None
+        return Hold(session, token, self.sent, expires_at)
 
 
 class Lock:
@@ -100,40 +151,22 @@ class Lock:
         :raises UnavailableError: no leader could be reached within the retry deadline.
         :raises InvalidArgumentError: a bad name or duration.
         """
-        clock = self.client.retry.clock
-        started = clock()
-        wait_ms = acquire_timing(blocking, timeout)
+        attempts = AcquireAttempts(self.name, self.max_hold, blocking, timeout, self.client.retry)
         if not self._local.acquire(blocking, timeout):
             return False
-        max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
         try:
             while True:
-                if blocking and timeout != -1:
-                    wait_ms = max(0, int((timeout - (clock() - started)) * 1000))
                 session = self.client.session
-                sent = clock()
-                response = self.client.write(
-                    "locks",
-                    "Acquire",
-                    lambda rid, wait_ms=wait_ms: pb.AcquireRequest(
-                        request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
-                    ),
-                    session=session,
-                    deadline=self.client.retry.deadline + wait_ms / 1000,
-                    attempt_timeout=wait_ms / 1000 + WAIT_GRACE,
-                )
+                response = self.client.write("locks", "Acquire", session=session, **attempts.next())
                 if response.acquired:
                     break
-                if not blocking or (timeout != -1 and clock() - started >= timeout):
+                if attempts.gave_up():
                     self._local.release()
                     return False
-                # The wait ended early (its connection broke, or a 24 h wait ran out): ask again.
         except BaseException:
             self._local.release()
             raise
-        self._hold = Hold(
-            session, response.token, sent, sent + self.max_hold if self.max_hold else None
-        )
+        self._hold = attempts.hold(session, response.token)
         return True
 
     def release(self) -> None:

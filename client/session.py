@@ -140,6 +140,38 @@ class SessionCore:
         """The client ended the session on purpose."""
         self._move(SessionState.LOST, quiet=True)
 
+    # The keep-alive loop's decisions; the sync and asyncio loops only wait and call.
+
+    @property
+    def keep_alive_interval(self) -> float:
+        return self.ttl / 3
+
+    def keep_alive_wake(self, next_send: float) -> float:
+        """When the loop wakes next: its next send, or the deadline if that comes first, so
+        LOST is announced when it happens, not at the next send."""
+        return min(next_send, self._alive_until)
+
+    def keep_alive_request(self, sent: float) -> tuple[pb.KeepAliveRequest, float]:
+        """The request, and how long it may be retried: no later than the deadline."""
+        deadline = max(0.001, min(self.keep_alive_interval, self._alive_until - sent))
+        return pb.KeepAliveRequest(session_id=self.id), deadline
+
+    def keep_alive_answered(self, sent: float, error: TurnstileError | None) -> None:
+        """Records how the keep-alive sent at ``sent`` ended."""
+        if error is None:
+            self.acknowledged(sent)
+        elif isinstance(error, SessionExpiredError):
+            self.expire()
+        else:
+            log.info("keep-alive of session %d failed: %s", self.id, error)
+            self.keep_alive_failed()
+
+    def close_answered(self, error: TurnstileError | None) -> None:
+        """Records how the Close call ended; the session is over either way."""
+        if error is not None and not isinstance(error, SessionExpiredError):
+            log.warning("closing session %d failed: %s", self.id, error)
+        self.closed()
+
     def _check_deadline(self) -> None:
         if self._state is not SessionState.LOST and self.clock() >= self._alive_until:
             self._move(SessionState.LOST)
@@ -204,34 +236,23 @@ class Session:
             self.lost.set()
 
     def _keep_alive(self) -> None:
-        interval = self.core.ttl / 3
-        next_at = self.core.clock() + interval
-        while True:
-            # Also wake at the deadline, so LOST is announced when it happens, not later.
-            wake_at = min(next_at, self.core.alive_until)
-            if self._closed.wait(max(0.0, wake_at - self.core.clock())):
+        core = self.core
+        next_send = core.clock() + core.keep_alive_interval
+        while not self._closed.wait(max(0.0, core.keep_alive_wake(next_send) - core.clock())):
+            if not core.alive():
                 return
-            if not self.core.alive():
-                return
-            if self.core.clock() < next_at:
+            if core.clock() < next_send:
                 continue
-            sent = self.core.clock()
-            next_at = sent + interval
+            sent = core.clock()
+            next_send = sent + core.keep_alive_interval
+            request, deadline = core.keep_alive_request(sent)
+            error = None
             try:
-                self._client.invoke(
-                    "sessions",
-                    "KeepAlive",
-                    pb.KeepAliveRequest(session_id=self.core.id),
-                    deadline=max(0.001, min(interval, self.core.alive_until - sent)),
-                )
-            except SessionExpiredError:
-                self.core.expire()
-            except TurnstileError as error:
-                log.info("keep-alive of session %d failed: %s", self.core.id, error)
-                self.core.keep_alive_failed()
-            else:
-                self.core.acknowledged(sent)
-            if not self.core.alive():
+                self._client.invoke("sessions", "KeepAlive", request, deadline=deadline)
+            except TurnstileError as failed:
+                error = failed
+            core.keep_alive_answered(sent, error)
+            if not core.alive():
                 return
 
     def close(self) -> None:
@@ -239,15 +260,14 @@ class Session:
         if self._closed.is_set():
             return
         self._closed.set()
+        error = None
         if self.core.alive():
             try:
                 self._client.invoke(
                     "sessions", "Close", pb.CloseSessionRequest(session_id=self.core.id), deadline=5
                 )
-            except SessionExpiredError:
-                pass
-            except TurnstileError as error:
-                log.warning("closing session %d failed: %s", self.core.id, error)
-        self.core.closed()
+            except TurnstileError as failed:
+                error = failed
+        self.core.close_answered(error)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)

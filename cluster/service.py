@@ -82,6 +82,16 @@ class _Servicer:
         return max(1, at - self.node.now_ms()) if at else 0
 
 
+def _request_id(rid: pb.RequestId) -> dict[str, Any]:
+    """The exactly-once fields every session command carries, from the request's id."""
+    return {
+        "session": rid.session_id,
+        "seq": rid.seq,
+        "acked": rid.acked,
+        "answered": tuple(rid.answered),
+    }
+
+
 def _linearizable(consistency: int) -> bool:
     return consistency != pb.CONSISTENCY_STALE
 
@@ -168,13 +178,10 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
             result = await self.node.execute(
                 lambda now: cmd.Acquire(
                     now,
-                    rid.session_id,
-                    rid.seq,
-                    rid.acked,
-                    request.name,
-                    request.max_hold_ms,
-                    request.wait_ms,
-                    tuple(rid.answered),
+                    name=request.name,
+                    max_hold_ms=request.max_hold_ms,
+                    wait_ms=request.wait_ms,
+                    **_request_id(rid),
                 )
             )
             if isinstance(result, cmd.Queued):
@@ -238,15 +245,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
     async def Release(self, request: pb.ReleaseRequest, context: Any) -> pb.ReleaseResponse:
         rid = request.request
         await self.node.execute(
-            lambda now: cmd.Release(
-                now,
-                rid.session_id,
-                rid.seq,
-                rid.acked,
-                request.name,
-                request.token,
-                tuple(rid.answered),
-            )
+            lambda now: cmd.Release(now, name=request.name, token=request.token, **_request_id(rid))
         )
         return pb.ReleaseResponse(header=self.header())
 
@@ -256,13 +255,10 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
         result = await self.node.execute(
             lambda now: cmd.Extend(
                 now,
-                rid.session_id,
-                rid.seq,
-                rid.acked,
-                request.name,
-                request.token,
-                request.max_hold_ms,
-                tuple(rid.answered),
+                name=request.name,
+                token=request.token,
+                max_hold_ms=request.max_hold_ms,
+                **_request_id(rid),
             )
         )
         assert isinstance(result, cmd.Extended)
@@ -336,13 +332,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
         rid = request.request
         result = await self.node.execute(
             lambda now: cmd.SetUpList(
-                now,
-                rid.session_id,
-                rid.seq,
-                rid.acked,
-                request.name,
-                request.ttl_ms,
-                tuple(rid.answered),
+                now, name=request.name, ttl_ms=request.ttl_ms, **_request_id(rid)
             )
         )
         assert isinstance(result, cmd.ListSetUp)
@@ -357,9 +347,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
         rid = request.request
         members = tuple(request.members)
         result = await self.node.execute(
-            lambda now: cmd.Insert(
-                now, rid.session_id, rid.seq, rid.acked, request.name, members, tuple(rid.answered)
-            )
+            lambda now: cmd.Insert(now, name=request.name, members=members, **_request_id(rid))
         )
         assert isinstance(result, cmd.Inserted)
         return pb.InsertResponse(
@@ -404,9 +392,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
     ) -> pb.TearDownListResponse:
         rid = request.request
         result = await self.node.execute(
-            lambda now: cmd.TearDownList(
-                now, rid.session_id, rid.seq, rid.acked, request.name, tuple(rid.answered)
-            )
+            lambda now: cmd.TearDownList(now, name=request.name, **_request_id(rid))
         )
         assert isinstance(result, cmd.TornDown)
         return pb.TearDownListResponse(header=self.header(), removed=result.removed)

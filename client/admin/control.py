@@ -6,7 +6,7 @@ import argparse
 
 from turnstile.client.admin.context import Context
 from turnstile.client.admin.printer import EXIT_OK, EXIT_REFUSED, member_text
-from turnstile.client.distinct_list import BATCH, member_bytes
+from turnstile.client.distinct_list import insert_batches, insert_results, member_bytes
 from turnstile.client.errors import NotFoundError
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -40,11 +40,9 @@ def force_release(ctx: Context, args: argparse.Namespace) -> int:
 
 def list_insert(ctx: Context, args: argparse.Namespace) -> int:
     results: list[tuple[bool, int]] = []
-    members = [member_bytes(key) for key in args.keys]
-    for start in range(0, len(members), BATCH):
-        chunk = members[start : start + BATCH]
+    for build in insert_batches(args.name, args.keys):
         try:
-            reply = _insert(ctx, args.name, chunk)
+            reply = ctx.client.write("lists", "Insert", build)
         except NotFoundError:
             # Like SADD: a missing list is created (an existing one keeps its TTL).
             ctx.client.write(
@@ -54,22 +52,14 @@ def list_insert(ctx: Context, args: argparse.Namespace) -> int:
                     request=rid, name=args.name, ttl_ms=int(args.ttl * 1000)
                 ),
             )
-            reply = _insert(ctx, args.name, chunk)
-        results += [(r.added, r.id) for r in reply.results]
+            reply = ctx.client.write("lists", "Insert", build)
+        results += insert_results(reply)
     records = [
         {"id": id_, "added": added, "member": member_text(member_bytes(key))}
         for key, (added, id_) in zip(args.keys, results, strict=True)
     ]
     ctx.printer.emit(records, [("id", "ID"), ("added", "NEW"), ("member", "MEMBER")])
     return EXIT_OK
-
-
-def _insert(ctx: Context, name: str, members: list[bytes]) -> pb.InsertResponse:
-    return ctx.client.write(
-        "lists",
-        "Insert",
-        lambda rid: pb.InsertRequest(request=rid, name=name, members=members),
-    )
 
 
 def transfer_leadership(ctx: Context, args: argparse.Namespace) -> int:
