@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -47,19 +48,34 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 
 def write_cluster(
-    directory: Path, nodes: int = 3, host: str = "127.0.0.1", limits: Limits | None = None
+    directory: Path,
+    nodes: int = 3,
+    host: str = "127.0.0.1",
+    limits: Limits | None = None,
+    hosts: Sequence[str] | None = None,
 ) -> list[Path]:
-    """Writes configs for a new local cluster on free ports; returns the node.toml paths."""
+    """Writes configs for a new local cluster on free ports; returns the node.toml paths.
+
+    ``hosts`` gives each node its own address (one per node, e.g. one per network namespace);
+    the ports are still picked free on ``host``.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     secret = directory / SECRET_NAME
     secret.write_text(secrets.token_hex(32) + "\n")
     secret.chmod(0o600)
     ports = free_ports(3 * nodes, host)
+    node_hosts = list(hosts) if hosts is not None else [host] * nodes
+    if len(node_hosts) != nodes:
+        raise ValueError(f"{nodes} nodes need {nodes} hosts, got {len(node_hosts)}")
     peers = tuple(
-        Peer(f"n{i}", f"{host}:{ports[3 * i - 3]}", f"{host}:{ports[3 * i - 2]}")
+        Peer(
+            f"n{i}",
+            f"{node_hosts[i - 1]}:{ports[3 * i - 3]}",
+            f"{node_hosts[i - 1]}:{ports[3 * i - 2]}",
+        )
         for i in range(1, nodes + 1)
     )
-    metrics = {peer.node_id: f"{host}:{ports[3 * i + 2]}" for i, peer in enumerate(peers)}
+    metrics = {peer.node_id: f"{node_hosts[i]}:{ports[3 * i + 2]}" for i, peer in enumerate(peers)}
     paths = []
     for peer in peers:
         node_dir = directory / peer.node_id
@@ -91,10 +107,16 @@ def read_config(path: Path) -> NodeConfig:
 
 @dataclass
 class NodeProcess:
-    """One ``turnstile serve`` child process, tracked by PID."""
+    """One ``turnstile serve`` child process, tracked by PID.
+
+    ``prefix`` runs it through another command that execs it in place (so the PID is still
+    the node's), such as ``ip netns exec NAME``; ``env`` adds environment variables.
+    """
 
     config_path: Path
     process: subprocess.Popen[bytes] | None = None
+    prefix: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def log_path(self) -> Path:
@@ -108,6 +130,7 @@ class NodeProcess:
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [
+                    *self.prefix,
                     sys.executable,
                     "-m",
                     "turnstile.cluster",
@@ -118,7 +141,7 @@ class NodeProcess:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
 
     def running(self) -> bool:

@@ -9,6 +9,14 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   leader resends entries the follower already has with an older ``prevLogIdx``, and the
   follower truncates already-applied entries ("truncating already-applied log entries",
   CRITICAL) - a committed entry can then be lost if the leader dies in that window.
+- ``SyncObj._SyncObj__sendNextNodeIdx`` is wrapped for *fast log repair*: a follower whose
+  entry at ``prevLogIdx`` has another term answers "try ``prevLogIdx``", so the leader walks
+  back one entry per round trip (per heartbeat). After a deposed leader appended entries
+  nobody committed, that took tens of seconds of no commits in the chaos suite once the other
+  follower was down. Every entry up to the follower's commit index is committed, so it
+  matches the leader's; the follower answers "try commit index + 1" instead, and the repair
+  takes one round trip. Nothing at or below the commit index is truncated, so nothing
+  applied is.
 - Commit latency. In batch mode pysyncobj sends AppendEntries only when
   ``__newAppendEntriesTime`` has passed, and moves queued commands into the log *after* that
   check, so every command waits about two ticks. Our loop moves the queue into the log first
@@ -78,6 +86,8 @@ class RaftOptions:
     next_index_guard: bool = True
     #: Batch mode with our immediate send; off only in that same test.
     batch: bool = True
+    #: Fast log repair; off only in the test that shows why it exists.
+    fast_log_repair: bool = True
     #: Entries between snapshots.
     compaction_min_entries: int = 20_000
 
@@ -121,6 +131,8 @@ class RaftNode:
         #: Times the known leader changed (to another node or to none).
         self.leader_changes = 0
         self._last_leader: str | None = None
+        #: "Your entry does not match" answers this follower sent (each costs a round trip).
+        self.log_repair_replies = 0
         os.makedirs(options.data_dir, exist_ok=True)
         conf = SyncObjConf(
             autoTick=False,
@@ -156,6 +168,10 @@ class RaftNode:
         transport = self.replica._SyncObj__transport  # pysyncobj internal
         self._original_on_message = self.replica._SyncObj__onMessageReceived  # pysyncobj internal
         transport.setOnMessageReceivedCallback(self._on_message)
+        self._original_send_next_index = (
+            self.replica._SyncObj__sendNextNodeIdx
+        )  # pysyncobj internal
+        self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
         self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -232,6 +248,20 @@ class RaftNode:
         self._original_on_message(node, message)
         if before is not None and next_index.get(node, before) < before:
             next_index[node] = before
+
+    def _send_next_index(
+        self,
+        node: Any,
+        reset: bool = False,
+        nextNodeIdx: int | None = None,  # noqa: N803 - pysyncobj's keyword
+        success: bool = False,
+    ) -> None:
+        """A follower's answer to AppendEntries, with fast log repair (see module docstring)."""
+        if reset and not success and nextNodeIdx is not None:
+            self.log_repair_replies += 1
+            if self.options.fast_log_repair:
+                nextNodeIdx = min(nextNodeIdx, self.replica.raftCommitIndex + 1)  # noqa: N806
+        self._original_send_next_index(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
 
     # ------------------------------------------------------------------ proposing
 

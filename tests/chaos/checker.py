@@ -21,12 +21,13 @@ Outcome = Literal["ok", "fail", "info"]
 
 @dataclass(frozen=True)
 class Op:
-    """One client operation. ``kind`` is acquire, release or insert; ``key`` the lock or
-    (list, member); ``value`` the token (acquire/release) or the id (insert)."""
+    """One client operation. ``kind`` is acquire, release, insert or read (a member's id, read
+    linearizably); ``key`` the lock or (list, member); ``value`` the token (acquire/release) or
+    the id (insert; read, 0 when absent)."""
 
     process: str
     session: int
-    kind: Literal["acquire", "release", "insert"]
+    kind: Literal["acquire", "release", "insert", "read"]
     key: str | tuple[str, bytes]
     invoke: float
     complete: float
@@ -50,6 +51,7 @@ def check(
     ops = sorted(history, key=lambda op: (op.invoke, op.complete))
     violations = _check_locks(ops)
     violations += _check_ids(ops)
+    violations += _check_reads(ops)
     if final_lists is not None:
         violations += _check_lists(ops, final_lists)
     return violations
@@ -100,7 +102,7 @@ def _check_ids(ops: list[Op]) -> list[Violation]:
     id_of: dict[tuple[str, bytes], int] = {}
     member_of: dict[tuple[str, int], bytes] = {}
     for op in ops:
-        if op.kind != "insert" or op.outcome != "ok":
+        if op.outcome != "ok" or not (op.kind == "insert" or (op.kind == "read" and op.value)):
             continue
         name, member = op.key  # type: ignore[misc]
         seen = id_of.setdefault((name, member), op.value)
@@ -112,6 +114,27 @@ def _check_ids(ops: list[Op]) -> list[Violation]:
         if owner != member:
             found.append(
                 Violation("unique ids", f"{name}: id {op.value} given to {owner!r} and {member!r}")
+            )
+    return found
+
+
+def _check_reads(ops: list[Op]) -> list[Violation]:
+    """A read invoked after an insert of the same member was acknowledged must see it."""
+    found: list[Violation] = []
+    acknowledged: dict[str | tuple[str, bytes], float] = {}
+    for op in ops:
+        if op.kind == "insert" and op.outcome == "ok":
+            acknowledged[op.key] = min(acknowledged.get(op.key, op.complete), op.complete)
+    for op in ops:
+        if op.kind != "read" or op.outcome != "ok" or op.value:
+            continue
+        inserted = acknowledged.get(op.key)
+        if inserted is not None and inserted < op.invoke:
+            found.append(
+                Violation(
+                    "linearizable reads",
+                    f"{op.key[0]}: {op.key[1]!r} read as absent after its insert was acknowledged",
+                )
             )
     return found
 

@@ -21,6 +21,10 @@ def insert(member: bytes, id_: int, invoke: float, outcome: str = "ok") -> Op:
     return Op("p9", 9, "insert", ("R", member), invoke, invoke + 0.1, outcome, id_)  # type: ignore[arg-type]
 
 
+def read(member: bytes, id_: int, invoke: float) -> Op:
+    return Op("p8", 8, "read", ("R", member), invoke, invoke + 0.1, "ok", id_)
+
+
 GOOD = [
     acquire(1, 1, 0.0, 0.1),
     release(1, 1, 1.0, 1.1),
@@ -30,6 +34,8 @@ GOOD = [
     insert(b"b", 2, 0.2),
     insert(b"a", 1, 0.4),
     insert(b"c", 3, 0.6, outcome="info"),
+    read(b"a", 1, 0.2),
+    read(b"b", 0, 0.1),  # overlaps the insert of b: may see it or not
 ]
 FINAL = {"R": [(1, b"a"), (2, b"b"), (3, b"c")]}
 
@@ -55,6 +61,9 @@ def test_a_consistent_history_passes() -> None:
         ([], {"R": [(1, b"a"), (3, b"b")]}, "dense ids"),
         ([insert(b"a", 1, 0, "info")], {"R": [(1, b"a"), (2, b"a")]}, "at most once"),
         ([insert(b"z", 0, 0, "fail")], {"R": [(1, b"z")]}, "refused means not applied"),
+        ([insert(b"a", 1, 0), read(b"a", 0, 0.5)], None, "linearizable reads"),
+        ([insert(b"a", 1, 0), read(b"a", 2, 0.5)], None, "stable ids"),
+        ([insert(b"a", 1, 0), read(b"b", 1, 0.5)], None, "unique ids"),
     ],
 )
 def test_each_violation_is_caught(

@@ -49,18 +49,24 @@ def critical() -> Iterator[_CriticalCounter]:
 def _replicas(directory: Path, guard: bool, batch: bool) -> list[RaftNode]:
     addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
     return [
-        RaftNode(
-            RaftOptions(
-                self_address=address,
-                other_addresses=tuple(a for a in addresses if a != address),
-                data_dir=str(directory / str(i)),
-                password="guard-test-password",
-                next_index_guard=guard,
-                batch=batch,
-            )
-        )
-        for i, address in enumerate(addresses)
+        _replica(directory, addresses, i, next_index_guard=guard, batch=batch) for i in range(3)
     ]
+
+
+def _replica(
+    directory: Path, addresses: list[str], i: int, fast_repair: bool = True, **options: bool
+) -> RaftNode:
+    """Replica ``i`` of the cluster at ``addresses`` (again, on its own data, if restarted)."""
+    return RaftNode(
+        RaftOptions(
+            self_address=addresses[i],
+            other_addresses=tuple(a for a in addresses if a != addresses[i]),
+            data_dir=str(directory / str(i)),
+            password="guard-test-password",
+            fast_log_repair=fast_repair,
+            **options,
+        )
+    )
 
 
 def _load(directory: Path, guard: bool, batch: bool, commands: int) -> None:
@@ -133,3 +139,86 @@ def test_critical_count_under_load_without_and_with_the_guard(
         f"in {COMMANDS} commands; with guard {len(critical.messages)} in {5 * COMMANDS}"
     )
     assert critical.messages == []
+
+
+def _submit_all(node: RaftNode, commands: int, wait: bool) -> None:
+    done = threading.Semaphore(0)
+    errors: list[int] = []
+
+    def finished(_result: object, error: int) -> None:
+        errors.append(error)
+        done.release()
+
+    for i in range(commands):
+        node.submit(encode_command(Tick(i)), finished)
+    if wait:
+        for _ in range(commands):
+            assert done.acquire(timeout=60)
+        assert set(errors) == {SUCCESS}
+
+
+@pytest.mark.parametrize("fast_repair", [False, True])
+def test_a_deposed_leaders_divergent_entries_are_repaired_in_one_round_trip(
+    tmp_path: Path, critical: _CriticalCounter, fast_repair: bool
+) -> None:
+    """A leader cut off from both followers appends entries nobody commits; the others elect
+    and commit entries at the same indices. When it is back and a leader is elected with it
+    connected, its log must be repaired: pysyncobj alone walks back one entry per round trip
+    (one per heartbeat); with fast repair the follower answers with its commit index instead."""
+    divergent = 300
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+
+    def replica(i: int) -> RaftNode:
+        return _replica(tmp_path, addresses, i, fast_repair)
+
+    nodes = [replica(i) for i in range(3)]
+    running: list[RaftNode] = []
+
+    def start(i: int) -> RaftNode:
+        nodes[i] = replica(i) if nodes[i] in stopped else nodes[i]
+        nodes[i].start()
+        running.append(nodes[i])
+        return nodes[i]
+
+    def stop(node: RaftNode) -> None:
+        running.remove(node)
+        stopped.append(node)
+        node.stop()
+
+    def leader_among(*indices: int) -> RaftNode:
+        return wait_until(lambda: next((nodes[i] for i in indices if nodes[i].is_leader), None))
+
+    stopped: list[RaftNode] = []
+    try:
+        for i in range(3):
+            start(i)
+        deposed = leader_among(0, 1, 2)
+        _submit_all(deposed, 10, wait=True)
+        d = nodes.index(deposed)
+        a, b = (i for i in range(3) if i != d)
+        stop(nodes[a])
+        stop(nodes[b])
+        appended = deposed.commit_index + divergent
+        _submit_all(deposed, divergent, wait=False)
+        log_index = deposed.replica._SyncObj__getCurrentLogIndex  # pysyncobj internal
+        wait_until(lambda: log_index() >= appended, timeout=20)
+        stop(deposed)
+        start(a)
+        start(b)
+        first = leader_among(a, b)
+        _submit_all(first, divergent + 50, wait=True)
+        stop(first)
+        returning = start(d)
+        second = nodes[b if first is nodes[a] else a]
+        wait_until(lambda: second.is_leader, timeout=30)
+        target = second.replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+        wait_until(lambda: returning.applied_index >= target, timeout=120)
+    finally:
+        for node in list(running):
+            stop(node)
+    print(f"fast repair {fast_repair}: {returning.log_repair_replies} repair round trips")
+    assert critical.messages == []
+    if fast_repair:
+        assert returning.log_repair_replies <= 2
+    else:
+        assert returning.log_repair_replies > divergent / 2

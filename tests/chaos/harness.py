@@ -1,0 +1,228 @@
+"""One chaos run: a cluster, workload processes, the fenced resource, faults, and the verdict.
+
+``ChaosRun.finish`` stops the workers, heals everything, reads every list back, and checks
+the recorded histories with the independent checker, the fenced resource for lost updates,
+and liveness: after each fault ended, some operation invoked after it completed ok within
+``LIVENESS_BOUND`` seconds. It prints one summary line per run (what ``docs/reliability.md``
+tabulates from a soak).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.chaos.checker import Violation, check
+from tests.chaos.faults import ChaosCluster
+from tests.chaos.history import Recorded, read_history, recovery_after
+from tests.chaos.resource import FencedResource, ResourceServer
+from tests.integration.cluster import wait_until
+from turnstile.client import RetryPolicy, connect
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: Seconds within which service must resume after a fault ends (measured values are printed).
+#: Election timeout (0.5-1 s) + taking office + the client's retry backoff (up to 1 s) fit
+#: well inside; it is generous because CI machines are shared.
+LIVENESS_BOUND = 15.0
+
+#: Seconds each scenario keeps injecting faults; ``TURNSTILE_CHAOS_SECONDS`` lengthens every
+#: scenario into a soak (e.g. 3600).
+SOAK_SECONDS = float(os.environ.get("TURNSTILE_CHAOS_SECONDS", "0"))
+
+
+def rounds(minimum: int) -> Iterator[int]:
+    """Fault rounds: ``minimum`` in CI, or as many as fit in ``TURNSTILE_CHAOS_SECONDS``."""
+    deadline = time.monotonic() + SOAK_SECONDS
+    count = 0
+    while count < minimum or time.monotonic() < deadline:
+        yield count
+        count += 1
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    history: Path
+
+
+@dataclass
+class ChaosRun:
+    """Workers against ``cluster``; every process is stopped by PID in ``close``."""
+
+    cluster: ChaosCluster
+    directory: Path
+    fencing: bool = True
+    resource: FencedResource = field(init=False)
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
+    lists: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.resource = FencedResource(fencing=self.fencing)
+        host = self.cluster.network.gateway if self.cluster.network else "127.0.0.1"
+        self.server = ResourceServer(self.resource, host)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ workers
+
+    def start_worker(
+        self, name: str, workload: str, prefix: tuple[str, ...] = (), **spec: Any
+    ) -> None:
+        """Starts one workload process (see ``worker.py`` for the workloads and ``spec``)."""
+        history = self.directory / f"{name}.jsonl"
+        spec = {
+            "process": name,
+            "workload": workload,
+            "endpoints": self.cluster.addresses,
+            "history": str(history),
+            "resource": self.server.address,
+            "seed": len(self.workers) + 1,
+            **spec,
+        }
+        if workload == "insert":
+            self.lists.add(spec["list"])
+        spec_path = self.directory / f"{name}.json"
+        spec_path.write_text(json.dumps(spec))
+        with (self.directory / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "tests.chaos.worker", str(spec_path)],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.workers[name] = WorkerProcess(name, process, history)
+
+    def start_standard_load(self, lock_workers: int = 2, insert_workers: int = 2) -> None:
+        """Lock pairs over a few names, fenced increments, and inserts with reads."""
+        for i in range(lock_workers):
+            self.start_worker(f"lock{i}", "lock", names=["a", "b", "c"])
+        self.start_worker("fenced0", "fenced", names=["fenced"], hold=0.05)
+        self.start_worker("fenced1", "fenced", names=["fenced"], hold=0.05)
+        for i in range(insert_workers):
+            self.start_worker(f"insert{i}", "insert", list="results")
+
+    def pause_worker(self, name: str) -> None:
+        self.workers[name].process.send_signal(signal.SIGSTOP)
+
+    def resume_worker(self, name: str) -> None:
+        self.workers[name].process.send_signal(signal.SIGCONT)
+
+    def recorded(self) -> Recorded:
+        return read_history([w.history for w in self.workers.values()])
+
+    def wait_for_progress(self, ops: int = 10, timeout: float = 60.0) -> None:
+        """Until ``ops`` more operations have completed ok than when called."""
+        before = self._ok_count()
+        wait_until(lambda: self._ok_count() >= before + ops, timeout, interval=0.1)
+
+    def _ok_count(self) -> int:
+        return sum(1 for op in self.recorded().ops if op.outcome == "ok")
+
+    def stop_workers(self) -> None:
+        """SIGCONT (a paused worker must see the TERM), SIGTERM, then SIGKILL after 20 s."""
+        for worker in self.workers.values():
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGCONT)
+                worker.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for worker in self.workers.values():
+            try:
+                worker.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+
+    # ------------------------------------------------------------------ verdict
+
+    def wait_for_recovery(self) -> list[float]:
+        """Waits until service resumed after every fault (or LIVENESS_BOUND passed)."""
+        ends = [f.end for f in self.cluster.faults]
+        deadline = max(ends, default=time.monotonic()) + LIVENESS_BOUND
+
+        def recovered() -> bool:
+            return all(r < math.inf for r in recovery_after(ends, self.recorded().ops))
+
+        while not recovered() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return recovery_after(ends, self.recorded().ops)
+
+    def final_lists(self) -> dict[str, list[tuple[int, bytes]]]:
+        """Every list as it stands, read linearizably from the healed cluster."""
+        with connect(self.cluster.addresses, retry=RetryPolicy(deadline=60)) as client:
+            return {
+                name: [(member_id, member) for member, member_id in client.distinct_list(name)]
+                for name in sorted(self.lists)
+            }
+
+    def finish(self, scenario: str) -> Report:
+        """Stops the load, checks everything, prints the summary line; returns the report."""
+        recoveries = self.wait_for_recovery()
+        self.stop_workers()
+        recorded = self.recorded()
+        violations = check(recorded.ops, self.final_lists())
+        slow = [r for r in recoveries if not r <= LIVENESS_BOUND]
+        if slow:
+            violations.append(
+                Violation("liveness", f"service resumed after {slow} s (bound {LIVENESS_BOUND})")
+            )
+        report = Report(
+            scenario=scenario,
+            faults=Counter(f.kind for f in self.cluster.faults),
+            ops=recorded.counts(),
+            recoveries=recoveries,
+            lost_updates=self.resource.lost_updates(),
+            refused_by_resource=len(self.resource.refused),
+            violations=violations,
+            recorded=recorded,
+        )
+        print(report.line())
+        return report
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGCONT)
+                worker.process.kill()
+                worker.process.wait()
+        self.server.close()
+
+
+@dataclass
+class Report:
+    scenario: str
+    faults: Counter[str]
+    ops: Counter[str]
+    recoveries: list[float]
+    lost_updates: list[str]
+    refused_by_resource: int
+    violations: list[Violation]
+    recorded: Recorded
+
+    def line(self) -> str:
+        worst = max(self.recoveries, default=0.0)
+        return (
+            f"CHAOS {self.scenario}: faults {dict(self.faults)}; "
+            f"ops {sum(self.ops.values())} ({dict(sorted(self.ops.items()))}); "
+            f"longest recovery {worst:.2f} s; resource refused {self.refused_by_resource}, "
+            f"lost updates {len(self.lost_updates)}; violations {len(self.violations)}"
+        )
+
+    def assert_safe(self, *kinds: str) -> None:
+        """No violation, no lost update, and some of each operation ``kinds`` succeeded (a
+        run that did nothing proves nothing)."""
+        problems = [f"{v.invariant}: {v.detail}" for v in self.violations] + self.lost_updates
+        assert not problems, "\n".join(problems[:30])
+        for kind in kinds or ("acquire", "release", "insert", "read"):
+            assert self.ops[f"{kind} ok"] > 0, f"no {kind} succeeded: {self.ops}"

@@ -1,0 +1,213 @@
+"""One chaos workload client, run as its own process: ``python -m tests.chaos.worker SPEC``.
+
+It uses the real client library against the cluster and writes its history as JSON lines:
+an ``invoke`` line before each operation and a completion line after it (``ok``, ``fail`` or
+``info``), flushed at once, so a killed or paused worker leaves its open operations behind as
+invocations without completions, which the recorder reads as indeterminate. Times are
+``time.monotonic()``, one clock for every process on the machine.
+
+Workloads (``spec["workload"]``):
+
+- ``lock``: acquire one of a few names (waiting on the server), hold briefly, release.
+- ``fenced``: the same on one name, and inside the hold read the harness's fenced resource,
+  sleep, and write it back incremented, both carrying the fencing token.
+- ``insert``: insert keys drawn so about half are duplicates, and read ids back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from turnstile.client import RetryPolicy, TurnstileError, connect
+from turnstile.client.errors import LockLostError, UnavailableError
+from turnstile.client.session import SessionState
+
+
+class History:
+    """The worker's history file: one JSON object per line, flushed per line."""
+
+    def __init__(self, path: Path, process: str) -> None:
+        self.file: IO[str] = path.open("a", encoding="utf-8")
+        self.process = process
+        self.next_op = 0
+        self._lock = threading.Lock()
+
+    def write(self, line: dict[str, Any]) -> None:
+        with self._lock:
+            self.file.write(json.dumps({"p": self.process, **line}) + "\n")
+            self.file.flush()
+
+    def invoke(self, kind: str, key: Any) -> int:
+        self.next_op += 1
+        self.write({"op": self.next_op, "e": "invoke", "k": kind, "key": key, "t": now()})
+        return self.next_op
+
+    def complete(self, op: int, outcome: str, value: int = 0, session: int = 0) -> None:
+        self.write({"op": op, "e": outcome, "v": value, "s": session, "t": now()})
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+class FencedResource:
+    """The client side of the harness's fenced resource (see ``resource.py``)."""
+
+    def __init__(self, address: str, process: str) -> None:
+        host, port = address.rsplit(":", 1)
+        self.socket = socket.create_connection((host, int(port)), timeout=30)
+        self.reader = self.socket.makefile("r", encoding="utf-8")
+        self.process = process
+
+    def call(self, **request: Any) -> dict[str, Any]:
+        self.socket.sendall((json.dumps({"process": self.process, **request}) + "\n").encode())
+        return json.loads(self.reader.readline())
+
+
+class Worker:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.rng = random.Random(spec["seed"])
+        self.history = History(Path(spec["history"]), spec["process"])
+        self.stopping = threading.Event()
+        self.client = connect(
+            spec["endpoints"],
+            session_ttl=spec.get("ttl", 3.0),
+            name=spec["process"],
+            retry=RetryPolicy(deadline=spec.get("deadline", 4.0), attempt_timeout=1.0),
+        )
+        self._watched: set[int] = set()
+
+    def session_id(self) -> int:
+        """The current session's id (opening one if needed), watched for state changes."""
+        session = self.client.session
+        if session.id not in self._watched:
+            self._watched.add(session.id)
+            sid = session.id
+
+            def record(state: SessionState) -> None:
+                self.history.write({"e": "session", "s": sid, "state": state.value, "t": now()})
+
+            session.add_listener(record)
+        return session.id
+
+    def run(self) -> None:
+        workload = {"lock": self.lock_loop, "fenced": self.lock_loop, "insert": self.insert_loop}
+        try:
+            workload[self.spec["workload"]]()
+        finally:
+            with contextlib.suppress(TurnstileError):
+                self.client.close()
+
+    # ------------------------------------------------------------------ locks
+
+    def lock_loop(self) -> None:
+        names: list[str] = self.spec["names"]
+        resource = (
+            FencedResource(self.spec["resource"], self.spec["process"])
+            if self.spec["workload"] == "fenced"
+            else None
+        )
+        while not self.stopping.is_set():
+            name = self.rng.choice(names)
+            try:
+                session = self.session_id()
+            except TurnstileError:
+                self.stopping.wait(0.1)
+                continue
+            lock = self.client.lock(name, max_hold=self.spec.get("max_hold"))
+            op = self.history.invoke("acquire", name)
+            try:
+                acquired = lock.acquire(timeout=self.spec.get("wait", 2.0))
+            except TurnstileError:
+                self.history.complete(op, "info", session=session)
+                continue
+            if not acquired:
+                self.history.complete(op, "fail", session=session)
+                continue
+            token = lock.token or 0
+            self.history.complete(op, "ok", token, session)
+            if resource is not None:
+                self.increment(resource, token)
+            else:
+                self.stopping.wait(self.rng.uniform(0, self.spec.get("hold", 0.05)))
+            self.release(lock, name, token, session)
+
+    def increment(self, resource: FencedResource, token: int) -> None:
+        """Read, think, write back + 1: a lost update unless the writes are fenced."""
+        read = resource.call(op="read", token=token)
+        self.history.write({"e": "resource-read", "v": token, "ok": read["ok"], "t": now()})
+        if not read["ok"]:
+            return
+        time.sleep(self.rng.uniform(0.5, 1.0) * self.spec.get("hold", 0.05))
+        wrote = resource.call(op="write", token=token, value=read["value"] + 1)
+        self.history.write({"e": "resource-write", "v": token, "ok": wrote["ok"], "t": now()})
+
+    def release(self, lock: Any, name: str, token: int, session: int) -> None:
+        """Releases, retrying while the outcome is unknown; each attempt is one operation."""
+        while True:
+            op = self.history.invoke("release", name)
+            try:
+                lock.release()
+            except LockLostError:
+                self.history.complete(op, "fail", token, session)
+                return
+            except UnavailableError:
+                self.history.complete(op, "info", token, session)
+                if self.stopping.is_set():
+                    return
+                continue
+            except TurnstileError:
+                self.history.complete(op, "info", token, session)
+                return
+            self.history.complete(op, "ok", token, session)
+            return
+
+    # ------------------------------------------------------------------ lists
+
+    def insert_loop(self) -> None:
+        results = self.client.distinct_list(self.spec["list"])
+        keys = self.spec.get("keys", 400)
+        written: list[str] = []
+        while not self.stopping.is_set():
+            if written and self.rng.random() < 0.3:
+                member = self.rng.choice(written)
+                op = self.history.invoke("read", [self.spec["list"], member])
+                try:
+                    found = results.id_of(member)
+                except TurnstileError:
+                    self.history.complete(op, "info")
+                    continue
+                self.history.complete(op, "ok", found or 0)
+                continue
+            member = f"k{self.rng.randrange(keys)}"
+            op = self.history.invoke("insert", [self.spec["list"], member])
+            try:
+                _, member_id = results.insert(member)
+            except TurnstileError:
+                self.history.complete(op, "info")
+                continue
+            written.append(member)
+            self.history.complete(op, "ok", member_id)
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    worker = Worker(spec)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
+    worker.history.write({"e": "started", "t": now()})
+    worker.run()
+    worker.history.write({"e": "stopped", "t": now()})
+
+
+if __name__ == "__main__":
+    main()
