@@ -194,6 +194,7 @@ class RaftNode:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
                 while self._calls:
                     self._calls.popleft()()
@@ -209,6 +210,11 @@ class RaftNode:
             except Exception:
                 log.exception("raft loop iteration failed")
                 time.sleep(self.options.heartbeat_s)
+            took = time.monotonic() - started
+            if took > self.options.election_timeout_min_s:
+                # Followers call an election after this long without heartbeats; a stalled
+                # leader also misses that it was deposed. Worth a line when it happens.
+                log.warning("raft loop iteration took %.2f s (CPU starved or blocked)", took)
 
     def _send_now_if_idle(self) -> None:
         """Send AppendEntries this tick if it cannot put a second batch in flight."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from tests.chaos.checker import Violation, check
 from tests.chaos.faults import ChaosCluster
-from tests.chaos.history import Recorded, read_history, recovery_after
+from tests.chaos.history import Recorded, longest_gap, read_history, recovery_after
 from tests.chaos.resource import FencedResource, ResourceServer
 from tests.integration.cluster import wait_until
 from turnstile.client import RetryPolicy, connect
@@ -182,6 +182,7 @@ class ChaosRun:
             faults=Counter(f.kind for f in self.cluster.faults),
             ops=recorded.counts(),
             recoveries=recoveries,
+            longest_gap=longest_gap(recorded.ops),
             lost_updates=self.resource.lost_updates(),
             refused_by_resource=len(self.resource.refused),
             violations=violations,
@@ -205,6 +206,7 @@ class Report:
     faults: Counter[str]
     ops: Counter[str]
     recoveries: list[float]
+    longest_gap: float
     lost_updates: list[str]
     refused_by_resource: int
     violations: list[Violation]
@@ -215,7 +217,8 @@ class Report:
         return (
             f"CHAOS {self.scenario}: faults {dict(self.faults)}; "
             f"ops {sum(self.ops.values())} ({dict(sorted(self.ops.items()))}); "
-            f"longest recovery {worst:.2f} s; resource refused {self.refused_by_resource}, "
+            f"longest recovery {worst:.2f} s, longest gap {self.longest_gap:.2f} s; "
+            f"resource refused {self.refused_by_resource}, "
             f"lost updates {len(self.lost_updates)}; violations {len(self.violations)}"
         )
 

@@ -7,6 +7,7 @@ it may or may not have taken effect, so it completes at infinity.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import Counter
@@ -82,3 +83,9 @@ def recovery_after(faults_ended: list[float], ops: list[Op]) -> list[float]:
         after = [complete for invoke, complete in oks if invoke >= healed]
         recoveries.append(min(after, default=math.inf) - healed)
     return recoveries
+
+
+def longest_gap(ops: list[Op]) -> float:
+    """Longest time between two successive ok completions: the worst outage clients saw."""
+    done = sorted(op.complete for op in ops if op.outcome == "ok")
+    return max((b - a for a, b in itertools.pairwise(done)), default=0.0)

@@ -9,8 +9,9 @@ import time
 import grpc
 import pytest
 
+from tests.chaos.checker import Op
 from tests.chaos.conftest import Start
-from tests.chaos.harness import rounds
+from tests.chaos.harness import ChaosRun, rounds
 from tests.chaos.net import Network
 from tests.integration.cluster import wait_until
 from turnstile.client import RetryPolicy, connect
@@ -151,10 +152,10 @@ def test_flapping_partitions(network: Network, start_run: Start) -> None:
     run.finish("flapping partitions").assert_safe()
 
 
-def _events(run_: object, process: str, kinds: tuple[str, ...]) -> list[tuple[str, bool, float]]:
+def _events(run_: ChaosRun, process: str, kinds: tuple[str, ...]) -> list[tuple[str, bool, float]]:
     return [
         (kind, ok, at)
-        for who, kind, ok, at in run_.recorded().resource_calls  # type: ignore[attr-defined]
+        for who, kind, ok, at in run_.recorded().resource_calls
         if who == process and kind in kinds
     ]
 
@@ -191,6 +192,8 @@ def test_lock_holder_paused_past_its_ttl(start_run: Start, fencing: bool) -> Non
     late = next(ok for _, ok, at in _events(run, "paused", ("resource-write",)) if at > resumed_at)
     states = [state for who, _, state, _ in report.recorded.session_states if who == "paused"]
     assert "lost" in states, f"the paused client never learned its session was lost: {states}"
+    releases = [op.outcome for op in _of(run, "paused", "release") if op.invoke > resumed_at]
+    assert releases[:1] == ["fail"], f"the paused ex-holder's release: {releases}"
     if fencing:
         assert not late, "the fenced resource accepted the paused ex-holder's late write"
         report.assert_safe("acquire", "release")
@@ -229,18 +232,23 @@ def test_client_partitioned_from_the_cluster(network: Network, start_run: Start)
     report.assert_safe("acquire", "insert")
 
 
-def _ok(run_: object, process: str, kind: str) -> list:
-    return [
-        op
-        for op in run_.recorded().ops  # type: ignore[attr-defined]
-        if op.process == process and op.kind == kind and op.outcome == "ok"
-    ]
+def _of(run_: ChaosRun, process: str, kind: str) -> list[Op]:
+    ops = run_.recorded().ops
+    return sorted((op for op in ops if op.process == process and op.kind == kind), key=_invoked)
 
 
-def _lost(run_: object, process: str) -> float | None:
+def _invoked(op: Op) -> float:
+    return op.invoke
+
+
+def _ok(run_: ChaosRun, process: str, kind: str) -> list[Op]:
+    return [op for op in _of(run_, process, kind) if op.outcome == "ok"]
+
+
+def _lost(run_: ChaosRun, process: str) -> float | None:
     times = [
         at
-        for who, _, state, at in run_.recorded().session_states  # type: ignore[attr-defined]
+        for who, _, state, at in run_.recorded().session_states
         if who == process and state == "lost"
     ]
     return min(times, default=None)
