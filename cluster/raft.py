@@ -17,6 +17,12 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   matches the leader's; the follower answers "try commit index + 1" instead, and the repair
   takes one round trip. Nothing at or below the commit index is truncated, so nothing
   applied is.
+- The same handler has the *applied-entries guard* (follower side): a late AppendEntries
+  whose ``prevLogIdx`` is below what the follower has applied (a reply that crossed a newer
+  one, so the leader resent from an old index) would make pysyncobj truncate applied entries
+  and re-append them (the CRITICAL line again). Applied entries are committed and equal to the
+  leader's: the message keeps only the entries past the applied index, anchored on it, and is
+  dropped when none are left. Fast repair made such late resends reach much further back.
 - Commit latency. In batch mode pysyncobj sends AppendEntries only when
   ``__newAppendEntriesTime`` has passed, and moves queued commands into the log *after* that
   check, so every command waits about two ticks. Our loop moves the queue into the log first
@@ -133,6 +139,8 @@ class RaftNode:
         self._last_leader: str | None = None
         #: "Your entry does not match" answers this follower sent (each costs a round trip).
         self.log_repair_replies = 0
+        #: Late AppendEntries reaching below the applied index, trimmed or dropped.
+        self.late_appends_trimmed = 0
         os.makedirs(options.data_dir, exist_ok=True)
         conf = SyncObjConf(
             autoTick=False,
@@ -236,9 +244,14 @@ class RaftNode:
             self._announced_commit = commit
 
     def _on_message(self, node: Any, message: dict[str, Any]) -> None:
-        """pysyncobj's message handler behind the nextIndex guard (see module docstring)."""
+        """pysyncobj's message handler behind the nextIndex guard and the applied-entries
+        guard (see module docstring)."""
         if message.get("type") == "append_entries":
             self._last_leader_contact = time.monotonic()
+            trimmed = self._past_applied(message)
+            if trimmed is None:
+                return
+            message = trimmed
         guarded = (
             self.options.next_index_guard
             and message.get("type") == "next_node_idx"
@@ -254,6 +267,24 @@ class RaftNode:
         self._original_on_message(node, message)
         if before is not None and next_index.get(node, before) < before:
             next_index[node] = before
+
+    def _past_applied(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Follower side: an AppendEntries whose ``prevLogIdx`` lies below what this node has
+        applied is late (applied entries are committed, so the leader has them as they are
+        here); pysyncobj would truncate and re-append them. Keep only entries past the
+        applied index, anchored on it; None when nothing is left (the message is dropped)."""
+        previous = message.get("prevLogIdx")
+        applied = self.replica.raftLastApplied
+        if previous is None or "transmission" in message or previous >= applied:
+            return message
+        anchor = self.replica._SyncObj__getEntries(applied, 1)  # pysyncobj internal
+        kept = [entry for entry in message.get("entries", []) if entry[1] > applied]
+        if not anchor:
+            return message
+        self.late_appends_trimmed += 1
+        if not kept:
+            return None
+        return {**message, "prevLogIdx": applied, "prevLogTerm": anchor[0][2], "entries": kept}
 
     def _send_next_index(
         self,

@@ -222,3 +222,46 @@ def test_a_deposed_leaders_divergent_entries_are_repaired_in_one_round_trip(
         assert returning.log_repair_replies <= 2
     else:
         assert returning.log_repair_replies > divergent / 2
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_late_append_below_the_applied_index_truncates_nothing(
+    tmp_path: Path, critical: _CriticalCounter, guarded: bool
+) -> None:
+    """A follower gets a late AppendEntries resending entries it has applied (as after a reply
+    that crossed a newer one). pysyncobj alone truncates and re-appends them (CRITICAL); the
+    applied-entries guard drops what is already applied."""
+    nodes = _replicas(tmp_path, guard=True, batch=True)
+    try:
+        for node in nodes:
+            node.start()
+        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+        _submit_all(leader, 50, wait=True)
+        follower = next(n for n in nodes if n is not leader)
+        wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
+        follower._stopping.set()  # freeze its loop so nothing else touches its log
+        follower._wake()
+        follower._thread.join(timeout=10)
+        replica = follower.replica
+        entries_from = replica._SyncObj__getEntries  # pysyncobj internal
+        applied = follower.applied_index
+        last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+        late = {
+            "type": "append_entries",
+            "term": follower.term,
+            "commit_index": applied,
+            "prevLogIdx": applied - 21,
+            "prevLogTerm": entries_from(applied - 21, 1)[0][2],
+            "entries": entries_from(applied - 20, 10),
+        }
+        sender = replica._SyncObj__raftLeader  # pysyncobj internal
+        handle = follower._on_message if guarded else follower._original_on_message
+        handle(sender, late)
+        after = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+    finally:
+        for node in nodes:
+            node.stop()
+    if guarded:
+        assert (critical.messages, after, follower.late_appends_trimmed) == ([], last_index, 1)
+    else:
+        assert len(critical.messages) == 1 and after == applied - 11  # cut to the resent ones
