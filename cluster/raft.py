@@ -9,6 +9,11 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   leader resends entries the follower already has with an older ``prevLogIdx``, and the
   follower truncates already-applied entries ("truncating already-applied log entries",
   CRITICAL) - a committed entry can then be lost if the leader dies in that window.
+  Symmetrically, a *reset* (a follower saying "resend from here") never moves ``nextIndex``
+  forwards. pysyncobj sends several batches per tick; to a follower with a divergent tail the
+  first gets "mismatch, resend from N" and a later one "my log ends at M > N": applied in
+  that order, the second undid the first and the leader resent the same batches forever (a
+  livelock the chaos suite hit after a deposed leader's tail: no commit for 30 s and more).
 - ``SyncObj._SyncObj__sendNextNodeIdx`` is wrapped for *fast log repair*: a follower whose
   entry at ``prevLogIdx`` has another term answers "try ``prevLogIdx``", so the leader walks
   back one entry per round trip (per heartbeat). After a deposed leader appended entries
@@ -252,20 +257,17 @@ class RaftNode:
             if trimmed is None:
                 return
             message = trimmed
-        guarded = (
-            self.options.next_index_guard
-            and message.get("type") == "next_node_idx"
-            and message.get("success")
-            and not message.get("reset")
-            and self.replica._isLeader()
-        )
+        ack = message.get("type") == "next_node_idx" and self.replica._isLeader()
+        reset = bool(message.get("reset"))
+        guarded = self.options.next_index_guard and ack and (reset or message.get("success"))
         if not guarded:
             self._original_on_message(node, message)
             return
         next_index = self.replica._SyncObj__raftNextIndex  # pysyncobj internal
         before = next_index.get(node)
         self._original_on_message(node, message)
-        if before is not None and next_index.get(node, before) < before:
+        after = next_index.get(node, before)
+        if before is not None and (after > before if reset else after < before):
             next_index[node] = before
 
     def _past_applied(self, message: dict[str, Any]) -> dict[str, Any] | None:

@@ -124,6 +124,33 @@ def test_a_late_ack_moves_next_index_backwards_only_without_the_guard(
             node.stop()
 
 
+@pytest.mark.parametrize("guard", [False, True])
+def test_a_later_reset_cannot_undo_an_earlier_one_only_with_the_guard(
+    tmp_path: Path, guard: bool
+) -> None:
+    """Two batches were in flight to a follower with a divergent tail: the first is answered
+    "mismatch: resend from 12", the second "my log ends at 17". Without the guard the second
+    wins, the leader resends the mismatching batch, and that repeats forever."""
+    nodes = _replicas(tmp_path, guard=guard, batch=True)
+    try:
+        for node in nodes:
+            node.start()
+        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+        leader._stopping.set()  # freeze its loop so nothing else touches the indices
+        leader._wake()
+        leader._thread.join(timeout=10)
+        next_index = leader.replica._SyncObj__raftNextIndex  # pysyncobj internal
+        follower = next(iter(next_index))
+        next_index[follower] = 40
+        for resend_from in (12, 18):
+            reset = {"type": "next_node_idx", "next_node_idx": resend_from, "success": False}
+            leader._on_message(follower, {**reset, "reset": True})
+        assert next_index[follower] == (12 if guard else 18)
+    finally:
+        for node in nodes:
+            node.stop()
+
+
 def test_critical_count_under_load_without_and_with_the_guard(
     tmp_path: Path, critical: _CriticalCounter
 ) -> None:
