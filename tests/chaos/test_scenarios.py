@@ -29,7 +29,7 @@ def test_leader_kill_loop(start_run: Start) -> None:
     cluster = run.cluster
     run.start_standard_load()
     run.wait_for_progress(20)
-    for _ in rounds(3):
+    for _ in rounds(5):
         leader = cluster.leader()
         with cluster.fault("kill leader", cluster.name(leader)):
             cluster.kill(leader)
@@ -74,7 +74,7 @@ def test_leader_pause_then_resume(start_run: Start) -> None:
     run.start_standard_load()
     run.wait_for_progress(20)
     stale_answers = []
-    for round_ in rounds(2):
+    for round_ in rounds(3):
         leader = cluster.leader()
         member = f"written-while-paused-{round_}".encode()
         with cluster.fault("pause leader", cluster.name(leader)):
@@ -137,7 +137,7 @@ def test_flapping_partitions(network: Network, start_run: Start) -> None:
     run.wait_for_progress(20)
     rng = random.Random(7)
     names = [cluster.name(i) for i in range(len(cluster.nodes))]
-    for _ in rounds(8):
+    for _ in rounds(10):
         isolate = rng.random() < 0.5
         a, b = rng.sample(names, 2)
         kind, target = ("flap isolate", a) if isolate else ("flap cut pair", f"{a}-{b}")
