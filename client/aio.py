@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,6 +28,7 @@ from turnstile.client.client import (
     parse_endpoints,
     pause_after,
 )
+from turnstile.client.credentials import Credentials
 from turnstile.client.distinct_list import (
     PAGE,
     Member,
@@ -119,7 +121,8 @@ class AsyncSession:
 
 
 class AsyncClient:
-    """``turnstile.client.Client`` for asyncio. Create it inside a running event loop."""
+    """``turnstile.client.Client`` for asyncio (the same TLS and token options). Create it
+    inside a running event loop."""
 
     def __init__(
         self,
@@ -128,8 +131,16 @@ class AsyncClient:
         session_ttl: float = 10.0,
         retry: RetryPolicy | None = None,
         name: str | None = None,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        token: str | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.router = Router(parse_endpoints(endpoints))
+        self.credentials = credentials or Credentials.load(
+            ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
+        )
         self.retry = retry or RetryPolicy()
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
@@ -146,8 +157,8 @@ class AsyncClient:
         if stub is None:
             channel = self._channels.get(endpoint)
             if channel is None:
-                channel = self._channels[endpoint] = grpc.aio.insecure_channel(
-                    endpoint, options=CHANNEL_OPTIONS
+                channel = self._channels[endpoint] = self.credentials.aio_channel(
+                    endpoint, CHANNEL_OPTIONS
                 )
             stub = self._stubs[(endpoint, service)] = STUBS[service](channel)
         return stub
@@ -167,7 +178,11 @@ class AsyncClient:
             endpoint = self.router.target()
             call = getattr(self._stub(endpoint, service), method)
             try:
-                response = await call(request, timeout=attempts.attempt_timeout(attempt_timeout))
+                response = await call(
+                    request,
+                    timeout=attempts.attempt_timeout(attempt_timeout),
+                    metadata=self.credentials.metadata,
+                )
             except grpc.aio.AioRpcError as rpc_error:
                 await asyncio.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
                 continue
@@ -250,9 +265,22 @@ def connect(
     session_ttl: float = 10.0,
     retry: RetryPolicy | None = None,
     name: str | None = None,
+    ca_file: str | Path | None = None,
+    cert_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+    token: str | None = None,
 ) -> AsyncClient:
     """An ``AsyncClient``; no network traffic happens until the first call."""
-    return AsyncClient(endpoints, session_ttl=session_ttl, retry=retry, name=name)
+    return AsyncClient(
+        endpoints,
+        session_ttl=session_ttl,
+        retry=retry,
+        name=name,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        token=token,
+    )
 
 
 class AsyncLock:

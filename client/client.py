@@ -7,10 +7,12 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
+from turnstile.client.credentials import Credentials
 from turnstile.client.distinct_list import DistinctList
 from turnstile.client.errors import ClosedError, SessionExpiredError, from_rpc_error
 from turnstile.client.lock import Lock
@@ -87,6 +89,13 @@ class Client:
     :param session_ttl: seconds the session (and so its locks) outlives a silent client.
     :param retry: how long and how often calls are retried across failovers.
     :param name: shown by the admin tools next to this client's session.
+    :param ca_file: PEM CA that signed the nodes' certificates; connects over TLS.
+    :param cert_file: PEM client certificate, for clusters requiring mutual TLS.
+    :param key_file: its private key.
+    :param token: bearer token sent with every call.
+    :param credentials: all of the above at once (see ``Credentials``); when none is given,
+        unset ones are taken from the ``TURNSTILE_*`` variables listed there.
+    :raises ValueError: a file cannot be read, or a certificate comes without its key.
     """
 
     def __init__(
@@ -96,8 +105,16 @@ class Client:
         session_ttl: float = 10.0,
         retry: RetryPolicy | None = None,
         name: str | None = None,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        token: str | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.router = Router(parse_endpoints(endpoints))
+        self.credentials = credentials or Credentials.load(
+            ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
+        )
         self.retry = retry or RetryPolicy()
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
@@ -119,8 +136,8 @@ class Client:
             if stub is None:
                 channel = self._channels.get(endpoint)
                 if channel is None:
-                    channel = self._channels[endpoint] = grpc.insecure_channel(
-                        endpoint, options=CHANNEL_OPTIONS
+                    channel = self._channels[endpoint] = self.credentials.channel(
+                        endpoint, CHANNEL_OPTIONS
                     )
                 stub = self._stubs[(endpoint, service)] = STUBS[service](channel)
             return stub
@@ -142,12 +159,45 @@ class Client:
             endpoint = self.router.target()
             call = getattr(self._stub(endpoint, service), method)
             try:
-                response = call(request, timeout=attempts.attempt_timeout(attempt_timeout))
+                response = call(
+                    request,
+                    timeout=attempts.attempt_timeout(attempt_timeout),
+                    metadata=self.credentials.metadata,
+                )
             except grpc.RpcError as rpc_error:
                 self.retry.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
                 continue
             self.router.succeeded(endpoint)
             return response
+
+    def invoke_stream(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        deadline: float | None = None,
+        attempt_timeout: float | None = None,
+    ) -> list[Any]:
+        """``invoke`` for a server-streaming method: every message, read from one node.
+        A failure part-way restarts the whole stream (on the leader, if that moved)."""
+        attempts = self.retry.start(deadline)
+        while True:
+            endpoint = self.router.target()
+            call = getattr(self._stub(endpoint, service), method)
+            try:
+                responses = list(
+                    call(
+                        request,
+                        timeout=attempts.attempt_timeout(attempt_timeout),
+                        metadata=self.credentials.metadata,
+                    )
+                )
+            except grpc.RpcError as rpc_error:
+                self.retry.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
+                continue
+            self.router.succeeded(endpoint)
+            return responses
 
     def write(
         self,
@@ -240,7 +290,20 @@ def connect(
     session_ttl: float = 10.0,
     retry: RetryPolicy | None = None,
     name: str | None = None,
+    ca_file: str | Path | None = None,
+    cert_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+    token: str | None = None,
 ) -> Client:
     """A ``Client`` for the cluster at ``endpoints`` (any subset of its client addresses).
-    No network traffic happens until the first call."""
-    return Client(endpoints, session_ttl=session_ttl, retry=retry, name=name)
+    No network traffic happens until the first call. TLS and token options: see ``Client``."""
+    return Client(
+        endpoints,
+        session_ttl=session_ttl,
+        retry=retry,
+        name=name,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        token=token,
+    )

@@ -12,6 +12,7 @@ from turnstile.client.admin import commands as admin
 from turnstile.cluster import launcher, logs
 from turnstile.cluster.config import ConfigError, load_config, option_names
 from turnstile.cluster.server import PortInUseError, serve
+from turnstile.cluster.tls import server_credentials
 
 EXIT_CONFIG = 2
 EXIT_START = 1
@@ -74,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, env=os.environ, flags=flags)
         config.read_password()
+        server_credentials(config)
     except ConfigError as exc:
         print(f"turnstile: bad configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -30,6 +30,11 @@ MIN_PASSWORD_CHARS = 16
 MAX_INT = 2**63 - 1
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+#: Client roles: workers use sessions, locks and lists; admins may also operate the cluster.
+ROLES = ("worker", "admin")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 
 NODE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NODE_ID_RULE = "must be 1 to 64 of A-Z a-z 0-9 _ . -"
@@ -56,6 +61,19 @@ class Peer:
     peer_address: str
     #: host:port of its gRPC port, handed to clients as the leader hint.
     client_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One bearer token a client may present, stored as its SHA-256 so the config holds no
+    secret (``turnstile token hash`` prints it)."""
+
+    #: Who holds it, for logs: a fleet, a person, a job.
+    name: str
+    #: ``worker`` or ``admin``.
+    role: str
+    #: Lower-case hex SHA-256 of the token's UTF-8 bytes.
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +106,15 @@ class NodeConfig:
     log_format: str = "text"
     #: host:port serving Prometheus metrics over HTTP; empty: no metrics endpoint.
     metrics_address: str = ""
+    #: PEM certificate chain and key of the client port; None: plaintext.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).
+    tls_client_ca_file: Path | None = None
+    #: Accepted bearer tokens; empty: no authentication (loopback or ``insecure`` only).
+    tokens: tuple[Token, ...] = ()
+    #: Allows a non-loopback client address without TLS or without tokens.
+    insecure: bool = False
     timing: Timing = field(default_factory=Timing)
     limits: Limits = field(default_factory=Limits)
 
@@ -126,15 +153,27 @@ _TOP_LEVEL = (
     "log_format",
     "metrics_address",
     "peers",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tokens",
+    "insecure",
 )
 _PATHS = ("data_dir", "peer_password_file")
-_STRINGS = tuple(name for name in _TOP_LEVEL if name not in (*_PATHS, "peers"))
+#: Paths that may be left unset (an empty string also means unset).
+_OPTIONAL_PATHS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+#: Written as tables or literals by ``config_to_toml``, not as strings.
+_STRUCTURED = ("peers", "tokens", "insecure")
+_STRINGS = tuple(
+    name for name in _TOP_LEVEL if name not in (*_PATHS, *_OPTIONAL_PATHS, *_STRUCTURED)
+)
 _REQUIRED = ("node_id", "client_address", "peer_address", "data_dir", "peer_password_file", "peers")
 _SECTIONS: dict[str, tuple[str, ...]] = {
     "timing": tuple(f.name for f in fields(Timing)),
     "limits": tuple(f.name for f in fields(Limits)),
 }
 _PEER_KEYS = ("node_id", "peer_address", "client_address")
+_TOKEN_KEYS = ("name", "role", "sha256")
 
 
 def option_names() -> list[str]:
@@ -187,17 +226,23 @@ def config_to_toml(config: NodeConfig) -> str:
     """
     lines = ["# Turnstile node configuration.", ""]
     for name in _TOP_LEVEL:
-        if name == "peers":
+        if name in _STRUCTURED:
             continue
         value = getattr(config, name)
-        text = str(value.absolute()) if isinstance(value, Path) else value
+        text = str(value.absolute()) if isinstance(value, Path) else value or ""
         lines.append(f"{name} = {_toml_string(text)}")
+    lines.append(f"insecure = {'true' if config.insecure else 'false'}")
+    if not config.tokens:
+        lines.append("tokens = []")
     for section, names in _SECTIONS.items():
         values = getattr(config, section)
         lines += ["", f"[{section}]", *(f"{name} = {getattr(values, name)}" for name in names)]
     for peer in config.peers:
         lines += ["", "[[peers]]"]
         lines += [f"{key} = {_toml_string(getattr(peer, key))}" for key in _PEER_KEYS]
+    for token in config.tokens:
+        lines += ["", "[[tokens]]"]
+        lines += [f"{key} = {_toml_string(getattr(token, key))}" for key in _TOKEN_KEYS]
     return "\n".join(lines) + "\n"
 
 
@@ -265,6 +310,7 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
             f"peer_address: must differ from client_address {strings['peer_address']!r}"
         )
     paths = {name: _path(name, raw[name]) for name in _PATHS}
+    tls = {name: _optional_path(name, raw.get(name)) for name in _OPTIONAL_PATHS}
     log_level = strings.get("log_level", "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -285,6 +331,9 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
             )
     this = Peer(node_id, strings["peer_address"], strings["client_address"])
     peers = _check_peers(this, _peers(raw["peers"]))
+    tokens = _check_tokens(_tokens(raw["tokens"]) if "tokens" in raw else [])
+    insecure = _bool("insecure", raw["insecure"]) if "insecure" in raw else False
+    _check_security(this.client_address, tls, tokens, insecure)
     ints = {
         section: {
             name: _positive_int(f"{section}.{name}", raw[f"{section}.{name}"])
@@ -311,6 +360,11 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
         log_level=log_level,
         log_format=log_format,
         metrics_address=metrics_address,
+        tls_cert_file=tls["tls_cert_file"],
+        tls_key_file=tls["tls_key_file"],
+        tls_client_ca_file=tls["tls_client_ca_file"],
+        tokens=tokens,
+        insecure=insecure,
         timing=timing,
         limits=limits,
     )
@@ -331,6 +385,23 @@ def _path(name: str, raw: _Raw) -> Path:
     if path.is_absolute():
         return path
     return (raw.base or Path.cwd()) / path
+
+
+def _optional_path(name: str, raw: _Raw | None) -> Path | None:
+    """Like ``_path``, but unset or empty means None."""
+    if raw is None or raw.value == "":
+        return None
+    return _path(name, raw)
+
+
+def _bool(name: str, raw: _Raw) -> bool:
+    """A TOML boolean, or true/false (1/0, yes/no, on/off) from env and flags."""
+    value = raw.value
+    if isinstance(value, bool):
+        return value
+    if raw.text and isinstance(value, str) and value.strip().lower() in (*_TRUE, *_FALSE):
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{name}: must be true or false, got {value!r} (from {raw.origin})")
 
 
 def _positive_int(name: str, raw: _Raw) -> int:
@@ -440,6 +511,106 @@ def _check_peers(this: Peer, peers: list[Peer]) -> tuple[Peer, ...]:
                 )
             users[address] = user
     return tuple(sorted(by_id.values(), key=lambda peer: peer.node_id))
+
+
+def _tokens(raw: _Raw) -> list[Token]:
+    """Either the string form ``name:role:sha256,...`` (env, flags) or ``[[tokens]]`` tables."""
+    value = raw.value
+    if isinstance(value, str):
+        tokens = []
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            parts = [part.strip() for part in item.split(":")]
+            if len(parts) != 3:
+                raise ConfigError(
+                    f"tokens: entry {item.strip()!r} must be name:role:sha256 (from {raw.origin})"
+                )
+            tokens.append(Token(*parts))
+        return tokens
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"tokens: must be [[tokens]] tables or 'name:role:sha256,...', got {value!r} "
+            f"(from {raw.origin})"
+        )
+    tokens = []
+    for index, entry in enumerate(value, 1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"tokens: entry {index} must be a table (from {raw.origin})")
+        for key in entry:
+            if key not in _TOKEN_KEYS:
+                raise ConfigError(
+                    f"tokens: entry {index} has unknown key {key!r} (from {raw.origin})"
+                )
+        for key in _TOKEN_KEYS:
+            if not isinstance(entry.get(key), str):
+                raise ConfigError(
+                    f"tokens: entry {index} needs {key} as a string (from {raw.origin})"
+                )
+        tokens.append(Token(entry["name"], entry["role"], entry["sha256"]))
+    return tokens
+
+
+def _check_tokens(tokens: list[Token]) -> tuple[Token, ...]:
+    """Every token named, with a known role and a well-formed, unique hash."""
+    names: set[str] = set()
+    hashes: set[str] = set()
+    for token in tokens:
+        if not NODE_ID.fullmatch(token.name):
+            raise ConfigError(f"tokens: name {NODE_ID_RULE}, got {token.name!r}")
+        if token.role not in ROLES:
+            raise ConfigError(
+                f"tokens: role of {token.name} must be one of {', '.join(ROLES)}, "
+                f"got {token.role!r}"
+            )
+        if not _SHA256_HEX.fullmatch(token.sha256):
+            raise ConfigError(
+                f"tokens: sha256 of {token.name} must be 64 lower-case hex digits "
+                "(turnstile token hash prints it), not the token itself"
+            )
+        if token.name in names:
+            raise ConfigError(f"tokens: name {token.name!r} is listed twice")
+        if token.sha256 in hashes:
+            raise ConfigError(f"tokens: the hash of {token.name} is listed twice")
+        names.add(token.name)
+        hashes.add(token.sha256)
+    return tuple(tokens)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a host:port names this machine's loopback interface (localhost, 127/8, ::1)."""
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_security(
+    client_address: str, tls: Mapping[str, Path | None], tokens: tuple[Token, ...], insecure: bool
+) -> None:
+    """TLS files that make sense together; TLS and tokens off the loopback unless insecure."""
+    if (tls["tls_cert_file"] is None) != (tls["tls_key_file"] is None):
+        missing = "tls_key_file" if tls["tls_key_file"] is None else "tls_cert_file"
+        raise ConfigError(f"{missing}: tls_cert_file and tls_key_file are set together")
+    if tls["tls_client_ca_file"] is not None and tls["tls_cert_file"] is None:
+        raise ConfigError(
+            "tls_client_ca_file: mutual TLS needs tls_cert_file and tls_key_file as well"
+        )
+    if insecure or is_loopback(client_address):
+        return
+    if tls["tls_cert_file"] is None:
+        raise ConfigError(
+            f"tls_cert_file: required because client_address {client_address} is not a "
+            "loopback address (or set insecure = true to serve plaintext)"
+        )
+    if not tokens:
+        raise ConfigError(
+            f"tokens: required because client_address {client_address} is not a loopback "
+            "address (or set insecure = true to run without authentication)"
+        )
 
 
 def _check_timing(timing: Timing) -> None:

@@ -28,6 +28,10 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   and re-append them (the CRITICAL line again). Applied entries are committed and equal to the
   leader's: the message keeps only the entries past the applied index, anchored on it, and is
   dropped when none are left. Fast repair made such late resends reach much further back.
+- Refused peers. pysyncobj drops a connection whose message fails decryption (a wrong or
+  missing peer password) without a word; ``_log_refused_peers`` wraps its Fernet encryptor
+  (``SyncObj._SyncObj__encryptor``, and per incoming connection via the TCP server's
+  ``_TcpServer__onNewConnectionCallback``) so each refusal is logged with the remote address.
 - Commit latency. In batch mode pysyncobj sends AppendEntries only when
   ``__newAppendEntriesTime`` has passed, and moves queued commands into the log *after* that
   check, so every command waits about two ticks. Our loop moves the queue into the log first
@@ -59,9 +63,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+from cryptography.fernet import Fernet, InvalidToken
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE
+from pysyncobj.syncobj import _COMMAND_TYPE
 
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import CodecError, Command, Err, decode_command
@@ -78,6 +84,9 @@ AppliedHook = Callable[[Command | None, Applied], None]
 RoleHook = Callable[[bool, bool], None]
 
 _SNAPSHOT_FILE_VERSION = 1
+#: File names in a node's data directory.
+JOURNAL_FILE = "raft.journal"
+SNAPSHOT_FILE = "raft.snapshot"
 _RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 
@@ -157,8 +166,8 @@ class RaftNode:
             leaderFallbackTimeout=options.election_timeout_max_s,
             connectionRetryTime=options.connection_retry_s,
             connectionTimeout=max(1.0, options.election_timeout_max_s * 2),
-            journalFile=os.path.join(options.data_dir, "raft.journal"),
-            fullDumpFile=os.path.join(options.data_dir, "raft.snapshot"),
+            journalFile=os.path.join(options.data_dir, JOURNAL_FILE),
+            fullDumpFile=os.path.join(options.data_dir, SNAPSHOT_FILE),
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             useFork=False,
@@ -185,6 +194,7 @@ class RaftNode:
             self.replica._SyncObj__sendNextNodeIdx
         )  # pysyncobj internal
         self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
+        _log_refused_peers(self.replica, transport)
         self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -466,6 +476,83 @@ class RaftNode:
         return max(0.0, time.monotonic() - self._last_leader_contact)
 
 
+class _PeerRefusals:
+    """Logs peer messages that failed authentication: the first at once, then at most one
+    line per ``interval`` seconds with a count, so a flood cannot fill the disk."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self.total = 0
+        self._suppressed = 0
+        self._last_logged = -interval
+
+    def refused(self, peer: str) -> None:
+        self.total += 1
+        now = time.monotonic()
+        if now - self._last_logged < self.interval:
+            self._suppressed += 1
+            return
+        self._last_logged = now
+        also = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
+        self._suppressed = 0
+        log.warning(
+            "refused a peer connection from %s: its message failed authentication (wrong or "
+            "no peer password, or not a Turnstile peer); connection closed%s",
+            peer,
+            also,
+        )
+
+
+class _AuthenticatedFernet:
+    """pysyncobj's encryptor with refusals reported (it only needs these three methods)."""
+
+    def __init__(self, fernet: Fernet, refusals: _PeerRefusals, peer: str) -> None:
+        self._fernet = fernet
+        self._refusals = refusals
+        self._peer = peer
+
+    def encrypt_at_time(self, data: bytes, current_time: int) -> bytes:
+        return self._fernet.encrypt_at_time(data, current_time)
+
+    def extract_timestamp(self, token: bytes) -> int:
+        try:
+            return self._fernet.extract_timestamp(token)
+        except InvalidToken:
+            self._refusals.refused(self._peer)
+            raise
+
+    def decrypt(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken:
+            self._refusals.refused(self._peer)
+            raise
+
+
+def _log_refused_peers(replica: SyncObj, transport: Any) -> None:
+    fernet = replica.encryptor
+    if fernet is None:
+        return
+    refusals = _PeerRefusals()
+    # Outgoing connections take the replica's encryptor as it is when they are made.
+    replica._SyncObj__encryptor = _AuthenticatedFernet(  # pysyncobj internal
+        fernet, refusals, "a peer this node connected to"
+    )
+    server = transport._server  # pysyncobj internal: created (bound or not) in __init__
+    accept = server._TcpServer__onNewConnectionCallback  # pysyncobj internal
+
+    def accept_labelled(conn: Any) -> None:
+        accept(conn)
+        try:
+            host, port = conn._TcpConnection__socket.getpeername()[:2]  # pysyncobj internal
+            peer = f"{host}:{port}"
+        except (AttributeError, OSError):
+            peer = "an unknown address"
+        conn.encryptor = _AuthenticatedFernet(fernet, refusals, peer)
+
+    server._TcpServer__onNewConnectionCallback = accept_labelled  # pysyncobj internal
+
+
 def _guarded(callback: ProposalCallback) -> ProposalCallback:
     def guarded(result: Any, error: int) -> None:
         try:
@@ -486,3 +573,34 @@ NOT_APPLIED = frozenset(
     }
 )
 SUCCESS = FAIL_REASON.SUCCESS
+
+
+def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]) -> str:
+    """Writes the Raft snapshot a node of a *new* cluster starts from; returns its path.
+
+    Used by ``turnstile snapshot restore``. The log it describes holds two no-op entries at
+    indexes 2 and 3 of term 0, both applied, so every restored node starts with the same log
+    and the same state. Index 2, not 1: a node started with an empty data directory instead
+    (its log is one no-op at index 1) then cannot match the leader's log and is sent the
+    snapshot, rather than silently replaying from an empty state. ``cluster`` is every
+    member's peer address. Refuses a data directory that already holds Raft files.
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    for name in (JOURNAL_FILE, SNAPSHOT_FILE):
+        if os.path.exists(os.path.join(data_dir, name)):
+            raise FileExistsError(f"{data_dir} already holds {name}; restore into an empty one")
+    no_op = bytes([_COMMAND_TYPE.NO_OP])  # pysyncobj internal: its log entry type
+    document = {
+        "version": _SNAPSHOT_FILE_VERSION,
+        "state": state_bytes,
+        "last_entry": [no_op, 3, 0],
+        "previous_entry": [no_op, 2, 0],
+        "cluster": sorted(cluster),
+    }
+    path = os.path.join(data_dir, SNAPSHOT_FILE)
+    with open(path + ".tmp", "wb") as file:
+        file.write(msgpack.packb(document, use_bin_type=True))
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(path + ".tmp", path)
+    return path

@@ -12,7 +12,8 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import disable_created_metrics
 from pysyncobj import SyncObjException
 
-from turnstile.cluster.config import NodeConfig
+from turnstile.cluster.auth import TokenAuth
+from turnstile.cluster.config import NodeConfig, is_loopback
 from turnstile.cluster.node import Node
 from turnstile.cluster.service import (
     ClusterService,
@@ -20,6 +21,7 @@ from turnstile.cluster.service import (
     LocksService,
     SessionsService,
 )
+from turnstile.cluster.tls import server_credentials
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
@@ -37,6 +39,8 @@ class PortInUseError(RuntimeError):
 async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     """Serves until ``stop`` is set or a SIGTERM/SIGINT arrives, then shuts down cleanly."""
     stop = stop or asyncio.Event()
+    credentials = server_credentials(config)
+    warn_if_insecure(config)
     disable_created_metrics()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -45,8 +49,12 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         node = Node(config)
     except SyncObjException as exc:
         raise PortInUseError(f"peer_address: cannot bind {config.peer_address}: {exc}") from None
+    interceptors: list[grpc.aio.ServerInterceptor] = [node.metrics.interceptor()]
+    if config.tokens:
+        # After metrics, so refused calls are counted too.
+        interceptors.append(TokenAuth(config.tokens))
     server = grpc.aio.server(
-        interceptors=[node.metrics.interceptor()],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
@@ -76,12 +84,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
             await health_servicer.set(name, status)
 
     node.add_health_listener(report_health)
-    try:
-        server.add_insecure_port(config.client_address)
-    except RuntimeError as exc:
-        raise PortInUseError(
-            f"client_address: cannot bind {config.client_address}: {exc}"
-        ) from None
+    _bind(server, config.client_address, credentials)
     if config.metrics_address:
         try:
             node.metrics.serve(config.metrics_address)
@@ -92,9 +95,13 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     node.start()
     await server.start()
     log.info(
-        "node %s serving clients on %s, peers on %s",
+        "node %s serving clients on %s (%s, %s), peers on %s",
         config.node_id,
         config.client_address,
+        "mutual TLS"
+        if config.tls_client_ca_file
+        else ("TLS" if credentials is not None else "plaintext"),
+        f"{len(config.tokens)} tokens" if config.tokens else "no authentication",
         config.peer_address,
     )
     try:
@@ -106,3 +113,34 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
         await node.stop()
         node.metrics.stop()
         log.info("node %s stopped", config.node_id)
+
+
+def _bind(
+    server: grpc.aio.Server, address: str, credentials: grpc.ServerCredentials | None
+) -> None:
+    """Binds exactly the configured address, over TLS when credentials are given."""
+    try:
+        if credentials is None:
+            server.add_insecure_port(address)
+        else:
+            server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        raise PortInUseError(f"client_address: cannot bind {address}: {exc}") from None
+
+
+def warn_if_insecure(config: NodeConfig) -> None:
+    """Says at start, as a WARNING, which protection of the client port is off and why that
+    was allowed (the config loader refuses it off the loopback without ``insecure``)."""
+    why = "its address is loopback" if is_loopback(config.client_address) else "insecure = true"
+    if not config.tokens:
+        log.warning(
+            "authentication is OFF on %s (%s): any client that reaches it may do anything",
+            config.client_address,
+            why,
+        )
+    if config.tls_cert_file is None:
+        log.warning(
+            "TLS is OFF on %s (%s): client traffic and tokens travel in plaintext",
+            config.client_address,
+            why,
+        )

@@ -101,6 +101,7 @@ class Call:
     method: str
     request: Any
     timeout: float
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 #: A scripted outcome: a response, an exception to raise, or a function of the call giving one.
@@ -144,8 +145,10 @@ class FakeStub:
         self._service = service
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
-        def call(request: Any, timeout: float) -> Any:
-            return self._cluster.play(Call(self._endpoint, self._service, method, request, timeout))
+        def call(request: Any, timeout: float, metadata: tuple[tuple[str, str], ...]) -> Any:
+            return self._cluster.play(
+                Call(self._endpoint, self._service, method, request, timeout, metadata)
+            )
 
         return call
 

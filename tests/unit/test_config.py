@@ -81,7 +81,7 @@ def refused(flags: dict[str, str], **changes: str | None) -> str:
 def test_option_names_cover_every_field_once() -> None:
     names = option_names()
     assert len(names) == len(set(names))
-    assert names[:9] == [
+    assert names[:14] == [
         "node_id",
         "client_address",
         "peer_address",
@@ -91,10 +91,15 @@ def test_option_names_cover_every_field_once() -> None:
         "log_format",
         "metrics_address",
         "peers",
+        "tls_cert_file",
+        "tls_key_file",
+        "tls_client_ca_file",
+        "tokens",
+        "insecure",
     ]
     assert {f"timing.{f.name}" for f in fields(Timing)} <= set(names)
     assert {f"limits.{f.name}" for f in fields(Limits)} <= set(names)
-    assert len(names) == 9 + len(fields(Timing)) + len(fields(Limits))
+    assert len(names) == 14 + len(fields(Timing)) + len(fields(Limits))
 
 
 def test_timing_has_exactly_the_five_documented_fields() -> None:

@@ -948,6 +948,11 @@ class ClusterStub:
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipResponse.FromString,
                 _registered_method=True)
+        self.SaveSnapshot = channel.unary_stream(
+                '/turnstile.v1.Cluster/SaveSnapshot',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.SaveSnapshotRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.SaveSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -1003,6 +1008,17 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SaveSnapshot(self, request, context):
+        """Streams a snapshot of the whole replicated state (every session, lock, waiter, list and
+        id) as taken on the leader at a linearizable point: it holds every write acknowledged
+        before the call. The chunks concatenated are one snapshot document (the format of the
+        Raft snapshots), which `turnstile snapshot restore` turns into a new cluster's initial
+        state. Admin only. Errors: NOT_LEADER, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1035,6 +1051,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.TransferLeadership,
                     request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipResponse.SerializeToString,
+            ),
+            'SaveSnapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.SaveSnapshot,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.SaveSnapshotRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.SaveSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1202,6 +1223,33 @@ class Cluster:
             '/turnstile.v1.Cluster/TransferLeadership',
             turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.TransferLeadershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/turnstile.v1.Cluster/SaveSnapshot',
+            turnstile_dot_v1_dot_turnstile__pb2.SaveSnapshotRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.SaveSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,
