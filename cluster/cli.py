@@ -5,12 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 from pathlib import Path
 
 from turnstile.client.admin import commands as admin
 from turnstile.cluster import launcher, logs
-from turnstile.cluster.config import ConfigError, load_config, option_names
+from turnstile.cluster.auth import token_hash
+from turnstile.cluster.backup import RestoreError, restore
+from turnstile.cluster.certs import write_dev_pki
+from turnstile.cluster.config import (
+    NODE_ID,
+    NODE_ID_RULE,
+    ROLES,
+    ConfigError,
+    load_config,
+    option_names,
+)
 from turnstile.cluster.server import PortInUseError, serve
 from turnstile.cluster.tls import server_credentials
 
@@ -44,7 +55,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default: 3)")
     up.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    admin.register(commands)
+    up.add_argument(
+        "--tls", action="store_true", help="new cluster: TLS on the client ports (dev CA)"
+    )
+    up.add_argument("--mtls", action="store_true", help="new cluster: mutual TLS (implies --tls)")
+    up.add_argument(
+        "--auth", action="store_true", help="new cluster: require admin/worker bearer tokens"
+    )
+
+    certs = commands.add_parser(
+        "certs", help="write a development CA with node and client certificates"
+    )
+    certs.add_argument("directory", type=Path, help="where to write the PEM files")
+    certs.add_argument(
+        "--node",
+        action="append",
+        default=[],
+        help="a node name (and DNS name on its certificate); repeat per node (default: n1 n2 n3)",
+    )
+    certs.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="another name or IP on every node certificate; repeatable, '*.' wildcards allowed "
+        "(default: 127.0.0.1 localhost)",
+    )
+
+    token = commands.add_parser("token", help="token new | token hash")
+    token_verbs = token.add_subparsers(dest="token_verb", required=True)
+    new = token_verbs.add_parser(
+        "new", help="make a random token: write it to FILE, print its [[tokens]] config entry"
+    )
+    new.add_argument("file", type=Path, help="where the token goes (mode 0600); give it to clients")
+    new.add_argument("--name", required=True, help="who holds it, as logs should name them")
+    new.add_argument("--role", required=True, choices=ROLES)
+    token_verbs.add_parser("hash", help="print the sha256 of the token read from stdin")
+
+    snapshot_verbs = admin.register(commands)
+    restore_cmd = snapshot_verbs.add_parser(
+        "restore",
+        help="make FILE the initial state of a new node (run on every node before its first start)",
+    )
+    restore_cmd.add_argument("file", type=Path, help="a file written by snapshot save")
+    restore_cmd.add_argument(
+        "--config", type=Path, required=True, help="the new node's TOML config"
+    )
     return parser
 
 
@@ -60,10 +115,77 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     if args.command == "serve":
         return _serve(args)
+    if args.command == "certs":
+        return _certs(args)
+    if args.command == "token":
+        return _token(args)
+    if args.command == "snapshot":
+        return _restore(args)
     if args.nodes < 1 or args.nodes % 2 == 0:
         print("turnstile: --nodes must be an odd number >= 1", file=sys.stderr)
         return EXIT_CONFIG
-    return launcher.cluster_up(args.data_dir.resolve(), args.nodes, args.host)
+    security = launcher.Security(tls=args.tls or args.mtls, mtls=args.mtls, auth=args.auth)
+    return launcher.cluster_up(args.data_dir.resolve(), args.nodes, args.host, security)
+
+
+def _certs(args: argparse.Namespace) -> int:
+    nodes = args.node or ["n1", "n2", "n3"]
+    bad = [node for node in nodes if not NODE_ID.fullmatch(node)]
+    if bad:
+        print(f"turnstile: --node {bad[0]!r}: {NODE_ID_RULE}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        issued = write_dev_pki(args.directory, nodes, args.host or ["127.0.0.1", "localhost"])
+    except OSError as exc:
+        print(f"turnstile: cannot write {args.directory}: {exc}", file=sys.stderr)
+        return EXIT_START
+    for name, files in issued.items():
+        print(f"{name:<12} {files.cert}  {files.key}")
+    print("development use only: the CA key sits beside the certificates it signed")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    if args.token_verb == "hash":
+        token = sys.stdin.readline().strip()
+        if not token:
+            print("turnstile: no token on stdin", file=sys.stderr)
+            return EXIT_CONFIG
+        print(token_hash(token))
+        return 0
+    if not NODE_ID.fullmatch(args.name):
+        print(f"turnstile: --name: {NODE_ID_RULE}", file=sys.stderr)
+        return EXIT_CONFIG
+    token = secrets.token_urlsafe(32)
+    try:
+        launcher.write_secret(args.file, token)
+    except OSError as exc:
+        print(f"turnstile: cannot write {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_START
+    print("[[tokens]]")
+    print(f'name = "{args.name}"')
+    print(f'role = "{args.role}"')
+    print(f'sha256 = "{token_hash(token)}"')
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config, env=os.environ, flags={})
+        restored = restore(args.file, config)
+    except ConfigError as exc:
+        print(f"turnstile: bad configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except RestoreError as exc:
+        print(f"turnstile: cannot restore: {exc}", file=sys.stderr)
+        return EXIT_START
+    counts = restored.counts
+    print(
+        f"{config.node_id}: wrote {restored.path} with {counts.sessions} sessions, "
+        f"{counts.locks_held} locks held, {counts.lists} lists, {counts.members} list members; "
+        f"members are now {', '.join(p.node_id for p in config.peers)}"
+    )
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
 """The local three-node cluster behind ``turnstile cluster up``, and the pieces tests reuse.
 
 A cluster directory holds ``peer.secret`` (the shared peer password) and one directory per
-node with ``node.toml``, its Raft journal and snapshot, and ``node.log``. Starting again on the
-same directory restarts the same cluster with its state.
+node with ``node.toml``, its Raft journal and snapshot, and ``node.log``. With TLS it also
+holds ``tls/`` (a development CA, node and client certificates); with authentication
+``admin.token`` and ``worker.token``. Starting again on the same directory restarts the same
+cluster with its state and security settings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from pathlib import Path
 
 import grpc
 
-from turnstile.cluster.config import NodeConfig, Peer, config_to_toml, load_config
+from turnstile.client.credentials import Credentials
+from turnstile.cluster.auth import ADMIN, WORKER, token_hash
+from turnstile.cluster.certs import CA_NAME, CLIENT_NAME, write_dev_pki
+from turnstile.cluster.config import NodeConfig, Peer, Token, config_to_toml, load_config
 from turnstile.cluster.limits import Limits
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
@@ -28,6 +33,30 @@ from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 CONFIG_NAME = "node.toml"
 LOG_NAME = "node.log"
 SECRET_NAME = "peer.secret"
+TLS_DIR = "tls"
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """What protects the client ports of a new local cluster."""
+
+    #: TLS with certificates of a development CA written to ``tls/``.
+    tls: bool = False
+    #: Clients must also present a certificate of that CA.
+    mtls: bool = False
+    #: Bearer tokens required: ``admin.token`` and ``worker.token``.
+    auth: bool = False
+
+
+def token_path(directory: Path, role: str) -> Path:
+    return directory / f"{role}.token"
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Writes a secret readable by its owner only (mode 0600 from the start)."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -51,18 +80,21 @@ def write_cluster(
     directory: Path,
     nodes: int = 3,
     host: str = "127.0.0.1",
+    *,
     limits: Limits | None = None,
     hosts: Sequence[str] | None = None,
+    security: Security | None = None,
 ) -> list[Path]:
     """Writes configs for a new local cluster on free ports; returns the node.toml paths.
 
     ``hosts`` gives each node its own address (one per node, e.g. one per network namespace);
-    the ports are still picked free on ``host``.
+    the ports are still picked free on ``host``. Such addresses are not loopback but private
+    to this machine, so those configs say ``insecure = true`` (TLS and tokens not required).
     """
+    security = security or Security()
     directory.mkdir(parents=True, exist_ok=True)
     secret = directory / SECRET_NAME
-    secret.write_text(secrets.token_hex(32) + "\n")
-    secret.chmod(0o600)
+    write_secret(secret, secrets.token_hex(32))
     ports = free_ports(3 * nodes, host)
     node_hosts = list(hosts) if hosts is not None else [host] * nodes
     if len(node_hosts) != nodes:
@@ -76,10 +108,21 @@ def write_cluster(
         for i in range(1, nodes + 1)
     )
     metrics = {peer.node_id: f"{node_hosts[i]}:{ports[3 * i + 2]}" for i, peer in enumerate(peers)}
+    tls_dir = (directory / TLS_DIR).resolve()
+    if security.tls or security.mtls:
+        names = list(dict.fromkeys([*node_hosts, "127.0.0.1", "localhost"]))
+        write_dev_pki(tls_dir, [peer.node_id for peer in peers], names)
+    tokens: tuple[Token, ...] = ()
+    if security.auth:
+        for role in (ADMIN, WORKER):
+            value = secrets.token_urlsafe(32)
+            write_secret(token_path(directory, role), value)
+            tokens += (Token(role, role, token_hash(value)),)
     paths = []
     for peer in peers:
         node_dir = directory / peer.node_id
         node_dir.mkdir(exist_ok=True)
+        tls = security.tls or security.mtls
         config = NodeConfig(
             node_id=peer.node_id,
             client_address=peer.client_address,
@@ -88,6 +131,11 @@ def write_cluster(
             peer_password_file=secret.resolve(),
             peers=peers,
             metrics_address=metrics[peer.node_id],
+            tls_cert_file=tls_dir / f"{peer.node_id}.pem" if tls else None,
+            tls_key_file=tls_dir / f"{peer.node_id}.key" if tls else None,
+            tls_client_ca_file=tls_dir / f"{CA_NAME}.pem" if security.mtls else None,
+            tokens=tokens,
+            insecure=hosts is not None,
             limits=limits or Limits(),
         )
         path = node_dir / CONFIG_NAME
@@ -103,6 +151,36 @@ def existing_cluster(directory: Path) -> list[Path]:
 
 def read_config(path: Path) -> NodeConfig:
     return load_config(path, env={}, flags={})
+
+
+def admin_credentials(directory: Path) -> Credentials:
+    """What an admin client of the local cluster in ``directory`` presents: the development
+    CA and client certificate if it has them, and the admin token if it has one."""
+    tls_dir = directory / TLS_DIR
+    ca = tls_dir / f"{CA_NAME}.pem"
+    cert = tls_dir / f"{CLIENT_NAME}.pem"
+    token = token_path(directory, ADMIN)
+    return Credentials.load(
+        ca_file=ca if ca.exists() else None,
+        cert_file=cert if cert.exists() else None,
+        key_file=tls_dir / f"{CLIENT_NAME}.key" if cert.exists() else None,
+        token_file=token if token.exists() else None,
+        tls=ca.exists(),
+        env={},
+    )
+
+
+def client_environment(directory: Path, addresses: list[str]) -> dict[str, str]:
+    """The TURNSTILE_* variables a client of the local cluster needs (admin token)."""
+    variables = {"TURNSTILE_ENDPOINTS": ",".join(addresses)}
+    tls_dir = directory / TLS_DIR
+    if (tls_dir / f"{CA_NAME}.pem").exists():
+        variables["TURNSTILE_CA_FILE"] = str(tls_dir / f"{CA_NAME}.pem")
+        variables["TURNSTILE_CERT_FILE"] = str(tls_dir / f"{CLIENT_NAME}.pem")
+        variables["TURNSTILE_KEY_FILE"] = str(tls_dir / f"{CLIENT_NAME}.key")
+    if token_path(directory, ADMIN).exists():
+        variables["TURNSTILE_TOKEN_FILE"] = str(token_path(directory, ADMIN))
+    return variables
 
 
 @dataclass
@@ -168,34 +246,41 @@ class NodeProcess:
             self.process = None
 
 
-def node_status(client_address: str, timeout: float = 1.0) -> pb.StatusResponse | None:
+def node_status(
+    client_address: str, timeout: float = 1.0, credentials: Credentials | None = None
+) -> pb.StatusResponse | None:
     """The node's own status, or None if it does not answer."""
-    with grpc.insecure_channel(client_address) as channel:
+    credentials = credentials or Credentials()
+    with credentials.channel(client_address) as channel:
         try:
-            return pb_grpc.ClusterStub(channel).Status(pb.StatusRequest(), timeout=timeout)
+            return pb_grpc.ClusterStub(channel).Status(
+                pb.StatusRequest(), timeout=timeout, metadata=credentials.metadata
+            )
         except grpc.RpcError:
             return None
 
 
-def wait_for_leader(addresses: list[str], timeout: float) -> str | None:
+def wait_for_leader(
+    addresses: list[str], timeout: float, credentials: Credentials | None = None
+) -> str | None:
     """Client address of a leader that answers, once one is serving; None on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for address in addresses:
-            status = node_status(address)
+            status = node_status(address, credentials=credentials)
             if status is not None and status.role == pb.ROLE_LEADER:
                 return address
         time.sleep(0.1)
     return None
 
 
-def cluster_up(directory: Path, nodes: int, host: str) -> int:
+def cluster_up(directory: Path, nodes: int, host: str, security: Security | None = None) -> int:
     """Starts (or restarts) a local cluster and runs until SIGINT/SIGTERM; returns exit code."""
     paths = existing_cluster(directory)
     if paths:
-        print(f"restarting the cluster in {directory}")
+        print(f"restarting the cluster in {directory} (with its own security settings)")
     else:
-        paths = write_cluster(directory, nodes, host)
+        paths = write_cluster(directory, nodes, host, security=security)
         print(f"created a {nodes}-node cluster in {directory}")
     configs = [read_config(p) for p in paths]
     children = [NodeProcess(p) for p in paths]
@@ -211,7 +296,7 @@ def cluster_up(directory: Path, nodes: int, host: str) -> int:
         for child in children:
             child.start()
         addresses = [c.client_address for c in configs]
-        leader = wait_for_leader(addresses, timeout=30)
+        leader = wait_for_leader(addresses, timeout=30, credentials=admin_credentials(directory))
         if leader is None:
             print("no leader was elected within 30 s; see the node.log files", file=sys.stderr)
             return 1
@@ -221,7 +306,10 @@ def cluster_up(directory: Path, nodes: int, host: str) -> int:
                 f"log {child.log_path}"
             )
         print(f"leader: {leader}")
-        print(f"export TURNSTILE_ENDPOINTS={','.join(addresses)}")
+        for name, value in client_environment(directory, addresses).items():
+            print(f"export {name}={value}")
+        if token_path(directory, WORKER).exists():
+            print(f"(workers: TURNSTILE_TOKEN_FILE={token_path(directory, WORKER)})")
         print("press Ctrl-C to stop", flush=True)
         reported: set[str] = set()
         while not stopping:

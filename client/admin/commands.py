@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from turnstile.client.admin import control, inspect, run_locked, status
+from turnstile.client.admin import control, health, inspect, run_locked, snapshot, status
 from turnstile.client.admin.context import Context, add_common_options
 from turnstile.client.admin.printer import (
     EXIT_FAILURE,
@@ -22,7 +22,8 @@ Handler = Callable[[Context, argparse.Namespace], int]
 _LOCK_VERBS = ("show", "release")
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """Adds the admin commands; returns the ``snapshot`` verbs, for the node-side restore."""
     common = argparse.ArgumentParser(add_help=False)
     add_common_options(common)
 
@@ -34,6 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         return parser
 
     add("status", status.run, "every node's role, term, indices and health")
+    add("health", health.run, "gRPC health check of each endpoint (exit 0: all serving)")
     parser = add("locks", inspect.locks, "locks in use, with holders and waiters")
     parser.add_argument("prefix", nargs="?", help="only names starting with this")
     add("sessions", inspect.sessions, "live sessions and what they hold")
@@ -82,6 +84,16 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     leader_verbs = leader.add_subparsers(dest="leader_verb", required=True)
     parser = add("transfer", control.transfer_leadership, "hand leadership over", leader_verbs)
     parser.add_argument("node", nargs="?", help="node id (default: most caught-up follower)")
+
+    snapshot_cmd = commands.add_parser(
+        "snapshot", help="snapshot save FILE | snapshot restore FILE --config NODE.toml"
+    )
+    snapshot_verbs = snapshot_cmd.add_subparsers(dest="snapshot_verb", required=True)
+    parser = add(
+        "save", snapshot.save, "write the whole state, from the leader, to FILE", snapshot_verbs
+    )
+    parser.add_argument("file", help="where to write it (replaced atomically)")
+    return snapshot_verbs
 
 
 def run_lock_command(argv: list[str]) -> int:

@@ -6,7 +6,7 @@ import argparse
 
 from turnstile.client.admin.context import Context
 from turnstile.client.admin.printer import EXIT_DEGRADED, EXIT_OK, EXIT_UNREACHABLE, duration
-from turnstile.client.errors import TurnstileError
+from turnstile.client.errors import PermissionDeniedError, TurnstileError, UnauthenticatedError
 from turnstile.v1 import turnstile_pb2 as pb
 
 _ROLE = {pb.ROLE_LEADER: "leader", pb.ROLE_FOLLOWER: "follower", pb.ROLE_CANDIDATE: "candidate"}
@@ -29,6 +29,8 @@ def members(ctx: Context) -> list[tuple[str, str]]:
     for address in ctx.endpoints():
         try:
             reply = ctx.node_call(address, "Members", pb.MembersListRequest())
+        except (UnauthenticatedError, PermissionDeniedError):
+            raise
         except TurnstileError:
             continue
         return [(m.node_id, m.client_address) for m in reply.members]
@@ -96,6 +98,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         print()
         ctx.printer.emit(summary)
     if not statuses:
+        errors = [node["error"] for node in nodes if "error" in node]
+        ctx.printer.error(f"turnstile: no node answered{': ' + errors[0] if errors else ''}")
         return EXIT_UNREACHABLE
     if leader is None or len(statuses) < len(nodes) or not quorum:
         return EXIT_DEGRADED
