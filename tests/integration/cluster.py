@@ -19,7 +19,14 @@ from grpc_status import rpc_status
 
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.errors import LEADER_METADATA_KEY, reason_of
-from turnstile.cluster.launcher import NodeProcess, node_status, read_config, write_cluster
+from turnstile.cluster.launcher import (
+    NodeProcess,
+    Security,
+    admin_credentials,
+    node_status,
+    read_config,
+    write_cluster,
+)
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
@@ -49,12 +56,21 @@ class Stubs:
 
 
 class Cluster:
-    """Three ``turnstile serve`` processes, each stopped by PID in ``stop_all``."""
+    """Three ``turnstile serve`` processes, each stopped by PID in ``stop_all``.
 
-    def __init__(self, directory: Path, nodes: int = 3, limits: Limits | None = None) -> None:
+    With ``security``, the stubs and probes here speak TLS and send the admin token."""
+
+    def __init__(
+        self,
+        directory: Path,
+        nodes: int = 3,
+        limits: Limits | None = None,
+        security: Security | None = None,
+    ) -> None:
         self.directory = directory
-        self.paths = write_cluster(directory, nodes, limits=limits)
+        self.paths = write_cluster(directory, nodes, limits=limits, security=security)
         self.configs: list[NodeConfig] = [read_config(p) for p in self.paths]
+        self.credentials = admin_credentials(directory)
         self.nodes = [NodeProcess(p) for p in self.paths]
         self._channels: dict[str, grpc.Channel] = {}
 
@@ -85,7 +101,7 @@ class Cluster:
     def stubs(self, address: str) -> Stubs:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.insecure_channel(address)
+            channel = self._channels[address] = self.credentials.channel(address)
         return Stubs(
             pb_grpc.SessionsStub(channel),
             pb_grpc.LocksStub(channel),
@@ -100,11 +116,13 @@ class Cluster:
             for address in self.addresses:
                 if address == exclude:
                     continue
-                status = node_status(address, timeout=0.5)
+                status = node_status(address, timeout=0.5, credentials=self.credentials)
                 if status is not None and status.role == pb.ROLE_LEADER:
                     try:
                         self.stubs(address).locks.Validate(
-                            pb.ValidateRequest(name="probe", token=1), timeout=2
+                            pb.ValidateRequest(name="probe", token=1),
+                            timeout=2,
+                            metadata=self.credentials.metadata,
                         )
                     except grpc.RpcError:
                         continue
