@@ -13,7 +13,9 @@ from turnstile.cluster.config import (
     NodeConfig,
     Peer,
     Timing,
+    Token,
     config_to_toml,
+    is_loopback,
     load_config,
     option_names,
 )
@@ -567,3 +569,111 @@ def test_metrics_address_is_checked_and_optional(tmp_path: Path, flags: dict[str
 def test_integers_beyond_64_bits_are_refused(flags: dict[str, str]) -> None:
     message = refused(flags, **{"limits.max_sessions": str(2**70)})
     assert message.startswith("limits.max_sessions: must be at most")
+
+
+# --- client-port security --------------------------------------------------------------------
+
+HASH = "ab" * 32
+REMOTE = {
+    "client_address": "10.0.0.1:7001",
+    "peers": f"n1={N1.peer_address}/10.0.0.1:7001,{OTHERS_TEXT}",
+}
+
+
+def test_security_defaults_are_off_and_fine_on_loopback(flags: dict[str, str]) -> None:
+    config = load_config(None, {}, flags)
+    assert config.tokens == ()
+    assert config.tls_cert_file is None
+    assert config.tls_client_ca_file is None
+    assert config.insecure is False
+
+
+def test_off_the_loopback_tls_and_tokens_are_required(flags: dict[str, str]) -> None:
+    assert refused(flags, **REMOTE).startswith("tls_cert_file: required because client_address")
+    tls = {"tls_cert_file": "node.pem", "tls_key_file": "node.key"}
+    assert refused(flags, **REMOTE, **tls).startswith("tokens: required because client_address")
+    config = load_config(None, {}, {**flags, **REMOTE, **tls, "tokens": f"fleet:worker:{HASH}"})
+    assert config.tokens == (Token("fleet", "worker", HASH),)
+
+
+@pytest.mark.parametrize("value", ["true", "1", "yes", "ON"])
+def test_insecure_allows_plaintext_without_tokens_off_the_loopback(
+    flags: dict[str, str], value: str
+) -> None:
+    assert load_config(None, {}, {**flags, **REMOTE, "insecure": value}).insecure
+
+
+def test_insecure_must_be_a_boolean(flags: dict[str, str], tmp_path: Path) -> None:
+    assert refused(flags, insecure="maybe").startswith("insecure: must be true or false")
+    path = write(tmp_path / "conf", 'insecure = "true"\n' + FILE)
+    with pytest.raises(ConfigError, match="insecure: must be true or false"):
+        load_config(path, {}, {})
+
+
+@pytest.mark.parametrize(
+    ("changes", "option"),
+    [
+        ({"tls_cert_file": "node.pem"}, "tls_key_file"),
+        ({"tls_key_file": "node.key"}, "tls_cert_file"),
+        ({"tls_client_ca_file": "ca.pem"}, "tls_client_ca_file"),
+    ],
+)
+def test_tls_files_go_together(flags: dict[str, str], changes: dict[str, str], option: str) -> None:
+    assert refused(flags, **changes).startswith(f"{option}: ")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "match"),
+    [
+        ("fleet:worker", "must be name:role:sha256"),
+        (f"fleet:root:{HASH}", "role of fleet must be one of worker, admin"),
+        ("fleet:worker:my-plain-token", "64 lower-case hex digits"),
+        (f"fleet:worker:{HASH.upper()}", "64 lower-case hex digits"),
+        (f"fleet:worker:{HASH},fleet:admin:{'cd' * 32}", "name 'fleet' is listed twice"),
+        (f"a:worker:{HASH},b:admin:{HASH}", "hash of b is listed twice"),
+        (f"bad name:worker:{HASH}", "tokens: name must be"),
+    ],
+)
+def test_bad_tokens(flags: dict[str, str], tokens: str, match: str) -> None:
+    message = refused(flags, tokens=tokens)
+    assert message.startswith("tokens: ")
+    assert match in message
+
+
+def test_token_tables_and_tls_paths_in_a_file(tmp_path: Path) -> None:
+    text = FILE.replace(
+        'peer_password_file = "secret/peer.pw"\n',
+        'peer_password_file = "secret/peer.pw"\n'
+        'tls_cert_file = "tls/n1.pem"\ntls_key_file = "tls/n1.key"\n'
+        'tls_client_ca_file = "tls/ca.pem"\n',
+    )
+    text += f'\n[[tokens]]\nname = "ops"\nrole = "admin"\nsha256 = "{HASH}"\n'
+    config = load_config(write(tmp_path / "conf", text), {}, {})
+    assert config.tls_cert_file == tmp_path / "conf" / "tls" / "n1.pem"
+    assert config.tls_client_ca_file == tmp_path / "conf" / "tls" / "ca.pem"
+    assert config.tokens == (Token("ops", "admin", HASH),)
+    copy = write(tmp_path / "elsewhere", config_to_toml(config))
+    assert load_config(copy, {}, {}) == config
+
+
+def test_token_table_with_an_unknown_key(tmp_path: Path) -> None:
+    text = FILE + f'\n[[tokens]]\nname = "ops"\nrole = "admin"\ntoken = "{HASH}"\n'
+    with pytest.raises(ConfigError, match="tokens: entry 1 has unknown key 'token'"):
+        load_config(write(tmp_path / "conf", text), {}, {})
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1:1", True),
+        ("127.9.9.9:1", True),
+        ("[::1]:1", True),
+        ("localhost:1", True),
+        ("10.0.0.1:1", False),
+        ("[::]:1", False),
+        ("0.0.0.0:1", False),
+        ("node1.example:1", False),
+    ],
+)
+def test_is_loopback(address: str, loopback: bool) -> None:
+    assert is_loopback(address) is loopback
