@@ -9,6 +9,7 @@ password, and a raw pickle that would leave a marker file if ever unpickled, bot
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import pickle
 import socket
@@ -97,6 +98,33 @@ def test_impostor_without_the_password_is_refused_and_changes_nothing(
     lock = worker.call("locks", "Describe", pb.DescribeLockRequest(name="held-before")).lock
     assert lock.holder.token == granted.token
     assert "refused a peer connection from 127.0.0.1:" in cluster.nodes[0].log_path.read_text()
+
+
+def _listening(port: int) -> set[str]:
+    """Local addresses with a socket listening on ``port``, from /proc/net/tcp and tcp6 (gRPC
+    may listen on an IPv6 socket with an IPv4-mapped address), IPv4-mapped ones as IPv4."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            host, hex_port = fields[1].split(":")
+            if fields[3] != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(host)
+            # The kernel prints each 32-bit word in host (little-endian) order.
+            packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            address = ipaddress.ip_address(packed)
+            mapped = getattr(address, "ipv4_mapped", None)
+            found.add(str(mapped or address))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp6").exists(), reason="needs Linux /proc/net")
+def test_every_port_binds_exactly_its_configured_address(cluster: Cluster) -> None:
+    for config in cluster.configs:
+        for address in (config.client_address, config.peer_address, config.metrics_address):
+            host, _, number = address.rpartition(":")
+            assert _listening(int(number)) == {host}, address
 
 
 def test_node_refuses_to_start_without_a_peer_password(tmp_path: Path) -> None:
