@@ -114,3 +114,32 @@ def test_restore_refuses_what_is_not_a_snapshot(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert "cannot read" in missing.stderr
     assert "Traceback" not in result.stderr + missing.stderr
+
+
+def test_a_node_left_empty_is_sent_the_restored_state(cluster: Cluster, tmp_path: Path) -> None:
+    """A node not restored (its log one entry long) cannot match the restored log and gets the
+    leader's snapshot, instead of replaying an empty history."""
+    worker = WireClient(cluster, cluster.leader()).open()
+    worker.set_up("kept")
+    worker.insert("kept", b"one", b"two")
+    backup = tmp_path / "backup.snapshot"
+    saved = cli("snapshot", "save", str(backup), "--endpoints", ",".join(cluster.addresses))
+    assert saved.returncode == 0, saved.stderr
+    cluster.stop_all()
+
+    restored = Cluster(tmp_path / "restored")
+    try:
+        for path in restored.paths[:2]:
+            assert cli("snapshot", "restore", str(backup), "--config", str(path)).returncode == 0
+        restored.start_all()
+        restored.leader(timeout=30)
+        empty = restored.stubs(restored.addresses[2])
+
+        def has_the_list() -> bool:
+            status = empty.cluster.Status(pb.StatusRequest(), timeout=5)
+            return status.counts.lists == 1 and status.counts.members == 2
+
+        wait_until(has_the_list, timeout=20)
+    finally:
+        restored.close()
+    assert not restored.critical_lines()
