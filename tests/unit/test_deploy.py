@@ -8,6 +8,7 @@ the ports, volumes and secrets they declare compared with the addresses and path
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,31 @@ def test_systemd_unit_runs_the_config_it_documents() -> None:
     for path in (DEPLOY / "systemd").glob("*.toml"):
         config = load_config(path, env={}, flags={})
         assert config.data_dir.is_relative_to(f"/var/lib/{state_dir.group(1)}")
+
+
+def test_dockerfile_copies_every_package_and_the_dockerignore_lets_them_through() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    copied = {
+        source
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+        for source in line.split()[1:-1]
+    }
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package_dirs = project["tool"]["setuptools"]["package-dir"].values()
+    assert all(Path(d).parts[0] in copied for d in package_dirs)
+    assert {"pyproject.toml", project["project"]["readme"]} <= copied
+    assert all((ROOT / source).exists() for source in copied)
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert {f"!{source}" for source in copied} <= set(ignore)
+    exposed = re.search(r"^EXPOSE (.*)$", dockerfile, re.MULTILINE)
+    assert exposed is not None
+    systemd = load_config(DEPLOY / "systemd" / "node1.toml", env={}, flags={})
+    assert {int(p) for p in exposed.group(1).split()} == {
+        port(systemd.client_address),
+        port(systemd.peer_address),
+        port(systemd.metrics_address),
+    }
 
 
 # --------------------------------------------------------------------------- compose
