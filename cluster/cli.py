@@ -19,6 +19,7 @@ from turnstile.cluster.config import (
     NODE_ID_RULE,
     ROLES,
     ConfigError,
+    is_loopback,
     load_config,
     option_names,
 )
@@ -125,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         print("turnstile: --nodes must be an odd number >= 1", file=sys.stderr)
         return EXIT_CONFIG
     security = launcher.Security(tls=args.tls or args.mtls, mtls=args.mtls, auth=args.auth)
+    if not is_loopback(f"{args.host}:1") and not (security.tls and security.auth):
+        print(
+            f"turnstile: --host {args.host} is not a loopback address: the cluster needs "
+            "--tls (or --mtls) and --auth there",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     return launcher.cluster_up(args.data_dir.resolve(), args.nodes, args.host, security)
 
 

@@ -25,7 +25,14 @@ import grpc
 from turnstile.client.credentials import Credentials
 from turnstile.cluster.auth import ADMIN, WORKER, token_hash
 from turnstile.cluster.certs import CA_NAME, CLIENT_NAME, write_dev_pki
-from turnstile.cluster.config import NodeConfig, Peer, Token, config_to_toml, load_config
+from turnstile.cluster.config import (
+    ConfigError,
+    NodeConfig,
+    Peer,
+    Token,
+    config_to_toml,
+    load_config,
+)
 from turnstile.cluster.limits import Limits
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
@@ -282,7 +289,11 @@ def cluster_up(directory: Path, nodes: int, host: str, security: Security | None
     else:
         paths = write_cluster(directory, nodes, host, security=security)
         print(f"created a {nodes}-node cluster in {directory}")
-    configs = [read_config(p) for p in paths]
+    try:
+        configs = [read_config(p) for p in paths]
+    except ConfigError as exc:
+        print(f"turnstile: bad configuration in {directory}: {exc}", file=sys.stderr)
+        return 2
     children = [NodeProcess(p) for p in paths]
     stopping = False
 

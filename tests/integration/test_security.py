@@ -270,3 +270,19 @@ def test_server_tls_without_client_certificates(tmp_path: Path) -> None:
         assert "WARNING" in log
     finally:
         cluster.close()
+
+
+def test_cluster_up_off_the_loopback_needs_tls_and_tokens(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "turnstile.cluster", "cluster", "up"),
+            *("--host", "10.9.9.9", "--data-dir", str(tmp_path / "c")),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "needs --tls (or --mtls) and --auth" in result.stderr
+    assert not (tmp_path / "c").exists()
