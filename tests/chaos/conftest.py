@@ -31,16 +31,22 @@ def network() -> Iterator[Network]:
 
 @pytest.fixture
 def start_run(tmp_path: Path) -> Iterator[Start]:
-    """``start_run(network=None, fencing=True, **cluster_options)``: a started cluster with a
-    serving leader, and a run on it; all stopped by PID afterwards."""
+    """``start_run(network=None, fencing=True, load=False, **cluster_options)``: a started
+    cluster with a serving leader, and a run on it (with ``load``, the standard load already
+    making progress); all stopped by PID afterwards."""
     made: list[tuple[ChaosCluster, ChaosRun]] = []
 
-    def start(network: Network | None = None, fencing: bool = True, **options: object) -> ChaosRun:
+    def start(
+        network: Network | None = None, fencing: bool = True, load: bool = False, **options: object
+    ) -> ChaosRun:
         cluster = ChaosCluster(tmp_path / f"cluster{len(made)}", network, **options)  # type: ignore[arg-type]
         run = ChaosRun(cluster, tmp_path / f"run{len(made)}", fencing=fencing)
         made.append((cluster, run))
         cluster.start_all()
         cluster.leader()
+        if load:
+            run.start_standard_load()
+            run.wait_for_progress(20)
         return run
 
     try:

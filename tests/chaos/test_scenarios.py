@@ -25,10 +25,8 @@ OUTAGE = 2.5
 
 
 def test_leader_kill_loop(start_run: Start) -> None:
-    run = start_run()
+    run = start_run(load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     for _ in rounds(5):
         leader = cluster.leader()
         with cluster.fault("kill leader", cluster.name(leader)):
@@ -40,10 +38,8 @@ def test_leader_kill_loop(start_run: Start) -> None:
 
 
 def test_follower_kill(start_run: Start) -> None:
-    run = start_run()
+    run = start_run(load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     for _ in rounds(2):
         follower = cluster.follower(cluster.leader())
         with cluster.fault("kill follower", cluster.name(follower)):
@@ -69,10 +65,8 @@ def _read_from(address: str, list_name: str, member: bytes) -> int | None:
 
 def test_leader_pause_then_resume(start_run: Start) -> None:
     """The paused leader wakes up believing it leads: it must not answer from its stale view."""
-    run = start_run()
+    run = start_run(load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     stale_answers = []
     for round_ in rounds(3):
         leader = cluster.leader()
@@ -97,10 +91,8 @@ def test_leader_pause_then_resume(start_run: Start) -> None:
 
 def test_minority_leader_partition(network: Network, start_run: Start) -> None:
     """The leader is cut off from the other nodes and every client; the majority elects."""
-    run = start_run(network)
+    run = start_run(network, load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     for _ in rounds(2):
         leader = cluster.leader()
         with cluster.fault("isolate leader", cluster.name(leader)):
@@ -114,10 +106,8 @@ def test_minority_leader_partition(network: Network, start_run: Start) -> None:
 
 def test_pair_cut_while_both_see_the_third(network: Network, start_run: Start) -> None:
     """Leader and one follower cannot talk; each still reaches the third node."""
-    run = start_run(network)
+    run = start_run(network, load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     for _ in rounds(2):
         leader = cluster.leader()
         other = cluster.follower(leader)
@@ -131,10 +121,8 @@ def test_pair_cut_while_both_see_the_third(network: Network, start_run: Start) -
 
 def test_flapping_partitions(network: Network, start_run: Start) -> None:
     """Cuts come and go faster than elections settle."""
-    run = start_run(network)
+    run = start_run(network, load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     rng = random.Random(7)
     names = [cluster.name(i) for i in range(len(cluster.nodes))]
     for _ in rounds(10):
@@ -273,10 +261,8 @@ def test_a_node_clock_running_three_times_fast(start_run: Start) -> None:
 
 
 def test_whole_cluster_kill_and_restart(start_run: Start) -> None:
-    run = start_run()
+    run = start_run(load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     for _ in rounds(2):
         with cluster.fault("kill -9 all", "all"):
             cluster.kill_all()
@@ -287,10 +273,8 @@ def test_whole_cluster_kill_and_restart(start_run: Start) -> None:
 
 
 def test_rolling_restart(start_run: Start) -> None:
-    run = start_run()
+    run = start_run(load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     for _ in rounds(1):
         cluster.rolling_restart()
         run.wait_for_progress(10)
@@ -299,10 +283,8 @@ def test_rolling_restart(start_run: Start) -> None:
 
 def test_membership_change_under_load(start_run: Start) -> None:
     """Add a fourth node, then remove an original one (moving leadership off it first)."""
-    run = start_run()
+    run = start_run(load=True)
     cluster = run.cluster
-    run.start_standard_load()
-    run.wait_for_progress(20)
     with cluster.fault("add member", "n4"):
         added = cluster.add_member()
     run.wait_for_progress(10)

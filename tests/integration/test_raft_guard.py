@@ -69,6 +69,13 @@ def _replica(
     )
 
 
+def _freeze(node: RaftNode) -> None:
+    """Stops the node's loop (not the node), so nothing but the test touches its indices."""
+    node._stopping.set()
+    node._wake()
+    node._thread.join(timeout=10)
+
+
 def _load(directory: Path, guard: bool, batch: bool, commands: int) -> None:
     """Runs ``commands`` proposals in flight at once and waits until every replica has them."""
     nodes = _replicas(directory, guard, batch)
@@ -107,9 +114,7 @@ def test_a_late_ack_moves_next_index_backwards_only_without_the_guard(
         for node in nodes:
             node.start()
         leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
-        leader._stopping.set()  # freeze its loop so nothing else touches the indices
-        leader._wake()
-        leader._thread.join(timeout=10)
+        _freeze(leader)
         replica = leader.replica
         next_index = replica._SyncObj__raftNextIndex
         match_index = replica._SyncObj__raftMatchIndex
@@ -136,9 +141,7 @@ def test_a_later_reset_cannot_undo_an_earlier_one_only_with_the_guard(
         for node in nodes:
             node.start()
         leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
-        leader._stopping.set()  # freeze its loop so nothing else touches the indices
-        leader._wake()
-        leader._thread.join(timeout=10)
+        _freeze(leader)
         next_index = leader.replica._SyncObj__raftNextIndex  # pysyncobj internal
         follower = next(iter(next_index))
         next_index[follower] = 40
@@ -266,9 +269,7 @@ def test_a_late_append_below_the_applied_index_truncates_nothing(
         _submit_all(leader, 50, wait=True)
         follower = next(n for n in nodes if n is not leader)
         wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
-        follower._stopping.set()  # freeze its loop so nothing else touches its log
-        follower._wake()
-        follower._thread.join(timeout=10)
+        _freeze(follower)
         replica = follower.replica
         entries_from = replica._SyncObj__getEntries  # pysyncobj internal
         applied = follower.applied_index
