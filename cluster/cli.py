@@ -9,6 +9,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from turnstile.bench import cli as bench
 from turnstile.client.admin import commands as admin
 from turnstile.cluster import launcher, logs
 from turnstile.cluster.auth import token_hash
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument(
         "--config", type=Path, required=True, help="the new node's TOML config"
     )
+    bench.register(commands)
     return parser
 
 
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args)
     if args.command == "snapshot":
         return _restore(args)
+    if args.command == "bench":
+        return bench.run(args)
     if args.nodes < 1 or args.nodes % 2 == 0:
         print("turnstile: --nodes must be an odd number >= 1", file=sys.stderr)
         return EXIT_CONFIG

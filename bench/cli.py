@@ -1,0 +1,125 @@
+"""``turnstile bench``: the subcommand's options, checks and output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from turnstile.bench import report
+from turnstile.bench.runner import Plan, SystemRun
+from turnstile.bench.workers import WorkerError
+
+EXIT_USAGE = 2
+EXIT_VIOLATIONS = 1
+PEERS = ("etcd", "zookeeper")
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark a local cluster (optionally side by side with etcd and ZooKeeper)",
+        description="Throughput, latency, failover and idle cost of Turnstile, with "
+        "correctness counters next to every number. See docs/benchmarks.md.",
+    )
+    bench.add_argument(
+        "--compare", default="", metavar="SYSTEMS", help="also run etcd,zookeeper (comma list)"
+    )
+    bench.add_argument(
+        "--endpoints",
+        default="",
+        metavar="HOST:PORT,...",
+        help="benchmark this running Turnstile cluster (throughput rows only) instead of a local one",
+    )
+    bench.add_argument(
+        "--clients", default="", metavar="N,N", help="client counts (default 16,64; quick: 4)"
+    )
+    bench.add_argument(
+        "--processes", type=int, default=0, help="client processes (default 8; quick: 2)"
+    )
+    bench.add_argument("--duration", type=float, default=0.0, help="seconds per row (default 10)")
+    bench.add_argument("--quick", action="store_true", help="a short smoke run")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+class UsageError(Exception):
+    """Bad bench options; the message says which."""
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    plan = Plan.quick() if args.quick else Plan()
+    changes: dict[str, Any] = {}
+    if args.clients:
+        try:
+            clients = tuple(int(c) for c in args.clients.split(","))
+        except ValueError:
+            raise UsageError(f"--clients: comma-separated counts, got {args.clients!r}") from None
+        if not clients or min(clients) < 2:
+            raise UsageError("--clients: every count must be at least 2 (lists use pairs)")
+        changes["clients"] = clients
+    if args.processes:
+        if args.processes < 1:
+            raise UsageError("--processes: must be at least 1")
+        changes["processes"] = args.processes
+    if args.duration:
+        if not 0 < args.duration <= 3600:
+            raise UsageError("--duration: seconds, more than 0 and at most 3600")
+        changes["duration"] = args.duration
+    if args.processes < 0 or args.duration < 0:
+        raise UsageError("--processes and --duration must be positive")
+    return Plan(**{**plan.__dict__, **changes})
+
+
+def systems(args: argparse.Namespace) -> list[str]:
+    chosen = [s.strip() for s in args.compare.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in PEERS]
+    if unknown:
+        raise UsageError(f"--compare: unknown system {unknown[0]!r}; choose from {','.join(PEERS)}")
+    return ["turnstile", *dict.fromkeys(chosen)]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the bench; exit 0, 1 when a correctness counter is not zero, 2 on bad options."""
+    try:
+        plan = build_plan(args)
+        names = systems(args)
+        endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()] or None
+        if endpoints and any(":" not in e for e in endpoints):
+            raise UsageError(f"--endpoints: host:port addresses, got {args.endpoints!r}")
+    except UsageError as exc:
+        print(f"turnstile bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def progress(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    results: dict[str, Any] = {
+        "command": "turnstile bench " + " ".join(sys.argv[2:]),
+        "plan": plan.__dict__,
+        "systems": {},
+    }
+    try:
+        for name in names:
+            target = endpoints if name == "turnstile" else None
+            results["systems"][name] = SystemRun(name, plan, progress, target).run()
+            info = results["systems"][name]
+            if not info.get("available"):
+                progress(f"{name}: skipped: {info['reason']}")
+    except WorkerError as exc:
+        print(f"turnstile bench: {exc}", file=sys.stderr)
+        return EXIT_VIOLATIONS
+    except KeyboardInterrupt:
+        print("turnstile bench: interrupted; clusters stopped", file=sys.stderr)
+        return 130
+    results["violations"] = sum(
+        row.get("violations", 0)
+        for info in results["systems"].values()
+        for row in info.get("rows", {}).values()
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(report.table(results))
+    return EXIT_VIOLATIONS if results["violations"] else 0

@@ -1,0 +1,138 @@
+"""The bench's table: one row per workload, one column per system, and the ratio to the best
+other system. Every cell carries its correctness verdict so no number stands alone."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: Row key prefix -> (label, metric, higher is better).
+ROWS: dict[str, tuple[str, str, bool]] = {
+    "lock_uncontended": ("lock pairs, one name per client", "ops_per_s", True),
+    "lock_contended": ("lock pairs, one name for all", "ops_per_s", True),
+    "insert_one": ("list inserts, one per request, 50% dup", "members_per_s", True),
+    "insert_batch": ("list inserts, batches, 50% dup", "members_per_s", True),
+    "read_linearizable": ("reads, linearizable", "ops_per_s", True),
+    "read_stale": ("reads, stale (any member)", "ops_per_s", True),
+    "failover": ("failover: longest gap, kill -9 leader", "gap_s", False),
+    "dead_client": ("dead client's lock to waiter", "kill_to_grant_s", False),
+}
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+
+
+def cell(row: dict[str, Any] | None, prefix: str) -> str:
+    """One system's cell of one row."""
+    if row is None:
+        return "-"
+    if "error" in row:
+        return "failed"
+    verdict = "ok" if row.get("violations", 0) == 0 else f"VIOLATIONS {row['violations']}"
+    if prefix == "failover":
+        return f"{row['gap_s']:.2f} s, {row.get('errors', 0)} err; {verdict}"
+    if prefix == "dead_client":
+        return f"{row['kill_to_grant_s']:.2f} s (TTL {row['ttl_s']:g} s)"
+    if prefix == "lock_contended":
+        text = f"{_number(row['ops_per_s'])}/s"
+        if "handoff_p50_ms" in row:
+            text += f", r2g p50 {row['handoff_p50_ms']:.2f} ms"
+        return f"{text}, p99 {_number(row['p99_ms'])} ms; {verdict}"
+    if prefix.startswith("insert"):
+        return (
+            f"{_number(row['members_per_s'])}/s p99 {_number(row['p99_ms'])} ms, "
+            f"dup {row['duplicate_pct']:.0f}%; {verdict}"
+        )
+    return f"{_number(row['ops_per_s'])}/s p99 {_number(row['p99_ms'])} ms; {verdict}"
+
+
+def ratio(rows: dict[str, dict[str, Any] | None], prefix: str) -> str:
+    """Turnstile against the best other system on the row's metric (>1: Turnstile better)."""
+    _label, metric, higher = ROWS[_family(prefix)]
+    ours = (rows.get("turnstile") or {}).get(metric)
+    others = [
+        r[metric]
+        for system, r in rows.items()
+        if system != "turnstile" and r is not None and metric in r and r[metric] > 0
+    ]
+    if ours is None or not others or ours <= 0:
+        return "-"
+    best = max(others) if higher else min(others)
+    return f"{ours / best:.1f}x" if higher else f"{best / ours:.1f}x"
+
+
+def _family(prefix: str) -> str:
+    return "insert_batch" if prefix.startswith("insert_batch") else prefix
+
+
+def row_keys(results: dict[str, Any]) -> list[str]:
+    """Every row key any system reported, in table order."""
+    seen: list[str] = []
+    for system in results["systems"].values():
+        for key in system.get("rows", {}):
+            if key not in seen and _family(key.split("@")[0]) in ROWS:
+                seen.append(key)
+    order = list(ROWS)
+    return sorted(
+        seen,
+        key=lambda k: (
+            order.index(_family(k.split("@")[0])),
+            int(k.split("@")[1]) if "@" in k else 0,
+        ),
+    )
+
+
+def table(results: dict[str, Any]) -> str:
+    """The human-readable table of a bench run."""
+    systems = list(results["systems"])
+    headers = ["workload", "clients", *systems]
+    if len(systems) > 1:
+        headers.append("turnstile vs best")
+    lines = []
+    for key in row_keys(results):
+        prefix, _, clients = key.partition("@")
+        label = ROWS[_family(prefix)][0]
+        if prefix.startswith("insert_batch"):
+            label = label.replace("batches", f"batches of {prefix.removeprefix('insert_batch')}")
+        per_system = {s: results["systems"][s].get("rows", {}).get(key) for s in systems}
+        line = [label, clients or "-", *(cell(per_system[s], prefix) for s in systems)]
+        if len(systems) > 1:
+            line.append(ratio(per_system, prefix))
+        lines.append(line)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    out = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    out += [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in lines
+    ]
+    notes = [
+        f"{system}: not run ({info['reason']})"
+        for system, info in results["systems"].items()
+        if not info.get("available")
+    ]
+    idle = results["systems"].get("turnstile", {}).get("rows", {}).get("idle")
+    if idle and "error" not in idle:
+        notes.append(
+            "turnstile idle CPU per node (no clients): "
+            + ", ".join(f"{c:.2f}%" for c in idle["idle_cpu_pct_per_node"])
+            + f"; leader with {idle['sessions']:,} sessions kept alive (TTL "
+            f"{idle['session_ttl_s']:g} s): {idle['leader_cpu_pct_with_sessions']:.1f}% CPU, "
+            f"RSS {idle['leader_rss_mb_before']:.0f} -> {idle['leader_rss_mb_with_sessions']:.0f} MB"
+        )
+    for system, info in results["systems"].items():
+        for key, row in info.get("rows", {}).items():
+            if row.get("error"):
+                notes.append(f"{system} {key}: {row['error'].splitlines()[0]}")
+    notes.append(
+        f"correctness: {results['violations']} violations "
+        "(overlapping holds, token regressions, id conflicts) over every row above"
+    )
+    return "\n".join(out + [""] + notes)

@@ -1,0 +1,239 @@
+"""Runs every workload against one system and turns the records into numbers + checks."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from turnstile.bench import stats
+from turnstile.bench.systems import (
+    CLUSTERS,
+    LocalCluster,
+    SystemUnavailable,
+    process_cpu_seconds,
+    process_rss_bytes,
+)
+from turnstile.bench.workers import IdleSessions, Job, Records, WorkerError, dead_client, run_job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run; ``quick`` shrinks it to a smoke test."""
+
+    clients: tuple[int, ...] = (16, 64)
+    processes: int = 8
+    duration: float = 10.0
+    batch: int = 100
+    failover_clients: int = 4
+    failover_duration: float = 10.0
+    dead_client_ttl: float = 2.0
+    idle_sessions: int = 10_000
+    idle_window: float = 10.0
+    session_ttl: float = 10.0
+
+    @classmethod
+    def quick(cls, clients: tuple[int, ...] = (4,)) -> Plan:
+        return cls(
+            clients=clients,
+            processes=2,
+            duration=2.0,
+            batch=100,
+            failover_duration=4.0,
+            idle_sessions=500,
+            idle_window=2.0,
+        )
+
+
+#: (row key prefix, workload, batch) of the throughput rows, in table order.
+def throughput_rows(batch: int) -> list[tuple[str, str, int]]:
+    return [
+        ("lock_uncontended", "lock_uncontended", 1),
+        ("lock_contended", "lock_contended", 1),
+        ("insert_one", "insert", 1),
+        (f"insert_batch{batch}", "insert", batch),
+        ("read_linearizable", "read_linearizable", 1),
+        ("read_stale", "read_stale", 1),
+    ]
+
+
+def summarize(records: Records, duration: float, batch: int = 1) -> dict[str, Any]:
+    """Throughput, latency and the correctness counters of one run."""
+    ops = len(records.ops)
+    row: dict[str, Any] = {
+        "ops": ops,
+        "ops_per_s": round(ops / duration, 1),
+        **stats.latency_ms(done - sent for sent, done in records.ops),
+        "errors": records.errors,
+        "violations": 0,
+    }
+    if records.holds:
+        check = stats.check_holds(stats.Hold(*h) for h in records.holds)
+        row["overlaps"] = check.overlaps
+        row["token_regressions"] = check.token_regressions
+        row["violations"] += check.overlaps + check.token_regressions
+        if check.handoffs:
+            row["handoffs"] = len(check.handoffs)
+            row["handoffs_per_s"] = round(len(check.handoffs) / duration, 1)
+            handoff = stats.latency_ms(check.handoffs)
+            row["handoff_p50_ms"] = handoff["p50_ms"]
+            row["handoff_p99_ms"] = handoff["p99_ms"]
+    if records.inserts:
+        ids = stats.check_ids(records.inserts)
+        row["members_per_s"] = round(ids.inserts / duration, 1)
+        row["batch"] = batch
+        row["duplicate_pct"] = round(100 * ids.duplicates / max(1, ids.inserts), 1)
+        row["unstable_ids"] = ids.unstable_ids
+        row["shared_ids"] = ids.shared_ids
+        row["double_adds"] = ids.double_adds
+        row["violations"] += ids.unstable_ids + ids.shared_ids + ids.double_adds
+    return row
+
+
+def _cpu_percent(pids: list[int], window: float) -> list[float]:
+    before = [process_cpu_seconds(p) for p in pids]
+    time.sleep(window)
+    after = [process_cpu_seconds(p) for p in pids]
+    return [
+        round(100 * (b - a) / window, 2) if a is not None and b is not None else math.nan
+        for a, b in zip(before, after, strict=True)
+    ]
+
+
+class SystemRun:
+    """One system: start its cluster (or use ``endpoints``), run the plan, stop it."""
+
+    def __init__(
+        self,
+        system: str,
+        plan: Plan,
+        progress: Callable[[str], None],
+        endpoints: list[str] | None = None,
+    ) -> None:
+        self.system = system
+        self.plan = plan
+        self.progress = progress
+        self.endpoints = endpoints
+        self.rows: dict[str, Any] = {}
+
+    def run(self) -> dict[str, Any]:
+        if self.endpoints is not None:
+            self._throughput(self.endpoints, tag_base="remote")
+            return {"available": True, "cluster": "given endpoints", "rows": self.rows}
+        with tempfile.TemporaryDirectory(prefix=f"turnstile-bench-{self.system}-") as directory:
+            cluster = CLUSTERS[self.system](Path(directory))
+            try:
+                self.progress(f"{self.system}: starting a local 3-member cluster")
+                try:
+                    cluster.start()
+                except SystemUnavailable as exc:
+                    return {"available": False, "reason": str(exc)}
+                self._throughput(cluster.endpoints, tag_base=f"t{int(time.time())}")
+                self._dead_client(cluster)
+                if self.system == "turnstile":
+                    self._idle(cluster)
+                self._failover(cluster)
+            finally:
+                cluster.stop()
+        return {"available": True, "cluster": "local, 3 members", "rows": self.rows}
+
+    def _throughput(self, endpoints: list[str], tag_base: str) -> None:
+        plan = self.plan
+        for clients in plan.clients:
+            for key, workload, batch in throughput_rows(plan.batch):
+                row_key = f"{key}@{clients}"
+                self.progress(f"{self.system}: {row_key}")
+                job = Job(
+                    self.system,
+                    endpoints,
+                    workload,
+                    plan.duration,
+                    ttl_s=plan.session_ttl,
+                    batch=batch,
+                    tag=f"{tag_base}-{row_key.replace('@', '-')}",
+                )
+                records, _start = run_job(job, clients, plan.processes)
+                self.rows[row_key] = {"clients": clients, **summarize(records, plan.duration, batch)}
+
+    def _failover(self, cluster: LocalCluster) -> None:
+        plan = self.plan
+        self.progress(f"{self.system}: failover (kill -9 of the leader)")
+        killed: list[float] = []
+
+        def kill_midway(start: float) -> None:
+            time.sleep(max(0.0, start + plan.failover_duration / 2 - time.monotonic()))
+            if cluster.kill_leader():
+                killed.append(time.monotonic())
+
+        job = Job(
+            self.system,
+            cluster.endpoints,
+            "lock_uncontended",
+            plan.failover_duration,
+            ttl_s=plan.session_ttl,
+            tag="failover",
+            tolerate_errors=True,
+        )
+        records, start = run_job(
+            job, plan.failover_clients, plan.failover_clients, during=kill_midway
+        )
+        row = summarize(records, plan.failover_duration)
+        done = [d for _sent, d in records.ops]
+        row["gap_s"] = round(stats.longest_gap(done, start, start + plan.failover_duration), 3)
+        if killed:
+            after = [d for d in done if d > killed[0]]
+            row["first_success_after_kill_s"] = (
+                round(min(after) - killed[0], 3) if after else math.nan
+            )
+        else:
+            row["note"] = "no leader found to kill"
+        self.rows[f"failover@{plan.failover_clients}"] = {"clients": plan.failover_clients, **row}
+
+    def _dead_client(self, cluster: LocalCluster) -> None:
+        self.progress(f"{self.system}: dead client's lock to a waiter")
+        try:
+            elapsed, ttl = dead_client(self.system, cluster.endpoints, self.plan.dead_client_ttl)
+        except WorkerError as exc:
+            self.rows["dead_client"] = {"error": str(exc), "violations": 0}
+            return
+        self.rows["dead_client"] = {
+            "kill_to_grant_s": round(elapsed, 3),
+            "ttl_s": ttl,
+            "over_ttl_s": round(elapsed - ttl, 3),
+            "violations": 0,
+        }
+
+    def _idle(self, cluster: LocalCluster) -> None:
+        plan = self.plan
+        self.progress(f"{self.system}: idle cost, then {plan.idle_sessions} sessions kept alive")
+        pids = cluster.pids()
+        idle = _cpu_percent(pids, plan.idle_window)
+        leader_index = cluster.leader_index()
+        if leader_index is None:
+            self.rows["idle"] = {"error": "no leader", "violations": 0}
+            return
+        leader_pid = cluster.processes[leader_index].pid
+        rss_before = process_rss_bytes(leader_pid) or 0
+        with IdleSessions(
+            cluster.endpoints[leader_index], plan.idle_sessions, plan.session_ttl
+        ):
+            # Let the keep-alives spread over a full interval before measuring.
+            time.sleep(plan.session_ttl / 3)
+            busy = _cpu_percent([leader_pid], plan.idle_window)[0]
+            rss = process_rss_bytes(leader_pid) or 0
+        self.rows["idle"] = {
+            "idle_cpu_pct_per_node": idle,
+            "sessions": plan.idle_sessions,
+            "session_ttl_s": plan.session_ttl,
+            "leader_cpu_pct_with_sessions": busy,
+            "leader_rss_mb_before": round(rss_before / 2**20, 1),
+            "leader_rss_mb_with_sessions": round(rss / 2**20, 1),
+            "violations": 0,
+        }
