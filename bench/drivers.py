@@ -14,10 +14,13 @@ reads spread over all members in every system.
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
+
+from turnstile.bench.systems import ZOOKEEPER_TICK_MS
 
 #: Where the bench keeps its data in etcd and ZooKeeper.
 PREFIX = "/turnstile-bench"
@@ -196,11 +199,16 @@ class ZooKeeperDriver(Driver):
     def __init__(self, endpoints: list[str], index: int, ttl_s: float) -> None:
         from kazoo.client import KazooClient  # noqa: PLC0415
 
+        # kazoo logs every dropped connection (the failover row drops some on purpose).
+        logging.getLogger("kazoo").setLevel(logging.ERROR)
         self.client = KazooClient(
             hosts=",".join(rotated(endpoints, index)), timeout=ttl_s, randomize_hosts=False
         )
         self.client.start(timeout=30)
-        self.ttl_s = self.client._session_timeout / 1000  # what the server granted
+        # The server clamps the session timeout to [2, 20] ticks; kazoo does not keep the
+        # negotiated value, so apply the same clamp to the bench's own zoo.cfg tick.
+        tick = ZOOKEEPER_TICK_MS / 1000
+        self.ttl_s = min(max(ttl_s, 2 * tick), 20 * tick)
         self._locks: dict[str, Any] = {}
         self._made: set[str] = set()
 

@@ -21,6 +21,8 @@ from turnstile.v1 import turnstile_pb2 as pb
 
 #: Debian's ZooKeeper jar; its manifest names every dependency jar.
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
+#: ZooKeeper's tickTime in the bench's zoo.cfg (Debian's default).
+ZOOKEEPER_TICK_MS = 2000
 #: How long a cluster may take to elect a leader at start.
 START_TIMEOUT_S = 60.0
 
@@ -202,7 +204,7 @@ class ZooKeeperCluster(LocalCluster):
             (member_dir / "data" / "myid").write_text(f"{i + 1}\n")
             config = member_dir / "zoo.cfg"
             config.write_text(
-                "tickTime=2000\ninitLimit=10\nsyncLimit=5\n"
+                f"tickTime={ZOOKEEPER_TICK_MS}\ninitLimit=10\nsyncLimit=5\n"
                 f"dataDir={member_dir / 'data'}\nclientPort={ports[3 * i]}\n"
                 "clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n"
                 "4lw.commands.whitelist=srvr\nadmin.enableServer=false\n"
