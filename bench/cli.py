@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--endpoints",
         default="",
         metavar="HOST:PORT,...",
-        help="benchmark this running Turnstile cluster (throughput rows only) instead of a local one",
+        help="benchmark this running Turnstile cluster (throughput rows only)",
     )
     bench.add_argument(
         "--clients", default="", metavar="N,N", help="client counts (default 16,64; quick: 4)"

@@ -14,6 +14,7 @@ reads spread over all members in every system.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -49,6 +50,7 @@ class Driver(ABC):
     def read(self, linearizable: bool) -> None:
         """Reads one small value (written at setup by ``prepare_read``)."""
 
+    @abstractmethod
     def prepare_read(self) -> None:
         """Creates the value ``read`` reads; idempotent."""
 
@@ -188,10 +190,8 @@ class EtcdDriver(Driver):
 
         self._closed.set()
         self._keepalive.cancel()
-        try:
+        with contextlib.suppress(grpc.RpcError):
             self._leases.LeaseRevoke(self._api.rpc.LeaseRevokeRequest(ID=self.lease), timeout=5)
-        except grpc.RpcError:
-            pass
         self._channel.close()
 
 

@@ -125,7 +125,8 @@ def table(results: dict[str, Any]) -> str:
             + ", ".join(f"{c:.2f}%" for c in idle["idle_cpu_pct_per_node"])
             + f"; leader with {idle['sessions']:,} sessions kept alive (TTL "
             f"{idle['session_ttl_s']:g} s): {idle['leader_cpu_pct_with_sessions']:.1f}% CPU, "
-            f"RSS {idle['leader_rss_mb_before']:.0f} -> {idle['leader_rss_mb_with_sessions']:.0f} MB"
+            f"RSS {idle['leader_rss_mb_before']:.0f} -> "
+            f"{idle['leader_rss_mb_with_sessions']:.0f} MB"
         )
     for system, info in results["systems"].items():
         for key, row in info.get("rows", {}).items():
@@ -135,4 +136,4 @@ def table(results: dict[str, Any]) -> str:
         f"correctness: {results['violations']} violations "
         "(overlapping holds, token regressions, id conflicts) over every row above"
     )
-    return "\n".join(out + [""] + notes)
+    return "\n".join([*out, "", *notes])

@@ -15,7 +15,7 @@ from turnstile.bench import stats
 from turnstile.bench.systems import (
     CLUSTERS,
     LocalCluster,
-    SystemUnavailable,
+    SystemUnavailableError,
     process_cpu_seconds,
     process_rss_bytes,
 )
@@ -133,7 +133,7 @@ class SystemRun:
                 self.progress(f"{self.system}: starting a local 3-member cluster")
                 try:
                     cluster.start()
-                except SystemUnavailable as exc:
+                except SystemUnavailableError as exc:
                     return {"available": False, "reason": str(exc)}
                 self._throughput(cluster.endpoints, tag_base=f"t{int(time.time())}")
                 self._dead_client(cluster)
@@ -160,7 +160,10 @@ class SystemRun:
                     tag=f"{tag_base}-{row_key.replace('@', '-')}",
                 )
                 records, _start = run_job(job, clients, plan.processes)
-                self.rows[row_key] = {"clients": clients, **summarize(records, plan.duration, batch)}
+                self.rows[row_key] = {
+                    "clients": clients,
+                    **summarize(records, plan.duration, batch),
+                }
 
     def _failover(self, cluster: LocalCluster) -> None:
         plan = self.plan
@@ -221,9 +224,7 @@ class SystemRun:
             return
         leader_pid = cluster.processes[leader_index].pid
         rss_before = process_rss_bytes(leader_pid) or 0
-        with IdleSessions(
-            cluster.endpoints[leader_index], plan.idle_sessions, plan.session_ttl
-        ):
+        with IdleSessions(cluster.endpoints[leader_index], plan.idle_sessions, plan.session_ttl):
             # Let the keep-alives spread over a full interval before measuring.
             time.sleep(plan.session_ttl / 3)
             busy = _cpu_percent([leader_pid], plan.idle_window)[0]

@@ -27,7 +27,7 @@ ZOOKEEPER_TICK_MS = 2000
 START_TIMEOUT_S = 60.0
 
 
-class SystemUnavailable(Exception):
+class SystemUnavailableError(Exception):
     """The system cannot run here (binary missing, failed to start); the message says why."""
 
 
@@ -82,11 +82,15 @@ class LocalCluster(ABC):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
-                raise SystemUnavailable(f"{self.name}: a member exited at start; see {self.directory}")
+                raise SystemUnavailableError(
+                    f"{self.name}: a member exited at start; see {self.directory}"
+                )
             if self.leader_index() is not None:
                 return
             time.sleep(0.1)
-        raise SystemUnavailable(f"{self.name}: no leader within {timeout:g} s; see {self.directory}")
+        raise SystemUnavailableError(
+            f"{self.name}: no leader within {timeout:g} s; see {self.directory}"
+        )
 
     def stop(self) -> None:
         """SIGTERM every member by PID, SIGKILL what is left after 10 s."""
@@ -142,7 +146,7 @@ class EtcdCluster(LocalCluster):
     def start(self) -> None:
         binary = shutil.which("etcd")
         if binary is None:
-            raise SystemUnavailable("etcd: no `etcd` binary (apt-get install etcd-server)")
+            raise SystemUnavailableError("etcd: no `etcd` binary (apt-get install etcd-server)")
         ports = launcher.free_ports(2 * self.members)
         names = [f"e{i + 1}" for i in range(self.members)]
         peers = [f"http://127.0.0.1:{ports[2 * i + 1]}" for i in range(self.members)]
@@ -189,7 +193,7 @@ class ZooKeeperCluster(LocalCluster):
     def start(self) -> None:
         java = shutil.which("java")
         if java is None or not ZOOKEEPER_JAR.exists():
-            raise SystemUnavailable(
+            raise SystemUnavailableError(
                 f"zookeeper: needs `java` and {ZOOKEEPER_JAR} (apt-get install zookeeper)"
             )
         ports = launcher.free_ports(3 * self.members)

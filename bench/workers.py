@@ -97,9 +97,7 @@ def run_client(driver: Driver, job: Job, client: int, clients: int, stop: float)
                 releasing = clock()
                 driver.release(lock_name)
                 done = clock()
-                records.holds.append(
-                    (lock_name, client, sent, granted, releasing, done, token)
-                )
+                records.holds.append((lock_name, client, sent, granted, releasing, done, token))
             elif job.workload == "insert":
                 keys = insert_keys(client, clients, op, job.batch)
                 answers = driver.insert(job.tag, keys)
@@ -124,6 +122,7 @@ def _process_main(
     job: Job,
     client_ids: list[int],
     clients: int,
+    *,
     ready: Any,
     start_at: Any,
     go: Any,
@@ -194,7 +193,8 @@ def run_job(
     children = [
         context.Process(
             target=_process_main,
-            args=(job, group, clients, ready, start_at, go, results),
+            args=(job, group, clients),
+            kwargs={"ready": ready, "start_at": start_at, "go": go, "results": results},
             daemon=True,
         )
         for group in groups
@@ -326,9 +326,7 @@ async def _idle_sessions(
                     await stub.KeepAlive(pb.KeepAliveRequest(session_id=session), timeout=10)
                 await asyncio.sleep(max(0.0, interval - (loop.time() - sent)))
 
-        await asyncio.gather(
-            *(keep_alive(s, interval * i / count) for i, s in enumerate(sessions))
-        )
+        await asyncio.gather(*(keep_alive(s, interval * i / count) for i, s in enumerate(sessions)))
 
 
 def _idle_main(endpoint: str, count: int, ttl_s: float, ready: Any, stop_event: Any) -> None:
