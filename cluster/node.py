@@ -87,6 +87,10 @@ class Node:
         self._duties: asyncio.Task[None] | None = None
         self._health_listeners: list[Callable[[bool], Awaitable[None]]] = []
         self.metrics = NodeMetrics(self)
+        #: Bumped on the raft thread after a SetMember/RemoveMember applies.
+        self._membership_changes = 0
+        self._members_cache: tuple[tuple[int, int], tuple[Peer, ...]] | None = None
+        self._leader_cache: tuple[tuple[str | None, tuple[int, int]], tuple[str, str]] | None = None
         timing = config.timing
         self.raft = RaftNode(
             RaftOptions(
@@ -146,17 +150,38 @@ class Node:
         return self._base_clock + int((time.monotonic() - self._base_mono) * 1000)
 
     def members(self) -> list[Peer]:
-        """The cluster's members: the replicated registry, or the config before it is seeded."""
+        """The cluster's members: the replicated registry, or the config before it is seeded.
+
+        Every response header names the leader from this list, so it is cached until a
+        membership command applies or a snapshot is installed (``_membership_version``).
+        """
+        version = self._membership_version()
+        cached = self._members_cache
+        if cached is not None and cached[0] == version:
+            return list(cached[1])
         registry = self.raft.read(lambda s: dict(s.cluster_members))
-        if not registry:
-            return list(self.config.peers)
-        return [Peer(node_id, *registry[node_id]) for node_id in sorted(registry)]
+        if registry:
+            peers = tuple(Peer(node_id, *registry[node_id]) for node_id in sorted(registry))
+        else:
+            peers = tuple(self.config.peers)
+        # Taken before reading: a change applied meanwhile makes this entry stale at once.
+        self._members_cache = (version, peers)
+        return list(peers)
+
+    def _membership_version(self) -> tuple[int, int]:
+        return (self._membership_changes, self.raft.snapshot_installs)
 
     def leader_ids(self) -> tuple[str, str]:
         """(node id, client address) of the leader as this node knows it; empty if none."""
         address = self.raft.leader_address
+        version = self._membership_version()
+        cached = self._leader_cache
+        if cached is not None and cached[0] == (address, version):
+            return cached[1]
         peer = next((p for p in self.members() if p.peer_address == address), None)
-        return (peer.node_id, peer.client_address) if peer else ("", "")
+        ids = (peer.node_id, peer.client_address) if peer else ("", "")
+        self._leader_cache = ((address, version), ids)
+        return ids
 
     async def change_membership(self, peer: Peer, add: bool) -> None:
         """Adds or removes one member: the Raft configuration and the replicated registry.
@@ -320,6 +345,8 @@ class Node:
 
     def _on_applied(self, command: Command | None, applied: Applied) -> None:
         """Raft thread: queue for the asyncio loop, scheduling one drain per burst."""
+        if isinstance(command, SetMember | RemoveMember):
+            self._membership_changes += 1
         self._applied.append((command, applied))
         if not self._drain_scheduled:
             self._drain_scheduled = True

@@ -148,6 +148,8 @@ class RaftNode:
         self._calls: deque[Callable[[], None]] = deque()
         self._announced_commit = 0
         self._last_leader_contact = time.monotonic()
+        #: Snapshots installed into the state (the state object was replaced).
+        self.snapshot_installs = 0
         #: Times the known leader changed (to another node or to none).
         self.leader_changes = 0
         self._last_leader: str | None = None
@@ -419,6 +421,7 @@ class RaftNode:
         state = snapshot.load(document["state"])
         with self._state_lock:
             self.state = state
+            self.snapshot_installs += 1
         return (
             tuple(document["last_entry"]),
             tuple(document["previous_entry"]),
