@@ -582,6 +582,61 @@ def decode_command(data: bytes) -> Command:
     return _decode_record(_unpack(data), _COMMANDS, "command")
 
 
+#: Op code of a log entry that carries several commands, applied in order. Not a command:
+#: the leader groups the commands proposed within one tick into one entry (one pickle, one
+#: journal record, one apply call in pysyncobj instead of one each).
+BATCH_OP = 100
+
+
+def encode_batch(payloads: list[bytes]) -> bytes:
+    """One log entry ``[version, BATCH_OP, [command, ...]]`` from encoded commands.
+
+    The commands' bytes are spliced in as they are: a msgpack array is its header followed by
+    its packed elements, so nothing is packed twice.
+    """
+    count = len(payloads)
+    if count < 16:
+        header = bytes([0x90 | count])
+    elif count < 1 << 16:
+        header = b"\xdc" + count.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + count.to_bytes(4, "big")
+    return (
+        b"\x93"
+        + msgpack.packb(FORMAT_VERSION)
+        + msgpack.packb(BATCH_OP)
+        + header
+        + b"".join(payloads)
+    )
+
+
+def decode_entry(data: bytes) -> Command | list[Command | CodecError]:
+    """One log entry: its command, or a batch's commands in order, where a command that does
+    not decode is a ``CodecError`` in its place (the others still apply).
+
+    :raises CodecError: the entry is neither a command nor a batch.
+    """
+    record = _unpack(data)
+    if (
+        isinstance(record, list)
+        and len(record) == 3
+        and type(record[0]) is int
+        and record[0] == FORMAT_VERSION
+        and type(record[1]) is int
+        and record[1] == BATCH_OP
+    ):
+        if not isinstance(record[2], list) or not record[2]:
+            raise CodecError("a batch is [version, BATCH_OP, [command, ...]] with a command")
+        decoded: list[Command | CodecError] = []
+        for item in record[2]:
+            try:
+                decoded.append(_decode_record(item, _COMMANDS, "command"))
+            except CodecError as exc:
+                decoded.append(exc)
+        return decoded
+    return _decode_record(record, _COMMANDS, "command")
+
+
 def result_to_plain(result: Result) -> list[Any]:
     return [FORMAT_VERSION, result.CODE, _codec_for(type(result)).to_values(result)]
 

@@ -83,6 +83,9 @@ class Node:
         self._tick_in_flight = False
         self._applied: deque[tuple[Command | None, Applied]] = deque()
         self._drain_scheduled = False
+        #: Outcomes of this node's proposals (raft thread -> loop), and whether a drain is due.
+        self._outcomes: deque[tuple[asyncio.Future[Applied], Any, int]] = deque()
+        self._settle_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._duties: asyncio.Task[None] | None = None
         self._health_listeners: list[Callable[[bool], Awaitable[None]]] = []
@@ -276,15 +279,13 @@ class Node:
         """Proposes one command and waits for it to be applied here."""
         future: asyncio.Future[Applied] = self.loop.create_future()
 
-        def settle(result: Any, error: int) -> None:
-            if not future.done():
-                if error == SUCCESS:
-                    future.set_result(result)
-                else:
-                    future.set_exception(_proposal_error(error))
-
         def on_commit(result: Any, error: int) -> None:
-            self.loop.call_soon_threadsafe(settle, result, error)
+            self._outcomes.append((future, result, error))
+            if not self._settle_scheduled:
+                self._settle_scheduled = True
+                # RuntimeError: the loop is closed, the node is stopping.
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(self._settle_outcomes)
 
         self.raft.submit(encode_command(command), on_commit)
         timeout = self.config.timing.commit_timeout_ms / 1000
@@ -295,6 +296,19 @@ class Node:
                 Reason.UNKNOWN_OUTCOME,
                 f"not committed within {timeout:g}s; retry with the same request id",
             ) from None
+
+    def _settle_outcomes(self) -> None:
+        """Loop thread: answers every proposal committed since the last call. One wake-up of
+        the loop per burst of commits, not one per command."""
+        self._settle_scheduled = False
+        outcomes = self._outcomes
+        while outcomes:
+            future, result, error = outcomes.popleft()
+            if not future.done():
+                if error == SUCCESS:
+                    future.set_result(result)
+                else:
+                    future.set_exception(_proposal_error(error))
 
     async def transfer_leadership(self, node_id: str) -> None:
         """Hands leadership to ``node_id`` (empty: the most caught-up follower)."""

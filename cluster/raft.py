@@ -70,7 +70,7 @@ from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from turnstile.cluster import snapshot
-from turnstile.cluster.commands import CodecError, Command, Err, decode_command
+from turnstile.cluster.commands import CodecError, Command, Err, decode_entry, encode_batch
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, StateMachine
 
@@ -87,6 +87,9 @@ _SNAPSHOT_FILE_VERSION = 1
 #: File names in a node's data directory.
 JOURNAL_FILE = "raft.journal"
 SNAPSHOT_FILE = "raft.snapshot"
+#: Bounds of one grouped log entry: commands, and bytes (a big entry stalls every follower).
+_GROUP_MAX_COMMANDS = 1000
+_GROUP_MAX_BYTES = 256 * 1024
 _RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 
@@ -120,7 +123,7 @@ class _Replica(SyncObj):
         super().__init__(options.self_address, list(options.other_addresses), conf)
 
     @replicated
-    def apply(self, payload: bytes) -> Applied:
+    def apply(self, payload: bytes) -> Applied | list[Applied]:
         return self._node._apply_entry(payload)
 
 
@@ -146,6 +149,8 @@ class RaftNode:
         self._stopping = threading.Event()
         #: Work that must run on the loop thread (pysyncobj is not thread-safe).
         self._calls: deque[Callable[[], None]] = deque()
+        #: Submitted commands not yet handed to pysyncobj; the loop groups them per tick.
+        self._proposals: deque[tuple[bytes, ProposalCallback]] = deque()
         self._announced_commit = 0
         self._last_leader_contact = time.monotonic()
         #: Snapshots installed into the state (the state object was replaced).
@@ -223,6 +228,7 @@ class RaftNode:
             try:
                 while self._calls:
                     self._calls.popleft()()
+                self._propose_pending()
                 if self.options.batch:
                     self.replica._checkCommandsToApply()
                     self._send_now_if_idle()
@@ -322,8 +328,32 @@ class RaftNode:
         Thread-safe. The callback runs on the loop thread and is guarded: an exception in it
         is logged, never allowed into pysyncobj (which would apply the entry twice).
         """
-        self.replica.apply(payload, callback=_guarded(callback))
+        self._proposals.append((payload, callback))
         self._wake()
+
+    def _propose_pending(self) -> None:
+        """Loop thread: hands what was submitted since the last tick to pysyncobj, grouped.
+
+        Commands submitted together become one log entry (``encode_batch``), up to the group
+        bounds: one pickle, one journal record and one apply call for all of them. Every
+        command of a group shares its entry's fate: applied in order, or not at all.
+        """
+        proposals = self._proposals
+        while proposals:
+            group = [proposals.popleft()]
+            size = len(group[0][0])
+            while proposals and len(group) < _GROUP_MAX_COMMANDS and size < _GROUP_MAX_BYTES:
+                group.append(proposals.popleft())
+                size += len(group[-1][0])
+            if len(group) == 1:
+                payload, callback = group[0]
+                self.replica.apply(payload, callback=_guarded(callback))
+            else:
+                callbacks = [callback for _payload, callback in group]
+                self.replica.apply(
+                    encode_batch([payload for payload, _callback in group]),
+                    callback=_guarded(_split_group(callbacks)),
+                )
 
     def transfer_leadership(self, peer_address: str | None, callback: ProposalCallback) -> None:
         """Asks pysyncobj (on the loop thread) to hand leadership to ``peer_address``, or to
@@ -352,15 +382,26 @@ class RaftNode:
 
     # ------------------------------------------------------------------ applying
 
-    def _apply_entry(self, payload: bytes) -> Applied:
-        """Runs on every replica for every committed entry. Never raises."""
-        command: Command | None
+    def _apply_entry(self, payload: bytes) -> Applied | list[Applied]:
+        """Runs on every replica for every committed entry. Never raises.
+
+        Returns the ``Applied`` of a one-command entry, or a list of them for a group.
+        """
         try:
-            command = decode_command(payload)
+            decoded = decode_entry(payload)
         except CodecError as exc:
+            return self._apply_one(exc)
+        if isinstance(decoded, list):
+            return [self._apply_one(command) for command in decoded]
+        return self._apply_one(decoded)
+
+    def _apply_one(self, decoded: Command | CodecError) -> Applied:
+        command: Command | None
+        if isinstance(decoded, CodecError):
             command = None
-            applied = Applied(Err(Reason.INVALID_ARGUMENT, f"undecodable command: {exc}"), ())
+            applied = Applied(Err(Reason.INVALID_ARGUMENT, f"undecodable command: {decoded}"), ())
         else:
+            command = decoded
             try:
                 with self._state_lock:
                     applied = self.state.apply(command)
@@ -554,6 +595,23 @@ def _log_refused_peers(replica: SyncObj, transport: Any) -> None:
         conn.encryptor = _AuthenticatedFernet(fernet, refusals, peer)
 
     server._TcpServer__onNewConnectionCallback = accept_labelled  # pysyncobj internal
+
+
+def _split_group(callbacks: list[ProposalCallback]) -> ProposalCallback:
+    """One group entry's callback: each command's own result, or the entry's failure to all."""
+
+    def split(result: Any, error: int) -> None:
+        if error == SUCCESS and isinstance(result, list) and len(result) == len(callbacks):
+            for callback, applied in zip(callbacks, result, strict=True):
+                _guarded(callback)(applied, SUCCESS)
+            return
+        if error == SUCCESS:
+            log.error("a grouped entry returned %r for %d commands", result, len(callbacks))
+            error = FAIL_REASON.UNKNOWN_OUTCOME
+        for callback in callbacks:
+            _guarded(callback)(None, error)
+
+    return split
 
 
 def _guarded(callback: ProposalCallback) -> ProposalCallback:
