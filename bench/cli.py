@@ -67,8 +67,6 @@ def build_plan(args: argparse.Namespace) -> Plan:
         if not 0 < args.duration <= 3600:
             raise UsageError("--duration: seconds, more than 0 and at most 3600")
         changes["duration"] = args.duration
-    if args.processes < 0 or args.duration < 0:
-        raise UsageError("--processes and --duration must be positive")
     return Plan(**{**plan.__dict__, **changes})
 
 

@@ -132,8 +132,13 @@ def table(results: dict[str, Any]) -> str:
         for key, row in info.get("rows", {}).items():
             if row.get("error"):
                 notes.append(f"{system} {key}: {row['error'].splitlines()[0]}")
+    logs = results["systems"].get("turnstile", {}).get("rows", {}).get("node_logs")
+    if logs and logs["critical_lines"]:
+        notes.append(
+            f"turnstile node logs: {logs['critical_lines']} CRITICAL lines: {logs['first']}"
+        )
     notes.append(
-        f"correctness: {results['violations']} violations "
-        "(overlapping holds, token regressions, id conflicts) over every row above"
+        f"correctness: {results['violations']} violations (overlapping holds, token "
+        "regressions, id conflicts, CRITICAL node log lines) over every row above"
     )
     return "\n".join([*out, "", *notes])

@@ -16,6 +16,7 @@ from turnstile.bench.systems import (
     CLUSTERS,
     LocalCluster,
     SystemUnavailableError,
+    TurnstileCluster,
     process_cpu_seconds,
     process_rss_bytes,
 )
@@ -142,7 +143,25 @@ class SystemRun:
                 self._failover(cluster)
             finally:
                 cluster.stop()
+                if isinstance(cluster, TurnstileCluster):
+                    self._check_logs(cluster)
         return {"available": True, "cluster": "local, 3 members", "rows": self.rows}
+
+    def _check_logs(self, cluster: TurnstileCluster) -> None:
+        """A CRITICAL line in a node log (e.g. pysyncobj truncating applied entries) fails
+        the run like an overlapping hold would."""
+        critical = [
+            f"{path.parent.name}: {line}"
+            for path in cluster.node_logs()
+            if path.exists()
+            for line in path.read_text(errors="replace").splitlines()
+            if " CRITICAL " in line
+        ]
+        self.rows["node_logs"] = {
+            "critical_lines": len(critical),
+            "first": critical[0] if critical else "",
+            "violations": len(critical),
+        }
 
     def _throughput(self, endpoints: list[str], tag_base: str) -> None:
         plan = self.plan

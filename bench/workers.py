@@ -176,6 +176,23 @@ class WorkerError(Exception):
     """A client process failed; the message carries its traceback."""
 
 
+def _get(messages: Any, children: list[Any], timeout: float) -> Any:
+    """The next message from the client processes; raises ``WorkerError`` as soon as one of
+    them has died without sending it, ``queue.Empty`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return messages.get(timeout=0.2)
+        except queue.Empty:
+            crashed = [c.exitcode for c in children if c.exitcode not in (None, 0)]
+            if crashed:
+                raise WorkerError(
+                    f"a client process exited with code {crashed[0]}; see its traceback above"
+                ) from None
+            if time.monotonic() > deadline:
+                raise
+
+
 def run_job(
     job: Job, clients: int, processes: int, during: Callable[[float], None] | None = None
 ) -> tuple[Records, float]:
@@ -203,7 +220,7 @@ def run_job(
         child.start()
     try:
         for _ in children:
-            kind, detail = ready.get(timeout=SETUP_TIMEOUT_S)
+            kind, detail = _get(ready, children, SETUP_TIMEOUT_S)
             if kind == "error":
                 raise WorkerError(f"{job.system}: a client could not connect:\n{detail}")
         start_at.value = time.monotonic() + 0.1
@@ -212,7 +229,7 @@ def run_job(
             during(start_at.value)
         merged = Records()
         for _ in children:
-            kind, payload = results.get(timeout=job.duration + SETUP_TIMEOUT_S)
+            kind, payload = _get(results, children, job.duration + SETUP_TIMEOUT_S)
             if kind == "error":
                 raise WorkerError(f"{job.system} {job.workload}: a client failed:\n{payload}")
             merged.merge(payload)
