@@ -172,10 +172,17 @@ class NodeMetrics:
 
 
 class _RpcMetrics(grpc.aio.ServerInterceptor):
-    """Counts and times every unary RPC by method and final status code."""
+    """Counts and times every unary RPC by method and final status code.
+
+    The wrapped handler is built once per handler the chain returns (the servicers' handlers
+    are the same objects on every call) and reused, with its metric children bound: this runs
+    on every RPC.
+    """
 
     def __init__(self, metrics: NodeMetrics) -> None:
         self.metrics = metrics
+        #: Method path -> (the handler the chain returned, its wrapper); one entry per method.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -185,24 +192,37 @@ class _RpcMetrics(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = details.method.rsplit("/", 1)[-1] if details.method else "unknown"
-        service = details.method.split("/")[1] if details.method else ""
+        path = details.method or ""
+        known = self._wrapped.get(path)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(handler, path)
+        if known is None:
+            self._wrapped[path] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, path: str) -> grpc.RpcMethodHandler:
+        method = path.rsplit("/", 1)[-1] if path else "unknown"
+        service = path.split("/")[1] if path else ""
         label = f"{service.rsplit('.', 1)[-1]}.{method}"
         behavior = handler.unary_unary
         metrics = self.metrics
+        succeeded = metrics.rpc_requests.labels(label, "OK")
+        seconds = metrics.rpc_seconds.labels(label)
 
         async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
-            code = "OK"
             try:
-                return await behavior(request, context)
+                response = await behavior(request, context)
             except BaseException:
                 status = context.code()
                 code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
-                raise
-            finally:
                 metrics.rpc_requests.labels(label, code).inc()
-                metrics.rpc_seconds.labels(label).observe(time.perf_counter() - started)
+                seconds.observe(time.perf_counter() - started)
+                raise
+            succeeded.inc()
+            seconds.observe(time.perf_counter() - started)
+            return response
 
         return grpc.unary_unary_rpc_method_handler(
             measured,
