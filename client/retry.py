@@ -20,8 +20,10 @@ class RetryPolicy:
     #: Total time one call may take, retries included.
     deadline: float = 30.0
     #: First backoff; each next one is ``multiplier`` times longer, up to ``max_backoff``.
+    #: Short, because the usual reason to retry is an election: a client backing off for a
+    #: second would find the new leader up to a second after it is serving.
     initial_backoff: float = 0.02
-    max_backoff: float = 1.0
+    max_backoff: float = 0.25
     multiplier: float = 2.0
     #: Each backoff is shortened by a random fraction up to this (0: no jitter).
     jitter: float = 0.5
