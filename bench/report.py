@@ -42,13 +42,19 @@ def cell(row: dict[str, Any] | None, prefix: str) -> str:
         text = f"{_number(row['ops_per_s'])}/s"
         if "handoff_p50_ms" in row:
             text += f", r2g p50 {row['handoff_p50_ms']:.2f} ms"
-        return f"{text}, p99 {_number(row['p99_ms'])} ms; {verdict}"
+        return f"{text}, p99 {_number(row['p99_ms'])} ms{_cpu(row)}; {verdict}"
     if prefix.startswith("insert"):
         return (
             f"{_number(row['members_per_s'])}/s p99 {_number(row['p99_ms'])} ms, "
-            f"dup {row['duplicate_pct']:.0f}%; {verdict}"
+            f"dup {row['duplicate_pct']:.0f}%{_cpu(row)}; {verdict}"
         )
-    return f"{_number(row['ops_per_s'])}/s p99 {_number(row['p99_ms'])} ms; {verdict}"
+    return f"{_number(row['ops_per_s'])}/s p99 {_number(row['p99_ms'])} ms{_cpu(row)}; {verdict}"
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    """The leader's (busiest server's) CPU per request, when the bench could measure it."""
+    busiest = row.get("busiest_server_cpu_ms_per_op")
+    return f", cpu {busiest:.2f} ms" if busiest is not None else ""
 
 
 def ratio(rows: dict[str, dict[str, Any] | None], prefix: str) -> str:

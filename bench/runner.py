@@ -98,6 +98,39 @@ def summarize(records: Records, duration: float, batch: int = 1) -> dict[str, An
     return row
 
 
+class CpuSampler:
+    """Samples the servers' CPU time at the start and the end of a run (the ``during`` hook
+    of ``run_job``)."""
+
+    def __init__(self, pids: list[int], duration: float) -> None:
+        self.pids = pids
+        self.duration = duration
+        self.samples: list[list[float | None]] = []
+
+    def __call__(self, start: float) -> None:
+        time.sleep(max(0.0, start - time.monotonic()))
+        self.samples.append([process_cpu_seconds(p) for p in self.pids])
+        time.sleep(max(0.0, start + self.duration - time.monotonic()))
+        self.samples.append([process_cpu_seconds(p) for p in self.pids])
+
+    def per_op(self, ops: int) -> dict[str, Any]:
+        """CPU milliseconds per operation of the busiest server process (the leader, under a
+        write load) and of all of them together."""
+        if len(self.samples) != 2 or not self.pids or not ops:
+            return {}
+        used = [
+            (after - before) * 1000
+            for before, after in zip(*self.samples, strict=True)
+            if before is not None and after is not None
+        ]
+        if not used:
+            return {}
+        return {
+            "busiest_server_cpu_ms_per_op": round(max(used) / ops, 4),
+            "servers_cpu_ms_per_op": round(sum(used) / ops, 4),
+        }
+
+
 def _cpu_percent(pids: list[int], window: float) -> list[float]:
     before = [process_cpu_seconds(p) for p in pids]
     time.sleep(window)
@@ -126,7 +159,7 @@ class SystemRun:
 
     def run(self) -> dict[str, Any]:
         if self.endpoints is not None:
-            self._throughput(self.endpoints, tag_base="remote")
+            self._throughput(self.endpoints, tag_base="remote", pids=[])
             return {"available": True, "cluster": "given endpoints", "rows": self.rows}
         with tempfile.TemporaryDirectory(prefix=f"turnstile-bench-{self.system}-") as directory:
             cluster = CLUSTERS[self.system](Path(directory))
@@ -136,7 +169,9 @@ class SystemRun:
                     cluster.start()
                 except SystemUnavailableError as exc:
                     return {"available": False, "reason": str(exc)}
-                self._throughput(cluster.endpoints, tag_base=f"t{int(time.time())}")
+                self._throughput(
+                    cluster.endpoints, tag_base=f"t{int(time.time())}", pids=cluster.pids()
+                )
                 self._dead_client(cluster)
                 if self.system == "turnstile":
                     self._idle(cluster)
@@ -163,7 +198,9 @@ class SystemRun:
             "violations": len(critical),
         }
 
-    def _throughput(self, endpoints: list[str], tag_base: str) -> None:
+    def _throughput(self, endpoints: list[str], tag_base: str, pids: list[int]) -> None:
+        """The throughput rows; with ``pids`` (a local cluster) also the servers' CPU time per
+        operation, which other load on the machine disturbs far less than throughput."""
         plan = self.plan
         for clients in plan.clients:
             for key, workload, batch in throughput_rows(plan.batch):
@@ -178,11 +215,10 @@ class SystemRun:
                     batch=batch,
                     tag=f"{tag_base}-{row_key.replace('@', '-')}",
                 )
-                records, _start = run_job(job, clients, plan.processes)
-                self.rows[row_key] = {
-                    "clients": clients,
-                    **summarize(records, plan.duration, batch),
-                }
+                sampler = CpuSampler(pids, plan.duration)
+                records, _start = run_job(job, clients, plan.processes, during=sampler)
+                row = summarize(records, plan.duration, batch)
+                self.rows[row_key] = {"clients": clients, **row, **sampler.per_op(row["ops"])}
 
     def _failover(self, cluster: LocalCluster) -> None:
         plan = self.plan
