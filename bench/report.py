@@ -130,7 +130,8 @@ def table(results: dict[str, Any]) -> str:
             "turnstile idle CPU per node (no clients): "
             + ", ".join(f"{c:.2f}%" for c in idle["idle_cpu_pct_per_node"])
             + f"; leader with {idle['sessions']:,} sessions kept alive (TTL "
-            f"{idle['session_ttl_s']:g} s): {idle['leader_cpu_pct_with_sessions']:.1f}% CPU, "
+            f"{idle['session_ttl_s']:g} s, {idle['keepalives_per_s']:,.0f} keep-alives/s): "
+            f"{idle['leader_cpu_pct_with_sessions']:.1f}% CPU, "
             f"RSS {idle['leader_rss_mb_before']:.0f} -> "
             f"{idle['leader_rss_mb_with_sessions']:.0f} MB"
         )

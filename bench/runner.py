@@ -279,16 +279,24 @@ class SystemRun:
             return
         leader_pid = cluster.processes[leader_index].pid
         rss_before = process_rss_bytes(leader_pid) or 0
-        with IdleSessions(cluster.endpoints[leader_index], plan.idle_sessions, plan.session_ttl):
+        with IdleSessions(
+            cluster.endpoints[leader_index], plan.idle_sessions, plan.session_ttl
+        ) as sessions:
             # Let the keep-alives spread over a full interval before measuring.
             time.sleep(plan.session_ttl / 3)
+            acked_before = sessions.acked.value
             busy = _cpu_percent([leader_pid], plan.idle_window)[0]
+            acked = sessions.acked.value - acked_before
             rss = process_rss_bytes(leader_pid) or 0
         self.rows["idle"] = {
             "idle_cpu_pct_per_node": idle,
             "sessions": plan.idle_sessions,
             "session_ttl_s": plan.session_ttl,
             "leader_cpu_pct_with_sessions": busy,
+            "keepalives_per_s": round(acked / plan.idle_window, 1),
+            "leader_cpu_ms_per_keepalive": round(busy * 10 * plan.idle_window / acked, 4)
+            if acked
+            else math.nan,
             "leader_rss_mb_before": round(rss_before / 2**20, 1),
             "leader_rss_mb_with_sessions": round(rss / 2**20, 1),
             "violations": 0,

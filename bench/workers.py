@@ -311,7 +311,7 @@ def dead_client(system: str, endpoints: list[str], ttl_s: float) -> tuple[float,
 
 
 async def _idle_sessions(
-    endpoint: str, count: int, ttl_s: float, ready: Any, stop: threading.Event
+    endpoint: str, count: int, ttl_s: float, *, ready: Any, stop: threading.Event, acked: Any
 ) -> None:
     import grpc  # noqa: PLC0415
 
@@ -341,16 +341,19 @@ async def _idle_sessions(
                 sent = loop.time()
                 with contextlib.suppress(grpc.RpcError):
                     await stub.KeepAlive(pb.KeepAliveRequest(session_id=session), timeout=10)
+                    acked.value += 1
                 await asyncio.sleep(max(0.0, interval - (loop.time() - sent)))
 
         await asyncio.gather(*(keep_alive(s, interval * i / count) for i, s in enumerate(sessions)))
 
 
-def _idle_main(endpoint: str, count: int, ttl_s: float, ready: Any, stop_event: Any) -> None:
+def _idle_main(
+    endpoint: str, count: int, ttl_s: float, *, ready: Any, stop_event: Any, acked: Any
+) -> None:
     stop = threading.Event()
     threading.Thread(target=lambda: (stop_event.wait(), stop.set()), daemon=True).start()
     try:
-        asyncio.run(_idle_sessions(endpoint, count, ttl_s, ready, stop))
+        asyncio.run(_idle_sessions(endpoint, count, ttl_s, ready=ready, stop=stop, acked=acked))
     except Exception:
         ready.put(("error", traceback.format_exc()))
 
@@ -363,9 +366,12 @@ class IdleSessions:
         context = multiprocessing.get_context("spawn")
         self._ready = context.Queue()
         self._stop = context.Event()
+        #: Keep-alives acknowledged so far (written by the child process only).
+        self.acked = context.Value("q", 0, lock=False)
         self._process = context.Process(
             target=_idle_main,
-            args=(leader_endpoint, count, ttl_s, self._ready, self._stop),
+            args=(leader_endpoint, count, ttl_s),
+            kwargs={"ready": self._ready, "stop_event": self._stop, "acked": self.acked},
             daemon=True,
         )
 
