@@ -111,6 +111,9 @@ class RaftOptions:
     batch: bool = True
     #: Fast log repair; off only in the test that shows why it exists.
     fast_log_repair: bool = True
+    #: Commands submitted together share one log entry; off only in the tests of log
+    #: mechanics, which need one entry per command.
+    group_commands: bool = True
     #: Entries between snapshots.
     compaction_min_entries: int = 20_000
 
@@ -339,10 +342,11 @@ class RaftNode:
         command of a group shares its entry's fate: applied in order, or not at all.
         """
         proposals = self._proposals
+        most = _GROUP_MAX_COMMANDS if self.options.group_commands else 1
         while proposals:
             group = [proposals.popleft()]
             size = len(group[0][0])
-            while proposals and len(group) < _GROUP_MAX_COMMANDS and size < _GROUP_MAX_BYTES:
+            while proposals and len(group) < most and size < _GROUP_MAX_BYTES:
                 group.append(proposals.popleft())
                 size += len(group[-1][0])
             if len(group) == 1:

@@ -64,6 +64,8 @@ def _replica(
             data_dir=str(directory / str(i)),
             password="guard-test-password",
             fast_log_repair=fast_repair,
+            # These tests count log entries: one per command.
+            group_commands=False,
             **options,
         )
     )
