@@ -79,7 +79,8 @@ def systems(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the bench; exit 0, 1 when a correctness counter is not zero, 2 on bad options."""
+    """Runs the bench; exit 0, 1 when a correctness counter is not zero or a row failed, 2 on
+    bad options."""
     try:
         plan = build_plan(args)
         names = systems(args)
@@ -116,8 +117,14 @@ def run(args: argparse.Namespace) -> int:
         for info in results["systems"].values()
         for row in info.get("rows", {}).values()
     )
+    results["failed_rows"] = sum(
+        1
+        for info in results["systems"].values()
+        for row in info.get("rows", {}).values()
+        if "error" in row
+    )
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print(report.table(results))
-    return EXIT_VIOLATIONS if results["violations"] else 0
+    return EXIT_VIOLATIONS if results["violations"] or results["failed_rows"] else 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,9 @@ from turnstile.bench.systems import ZOOKEEPER_TICK_MS
 
 #: Where the bench keeps its data in etcd and ZooKeeper.
 PREFIX = "/turnstile-bench"
+#: etcd refuses requests while its apply loop lags: how often and how long to wait.
+_OVERLOAD_RETRIES = 100
+_OVERLOAD_PAUSE_S = 0.05
 #: Fixed max hold for Turnstile locks in the bench: a stuck run frees itself.
 MAX_HOLD_S = 30.0
 
@@ -169,10 +173,26 @@ class EtcdDriver(Driver):
             self._api.create_if_absent(f"{PREFIX}/lists/{list_name}/{k}".encode(), b"")
             for k in keys
         ]
-        if len(requests) == 1:
-            return [self._api.txn_id(self._kv.Txn(requests[0], timeout=10))]
         futures = [self._kv.Txn.future(r, timeout=10) for r in requests]
-        return [self._api.txn_id(f.result()) for f in futures]
+        return [
+            self._api.txn_id(self._result(f, r)) for f, r in zip(futures, requests, strict=True)
+        ]
+
+    def _result(self, future: Any, request: Any) -> Any:
+        """The Txn's answer, sending it again while etcd sheds load ("too many requests": its
+        apply loop is 5,000 entries behind; the request was refused, not applied), as etcd's
+        own client does."""
+        import grpc  # noqa: PLC0415
+
+        for _ in range(_OVERLOAD_RETRIES):
+            try:
+                return future.result()
+            except grpc.RpcError as error:
+                if "too many requests" not in str(error.details()):
+                    raise
+            time.sleep(_OVERLOAD_PAUSE_S)
+            future = self._kv.Txn.future(request, timeout=10)
+        return future.result()
 
     def prepare_read(self) -> None:
         self._kv.Txn(self._api.create_if_absent(f"{PREFIX}/read".encode(), b"v"), timeout=10)

@@ -216,7 +216,13 @@ class SystemRun:
                     tag=f"{tag_base}-{row_key.replace('@', '-')}",
                 )
                 sampler = CpuSampler(pids, plan.duration)
-                records, _start = run_job(job, clients, plan.processes, during=sampler)
+                try:
+                    records, _start = run_job(job, clients, plan.processes, during=sampler)
+                except WorkerError as exc:
+                    # One failed row (a peer refusing load, say) does not void the others.
+                    self.progress(f"{self.system}: {row_key} failed: {str(exc).splitlines()[0]}")
+                    self.rows[row_key] = {"clients": clients, "error": str(exc), "violations": 0}
+                    continue
                 row = summarize(records, plan.duration, batch)
                 self.rows[row_key] = {"clients": clients, **row, **sampler.per_op(row["ops"])}
 
@@ -239,9 +245,13 @@ class SystemRun:
             tag="failover",
             tolerate_errors=True,
         )
-        records, start = run_job(
-            job, plan.failover_clients, plan.failover_clients, during=kill_midway
-        )
+        try:
+            records, start = run_job(
+                job, plan.failover_clients, plan.failover_clients, during=kill_midway
+            )
+        except WorkerError as exc:
+            self.rows[f"failover@{plan.failover_clients}"] = {"error": str(exc), "violations": 0}
+            return
         row = summarize(records, plan.failover_duration)
         done = [d for _sent, d in records.ops]
         row["gap_s"] = round(stats.longest_gap(done, start, start + plan.failover_duration), 3)
