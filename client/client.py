@@ -154,21 +154,14 @@ class Client:
         """Calls the leader, following redirects and retrying retryable errors until
         ``deadline`` (default: the retry policy's). Raises the last error as ``TurnstileError``.
         """
-        attempts = self.retry.start(deadline)
-        while True:
-            endpoint = self.router.target()
-            call = getattr(self._stub(endpoint, service), method)
-            try:
-                response = call(
-                    request,
-                    timeout=attempts.attempt_timeout(attempt_timeout),
-                    metadata=self.credentials.metadata,
-                )
-            except grpc.RpcError as rpc_error:
-                self.retry.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
-                continue
-            self.router.succeeded(endpoint)
-            return response
+        return self._retrying(
+            service,
+            method,
+            request,
+            deadline=deadline,
+            attempt_timeout=attempt_timeout,
+            read=_as_is,
+        )
 
     def invoke_stream(
         self,
@@ -181,12 +174,28 @@ class Client:
     ) -> list[Any]:
         """``invoke`` for a server-streaming method: every message, read from one node.
         A failure part-way restarts the whole stream (on the leader, if that moved)."""
+        return self._retrying(
+            service, method, request, deadline=deadline, attempt_timeout=attempt_timeout, read=list
+        )
+
+    def _retrying(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        deadline: float | None,
+        attempt_timeout: float | None,
+        read: Callable[[Any], Any],
+    ) -> Any:
+        """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
+        returned (a response, or a stream to drain inside the attempt)."""
         attempts = self.retry.start(deadline)
         while True:
             endpoint = self.router.target()
             call = getattr(self._stub(endpoint, service), method)
             try:
-                responses = list(
+                response = read(
                     call(
                         request,
                         timeout=attempts.attempt_timeout(attempt_timeout),
@@ -197,7 +206,7 @@ class Client:
                 self.retry.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
                 continue
             self.router.succeeded(endpoint)
-            return responses
+            return response
 
     def write(
         self,
@@ -282,6 +291,10 @@ class Client:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _as_is(response: Any) -> Any:
+    return response
 
 
 def connect(
