@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.chaos.net import Network
-from tests.integration.cluster import wait_until
+from tests.integration.cluster import critical_lines, wait_until
 from turnstile.cluster.config import NodeConfig, Peer, config_to_toml
 from turnstile.cluster.launcher import (
     CONFIG_NAME,
@@ -249,13 +249,4 @@ class ChaosCluster:
             node.stop()
 
     def critical_lines(self) -> list[str]:
-        lines = []
-        for node in self.nodes:
-            if node.log_path.exists():
-                text = node.log_path.read_text(errors="replace")
-                lines += [
-                    f"{node.config_path.parent.name}: {line}"
-                    for line in text.splitlines()
-                    if " CRITICAL " in line
-                ]
-        return lines
+        return critical_lines(self.nodes)

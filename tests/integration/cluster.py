@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,15 +135,20 @@ class Cluster:
         return [a for a in self.addresses if a != leader]
 
     def critical_lines(self) -> list[str]:
-        lines = []
-        for node in self.nodes:
-            if node.log_path.exists():
-                lines += [
-                    f"{node.config_path.parent.name}: {line}"
-                    for line in node.log_path.read_text(errors="replace").splitlines()
-                    if " CRITICAL " in line
-                ]
-        return lines
+        return critical_lines(self.nodes)
+
+
+def critical_lines(nodes: Iterable[NodeProcess]) -> list[str]:
+    """Every CRITICAL line the nodes logged, each prefixed with its node's directory."""
+    lines = []
+    for node in nodes:
+        if node.log_path.exists():
+            lines += [
+                f"{node.config_path.parent.name}: {line}"
+                for line in node.log_path.read_text(errors="replace").splitlines()
+                if " CRITICAL " in line
+            ]
+    return lines
 
 
 def error_reason(error: grpc.RpcError) -> Reason | None:

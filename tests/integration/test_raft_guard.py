@@ -71,6 +71,13 @@ def _replica(
     )
 
 
+def _start_and_elect(nodes: list[RaftNode]) -> RaftNode:
+    """Starts every replica; returns the one elected leader."""
+    for node in nodes:
+        node.start()
+    return wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+
+
 def _freeze(node: RaftNode) -> None:
     """Stops the node's loop (not the node), so nothing but the test touches its indices."""
     node._stopping.set()
@@ -82,9 +89,7 @@ def _load(directory: Path, guard: bool, batch: bool, commands: int) -> None:
     """Runs ``commands`` proposals in flight at once and waits until every replica has them."""
     nodes = _replicas(directory, guard, batch)
     try:
-        for node in nodes:
-            node.start()
-        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+        leader = _start_and_elect(nodes)
         done = threading.Semaphore(0)
         failures: list[int] = []
 
@@ -113,9 +118,7 @@ def test_a_late_ack_moves_next_index_backwards_only_without_the_guard(
     follower gets the (late) ack of the batch ending at 10."""
     nodes = _replicas(tmp_path, guard=guard, batch=True)
     try:
-        for node in nodes:
-            node.start()
-        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+        leader = _start_and_elect(nodes)
         _freeze(leader)
         replica = leader.replica
         next_index = replica._SyncObj__raftNextIndex
@@ -140,9 +143,7 @@ def test_a_later_reset_cannot_undo_an_earlier_one_only_with_the_guard(
     wins, the leader resends the mismatching batch, and that repeats forever."""
     nodes = _replicas(tmp_path, guard=guard, batch=True)
     try:
-        for node in nodes:
-            node.start()
-        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+        leader = _start_and_elect(nodes)
         _freeze(leader)
         next_index = leader.replica._SyncObj__raftNextIndex  # pysyncobj internal
         follower = next(iter(next_index))
@@ -265,9 +266,7 @@ def test_a_late_append_below_the_applied_index_truncates_nothing(
     applied-entries guard drops what is already applied."""
     nodes = _replicas(tmp_path, guard=True, batch=True)
     try:
-        for node in nodes:
-            node.start()
-        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+        leader = _start_and_elect(nodes)
         _submit_all(leader, 50, wait=True)
         follower = next(n for n in nodes if n is not leader)
         wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
