@@ -177,6 +177,26 @@ class ReleaseResponse(_message.Message):
     header: ResponseHeader
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
 
+class AbandonRequest(_message.Message):
+    __slots__ = ("request", "name", "acquire_seq")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    acquire_seq: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., acquire_seq: _Optional[int] = ...) -> None: ...
+
+class AbandonResponse(_message.Message):
+    __slots__ = ("header", "removed", "released")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    removed: bool
+    released: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., removed: _Optional[bool] = ..., released: _Optional[bool] = ...) -> None: ...
+
 class ExtendRequest(_message.Message):
     __slots__ = ("request", "name", "token", "max_hold_ms")
     REQUEST_FIELD_NUMBER: _ClassVar[int]

@@ -268,6 +268,11 @@ class LocksStub:
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.FromString,
                 _registered_method=True)
+        self.Abandon = channel.unary_unary(
+                '/turnstile.v1.Locks/Abandon',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.FromString,
+                _registered_method=True)
         self.Extend = channel.unary_unary(
                 '/turnstile.v1.Locks/Extend',
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendRequest.SerializeToString,
@@ -316,6 +321,17 @@ class LocksServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Abandon(self, request, context):
+        """Gives up the acquire `acquire_seq` of this session whose outcome the caller never learned
+        (a deadline, UNKNOWN_OUTCOME): its waiter is dropped, a grant it received is released,
+        and a late copy of it is refused from now on. Idempotent; its own request id is reused
+        by retries. Errors: SESSION_EXPIRED, FAILED_PRECONDITION (a member does not support it
+        yet: finish the upgrade first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Extend(self, request, context):
         """Resets the max-hold of the hold `token` to max_hold_ms from now (0: no cap).
         Errors: NOT_HOLDER, SESSION_EXPIRED, INVALID_ARGUMENT.
@@ -357,6 +373,11 @@ def add_LocksServicer_to_server(servicer, server):
                     servicer.Release,
                     request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'Abandon': grpc.unary_unary_rpc_method_handler(
+                    servicer.Abandon,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.SerializeToString,
             ),
             'Extend': grpc.unary_unary_rpc_method_handler(
                     servicer.Extend,
@@ -437,6 +458,33 @@ class Locks:
             '/turnstile.v1.Locks/Release',
             turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Abandon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Locks/Abandon',
+            turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.FromString,
             options,
             channel_credentials,
             insecure,
