@@ -40,7 +40,7 @@ WORKER_METHODS = frozenset(
         *(f"{_V1}Sessions/{m}" for m in ("Open", "KeepAlive", "Close", "List")),
         *(
             f"{_V1}Locks/{m}"
-            for m in ("Acquire", "Release", "Extend", "Validate", "Describe", "List")
+            for m in ("Acquire", "Release", "Abandon", "Extend", "Validate", "Describe", "List")
         ),
         *(
             f"{_V1}DistinctLists/{m}"

@@ -4,12 +4,21 @@ A log entry is ``msgpack([FORMAT_VERSION, op, [field, ...]])``. Op codes are sta
 add new ones, never renumber. ``decode_command`` refuses an unknown version or op, a wrong
 number of fields and a wrongly typed field with ``CodecError``; it never guesses. Results and
 events use the same record encoding (results are kept in snapshots for exactly-once retries).
+Format 1 (before commands carried ``term``) is still read, as term 0, so an old journal
+replays; it is never written.
 
-Every command carries ``now``: milliseconds of log time stamped by the leader. Commands made on
-behalf of a client carry its ``session``, a per-session ``seq`` (request id, >= 1, reused by
-retries), ``acked``: every seq <= acked has been answered, and ``answered``: seqs above acked
-that have been answered too. Their results may be forgotten; ``answered`` keeps one long
-blocked acquire from pinning every later result of its session.
+Every command carries ``now``: milliseconds of log time stamped by the leader, and ``term``:
+the Raft term of the leadership that stamped it. The state machine refuses, with no effect
+at all, a command stamped in a term older than one it has already applied (the term fence: a
+deposed leader's late commands never act). Commands made on behalf of a client carry its
+``session``, a per-session ``seq`` (request id, >= 1, reused by retries), ``acked``: every
+seq <= acked has been answered, and ``answered``: seqs above acked that have been answered
+too. Their results may be forgotten; ``answered`` keeps one long blocked acquire from pinning
+every later result of its session.
+
+``PROTOCOL_VERSION`` is the newest command set this build applies. A command class with
+``SINCE`` above the cluster's replicated version is neither proposed nor applied: a leader
+raises the cluster version (``SetClusterVersion``) only once every member reports it.
 """
 
 from __future__ import annotations
@@ -25,7 +34,11 @@ import msgpack
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Record formats ``decode_command`` reads: 1 has no ``term`` field (read as 0).
+_READABLE_FORMATS = (1, 2)
+#: The newest command set this build applies (see ``SINCE`` and ``SetClusterVersion``).
+PROTOCOL_VERSION = 2
 
 
 class CodecError(ValueError):
@@ -45,6 +58,7 @@ class OpenSession:
     client_name: str
     client_host: str
     client_pid: int
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +68,7 @@ class CloseSession:
     OP: ClassVar[int] = 2
     now: int
     session: int
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +78,7 @@ class ExpireSession:
     OP: ClassVar[int] = 3
     now: int
     session: int
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +94,7 @@ class Acquire:
     max_hold_ms: int
     wait_ms: int
     answered: tuple[int, ...] = ()
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +103,11 @@ class CancelWait:
     release a grant that raced in.
 
     The leader proposes it, without a request id of its own (applying it twice changes nothing
-    more than once): with ``release_grant`` when it answered the caller "not acquired" itself,
-    without it when the caller's connection went away. The caller may then retry the same
-    request, so a grant it may yet receive is left alone.
+    more than once), when the caller's connection went away: the caller may retry the same
+    request, so a grant it may yet receive is left alone (``release_grant`` false). Format 1
+    journals also hold cancels with ``release_grant`` true, from a wait that timed out on the
+    server; they replay as they applied then. A grant is now given back only by the caller
+    itself (``Abandon``), which alone knows that no retry of it received the grant.
     """
 
     OP: ClassVar[int] = 5
@@ -97,6 +116,7 @@ class CancelWait:
     name: str
     acquire_seq: int
     release_grant: bool = True
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +131,7 @@ class Release:
     name: str
     token: int
     answered: tuple[int, ...] = ()
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +147,7 @@ class Extend:
     token: int
     max_hold_ms: int
     answered: tuple[int, ...] = ()
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +163,7 @@ class ForceRelease:
     name: str
     reason: str
     token: int = 0
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +178,7 @@ class SetUpList:
     name: str
     ttl_ms: int
     answered: tuple[int, ...] = ()
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +193,7 @@ class Insert:
     name: str
     members: tuple[bytes, ...]
     answered: tuple[int, ...] = ()
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +207,7 @@ class TearDownList:
     acked: int
     name: str
     answered: tuple[int, ...] = ()
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +216,7 @@ class Tick:
 
     OP: ClassVar[int] = 12
     now: int
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +226,7 @@ class SetLimits:
     OP: ClassVar[int] = 13
     now: int
     limits: Limits
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +239,7 @@ class SetMember:
     node_id: str
     peer_address: str
     client_address: str
+    term: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +249,36 @@ class RemoveMember:
     OP: ClassVar[int] = 15
     now: int
     node_id: str
+    term: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetClusterVersion:
+    """Raises the cluster's command set to ``version``: proposed by a leader once every member
+    of the Raft configuration has reported that it supports it."""
+
+    OP: ClassVar[int] = 16
+    SINCE: ClassVar[int] = 2
+    now: int
+    version: int
+    term: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon:
+    """The client gave up on its acquire ``acquire_seq`` without learning the outcome: drop its
+    waiter or release the grant it received, and refuse any late copy of it from now on."""
+
+    OP: ClassVar[int] = 17
+    SINCE: ClassVar[int] = 2
+    now: int
+    session: int
+    seq: int
+    acked: int
+    name: str
+    acquire_seq: int
+    answered: tuple[int, ...] = ()
+    term: int = 0
 
 
 Command = (
@@ -238,12 +297,19 @@ Command = (
     | SetLimits
     | SetMember
     | RemoveMember
+    | SetClusterVersion
+    | Abandon
 )
 
-SessionCommand = Acquire | Release | Extend | SetUpList | Insert | TearDownList
+SessionCommand = Acquire | Release | Extend | SetUpList | Insert | TearDownList | Abandon
 
 #: Commands deduplicated by (session, seq).
-SESSION_COMMANDS = (Acquire, Release, Extend, SetUpList, Insert, TearDownList)
+SESSION_COMMANDS = (Acquire, Release, Extend, SetUpList, Insert, TearDownList, Abandon)
+
+
+def since(command: Command | type) -> int:
+    """The cluster version from which a command may be proposed and applied (1: always)."""
+    return getattr(command, "SINCE", 1)
 
 
 # --------------------------------------------------------------------------- results
@@ -407,6 +473,7 @@ CAUSE_SESSION_EXPIRED = "session_expired"
 CAUSE_SESSION_CLOSED = "session_closed"
 CAUSE_FORCE_RELEASED = "force_released"
 CAUSE_WAIT_CANCELLED = "wait_cancelled"
+CAUSE_ABANDONED = "abandoned"
 
 
 # --------------------------------------------------------------------------- codec
@@ -429,6 +496,8 @@ _COMMANDS: dict[int, type] = {
         SetLimits,
         SetMember,
         RemoveMember,
+        SetClusterVersion,
+        Abandon,
     )
 }
 _RESULTS: dict[int, type] = {
@@ -521,7 +590,10 @@ class _RecordCodec:
     def to_values(self, record: Any) -> list[Any]:
         return [_plain(getattr(record, name)) for name in self.names]
 
-    def from_values(self, values: Any) -> Any:
+    def from_values(self, values: Any, version: int = FORMAT_VERSION) -> Any:
+        if version == 1 and self.names[-1:] == ("term",) and isinstance(values, list | tuple):
+            # Format 1 predates the term field: such a command was stamped in no term.
+            values = [*values, 0]
         if not isinstance(values, list | tuple) or len(values) != len(self.names):
             raise CodecError(f"{self.cls.__name__} needs {len(self.names)} fields")
         return self.cls(*(conv(v) for conv, v in zip(self.converters, values, strict=True)))
@@ -569,12 +641,12 @@ def _decode_record(data: Any, table: dict[int, type], what: str) -> Any:
     if not isinstance(data, list) or len(data) != 3:
         raise CodecError(f"a {what} is [version, code, fields]")
     version, code, values = data
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in _READABLE_FORMATS:
         raise CodecError(f"unknown {what} format version {version!r}")
     cls = table.get(code) if type(code) is int else None
     if cls is None:
         raise CodecError(f"unknown {what} code {code!r}")
-    return _codec_for(cls).from_values(values)
+    return _codec_for(cls).from_values(values, version)
 
 
 def decode_command(data: bytes) -> Command:
@@ -621,7 +693,7 @@ def decode_entry(data: bytes) -> Command | list[Command | CodecError]:
         isinstance(record, list)
         and len(record) == 3
         and type(record[0]) is int
-        and record[0] == FORMAT_VERSION
+        and record[0] in _READABLE_FORMATS
         and type(record[1]) is int
         and record[1] == BATCH_OP
     ):

@@ -13,13 +13,28 @@ Leader duties, all on the asyncio loop:
   Never the wall clock, so a skewed clock on a new leader cannot expire anything early.
 - **Expiries.** Sessions whose keep-alive deadline passed get ``ExpireSession``; when a lock
   max-hold, waiter deadline or list TTL falls due, a ``Tick`` is proposed.
+- **Term stamps.** Every command is stamped with the term this node took office in. The raft
+  adapter hands it to pysyncobj only while this node still leads in that term (never
+  forwarding it), and the state machine refuses it once a later term's command has applied:
+  a deposed leader's duties, still running after a pause or a partition, cannot act.
+  Each duty also re-checks leadership right before it proposes.
+- **Cluster version.** Once every member reports a protocol version above the replicated
+  cluster version, the leader raises it (``SetClusterVersion``); a command that needs a
+  higher version than the cluster's is refused before it is proposed.
+
+Test-only switches, read from the environment (each logs a warning at start):
+``TURNSTILE_TEST_NO_TERM_FENCE=1`` turns the term fence and the no-forwarding rule off (the
+chaos control run that shows what they prevent); ``TURNSTILE_TEST_PROTOCOL_VERSION=N`` makes
+this node report protocol version N (an old member during an upgrade).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -29,6 +44,7 @@ from turnstile.cluster.commands import (
     CAUSE_FORCE_RELEASED,
     CAUSE_MAX_HOLD,
     CAUSE_SESSION_EXPIRED,
+    PROTOCOL_VERSION,
     Command,
     Err,
     ExpireSession,
@@ -38,11 +54,13 @@ from turnstile.cluster.commands import (
     Result,
     SessionEnded,
     SessionOpened,
+    SetClusterVersion,
     SetLimits,
     SetMember,
     Tick,
     WaiterResolved,
     encode_command,
+    since,
 )
 from turnstile.cluster.config import NodeConfig, Peer
 from turnstile.cluster.errors import TurnstileError
@@ -62,6 +80,24 @@ _NOTEWORTHY = frozenset({CAUSE_MAX_HOLD, CAUSE_SESSION_EXPIRED, CAUSE_FORCE_RELE
 
 #: Longest sleep of the duties loop when nothing is due (it also refreshes health).
 _DUTIES_IDLE_S = 0.5
+#: Test-only environment switches (see the module docstring).
+NO_TERM_FENCE_ENV = "TURNSTILE_TEST_NO_TERM_FENCE"
+PROTOCOL_VERSION_ENV = "TURNSTILE_TEST_PROTOCOL_VERSION"
+
+
+def _test_switches() -> tuple[bool, int]:
+    """(term fence on, protocol version to report), from the test-only variables."""
+    term_fence = os.environ.get(NO_TERM_FENCE_ENV, "") not in ("1", "true")
+    if not term_fence:
+        log.warning("%s is set: the term fence is OFF (test only, unsafe)", NO_TERM_FENCE_ENV)
+    version = PROTOCOL_VERSION
+    text = os.environ.get(PROTOCOL_VERSION_ENV, "")
+    if text:
+        version = int(text)
+        log.warning(
+            "%s is set: reporting protocol version %d (test only)", PROTOCOL_VERSION_ENV, version
+        )
+    return term_fence, version
 
 
 class Node:
@@ -81,6 +117,9 @@ class Node:
         self._base_mono = time.monotonic()
         self._duties_wake = asyncio.Event()
         self._tick_in_flight = False
+        self._version_in_flight = False
+        #: The Raft term this node took office in: every command it proposes is stamped with it.
+        self._office_term = 0
         self._applied: deque[tuple[Command | None, Applied]] = deque()
         self._drain_scheduled = False
         #: Outcomes of this node's proposals (raft thread -> loop), and whether a drain is due.
@@ -95,6 +134,7 @@ class Node:
         self._members_cache: tuple[tuple[int, int], tuple[Peer, ...]] | None = None
         self._leader_cache: tuple[tuple[str | None, tuple[int, int]], tuple[str, str]] | None = None
         timing = config.timing
+        term_fence, self.protocol_version = _test_switches()
         self.raft = RaftNode(
             RaftOptions(
                 self_address=config.peer_address,
@@ -105,10 +145,12 @@ class Node:
                 election_timeout_max_s=timing.election_timeout_max_ms / 1000,
                 heartbeat_s=timing.heartbeat_ms / 1000,
                 connection_retry_s=timing.connection_retry_ms / 1000,
+                term_fence=term_fence,
+                protocol_version=self.protocol_version,
             ),
             # Every replica starts from the default limits; the configured ones enter through
             # the log (SetLimits) so all replicas check the same bounds at every entry.
-            state=StateMachine(),
+            state=StateMachine(term_fence=term_fence),
             on_applied=self._on_applied,
             on_role=self._on_role,
         )
@@ -253,9 +295,20 @@ class Node:
     # ------------------------------------------------------------------ writes and reads
 
     async def execute(self, build: Callable[[int], Command]) -> Result:
-        """Proposes ``build(now)`` as leader; returns its result, raising for ``Err``."""
+        """Proposes ``build(now)`` as leader, stamped with this leadership's term; returns its
+        result, raising for ``Err``. A command the cluster version does not allow yet is
+        refused without being proposed."""
         self.require_leader()
-        applied = await self._submit(build(self.now_ms()))
+        command = dataclasses.replace(build(self.now_ms()), term=self._office_term)
+        required = since(command)
+        cluster_version = self.raft.read(lambda s: s.cluster_version)
+        if required > cluster_version:
+            raise TurnstileError(
+                Reason.FAILED_PRECONDITION,
+                f"{type(command).__name__} needs cluster version {required}, the cluster is at "
+                f"{cluster_version}: a member runs an older Turnstile; upgrade every member",
+            )
+        applied = await self._submit(command)
         result = applied.result
         if isinstance(result, Err):
             raise TurnstileError(result.reason, result.detail)
@@ -276,7 +329,8 @@ class Node:
         return result
 
     async def _submit(self, command: Command) -> Applied:
-        """Proposes one command and waits for it to be applied here."""
+        """Proposes one command (already stamped with its term) and waits for it to be
+        applied here."""
         future: asyncio.Future[Applied] = self.loop.create_future()
 
         def on_commit(result: Any, error: int) -> None:
@@ -287,7 +341,7 @@ class Node:
                 with contextlib.suppress(RuntimeError):
                     self.loop.call_soon_threadsafe(self._settle_outcomes)
 
-        self.raft.submit(encode_command(command), on_commit)
+        self.raft.submit(encode_command(command), on_commit, command.term)
         timeout = self.config.timing.commit_timeout_ms / 1000
         try:
             return await asyncio.wait_for(future, timeout)
@@ -350,8 +404,9 @@ class Node:
         return await self._await_raft(future)
 
     async def _commit_barrier(self) -> None:
-        term = self.raft.term
-        await self._submit(Tick(self.now_ms()))
+        term = self._office_term
+        self.require_leader()
+        await self._submit(Tick(self.now_ms(), term=term))
         if not self.raft.is_leader or self.raft.term != term:
             raise TurnstileError(Reason.NOT_LEADER, "leadership changed during the read")
 
@@ -421,7 +476,7 @@ class Node:
         """Retries until this term's first entries are applied, or the term is over."""
         while self.raft.is_leader and self.raft.term == term:
             try:
-                await self._assume_office()
+                await self._assume_office(term)
             except TurnstileError as exc:
                 log.warning("taking office in term %d failed, retrying: %s", term, exc)
                 await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
@@ -431,22 +486,26 @@ class Node:
                 await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
                 continue
             if self.raft.is_leader and self.raft.term == term and not self.stopping:
+                self._office_term = term
                 self._leading = True
                 log.info("leader in term %d serving; %d sessions tracked", term, len(self.tracker))
                 self._duties_wake.set()
             return
 
-    async def _assume_office(self) -> None:
+    async def _assume_office(self, term: int) -> None:
         clock = self.raft.read(lambda s: s.clock)
-        # Applied in this term: every entry of earlier terms is applied before it.
-        await self._submit(Tick(clock))
+        # Applied in this term: every entry of earlier terms is applied before it, and it
+        # moves the state's epoch to this term, fencing off every older leader's commands.
+        await self._submit(Tick(clock, term=term))
         if not self.raft.read(lambda s: s.cluster_members):
             for peer in self.config.peers:
                 await self._submit(
-                    SetMember(clock, peer.node_id, peer.peer_address, peer.client_address)
+                    SetMember(
+                        clock, peer.node_id, peer.peer_address, peer.client_address, term=term
+                    )
                 )
         if self.raft.read(lambda s: s.limits) != self.config.limits:
-            await self._submit(SetLimits(clock, self.config.limits))
+            await self._submit(SetLimits(clock, self.config.limits, term=term))
             log.info("configured limits replicated")
         self._base_clock = self.raft.read(lambda s: s.clock)
         self._base_mono = time.monotonic()
@@ -469,6 +528,7 @@ class Node:
         """Proposes due expiries; returns seconds until the next one (capped)."""
         if not self.leading:
             return _DUTIES_IDLE_S
+        self._raise_cluster_version()
         now_mono = time.monotonic()
         for session in self.tracker.take_due(now_mono):
             self.spawn(self._expire(session))
@@ -487,17 +547,47 @@ class Node:
                 wake_at = min(wake_at, due_mono)
         return max(0.0, wake_at - now_mono)
 
+    def _still_in_office(self) -> bool:
+        """A duty's last check before it proposes: leading, in the term it took office in."""
+        return self.leading and self.raft.term == self._office_term
+
     async def _expire(self, session: int) -> None:
+        if not self._still_in_office():
+            return
         try:
-            await self._submit(ExpireSession(self.now_ms(), session))
+            await self._submit(ExpireSession(self.now_ms(), session, term=self._office_term))
             log.info("session %d expired: no keep-alive within its TTL", session)
         except TurnstileError as exc:
             log.warning("expiring session %d failed: %s", session, exc)
             self.tracker.retry_later(session, time.monotonic())
 
+    def _raise_cluster_version(self) -> None:
+        """Raises the replicated cluster version once every member reports a higher one."""
+        if self._version_in_flight:
+            return
+        current = self.raft.read(lambda s: s.cluster_version)
+        reported = self.raft.member_protocol_versions()
+        target = min(reported.values(), default=0)
+        if target > current:
+            self._version_in_flight = True
+            self.spawn(self._set_cluster_version(target))
+
+    async def _set_cluster_version(self, version: int) -> None:
+        try:
+            if self._still_in_office():
+                await self._submit(
+                    SetClusterVersion(self.now_ms(), version, term=self._office_term)
+                )
+                log.info("cluster version raised to %d: every member supports it", version)
+        except TurnstileError as exc:
+            log.warning("raising the cluster version to %d failed: %s", version, exc)
+        finally:
+            self._version_in_flight = False
+
     async def _tick(self) -> None:
         try:
-            await self._submit(Tick(self.now_ms()))
+            if self._still_in_office():
+                await self._submit(Tick(self.now_ms(), term=self._office_term))
         except TurnstileError as exc:
             log.warning("tick failed: %s", exc)
         finally:

@@ -14,20 +14,30 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   first gets "mismatch, resend from N" and a later one "my log ends at M > N": applied in
   that order, the second undid the first and the leader resent the same batches forever (a
   livelock the chaos suite hit after a deposed leader's tail: no commit for 30 s and more).
-- ``SyncObj._SyncObj__sendNextNodeIdx`` is wrapped for *fast log repair*: a follower whose
-  entry at ``prevLogIdx`` has another term answers "try ``prevLogIdx``", so the leader walks
-  back one entry per round trip (per heartbeat). After a deposed leader appended entries
-  nobody committed, that took tens of seconds of no commits in the chaos suite once the other
-  follower was down. Every entry up to the follower's commit index is committed, so it
-  matches the leader's; the follower answers "try commit index + 1" instead, and the repair
-  takes one round trip. Nothing at or below the commit index is truncated, so nothing
-  applied is.
-- The same handler has the *applied-entries guard* (follower side): a late AppendEntries
-  whose ``prevLogIdx`` is below what the follower has applied (a reply that crossed a newer
-  one, so the leader resent from an old index) would make pysyncobj truncate applied entries
-  and re-append them (the CRITICAL line again). Applied entries are committed and equal to the
-  leader's: the message keeps only the entries past the applied index, anchored on it, and is
-  dropped when none are left. Fast repair made such late resends reach much further back.
+- ``SyncObj._SyncObj__sendNextNodeIdx`` is replaced by ours (the same ``next_node_idx``
+  message, plus ``turnstile_protocol``: this build's protocol version, which pysyncobj
+  ignores; the leader keeps each member's, ``member_protocol_versions``, so that it proposes
+  a new kind of command only once every member supports it). It does *fast log repair*: a
+  follower whose entry at ``prevLogIdx`` has another term answers "try ``prevLogIdx``", so
+  the leader walks back one entry per round trip (per heartbeat). After a deposed leader
+  appended entries nobody committed, that took tens of seconds of no commits in the chaos
+  suite once the other follower was down. Every entry up to the follower's commit index is
+  committed, so it matches the leader's; the follower answers "try commit index + 1" instead,
+  and the repair takes one round trip. Nothing at or below the commit index is truncated, so
+  nothing applied is.
+- The same handler applies the *Raft append rule* (follower side). pysyncobj deletes every
+  entry after ``prevLogIdx`` whenever the follower has one, without comparing terms, even for
+  an empty heartbeat: a late AppendEntries (a reply that crossed a newer one, so the leader
+  resent from an old index; fast repair makes such resends reach further back) deleted
+  entries the follower had acknowledged, applied ones with the CRITICAL line again. The
+  message is rewritten to start at its first entry that is new or has another term than the
+  local one, so pysyncobj truncates only from a real conflict (and its CRITICAL line then
+  means real divergence); one that only repeats local entries becomes an empty AppendEntries
+  on the local last entry, its commit index and the reply's ack capped at the last index it
+  covered (``RaftNode._append_rule``).
+- The same handler drops commands forwarded by other nodes (pysyncobj's ``apply_command``):
+  a Turnstile node forwards none, and a late one from a node that lost leadership must not be
+  applied (with ``term_fence`` on). A caller waiting on an older peer gets NOT_LEADER.
 - Refused peers. pysyncobj drops a connection whose message fails decryption (a wrong or
   missing peer password) without a word; ``_log_refused_peers`` wraps its Fernet encryptor
   (``SyncObj._SyncObj__encryptor``, and per incoming connection via the TCP server's
@@ -60,7 +70,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from queue import Empty
+from typing import Any, NoReturn
 
 import msgpack
 from cryptography.fernet import Fernet, InvalidToken
@@ -70,7 +81,15 @@ from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from turnstile.cluster import snapshot
-from turnstile.cluster.commands import CodecError, Command, Err, decode_entry, encode_batch
+from turnstile.cluster.commands import (
+    PROTOCOL_VERSION,
+    CodecError,
+    Command,
+    Err,
+    SetClusterVersion,
+    decode_entry,
+    encode_batch,
+)
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, StateMachine
 
@@ -116,18 +135,45 @@ class RaftOptions:
     group_commands: bool = True
     #: Entries between snapshots.
     compaction_min_entries: int = 20_000
+    #: The term fence and the no-forwarding rule; off only in the chaos control run that shows
+    #: what they prevent (a deposed leader's commands are then forwarded and applied).
+    term_fence: bool = True
+    #: The protocol version this build supports, reported to the leader in every
+    #: AppendEntries reply (``RaftNode.member_protocol_versions``).
+    protocol_version: int = 2
 
 
 class _Replica(SyncObj):
-    """The SyncObj with our single replicated entry point."""
+    """The SyncObj with our single replicated entry point, and no forwarding of commands."""
 
     def __init__(self, node: RaftNode, conf: SyncObjConf, options: RaftOptions) -> None:
         self._node = node
+        self._forward = not options.term_fence
         super().__init__(options.self_address, list(options.other_addresses), conf)
 
     @replicated
     def apply(self, payload: bytes) -> Applied | list[Applied]:
         return self._node._apply_entry(payload)
+
+    def _checkCommandsToApply(self) -> None:  # noqa: N802 - pysyncobj's name
+        """Moves queued commands into the log, on the leader only.
+
+        pysyncobj sends a follower's queued commands to the leader (``apply_command``), so a
+        node that lost leadership while its duties still ran had its stale commands applied
+        by its successor. Ours are never forwarded: on a node that is not leader each one
+        fails with NOT_LEADER (not applied) and its caller retries on the leader.
+        """
+        if self._forward or self._isLeader():
+            super()._checkCommandsToApply()
+            return
+        queue = self._SyncObj__commandsQueue  # pysyncobj internal
+        while True:
+            try:
+                _command, callback = queue.get_nowait()
+            except Empty:
+                return
+            if callable(callback):
+                callback(None, FAIL_REASON.NOT_LEADER)
 
 
 class RaftNode:
@@ -152,8 +198,9 @@ class RaftNode:
         self._stopping = threading.Event()
         #: Work that must run on the loop thread (pysyncobj is not thread-safe).
         self._calls: deque[Callable[[], None]] = deque()
-        #: Submitted commands not yet handed to pysyncobj; the loop groups them per tick.
-        self._proposals: deque[tuple[bytes, ProposalCallback]] = deque()
+        #: Submitted commands not yet handed to pysyncobj, with the term each was stamped in;
+        #: the loop groups them per tick.
+        self._proposals: deque[tuple[bytes, ProposalCallback, int]] = deque()
         self._announced_commit = 0
         self._last_leader_contact = time.monotonic()
         #: Snapshots installed into the state (the state object was replaced).
@@ -163,8 +210,18 @@ class RaftNode:
         self._last_leader: str | None = None
         #: "Your entry does not match" answers this follower sent (each costs a round trip).
         self.log_repair_replies = 0
-        #: Late AppendEntries reaching below the applied index, trimmed or dropped.
-        self.late_appends_trimmed = 0
+        #: AppendEntries reaching back into entries this follower holds (a late resend, a
+        #: heartbeat behind its log) rewritten so pysyncobj deletes none that match.
+        self.late_appends_rewritten = 0
+        #: Commands other nodes forwarded to this one (pysyncobj's ``apply_command``), refused.
+        self.forwarded_commands_refused = 0
+        self._forwarded_logged_at = float("-inf")
+        self._forwarded_unlogged = 0
+        #: While pysyncobj handles a rewritten AppendEntries: the last index it covered, the
+        #: most ``_send_next_index`` may acknowledge.
+        self._ack_at_most: int | None = None
+        #: On the leader: (term, {peer address: protocol version it reported in that term}).
+        self._protocol_reports: tuple[int, dict[str, int]] = (-1, {})
         os.makedirs(options.data_dir, exist_ok=True)
         conf = SyncObjConf(
             autoTick=False,
@@ -270,15 +327,28 @@ class RaftNode:
             self._announced_commit = commit
 
     def _on_message(self, node: Any, message: dict[str, Any]) -> None:
-        """pysyncobj's message handler behind the nextIndex guard and the applied-entries
-        guard (see module docstring)."""
-        if message.get("type") == "append_entries":
+        """pysyncobj's message handler behind our guards (see module docstring): the Raft
+        append rule on a follower, no forwarded commands, and on the leader the nextIndex
+        guard and the members' protocol versions."""
+        try:
+            self._dispatch(node, message)
+        finally:
+            if self._protocol_reports[1] and not self.replica._isLeader():
+                self._protocol_reports = (-1, {})  # reports are the leader's, for its term
+
+    def _dispatch(self, node: Any, message: dict[str, Any]) -> None:
+        """Routes one peer message through the guard that applies to its kind."""
+        kind = message.get("type")
+        if kind == "append_entries":
             self._last_leader_contact = time.monotonic()
-            trimmed = self._past_applied(message)
-            if trimmed is None:
-                return
-            message = trimmed
-        ack = message.get("type") == "next_node_idx" and self.replica._isLeader()
+            self._append_entries(node, message)
+            return
+        if kind == "apply_command" and self.options.term_fence:
+            self._refuse_forwarded(node, message)
+            return
+        ack = kind == "next_node_idx" and self.replica._isLeader()
+        if ack:
+            self._record_protocol(node, message)
         reset = bool(message.get("reset"))
         guarded = self.options.next_index_guard and ack and (reset or message.get("success"))
         if not guarded:
@@ -291,23 +361,141 @@ class RaftNode:
         if before is not None and (after > before if reset else after < before):
             next_index[node] = before
 
-    def _past_applied(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Follower side: an AppendEntries whose ``prevLogIdx`` lies below what this node has
-        applied is late (applied entries are committed, so the leader has them as they are
-        here); pysyncobj would truncate and re-append them. Keep only entries past the
-        applied index, anchored on it; None when nothing is left (the message is dropped)."""
-        previous = message.get("prevLogIdx")
-        applied = self.replica.raftLastApplied
-        if previous is None or "transmission" in message or previous >= applied:
-            return message
-        anchor = self.replica._SyncObj__getEntries(applied, 1)  # pysyncobj internal
-        kept = [entry for entry in message.get("entries", []) if entry[1] > applied]
-        if not anchor:
-            return message
-        self.late_appends_trimmed += 1
-        if not kept:
-            return None
-        return {**message, "prevLogIdx": applied, "prevLogTerm": anchor[0][2], "entries": kept}
+    def _append_entries(self, node: Any, message: dict[str, Any]) -> None:
+        """Follower side: hands pysyncobj the AppendEntries rewritten by the Raft append rule;
+        while it handles one that only repeated entries held here, its reply acknowledges no
+        more than the message covered (``_send_next_index`` is called from the handler)."""
+        rewritten, covered = self._raft_append_rule(message)
+        self._ack_at_most = covered
+        try:
+            self._original_on_message(node, rewritten)
+        finally:
+            self._ack_at_most = None
+
+    def _raft_append_rule(self, message: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """``_append_rule`` against this node's log; counts the messages it rewrote."""
+        replica = self.replica
+        if (
+            "prevLogIdx" not in message
+            or "transmission" in message
+            or message.get("term", 0) < replica.raftCurrentTerm  # pysyncobj ignores it
+        ):
+            return message, None
+        raft_log = replica._SyncObj__raftLog  # pysyncobj internal: entries (command, index, term)
+        first = raft_log[0][1]
+        rewritten, covered = self._append_rule(
+            message, first, raft_log[-1][1], lambda index: raft_log[index - first][2]
+        )
+        if rewritten is not message:
+            self.late_appends_rewritten += 1
+        return rewritten, covered
+
+    @staticmethod
+    def _append_rule(
+        message: dict[str, Any], first: int, last: int, term_at: Callable[[int], int]
+    ) -> tuple[dict[str, Any], int | None]:
+        """The Raft AppendEntries rule as a rewrite of the message pysyncobj then handles, for
+        a follower holding entries ``first``..``last`` (``term_at(i)``: the local term at i).
+
+        pysyncobj deletes every local entry after ``prevLogIdx`` whenever there is one, without
+        comparing terms; a late resend or a heartbeat behind this log would delete entries this
+        node acknowledged (a committed entry could be lost). Raft deletes only from the first
+        entry whose term conflicts: the message is rewritten to start there, so pysyncobj's
+        truncation (and its CRITICAL line, if that reaches an applied entry: real divergence)
+        happens only then. A ``prevLogIdx`` below ``first`` (compacted into a snapshot:
+        committed, so equal to the leader's) is anchored on ``first``.
+
+        A message whose entries are all here already is rewritten to an empty one anchored on
+        ``last`` rather than dropped: pysyncobj still resets the election timer, and learns the
+        commit index, capped at the last index the message covered (entries past it may not be
+        the leader's). Returns the message to hand on (the same object when unchanged) and,
+        for such a message, that covered index: the most the reply may acknowledge.
+        """
+        previous = message["prevLogIdx"]
+        if previous >= last:
+            return message, None  # nothing after prevLogIdx to delete
+        entries = message.get("entries") or []
+        if previous < first:
+            anchor = first
+            entries = [entry for entry in entries if entry[1] > first]
+        elif term_at(previous) != message["prevLogTerm"]:
+            return message, None  # pysyncobj answers "mismatch"
+        else:
+            anchor = previous
+        for position, entry in enumerate(entries):
+            index = entry[1]
+            if index != anchor + 1 + position:
+                return message, None  # not one run of entries: pysyncobj's business
+            if index <= last and term_at(index) == entry[2]:
+                continue
+            if index - 1 == previous:
+                return message, None  # the first entry is new or conflicts: as it is
+            return {
+                **message,
+                "prevLogIdx": index - 1,
+                "prevLogTerm": term_at(index - 1),
+                "entries": entries[position:],
+            }, None
+        covered = entries[-1][1] if entries else anchor
+        return {
+            **message,
+            "prevLogIdx": last,
+            "prevLogTerm": term_at(last),
+            "entries": [],
+            "commit_index": min(message["commit_index"], covered),
+        }, covered
+
+    def _refuse_forwarded(self, node: Any, message: dict[str, Any]) -> None:
+        """Drops a command another node forwarded (pysyncobj's ``apply_command``): only the
+        leader's own, term-checked submissions may reach the log. A waiting caller on an older
+        peer is told NOT_LEADER (not applied). Logged at most once per 10 s, with a count."""
+        self.forwarded_commands_refused += 1
+        if "request_id" in message:
+            response = {
+                "type": "apply_command_response",
+                "request_id": message["request_id"],
+                "error": FAIL_REASON.NOT_LEADER,
+            }
+            self.replica._SyncObj__transport.send(node, response)  # pysyncobj internal
+        now = time.monotonic()
+        if now - self._forwarded_logged_at < 10.0:
+            self._forwarded_unlogged += 1
+            return
+        unlogged, self._forwarded_unlogged = self._forwarded_unlogged, 0
+        self._forwarded_logged_at = now
+        log.warning(
+            "refused a command forwarded by %s (Turnstile nodes forward none: an older build?)%s",
+            getattr(node, "id", node),
+            f" ({unlogged} more since the last report)" if unlogged else "",
+        )
+
+    def _record_protocol(self, node: Any, message: dict[str, Any]) -> None:
+        """Leader side: the protocol version a follower reported in its reply (none: 1)."""
+        term = self.replica.raftCurrentTerm
+        reports_term, reports = self._protocol_reports
+        if reports_term != term:
+            reports = {}
+            self._protocol_reports = (term, reports)
+        version = message.get("turnstile_protocol", 1)
+        reports[node.id] = version if type(version) is int else 1
+
+    def member_protocol_versions(self) -> dict[str, int]:
+        """On the leader: the protocol version of each member of the current Raft
+        configuration, itself included, as reported in this term (0: not heard from yet), so
+        a new kind of command is proposed only once every member supports it. {} elsewhere.
+
+        Any thread: it reads copies, and reports of another term (a leadership since lost)
+        never count.
+        """
+        replica = self.replica
+        if not replica._isLeader():
+            return {}
+        reports_term, reports = self._protocol_reports
+        heard = dict(reports) if reports_term == replica.raftCurrentTerm else {}
+        members = replica._SyncObj__otherNodes.copy()  # pysyncobj internal: set of TCPNode
+        versions = {member.id: heard.get(member.id, 0) for member in members}
+        versions[self.options.self_address] = self.options.protocol_version
+        return versions
 
     def _send_next_index(
         self,
@@ -316,22 +504,42 @@ class RaftNode:
         nextNodeIdx: int | None = None,  # noqa: N803 - pysyncobj's keyword
         success: bool = False,
     ) -> None:
-        """A follower's answer to AppendEntries, with fast log repair (see module docstring)."""
+        """A follower's answer to AppendEntries, in place of pysyncobj's (same fields): with
+        fast log repair, acknowledging no more than a rewritten AppendEntries covered, and
+        with this build's protocol version (see module docstring)."""
+        replica = self.replica
         if reset and not success and nextNodeIdx is not None:
             self.log_repair_replies += 1
             if self.options.fast_log_repair:
-                nextNodeIdx = min(nextNodeIdx, self.replica.raftCommitIndex + 1)  # noqa: N806
-        self._original_send_next_index(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
+                nextNodeIdx = min(nextNodeIdx, replica.raftCommitIndex + 1)  # noqa: N806
+        if nextNodeIdx is None:
+            last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+            nextNodeIdx = last_index + 1  # noqa: N806
+        if success and self._ack_at_most is not None:
+            nextNodeIdx = min(nextNodeIdx, self._ack_at_most + 1)  # noqa: N806
+        replica._SyncObj__transport.send(  # pysyncobj internal
+            node,
+            {
+                "type": "next_node_idx",
+                "next_node_idx": nextNodeIdx,
+                "reset": reset,
+                "success": success,
+                "turnstile_protocol": self.options.protocol_version,
+            },
+        )
 
     # ------------------------------------------------------------------ proposing
 
-    def submit(self, payload: bytes, callback: ProposalCallback) -> None:
-        """Queues a command for the log; ``callback`` gets (Applied, SUCCESS) or (None, reason).
+    def submit(self, payload: bytes, callback: ProposalCallback, term: int) -> None:
+        """Queues a command stamped in ``term`` for the log; ``callback`` gets
+        (Applied, SUCCESS) or (None, reason).
 
-        Thread-safe. The callback runs on the loop thread and is guarded: an exception in it
-        is logged, never allowed into pysyncobj (which would apply the entry twice).
+        Thread-safe. The command reaches pysyncobj only if this node still leads in ``term``
+        when the loop hands it over; otherwise it fails with NOT_LEADER (not applied). The
+        callback runs on the loop thread and is guarded: an exception in it is logged, never
+        allowed into pysyncobj (which would apply the entry twice).
         """
-        self._proposals.append((payload, callback))
+        self._proposals.append((payload, callback, term))
         self._wake()
 
     def _propose_pending(self) -> None:
@@ -339,16 +547,23 @@ class RaftNode:
 
         Commands submitted together become one log entry (``encode_batch``), up to the group
         bounds: one pickle, one journal record and one apply call for all of them. Every
-        command of a group shares its entry's fate: applied in order, or not at all.
+        command of a group shares its entry's fate: applied in order, or not at all. A command
+        stamped in another term than this node's current leadership is refused here.
         """
         proposals = self._proposals
         most = _GROUP_MAX_COMMANDS if self.options.group_commands else 1
         while proposals:
-            group = [proposals.popleft()]
-            size = len(group[0][0])
+            group: list[tuple[bytes, ProposalCallback]] = []
+            size = 0
             while proposals and len(group) < most and size < _GROUP_MAX_BYTES:
-                group.append(proposals.popleft())
-                size += len(group[-1][0])
+                payload, callback, term = proposals.popleft()
+                if not self._leads_in(term):
+                    _guarded(callback)(None, FAIL_REASON.NOT_LEADER)
+                    continue
+                group.append((payload, callback))
+                size += len(payload)
+            if not group:
+                continue
             if len(group) == 1:
                 payload, callback = group[0]
                 self.replica.apply(payload, callback=_guarded(callback))
@@ -358,6 +573,12 @@ class RaftNode:
                     encode_batch([payload for payload, _callback in group]),
                     callback=_guarded(_split_group(callbacks)),
                 )
+
+    def _leads_in(self, term: int) -> bool:
+        """This node is leader in ``term`` right now (loop thread, so nothing moves meanwhile)."""
+        if not self.options.term_fence:
+            return True
+        return bool(self.replica._isLeader()) and self.replica.raftCurrentTerm == term
 
     def transfer_leadership(self, peer_address: str | None, callback: ProposalCallback) -> None:
         """Asks pysyncobj (on the loop thread) to hand leadership to ``peer_address``, or to
@@ -400,18 +621,23 @@ class RaftNode:
         return self._apply_one(decoded)
 
     def _apply_one(self, decoded: Command | CodecError) -> Applied:
-        command: Command | None
+        """Applies one decoded command. A command this build cannot apply halts the node:
+        refusing it would leave this replica's state different from its peers' (during a
+        rolling upgrade, say), so it stops loudly like a snapshot that fails to load."""
         if isinstance(decoded, CodecError):
-            command = None
-            applied = Applied(Err(Reason.INVALID_ARGUMENT, f"undecodable command: {decoded}"), ())
-        else:
-            command = decoded
-            try:
-                with self._state_lock:
-                    applied = self.state.apply(command)
-            except Exception:
-                log.exception("state machine raised applying %r", command)
-                applied = Applied(Err(Reason.INTERNAL, "the state machine failed"), ())
+            halt(f"a committed log entry cannot be decoded by this build ({decoded})")
+        command = decoded
+        if isinstance(command, SetClusterVersion) and command.version > PROTOCOL_VERSION:
+            halt(
+                f"the cluster moved to version {command.version}; this build supports "
+                f"{PROTOCOL_VERSION}: upgrade it"
+            )
+        try:
+            with self._state_lock:
+                applied = self.state.apply(command)
+        except Exception:
+            log.exception("state machine raised applying %r", command)
+            applied = Applied(Err(Reason.INTERNAL, "the state machine failed"), ())
         if self._on_applied is not None:
             try:
                 self._on_applied(command, applied)
@@ -452,9 +678,8 @@ class RaftNode:
         try:
             return self._load_snapshot(path)
         except Exception:
-            log.critical("cannot restore the snapshot %s; stopping this node", path, exc_info=True)
-            logging.shutdown()
-            os._exit(70)
+            log.exception("loading the snapshot %s failed", path)
+            halt(f"cannot restore the snapshot {path}")
 
     def _load_snapshot(self, path: str) -> tuple[Any, ...]:
         with open(path, "rb") as file:
@@ -463,7 +688,7 @@ class RaftNode:
             raise snapshot.SnapshotError(
                 f"snapshot file version {document.get('version')!r} is not supported"
             )
-        state = snapshot.load(document["state"])
+        state = snapshot.load(document["state"], term_fence=self.options.term_fence)
         with self._state_lock:
             self.state = state
             self.snapshot_installs += 1
@@ -599,6 +824,21 @@ def _log_refused_peers(replica: SyncObj, transport: Any) -> None:
         conn.encryptor = _AuthenticatedFernet(fernet, refusals, peer)
 
     server._TcpServer__onNewConnectionCallback = accept_labelled  # pysyncobj internal
+
+
+#: Exit status of a node that stopped because continuing could make its state diverge.
+HALT_EXIT_STATUS = 70
+
+
+def halt(why: str) -> NoReturn:
+    """Stops this node process at once, with a CRITICAL line saying why.
+
+    For what must never be papered over: pysyncobj would log an exception and go on applying
+    later entries, and this replica would silently diverge from the others.
+    """
+    log.critical("%s; stopping this node", why)
+    logging.shutdown()
+    os._exit(HALT_EXIT_STATUS)
 
 
 def _split_group(callbacks: list[ProposalCallback]) -> ProposalCallback:

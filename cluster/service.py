@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import grpc
 
+from turnstile.cluster import admission, snapshot
 from turnstile.cluster import commands as cmd
-from turnstile.cluster import snapshot
 from turnstile.cluster.config import NODE_ID, NODE_ID_RULE, Peer, address_problem
 from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
 from turnstile.cluster.node import Node
@@ -84,6 +84,10 @@ class _Servicer:
         """A log-time instant as time left from now; 0 stays 0 ("none")."""
         return max(1, at - self.node.now_ms()) if at else 0
 
+    def limits(self) -> admission.Limits:
+        """The replicated bounds as this node has applied them, for the admission checks."""
+        return self.node.raft.read(lambda s: s.limits)
+
 
 def _request_id(rid: pb.RequestId) -> dict[str, Any]:
     """The exactly-once fields every session command carries, from the request's id."""
@@ -105,6 +109,7 @@ def _linearizable(consistency: int) -> bool:
 class SessionsService(_Servicer, pb_grpc.SessionsServicer):
     @_rpc
     async def Open(self, request: pb.OpenSessionRequest, context: Any) -> pb.OpenSessionResponse:
+        admission.check_open(self.limits(), request)
         result = await self.node.execute(
             lambda now: cmd.OpenSession(
                 now,
@@ -174,6 +179,7 @@ def _session_info(view: SessionView) -> pb.SessionInfo:
 class LocksService(_Servicer, pb_grpc.LocksServicer):
     @_rpc
     async def Acquire(self, request: pb.AcquireRequest, context: Any) -> pb.AcquireResponse:
+        admission.check_acquire(self.limits(), request)
         rid = request.request
         key = (rid.session_id, rid.seq)
         waiter = self.node.waiters.register(key)
@@ -195,7 +201,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
             # When the server itself is stopping, the caller retries elsewhere and keeps its
             # place in the queue.
             if not self.node.stopping:
-                self.node.spawn(self._cancel_wait(request, release_grant=False))
+                self.node.spawn(self._withdraw_wait(request))
             raise
         finally:
             self.node.waiters.discard(key, waiter)
@@ -213,39 +219,58 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
     async def _wait(
         self, request: pb.AcquireRequest, queued: cmd.Queued, waiter: asyncio.Future[cmd.Result]
     ) -> cmd.Result:
-        """Waits for the grant or the deadline; the state machine resolves both."""
+        """Waits for the grant or the deadline; the state machine resolves both.
+
+        If the deadline's resolution does not arrive in time (leadership trouble), the answer
+        is UNKNOWN_OUTCOME, never "not acquired": a retry of this request id may already have
+        been handed the grant, so only the state machine's own result is final. The retry
+        returns it; a client that gives up abandons the request (``Abandon``).
+        """
         timeout = max(0, queued.deadline - self.node.now_ms()) / 1000 + _WAIT_GRACE_S
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), timeout)
         except TimeoutError:
-            # The deadline tick did not land (leadership trouble): withdraw explicitly.
-            outcome = await self._cancel_wait(request, release_grant=True)
-            if outcome is None:
-                raise TurnstileError(
-                    Reason.UNKNOWN_OUTCOME,
-                    "the wait could not be withdrawn; retry with the same request id",
-                ) from None
-            if outcome.released:
-                log.warning("lock %r: grant raced a timed-out wait and was returned", request.name)
-            return cmd.NotAcquired("wait timed out")
+            raise TurnstileError(
+                Reason.UNKNOWN_OUTCOME,
+                "the wait's end was not committed in time; retry with the same request id",
+            ) from None
 
-    async def _cancel_wait(
-        self, request: pb.AcquireRequest, release_grant: bool
-    ) -> cmd.WaitCancelled | None:
+    async def _withdraw_wait(self, request: pb.AcquireRequest) -> None:
+        """Drops the queued waiter of a caller that went away (a grant is left alone)."""
         rid = request.request
         try:
-            result = await self.node.execute(
+            await self.node.execute(
                 lambda now: cmd.CancelWait(
-                    now, rid.session_id, request.name, rid.seq, release_grant
+                    now, rid.session_id, request.name, rid.seq, release_grant=False
                 )
             )
         except TurnstileError as exc:
-            log.info("cancel of wait %s/%d failed: %s", request.name, rid.seq, exc)
-            return None
-        return result if isinstance(result, cmd.WaitCancelled) else None
+            log.info("withdrawing wait %s/%d failed: %s", request.name, rid.seq, exc)
+
+    @_rpc
+    async def Abandon(self, request: pb.AbandonRequest, context: Any) -> pb.AbandonResponse:
+        admission.check_abandon(self.limits(), request)
+        rid = request.request
+        result = await self.node.execute(
+            lambda now: cmd.Abandon(
+                now, name=request.name, acquire_seq=request.acquire_seq, **_request_id(rid)
+            )
+        )
+        assert isinstance(result, cmd.WaitCancelled)
+        if result.released:
+            log.info(
+                "lock %r: a grant to session %d's abandoned acquire %d was released",
+                request.name,
+                rid.session_id,
+                request.acquire_seq,
+            )
+        return pb.AbandonResponse(
+            header=self.header(), removed=result.removed, released=result.released
+        )
 
     @_rpc
     async def Release(self, request: pb.ReleaseRequest, context: Any) -> pb.ReleaseResponse:
+        admission.check_release(self.limits(), request)
         rid = request.request
         await self.node.execute(
             lambda now: cmd.Release(now, name=request.name, token=request.token, **_request_id(rid))
@@ -254,6 +279,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
 
     @_rpc
     async def Extend(self, request: pb.ExtendRequest, context: Any) -> pb.ExtendResponse:
+        admission.check_extend(self.limits(), request)
         rid = request.request
         result = await self.node.execute(
             lambda now: cmd.Extend(
@@ -271,6 +297,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
 
     @_rpc
     async def Validate(self, request: pb.ValidateRequest, context: Any) -> pb.ValidateResponse:
+        admission.check_validate(self.limits(), request)
         valid, current = await self.node.read(
             _linearizable(request.consistency),
             lambda s, now: s.validate_token(request.name, request.token),
@@ -281,6 +308,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
     async def Describe(
         self, request: pb.DescribeLockRequest, context: Any
     ) -> pb.DescribeLockResponse:
+        admission.check_describe(self.limits(), request)
         view = await self.node.read(
             _linearizable(request.consistency), lambda s, now: s.describe_lock(request.name, now)
         )
@@ -332,6 +360,7 @@ def _waiter(view: WaiterView) -> pb.LockWaiter:
 class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
     @_rpc
     async def SetUp(self, request: pb.SetUpListRequest, context: Any) -> pb.SetUpListResponse:
+        admission.check_set_up(self.limits(), request)
         rid = request.request
         result = await self.node.execute(
             lambda now: cmd.SetUpList(
@@ -347,6 +376,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
 
     @_rpc
     async def Insert(self, request: pb.InsertRequest, context: Any) -> pb.InsertResponse:
+        admission.check_insert(self.limits(), request)
         rid = request.request
         members = tuple(request.members)
         result = await self.node.execute(
@@ -360,6 +390,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
 
     @_rpc
     async def Contains(self, request: pb.ContainsRequest, context: Any) -> pb.ContainsResponse:
+        admission.check_contains(self.limits(), request)
         members = tuple(request.members)
         ids = await self.node.read(
             _linearizable(request.consistency), lambda s, now: s.contains(request.name, members)
@@ -368,6 +399,8 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
 
     @_rpc
     async def Members(self, request: pb.MembersRequest, context: Any) -> pb.MembersResponse:
+        admission.check_list_read(self.limits(), request)
+
         def page(state: StateMachine, now: int) -> tuple[list[tuple[int, bytes]], int] | cmd.Err:
             members = state.members(request.name, request.after_id, request.limit)
             if isinstance(members, cmd.Err):
@@ -384,6 +417,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
 
     @_rpc
     async def Size(self, request: pb.SizeRequest, context: Any) -> pb.SizeResponse:
+        admission.check_list_read(self.limits(), request)
         view = await self.node.read(
             _linearizable(request.consistency), lambda s, now: s.list_view(request.name, now)
         )
@@ -393,6 +427,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
     async def TearDown(
         self, request: pb.TearDownListRequest, context: Any
     ) -> pb.TearDownListResponse:
+        admission.check_tear_down(self.limits(), request)
         rid = request.request
         result = await self.node.execute(
             lambda now: cmd.TearDownList(now, name=request.name, **_request_id(rid))
@@ -507,6 +542,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
     async def ForceRelease(
         self, request: pb.ForceReleaseRequest, context: Any
     ) -> pb.ForceReleaseResponse:
+        admission.check_force_release(self.limits(), request)
         result = await self.node.execute(
             lambda now: cmd.ForceRelease(now, request.name, request.reason, request.token)
         )

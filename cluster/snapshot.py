@@ -4,7 +4,8 @@
 ``load`` rebuilds derived data (session back-references, counters, the timer heap) from the
 document instead of storing it, so a restored state behaves exactly like the one that was
 dumped: restoring and then applying the rest of the log equals applying the whole log.
-An unknown format version is refused, never guessed.
+An unknown format version is refused, never guessed. Version 1 (before the term fence, the
+cluster version and the record of answered seqs) is still read, with their initial values.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from turnstile.cluster.state import (
     Holder,
     ListState,
     LockState,
+    SeqRanges,
     Session,
     StateMachine,
     Waiter,
 )
 
 MAGIC = "turnstile-snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+#: Versions ``load`` reads.
+_READABLE_VERSIONS = (1, 2)
 
 
 class SnapshotError(ValueError):
@@ -44,6 +48,8 @@ def dump(state: StateMachine) -> bytes:
         "clock": state.clock,
         "last_session": state.last_session,
         "last_token": state.last_token,
+        "epoch": state.epoch,
+        "cluster_version": state.cluster_version,
         "limits": limits_to_plain(state.limits),
         "sessions": [
             [
@@ -55,6 +61,7 @@ def dump(state: StateMachine) -> bytes:
                 s.opened_at,
                 s.acked,
                 [[seq, result_to_plain(s.results[seq])] for seq in sorted(s.results)],
+                [list(pair) for pair in s.forgotten.ranges],
             ]
             for s in (state.sessions[i] for i in sorted(state.sessions))
         ],
@@ -88,7 +95,7 @@ def dump(state: StateMachine) -> bytes:
     return msgpack.packb(document, use_bin_type=True)
 
 
-def load(data: bytes) -> StateMachine:
+def load(data: bytes, term_fence: bool = True) -> StateMachine:
     """Rebuilds a state machine from ``dump`` output; raises SnapshotError on anything else."""
     try:
         document = msgpack.unpackb(data, raw=False, strict_map_key=True)
@@ -97,23 +104,30 @@ def load(data: bytes) -> StateMachine:
     if not isinstance(document, dict) or document.get("magic") != MAGIC:
         raise SnapshotError("not a turnstile snapshot")
     version = document.get("version")
-    if type(version) is not int or version != SNAPSHOT_VERSION:
+    if type(version) is not int or version not in _READABLE_VERSIONS:
         raise SnapshotError(
             f"snapshot format version {version!r} is not supported "
             f"(this build reads version {SNAPSHOT_VERSION})"
         )
     try:
-        return _restore(document)
+        return _restore(document, version, term_fence)
     except (CodecError, KeyError, TypeError, ValueError) as exc:
         raise SnapshotError(f"corrupt snapshot: {exc!r}") from None
 
 
-def _restore(document: dict[str, Any]) -> StateMachine:
-    state = StateMachine(limits_from_plain(document["limits"]))
+def _restore(document: dict[str, Any], version: int, term_fence: bool) -> StateMachine:
+    state = StateMachine(limits_from_plain(document["limits"]), term_fence=term_fence)
     state.clock = _int(document["clock"])
     state.last_session = _int(document["last_session"])
     state.last_token = _int(document["last_token"])
-    for sid, ttl, name, host, pid, opened_at, acked, results in document["sessions"]:
+    if version >= 2:
+        state.epoch = _int(document["epoch"])
+        state.cluster_version = _int(document["cluster_version"])
+    for record in document["sessions"]:
+        if len(record) != (9 if version >= 2 else 8):
+            raise SnapshotError(f"session record {record[:1]} has {len(record)} fields")
+        sid, ttl, name, host, pid, opened_at, acked, results = record[:8]
+        forgotten = record[8] if version >= 2 else []
         session = Session(
             id=_int(sid),
             ttl_ms=_int(ttl),
@@ -124,6 +138,7 @@ def _restore(document: dict[str, Any]) -> StateMachine:
             acked=_int(acked),
         )
         session.results = {_int(seq): result_from_plain(plain) for seq, plain in results}
+        session.forgotten = SeqRanges([(_int(lo), _int(hi)) for lo, hi in forgotten])
         state.sessions[session.id] = session
     for name, holder, waiters in document["locks"]:
         lock = LockState(_str(name))

@@ -10,17 +10,25 @@ applies the same commands in the same order and so reaches the same state and re
   whatever is iterated is sorted first.
 - ``apply`` never raises. A bad command is refused with an ``Err`` result after validation and
   before any mutation (an exception inside pysyncobj's apply halts the node for good).
+- The term fence: ``epoch`` is the newest Raft term any applied command was stamped in (a new
+  leader's first command sets it). A command stamped in an older term is refused before
+  anything else: it changes no state, not even the clock. So a deposed leader's late commands
+  (expiries, ticks, cancels, anything delivered after a successor took office) never act.
+- The cluster version gates commands: one whose ``SINCE`` is above ``cluster_version`` is
+  refused, so every replica of a mixed-version cluster applies the same entries alike.
 
 Reads are plain methods; they take ``now`` only to report remaining durations.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.commands import (
+    CAUSE_ABANDONED,
     CAUSE_FORCE_RELEASED,
     CAUSE_MAX_HOLD,
     CAUSE_RELEASED,
@@ -28,6 +36,7 @@ from turnstile.cluster.commands import (
     CAUSE_SESSION_EXPIRED,
     CAUSE_WAIT_CANCELLED,
     SESSION_COMMANDS,
+    Abandon,
     Acquire,
     CancelWait,
     CloseSession,
@@ -56,6 +65,7 @@ from turnstile.cluster.commands import (
     SessionCommand,
     SessionEnded,
     SessionOpened,
+    SetClusterVersion,
     SetLimits,
     SetMember,
     SetUpList,
@@ -64,6 +74,7 @@ from turnstile.cluster.commands import (
     TornDown,
     WaitCancelled,
     WaiterResolved,
+    since,
 )
 from turnstile.cluster.limits import Limits, RefusedError
 from turnstile.cluster.reasons import Reason
@@ -72,6 +83,47 @@ from turnstile.cluster.reasons import Reason
 _HOLD = 0
 _WAIT = 1
 _LIST = 2
+#: Stale timers tolerated beyond twice the live bound before the heap is compacted.
+_TIMER_SLACK = 64
+
+
+class SeqRanges:
+    """A set of request seqs as sorted, disjoint, inclusive ranges: the seqs a client reported
+    answered above its ``acked``. Answered seqs are nearly contiguous, so a few ranges hold
+    thousands of them while one long blocked acquire pins ``acked``."""
+
+    __slots__ = ("ranges",)
+
+    def __init__(self, ranges: list[tuple[int, int]] | None = None) -> None:
+        self.ranges: list[tuple[int, int]] = ranges or []
+
+    def __contains__(self, seq: int) -> bool:
+        at = bisect.bisect_right(self.ranges, (seq, 2**64)) - 1
+        return at >= 0 and self.ranges[at][0] <= seq <= self.ranges[at][1]
+
+    def add(self, seq: int) -> None:
+        if seq in self:
+            return
+        ranges = self.ranges
+        at = bisect.bisect_left(ranges, (seq, seq))
+        joins_left = at > 0 and ranges[at - 1][1] == seq - 1
+        joins_right = at < len(ranges) and ranges[at][0] == seq + 1
+        if joins_left and joins_right:
+            ranges[at - 1 : at + 1] = [(ranges[at - 1][0], ranges[at][1])]
+        elif joins_left:
+            ranges[at - 1] = (ranges[at - 1][0], seq)
+        elif joins_right:
+            ranges[at] = (seq, ranges[at][1])
+        else:
+            ranges.insert(at, (seq, seq))
+
+    def drop_through(self, seq: int) -> None:
+        """Forgets every seq <= ``seq`` (they are refused as acknowledged anyway)."""
+        ranges = [(max(lo, seq + 1), hi) for lo, hi in self.ranges if hi > seq]
+        self.ranges = ranges
+
+    def __len__(self) -> int:
+        return len(self.ranges)
 
 
 @dataclass(slots=True)
@@ -90,6 +142,9 @@ class Session:
     results: dict[int, Result] = field(default_factory=dict)
     #: Highest seq the client has acknowledged; older requests are not re-applied.
     acked: int = 0
+    #: Seqs above ``acked`` the client reported answered (their results may be gone): a late
+    #: copy of one of them is refused, never applied a second time.
+    forgotten: SeqRanges = field(default_factory=SeqRanges)
 
 
 @dataclass(slots=True)
@@ -205,10 +260,17 @@ class Counts:
 class StateMachine:
     """All replicated state. ``apply`` is the only mutator; see the module docstring."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, term_fence: bool = True) -> None:
         self.limits = limits or Limits()
         #: Log time in ms: the largest ``now`` applied so far.
         self.clock = 0
+        #: The newest Raft term a command was stamped in: older ones are refused.
+        self.epoch = 0
+        #: Commands with ``SINCE`` above this are refused (see ``SetClusterVersion``).
+        self.cluster_version = 1
+        #: Off only in the chaos test that shows what the fence prevents; every replica of
+        #: a cluster must agree on it.
+        self.term_fence = term_fence
         self.last_session = 0
         #: Fencing tokens come from one counter, so they increase per lock across all history.
         self.last_token = 0
@@ -254,7 +316,20 @@ class StateMachine:
     # ----------------------------------------------------------------------- apply
 
     def apply(self, command: Command) -> Applied:
-        """Applies one command: first the expiries due at its time, then the command."""
+        """Applies one command: first the expiries due at its time, then the command.
+
+        A command stamped in a term older than ``epoch`` is refused before anything else.
+        """
+        if command.term < self.epoch and self.term_fence:
+            return Applied(
+                Err(
+                    Reason.NOT_LEADER,
+                    f"stamped in term {command.term} by a leader superseded in term "
+                    f"{self.epoch}; not applied",
+                ),
+                (),
+            )
+        self.epoch = max(self.epoch, command.term)
         self._events = []
         self._advance(command.now)
         try:
@@ -265,6 +340,13 @@ class StateMachine:
         return Applied(result, events)
 
     def _dispatch(self, command: Command) -> Result:
+        required = since(command)
+        if required > self.cluster_version and not isinstance(command, SetClusterVersion):
+            return Err(
+                Reason.FAILED_PRECONDITION,
+                f"{type(command).__name__} needs cluster version {required}, the cluster is at "
+                f"{self.cluster_version}; upgrade every member first",
+            )
         if isinstance(command, SESSION_COMMANDS):
             return self._apply_once(command)
         match command:
@@ -296,6 +378,9 @@ class StateMachine:
                 if self.cluster_members.pop(command.node_id, None) is None:
                     return Err(Reason.NOT_FOUND, f"no member {command.node_id!r}")
                 return Done()
+            case SetClusterVersion():
+                self.cluster_version = max(self.cluster_version, command.version)
+                return Done()
             case SetLimits():
                 problems = command.limits.problems()
                 if problems:
@@ -325,13 +410,17 @@ class StateMachine:
             return first
         if command.seq <= session.acked:
             return Err(Reason.INVALID_ARGUMENT, f"request {command.seq} was already acknowledged")
+        if command.seq in session.forgotten:
+            return Err(Reason.INVALID_ARGUMENT, f"request {command.seq} was already answered")
         if command.acked > session.acked:
             session.acked = command.acked
             for seq in [s for s in session.results if s <= command.acked]:
                 del session.results[seq]
+            session.forgotten.drop_through(command.acked)
         for seq in command.answered:
-            if seq != command.seq:
+            if seq != command.seq and seq > session.acked:
                 session.results.pop(seq, None)
+                session.forgotten.add(seq)
         if len(session.results) >= self.limits.max_results_per_session:
             return Err(
                 Reason.LIMIT_EXCEEDED,
@@ -359,6 +448,8 @@ class StateMachine:
                 return self._insert(command)
             case TearDownList():
                 return self._tear_down(command.name)
+            case Abandon():
+                return self._abandon(session, command)
         return Err(Reason.INVALID_ARGUMENT, f"unknown command {type(command).__name__}")
 
     # ----------------------------------------------------------------------- time
@@ -383,6 +474,19 @@ class StateMachine:
                 if existing and existing.expires_at == due:
                     self._delete_list(existing)
                     self._events.append(ListExpired(name))
+
+    def _push_timer(self, timer: tuple[int, int, str, int, int]) -> None:
+        """Adds a timer; when stale entries (a renewed max-hold or TTL, a freed lock, a dropped
+        waiter) outnumber the live ones, drops them all, so the heap stays O(live timers).
+
+        At most one timer per lock holder, waiter and list is live: their count bounds the
+        live entries without a scan. Rebuilding is O(n) after at least n pushes.
+        """
+        heapq.heappush(self._timers, timer)
+        live_bound = len(self.locks) + self.waiter_count + len(self.lists)
+        if len(self._timers) > 2 * live_bound + _TIMER_SLACK:
+            self._timers = [t for t in self._timers if self._timer_is_live(*t)]
+            heapq.heapify(self._timers)
 
     def next_due(self) -> int | None:
         """Log time of the earliest pending expiry, or None: when the leader should tick."""
@@ -489,7 +593,7 @@ class StateMachine:
         lock.waiters.append(waiter)
         session.waiting.add((lock.name, waiter.seq))
         self.waiter_count += 1
-        heapq.heappush(self._timers, (waiter.deadline, _WAIT, lock.name, session.id, waiter.seq))
+        self._push_timer((waiter.deadline, _WAIT, lock.name, session.id, waiter.seq))
         return Queued(position=len(lock.waiters), deadline=waiter.deadline)
 
     def _cancel_wait(self, command: CancelWait) -> Result:
@@ -519,6 +623,32 @@ class StateMachine:
             return WaitCancelled(removed=False, released=True)
         return WaitCancelled(removed=False, released=False)
 
+    def _abandon(self, session: Session, command: Abandon) -> Result:
+        """The client gave up on ``acquire_seq``: a late copy of it is refused from now on,
+        its waiter is dropped, or the hold it was granted is released."""
+        bounds.check_name(self.limits, "lock name", command.name)
+        if command.acquire_seq == command.seq or command.acquire_seq < 1:
+            raise RefusedError(
+                Reason.INVALID_ARGUMENT,
+                f"acquire_seq must be another request of the session, got {command.acquire_seq}",
+            )
+        if command.acquire_seq > session.acked:
+            session.results.pop(command.acquire_seq, None)
+            session.forgotten.add(command.acquire_seq)
+        lock = self.locks.get(command.name)
+        if lock is None:
+            return WaitCancelled(removed=False, released=False)
+        waiter = self._find_waiter(lock, session.id, command.acquire_seq)
+        if waiter is not None:
+            self._drop_waiter(lock, waiter, NotAcquired("abandoned by the client"))
+            self._forget_if_idle(lock)
+            return WaitCancelled(removed=True, released=False)
+        holder = lock.holder
+        if holder and holder.session == session.id and holder.acquire_seq == command.acquire_seq:
+            self._free(lock, CAUSE_ABANDONED)
+            return WaitCancelled(removed=False, released=True)
+        return WaitCancelled(removed=False, released=False)
+
     def _release(self, command: Release) -> Result:
         bounds.check_name(self.limits, "lock name", command.name)
         lock = self._held_by(command.name, command.token, command.session)
@@ -533,7 +663,7 @@ class StateMachine:
         assert holder is not None  # _held_by checked it
         holder.expires_at = self.clock + command.max_hold_ms if command.max_hold_ms else 0
         if holder.expires_at:
-            heapq.heappush(self._timers, (holder.expires_at, _HOLD, lock.name, holder.token, 0))
+            self._push_timer((holder.expires_at, _HOLD, lock.name, holder.token, 0))
         return Extended(holder.expires_at)
 
     def _force_release(self, command: ForceRelease) -> Result:
@@ -571,7 +701,7 @@ class StateMachine:
         lock.holder = Holder(session_id, self.last_token, seq, self.clock, expires_at)
         self.sessions[session_id].held.add(lock.name)
         if expires_at:
-            heapq.heappush(self._timers, (expires_at, _HOLD, lock.name, self.last_token, 0))
+            self._push_timer((expires_at, _HOLD, lock.name, self.last_token, 0))
         return Granted(self.last_token, expires_at)
 
     def _free(self, lock: LockState, cause: str, detail: str = "") -> None:
@@ -635,7 +765,7 @@ class StateMachine:
         existing.ttl_ms = command.ttl_ms
         existing.expires_at = expires_at
         if expires_at:
-            heapq.heappush(self._timers, (expires_at, _LIST, command.name, 0, 0))
+            self._push_timer((expires_at, _LIST, command.name, 0, 0))
         return ListSetUp(created, expires_at)
 
     def _insert(self, command: Insert) -> Result:

@@ -55,7 +55,7 @@ def test_commands_submitted_together_share_entries_and_keep_their_own_results(
 
         base = leader.read(lambda s: s.clock) + 1
         for i in range(commands):
-            leader.submit(encode_command(Tick(base + i)), answer(i))
+            leader.submit(encode_command(Tick(base + i)), answer(i), leader.term)
         for _ in range(commands):
             assert done.acquire(timeout=60)
         entries = leader.replica._SyncObj__getCurrentLogIndex() - before  # pysyncobj internal

@@ -17,6 +17,7 @@ from turnstile.cluster.commands import (
     Acquire,
     CancelWait,
     CloseSession,
+    Abandon,
     CodecError,
     Command,
     Done,
@@ -38,6 +39,7 @@ from turnstile.cluster.commands import (
     RemoveMember,
     Result,
     SessionOpened,
+    SetClusterVersion,
     SetLimits,
     SetMember,
     SetUpList,
@@ -76,6 +78,8 @@ COMMANDS: list[Command] = [
     SetLimits(now=13, limits=Limits(max_batch=7, max_page=3)),
     SetMember(now=14, node_id="n4", peer_address="10.0.0.4:7101", client_address="10.0.0.4:7001"),
     RemoveMember(now=15, node_id="n4"),
+    SetClusterVersion(now=16, version=2, term=3),
+    Abandon(now=17, session=1, seq=11, acked=10, name="L", acquire_seq=7, term=MAX_INT),
 ]
 
 RESULTS: list[Result] = [
@@ -111,6 +115,8 @@ STABLE_OP_CODES = {
     SetLimits: 13,
     SetMember: 14,
     RemoveMember: 15,
+    SetClusterVersion: 16,
+    Abandon: 17,
 }
 
 
@@ -177,7 +183,7 @@ def test_limits_round_trip() -> None:
 
 # --------------------------------------------------------------------------- refused bytes
 
-GOOD_TICK = packed(FORMAT_VERSION, Tick.OP, [5])
+GOOD_TICK = packed(FORMAT_VERSION, Tick.OP, [5, 0])
 GOOD_ACQUIRE = fields_of(Acquire(1, 1, 1, 0, "L", 0, 0))
 
 BAD_INPUTS: dict[str, Any] = {
@@ -195,11 +201,12 @@ BAD_INPUTS: dict[str, Any] = {
     "too short": packed(FORMAT_VERSION, Tick.OP),
     "too long": packed(FORMAT_VERSION, Tick.OP, [5], None),
     "unknown version 0": packed(0, Tick.OP, [5]),
-    "unknown version 2": packed(2, Tick.OP, [5]),
+    "unknown version 3": packed(3, Tick.OP, [5, 0]),
+    "format 1 with a term": packed(1, Tick.OP, [5, 0]),
     "version as text": packed("1", Tick.OP, [5]),
     "version missing": packed(None, Tick.OP, [5]),
     "unknown op 0": packed(FORMAT_VERSION, 0, [5]),
-    "unknown op 14": packed(FORMAT_VERSION, 14, [5]),
+    "unknown op 18": packed(FORMAT_VERSION, 18, [5, 0]),
     "unknown op 2**40": packed(FORMAT_VERSION, 2**40, [5]),
     "negative op": packed(FORMAT_VERSION, -12, [5]),
     "op as text": packed(FORMAT_VERSION, "12", [5]),
@@ -210,24 +217,24 @@ BAD_INPUTS: dict[str, Any] = {
     "too few fields": packed(FORMAT_VERSION, Acquire.OP, GOOD_ACQUIRE[:-1]),
     "too many fields": packed(FORMAT_VERSION, Acquire.OP, [*GOOD_ACQUIRE, 0]),
     "no fields": packed(FORMAT_VERSION, Tick.OP, []),
-    "negative int": packed(FORMAT_VERSION, Tick.OP, [-1]),
-    "int over 63 bits": packed(FORMAT_VERSION, Tick.OP, [2**63]),
-    "uint64 max": packed(FORMAT_VERSION, Tick.OP, [2**64 - 1]),
-    "float for int": packed(FORMAT_VERSION, Tick.OP, [5.0]),
-    "bool for int": packed(FORMAT_VERSION, Tick.OP, [True]),
-    "none for int": packed(FORMAT_VERSION, Tick.OP, [None]),
-    "text for int": packed(FORMAT_VERSION, Tick.OP, ["5"]),
-    "bytes for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, b"L", 0, 0, []]),
-    "int for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, 7, 0, 0, []]),
-    "str for bytes member": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", ["a"], []]),
-    "members not an array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", b"ab", []]),
-    "members a map": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", {"a": b"a"}, []]),
-    "nested member array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [[b"a"]], []]),
+    "negative int": packed(FORMAT_VERSION, Tick.OP, [-1, 0]),
+    "int over 63 bits": packed(FORMAT_VERSION, Tick.OP, [2**63, 0]),
+    "uint64 max": packed(FORMAT_VERSION, Tick.OP, [2**64 - 1, 0]),
+    "float for int": packed(FORMAT_VERSION, Tick.OP, [5.0, 0]),
+    "bool for int": packed(FORMAT_VERSION, Tick.OP, [True, 0]),
+    "none for int": packed(FORMAT_VERSION, Tick.OP, [None, 0]),
+    "text for int": packed(FORMAT_VERSION, Tick.OP, ["5", 0]),
+    "bytes for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, b"L", 0, 0, [], 0]),
+    "int for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, 7, 0, 0, [], 0]),
+    "str for bytes member": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", ["a"], [], 0]),
+    "members not an array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", b"ab", [], 0]),
+    "members a map": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", {"a": b"a"}, [], 0]),
+    "nested member array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [[b"a"]], [], 0]),
     "invalid utf-8 name": b"\x93\x01\x04\x98\x01\x01\x01\x00\xa2\xff\xfe\x00\x00\x90",
-    "limits not an array": packed(FORMAT_VERSION, SetLimits.OP, [1, 5]),
-    "limits too short": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13]),
-    "limits negative": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13 + [-1]]),
-    "limits text": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13 + ["1"]]),
+    "limits not an array": packed(FORMAT_VERSION, SetLimits.OP, [1, 5, 0]),
+    "limits too short": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13, 0]),
+    "limits negative": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13 + [-1], 0]),
+    "limits text": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13 + ["1"], 0]),
     "a result record (Done has no fields)": packed(*result_to_plain(Done())),
 }
 
@@ -244,14 +251,22 @@ def test_the_bad_inputs_are_bad_only_where_they_say() -> None:
     assert decode_command(packed(FORMAT_VERSION, Acquire.OP, GOOD_ACQUIRE)) == Acquire(
         1, 1, 1, 0, "L", 0, 0
     )
-    assert decode_command(packed(FORMAT_VERSION, Tick.OP, [MAX_INT])) == Tick(MAX_INT)
-    good_insert = packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [b"a"], []])
+    assert decode_command(packed(FORMAT_VERSION, Tick.OP, [MAX_INT, 0])) == Tick(MAX_INT)
+    good_insert = packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [b"a"], [], 0])
     assert decode_command(good_insert) == Insert(1, 1, 1, 0, "runs", (b"a",))
-    good_limits = packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 14])
+    good_limits = packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 14, 0])
     assert isinstance(decode_command(good_limits), SetLimits)
     assert decode_command(b"\x93\x01\x04\x98\x01\x01\x01\x00\xa1L\x00\x00\x90") == Acquire(
         1, 1, 1, 0, "L", 0, 0
     )
+
+
+def test_format_1_commands_predate_the_term_and_decode_as_term_0() -> None:
+    """An old journal replays: its commands were stamped in no term."""
+    assert decode_command(packed(1, Tick.OP, [5])) == Tick(5, term=0)
+    old_acquire = packed(1, Acquire.OP, [1, 2, 3, 0, "L", 0, 0, []])
+    assert decode_command(old_acquire) == Acquire(1, 2, 3, 0, "L", 0, 0, (), term=0)
+    assert decode_command(packed(2, Tick.OP, [5, 7])) == Tick(5, term=7)
 
 
 def test_codec_error_is_a_value_error() -> None:
@@ -269,7 +284,7 @@ def test_a_version_of_the_wrong_type_is_a_codec_error(version: Any) -> None:
     [
         None,
         [FORMAT_VERSION, 99, []],
-        [2, Done.CODE, []],
+        [3, Done.CODE, []],
         [FORMAT_VERSION, Err.CODE, ["NOT_A_REASON", "x"]],
         [FORMAT_VERSION, Err.CODE, [["NOT_HOLDER"], "x"]],
         [FORMAT_VERSION, Err.CODE, [{"a": 1}, "x"]],

@@ -189,7 +189,7 @@ def test_timers_are_rebuilt_on_restore() -> None:
 # --------------------------------------------------------------------------- refused bytes
 
 
-@pytest.mark.parametrize("version", [0, 2, 99, "1", None, [1]])
+@pytest.mark.parametrize("version", [0, 3, 99, "1", None, [1]])
 def test_an_unknown_version_is_refused_naming_it(version: Any) -> None:
     document = snapshot_doc(rich_dump())
     document["version"] = version

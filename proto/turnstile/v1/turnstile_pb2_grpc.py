@@ -306,7 +306,9 @@ class LocksServicer:
         """Takes a lock. If it is held and wait_ms > 0, the call is held open until the lock is
         handed to this request (in the same log entry as the release that frees it) or wait_ms
         passes; then acquired = false and no waiter is left behind. If the caller cancels the
-        RPC, the wait is withdrawn (and a grant that raced in is released).
+        RPC, the queued wait is withdrawn (a grant is left alone: a retry of the same request id
+        returns it; call Abandon to give it back). UNKNOWN_OUTCOME when the wait's end could not
+        be committed in time: retry with the same request id for the final answer.
         Errors: SESSION_EXPIRED, INVALID_ARGUMENT (name, durations), LIMIT_EXCEEDED (waiters).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
