@@ -140,7 +140,7 @@ class RaftOptions:
     term_fence: bool = True
     #: The protocol version this build supports, reported to the leader in every
     #: AppendEntries reply (``RaftNode.member_protocol_versions``).
-    protocol_version: int = 2
+    protocol_version: int = PROTOCOL_VERSION
 
 
 class _Replica(SyncObj):
@@ -257,9 +257,6 @@ class RaftNode:
         transport = self.replica._SyncObj__transport  # pysyncobj internal
         self._original_on_message = self.replica._SyncObj__onMessageReceived  # pysyncobj internal
         transport.setOnMessageReceivedCallback(self._on_message)
-        self._original_send_next_index = (
-            self.replica._SyncObj__sendNextNodeIdx
-        )  # pysyncobj internal
         self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
         _log_refused_peers(self.replica, transport)
         self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)

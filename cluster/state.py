@@ -318,7 +318,8 @@ class StateMachine:
     def apply(self, command: Command) -> Applied:
         """Applies one command: first the expiries due at its time, then the command.
 
-        A command stamped in a term older than ``epoch`` is refused before anything else.
+        A command stamped in a term older than ``epoch``, or newer than the cluster version,
+        is refused before anything else: it has no effect at all.
         """
         if command.term < self.epoch and self.term_fence:
             return Applied(
@@ -326,6 +327,16 @@ class StateMachine:
                     Reason.NOT_LEADER,
                     f"stamped in term {command.term} by a leader superseded in term "
                     f"{self.epoch}; not applied",
+                ),
+                (),
+            )
+        required = since(command)
+        if required > self.cluster_version and not isinstance(command, SetClusterVersion):
+            return Applied(
+                Err(
+                    Reason.FAILED_PRECONDITION,
+                    f"{type(command).__name__} needs cluster version {required}, the cluster "
+                    f"is at {self.cluster_version}; upgrade every member first",
                 ),
                 (),
             )
@@ -340,13 +351,6 @@ class StateMachine:
         return Applied(result, events)
 
     def _dispatch(self, command: Command) -> Result:
-        required = since(command)
-        if required > self.cluster_version and not isinstance(command, SetClusterVersion):
-            return Err(
-                Reason.FAILED_PRECONDITION,
-                f"{type(command).__name__} needs cluster version {required}, the cluster is at "
-                f"{self.cluster_version}; upgrade every member first",
-            )
         if isinstance(command, SESSION_COMMANDS):
             return self._apply_once(command)
         match command:
@@ -485,8 +489,9 @@ class StateMachine:
         heapq.heappush(self._timers, timer)
         live_bound = len(self.locks) + self.waiter_count + len(self.lists)
         if len(self._timers) > 2 * live_bound + _TIMER_SLACK:
-            self._timers = [t for t in self._timers if self._timer_is_live(*t)]
-            heapq.heapify(self._timers)
+            # A set: renewals to the same instant leave equal entries, all of them "live".
+            # Sorted, the distinct entries are a heap already, whatever the set's order.
+            self._timers = sorted({t for t in self._timers if self._timer_is_live(*t)})
 
     def next_due(self) -> int | None:
         """Log time of the earliest pending expiry, or None: when the leader should tick."""

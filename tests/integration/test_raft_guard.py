@@ -13,8 +13,11 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pysyncobj import FAIL_REASON
+from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tests.integration.cluster import wait_until
 from turnstile.cluster.commands import Tick, encode_command
@@ -54,7 +57,7 @@ def _replicas(directory: Path, guard: bool, batch: bool) -> list[RaftNode]:
 
 
 def _replica(
-    directory: Path, addresses: list[str], i: int, fast_repair: bool = True, **options: bool
+    directory: Path, addresses: list[str], i: int, fast_repair: bool = True, **options: Any
 ) -> RaftNode:
     """Replica ``i`` of the cluster at ``addresses`` (again, on its own data, if restarted)."""
     return RaftNode(
@@ -99,7 +102,7 @@ def _load(directory: Path, guard: bool, batch: bool, commands: int) -> None:
             done.release()
 
         for i in range(commands):
-            leader.submit(encode_command(Tick(i)), finished)
+            leader.submit(encode_command(Tick(i)), finished, leader.term)
         for _ in range(commands):
             assert done.acquire(timeout=60)
         assert not failures
@@ -183,7 +186,7 @@ def _submit_all(node: RaftNode, commands: int, wait: bool) -> None:
         done.release()
 
     for i in range(commands):
-        node.submit(encode_command(Tick(i)), finished)
+        node.submit(encode_command(Tick(i)), finished, node.term)
     if wait:
         for _ in range(commands):
             assert done.acquire(timeout=60)
@@ -291,6 +294,219 @@ def test_a_late_append_below_the_applied_index_truncates_nothing(
         for node in nodes:
             node.stop()
     if guarded:
-        assert (critical.messages, after, follower.late_appends_trimmed) == ([], last_index, 1)
+        assert (critical.messages, after, follower.late_appends_rewritten) == ([], last_index, 1)
     else:
         assert len(critical.messages) == 1 and after == applied - 11  # cut to the resent ones
+
+
+_NO_OP = bytes([_COMMAND_TYPE.NO_OP])  # pysyncobj internal: its log entry type
+
+
+class _Recorded:
+    """What a frozen node sent and which log suffixes pysyncobj deleted."""
+
+    def __init__(self, node: RaftNode) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.deleted_from: list[int] = []
+        replica = node.replica
+        delete = replica._SyncObj__deleteEntriesFrom  # pysyncobj internal
+
+        def deleting(index: int) -> None:
+            self.deleted_from.append(index)
+            delete(index)
+
+        replica._SyncObj__deleteEntriesFrom = deleting  # pysyncobj internal
+        replica._SyncObj__transport.send = lambda _node, message: self.sent.append(message)
+
+
+def _log_of(node: RaftNode) -> list[tuple[Any, int, int]]:
+    return list(node.replica._SyncObj__getEntries(1))  # pysyncobj internal: the whole log
+
+
+def _acknowledged_not_applied(
+    nodes: list[RaftNode], unapplied: int
+) -> tuple[RaftNode, int, list[tuple[Any, int, int]]]:
+    """Freezes a caught-up follower, then hands it ``unapplied`` more entries of the leader as
+    the leader does (it acknowledges them); its loop is stopped, so it applies none of them.
+    Returns the follower, its last applied index and the entries it holds past it."""
+    leader = _start_and_elect(nodes)
+    _submit_all(leader, 20, wait=True)
+    follower = next(n for n in nodes if n is not leader)
+    wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
+    _freeze(follower)
+    applied = follower.applied_index
+    assert follower.replica._SyncObj__getCurrentLogIndex() == applied  # pysyncobj internal
+    _submit_all(leader, unapplied, wait=True)  # the leader commits them with the other follower
+    entries = leader.replica._SyncObj__getEntries(applied + 1, unapplied)  # pysyncobj internal
+    previous_term = follower.replica._SyncObj__getEntries(applied, 1)[0][2]  # pysyncobj internal
+    recorded = _Recorded(follower)
+    follower._on_message(
+        follower.replica._SyncObj__raftLeader,  # pysyncobj internal
+        {
+            "type": "append_entries",
+            "term": follower.term,
+            "commit_index": applied,
+            "prevLogIdx": applied,
+            "prevLogTerm": previous_term,
+            "entries": entries,
+        },
+    )
+    assert recorded.sent[-1]["next_node_idx"] == applied + unapplied + 1
+    assert follower.applied_index == applied
+    return follower, applied, entries
+
+
+@pytest.mark.parametrize("resend", ["entries", "heartbeat"])
+def test_an_acknowledged_entry_survives_a_late_resend(
+    tmp_path: Path, critical: _CriticalCounter, resend: str
+) -> None:
+    """A follower acknowledged entries it has not applied yet; then a late AppendEntries (a
+    resend with an older ``prevLogIdx``, or a heartbeat built before the new entries were
+    sent) arrives. pysyncobj alone deletes every entry after ``prevLogIdx``: the follower
+    then holds fewer entries than it acknowledged. The Raft rule truncates nothing that
+    matches: the follower keeps them all and acknowledges only what the message covered."""
+    nodes = _replicas(tmp_path, guard=True, batch=True)
+    try:
+        follower, applied, entries = _acknowledged_not_applied(nodes, unapplied=10)
+        recorded = _Recorded(follower)
+        log_before = _log_of(follower)
+        late_entries = entries[2:5] if resend == "entries" else []
+        covered = applied + (5 if resend == "entries" else 2)
+        follower._on_message(
+            follower.replica._SyncObj__raftLeader,  # pysyncobj internal
+            {
+                "type": "append_entries",
+                "term": follower.term,
+                "commit_index": applied + 10,  # the leader committed them all meanwhile
+                "prevLogIdx": applied + 2,
+                "prevLogTerm": entries[1][2],
+                "entries": late_entries,
+            },
+        )
+        log_after = _log_of(follower)
+        commit = follower.commit_index
+    finally:
+        for node in nodes:
+            node.stop()
+    assert len(log_after) == len(log_before), "acknowledged entries were deleted"
+    assert log_after == log_before
+    assert recorded.deleted_from == []
+    assert critical.messages == []
+    # Acknowledged and committed only as far as the message showed the logs agree.
+    assert [m["next_node_idx"] for m in recorded.sent] == [covered + 1]
+    assert recorded.sent[0]["success"] is True
+    assert commit == covered
+    assert follower.late_appends_rewritten == 1
+
+
+@pytest.mark.parametrize("at", ["unapplied", "applied"])
+def test_a_conflict_is_truncated_from_the_first_conflicting_index_only(
+    tmp_path: Path, critical: _CriticalCounter, at: str
+) -> None:
+    """A leader of a later term sends entries that first match, then conflict: the follower
+    truncates from the first conflicting entry, not from ``prevLogIdx``. A conflict at an
+    applied entry is real divergence: pysyncobj's CRITICAL line must still show it."""
+    nodes = _replicas(tmp_path, guard=True, batch=True)
+    try:
+        follower, applied, _entries = _acknowledged_not_applied(nodes, unapplied=10)
+        recorded = _Recorded(follower)
+        log_before = _log_of(follower)
+        conflict = applied + 5 if at == "unapplied" else applied - 1
+        previous = conflict - 3
+        local = {entry[1]: entry for entry in log_before}
+        new_term = follower.term + 1
+        replacing = [local[previous + 1], local[previous + 2]] + [
+            (_NO_OP, index, new_term) for index in range(conflict, conflict + 4)
+        ]
+        follower._on_message(
+            follower.replica._SyncObj__raftLeader,  # pysyncobj internal
+            {
+                "type": "append_entries",
+                "term": new_term,
+                "commit_index": applied,
+                "prevLogIdx": previous,
+                "prevLogTerm": local[previous][2],
+                "entries": replacing,
+            },
+        )
+        log_after = _log_of(follower)
+    finally:
+        for node in nodes:
+            node.stop()
+    assert recorded.deleted_from == [conflict]
+    assert log_after == [e for e in log_before if e[1] < conflict] + replacing[2:]
+    assert recorded.sent[-1]["next_node_idx"] == conflict + 4
+    if at == "applied":
+        assert len(critical.messages) == 1 and "already-applied" in critical.messages[0]
+    else:
+        assert critical.messages == []
+
+
+def test_a_forwarded_command_is_refused(tmp_path: Path) -> None:
+    """A command forwarded by a follower (pysyncobj's ``apply_command``) never reaches the
+    leader's log; a caller waiting for the answer gets NOT_LEADER (not applied, retry)."""
+    nodes = _replicas(tmp_path, guard=True, batch=True)
+    try:
+        leader = _start_and_elect(nodes)
+        _freeze(leader)
+        recorded = _Recorded(leader)
+        replica = leader.replica
+        last_index = replica._SyncObj__getCurrentLogIndex  # pysyncobj internal
+        before = last_index()
+        sender = next(iter(replica._SyncObj__otherNodes))  # pysyncobj internal
+        leader._on_message(sender, {"type": "apply_command", "command": _NO_OP, "request_id": 7})
+        leader._on_message(sender, {"type": "apply_command", "command": _NO_OP})
+        replica._checkCommandsToApply()  # would move a queued command into the log
+        after = last_index()
+    finally:
+        for node in nodes:
+            node.stop()
+    assert after == before
+    assert recorded.sent == [
+        {"type": "apply_command_response", "request_id": 7, "error": FAIL_REASON.NOT_LEADER}
+    ]
+    assert leader.forwarded_commands_refused == 2
+
+
+def _transfer(leader: RaftNode, to: RaftNode) -> None:
+    """Hands leadership over (pysyncobj denies it while ``to`` is not caught up: retried)."""
+
+    def transferred() -> bool:
+        if to.is_leader and not leader.is_leader:
+            return True
+        if leader.is_leader:
+            answered = threading.Event()
+            leader.transfer_leadership(to.options.self_address, lambda *_: answered.set())
+            answered.wait(5)
+        return False
+
+    wait_until(transferred, timeout=30, interval=0.3)
+
+
+def test_the_leader_knows_each_members_protocol_version(tmp_path: Path) -> None:
+    """Followers report their protocol version in every reply; the leader lists every member
+    of the configuration: 0 for one not heard from (never started here), 1 for a reply
+    without a version (an older Turnstile). A node that lost leadership reports nothing."""
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    versions = {addresses[0]: 2, addresses[1]: 1}
+    nodes = [
+        _replica(tmp_path, addresses, i, protocol_version=versions[addresses[i]]) for i in (0, 1)
+    ]
+    try:
+        leader = _start_and_elect(nodes)
+        expected = {**versions, addresses[2]: 0}
+        wait_until(lambda: leader.member_protocol_versions() == expected, timeout=20)
+        other = next(n for n in nodes if n is not leader)
+        assert other.member_protocol_versions() == {}
+        _transfer(leader, other)
+        assert leader.member_protocol_versions() == {}
+        wait_until(lambda: other.member_protocol_versions() == expected, timeout=20)
+        _freeze(other)
+        replica = other.replica
+        silent = next(n for n in replica._SyncObj__otherNodes if n.id == addresses[2])  # internal
+        reply = {"type": "next_node_idx", "next_node_idx": 1, "reset": False, "success": False}
+        other._on_message(silent, reply)
+        assert other.member_protocol_versions() == {**versions, addresses[2]: 1}
+    finally:
+        for node in nodes:
+            node.stop()
