@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import grpc
@@ -71,6 +72,57 @@ def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Clus
             Reason.INVALID_ARGUMENT,
             "ttl_ms",
         ),
+        (
+            lambda: cluster.stubs(leader).sessions.Open(
+                pb.OpenSessionRequest(ttl_ms=5000, client_name="n" * 300), timeout=5
+            ),
+            Reason.INVALID_ARGUMENT,
+            "client_name is 300 bytes, over max_name_bytes=256",
+        ),
+        (
+            lambda: locks.Acquire(
+                pb.AcquireRequest(request=pb.RequestId(session_id=client.session), name="x"),
+                timeout=5,
+            ),
+            Reason.INVALID_ARGUMENT,
+            "seq must be >= 1 and above acked, got seq=0 acked=0",
+        ),
+        (
+            lambda: locks.Acquire(
+                pb.AcquireRequest(
+                    request=pb.RequestId(
+                        session_id=client.session, seq=10**6, answered=range(1, 1026)
+                    ),
+                    name="x",
+                ),
+                timeout=5,
+            ),
+            Reason.INVALID_ARGUMENT,
+            "1025 answered seqs in one request, over max_results_per_session=1024",
+        ),
+        (
+            lambda: locks.Acquire(
+                pb.AcquireRequest(request=client.request_id(), name="x", wait_ms=8 * 86_400_000),
+                timeout=5,
+            ),
+            Reason.INVALID_ARGUMENT,
+            "wait_ms is 691200000 ms, over max_duration_ms=604800000",
+        ),
+        (
+            lambda: lists.Contains(
+                pb.ContainsRequest(name="results", members=[b"m%d" % i for i in range(1001)]),
+                timeout=5,
+            ),
+            Reason.LIMIT_EXCEEDED,
+            "batch of 1001 members is over max_batch=1000",
+        ),
+        (
+            lambda: cluster.stubs(leader).cluster.ForceRelease(
+                pb.ForceReleaseRequest(name="held", reason="r" * 2000), timeout=5
+            ),
+            Reason.INVALID_ARGUMENT,
+            "reason is 2000 bytes, over max_reason_bytes=1024",
+        ),
     ]
     for call, reason, text in cases:
         code, got, details = _refusal(call)
@@ -117,3 +169,48 @@ def test_configured_limits_are_replicated_and_enforced(tmp_path: Path) -> None:
         assert reason is Reason.LIMIT_EXCEEDED and "max_batch=5" in details
     finally:
         cluster.close()
+
+
+def _data_bytes(cluster: Cluster) -> list[int]:
+    """Apparent size of every file under each node's data directory."""
+    return [
+        sum(p.stat().st_size for p in config.data_dir.rglob("*") if p.is_file())
+        for config in cluster.configs
+    ]
+
+
+def test_an_oversize_insert_is_refused_before_it_is_replicated(cluster: Cluster) -> None:
+    """700,000 members (about 6 MB, under the 8 MiB receive limit) are refused by the leader's
+    admission check in O(1): nothing is encoded, journaled or sent to the followers, and the
+    cluster keeps its leader and serves on."""
+    leader = cluster.leader()
+    client = WireClient(cluster, leader).open()
+    client.set_up("results")
+    stubs = cluster.stubs(leader)
+    term = stubs.cluster.Status(pb.StatusRequest(), timeout=5).header.term
+    request = pb.InsertRequest(
+        request=client.request_id(),
+        name="results",
+        members=[b"m%06d" % i for i in range(700_000)],
+    )
+    size = request.ByteSize()
+    assert 5_000_000 < size < 8 * 1024 * 1024
+    before = _data_bytes(cluster)
+
+    started = time.monotonic()
+    code, reason, details = _refusal(lambda: stubs.lists.Insert(request, timeout=30))
+    took = time.monotonic() - started
+    time.sleep(1.0)  # long enough for a proposed entry to reach every follower's journal
+    grown = [after - was for after, was in zip(_data_bytes(cluster), before, strict=True)]
+    print(f"700k insert: {size} bytes, refused in {took:.3f}s, data dirs grew {grown}")
+
+    assert (reason, code) == (Reason.LIMIT_EXCEEDED, STATUS_CODES[Reason.LIMIT_EXCEEDED])
+    assert "batch of 700000 members is over max_batch=1000" in details, details
+    # Normal ticks write a little; the refused request would have written ``size`` per node.
+    assert all(g < size // 10 for g in grown), (grown, size)
+    assert took < 2.0, took
+
+    assert cluster.leader() == leader
+    assert stubs.cluster.Status(pb.StatusRequest(), timeout=5).header.term == term
+    assert client.insert("results", b"small") == [(True, 1)]
+    assert client.acquire("still-serving").acquired

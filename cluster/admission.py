@@ -1,0 +1,155 @@
+"""Admission: every stateless bound of a request, checked by the servicer before proposing.
+
+A request that breaks a bound the state machine would refuse anyway (an oversize batch, a bad
+name or duration, a malformed request id) must cost the cluster nothing: no command is built,
+msgpack-encoded on the event loop, journaled or replicated to every node just to be refused.
+A 700,000-member insert (about 6 MB, under gRPC's receive limit) took over five seconds and
+leadership churn to refuse that way; here it is refused in O(1) from the batch length.
+
+Each ``check_*`` takes the current replicated ``Limits`` and one request message and raises
+``TurnstileError`` with the reason and wording the state machine itself would have used: the
+checks are ``turnstile.cluster.limits``'s own, in the state machine's per-command order except
+that the cheapest come first (request id, then batch length, then sizes). Bounds that depend on
+the state (sessions, waiters, list sizes, retained results) stay with the state machine, which
+also keeps every check here: replicas must agree whatever a proposer let through.
+
+Nothing is checked for ``Close`` and ``KeepAlive`` (a session id is all they carry) or the
+membership calls (``AddMember`` validates its addresses itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import wraps
+from typing import TypeVar, cast
+
+from turnstile.cluster import limits as bounds
+from turnstile.cluster.errors import TurnstileError
+from turnstile.cluster.limits import Limits, RefusedError
+from turnstile.cluster.reasons import Reason
+from turnstile.v1 import turnstile_pb2 as pb
+
+Request = TypeVar("Request")
+
+
+def _refusing(
+    check: Callable[[Limits, Request], None],
+) -> Callable[[Limits, Request], None]:
+    """Turns the state machine's ``RefusedError`` into the servicer's ``TurnstileError``."""
+
+    @wraps(check)
+    def checked(limits: Limits, request: Request) -> None:
+        try:
+            check(limits, request)
+        except RefusedError as refused:
+            raise TurnstileError(refused.reason, refused.detail) from None
+
+    return checked
+
+
+def _request_id(limits: Limits, rid: pb.RequestId) -> None:
+    """What ``StateMachine._apply_once`` refuses without looking at the session, in O(1)."""
+    if rid.seq < 1 or rid.acked >= rid.seq:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"seq must be >= 1 and above acked, got seq={rid.seq} acked={rid.acked}",
+        )
+    if len(rid.answered) > limits.max_results_per_session:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"{len(rid.answered)} answered seqs in one request, over "
+            f"max_results_per_session={limits.max_results_per_session}",
+        )
+
+
+def _members(limits: Limits, members: Sequence[bytes]) -> None:
+    # check_members only takes len() and iterates, so the repeated field itself will do: an
+    # oversize batch is refused on its length before a single member is copied or read.
+    bounds.check_members(limits, cast(tuple[bytes, ...], members))
+
+
+@_refusing
+def check_open(limits: Limits, request: pb.OpenSessionRequest) -> None:
+    bounds.check_session_ttl(limits, request.ttl_ms)
+    for what, text in (("client_name", request.client_name), ("client_host", request.client_host)):
+        bounds.check_text(limits, what, text, limits.max_name_bytes, "max_name_bytes")
+
+
+@_refusing
+def check_acquire(limits: Limits, request: pb.AcquireRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "lock name", request.name)
+    bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
+    bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
+
+
+@_refusing
+def check_abandon(limits: Limits, request: pb.AbandonRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "lock name", request.name)
+    if request.acquire_seq == request.request.seq or request.acquire_seq < 1:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"acquire_seq must be another request of the session, got {request.acquire_seq}",
+        )
+
+
+@_refusing
+def check_release(limits: Limits, request: pb.ReleaseRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "lock name", request.name)
+
+
+@_refusing
+def check_extend(limits: Limits, request: pb.ExtendRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "lock name", request.name)
+    bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
+
+
+@_refusing
+def check_validate(limits: Limits, request: pb.ValidateRequest) -> None:
+    bounds.check_name(limits, "lock name", request.name)
+
+
+@_refusing
+def check_describe(limits: Limits, request: pb.DescribeLockRequest) -> None:
+    bounds.check_name(limits, "lock name", request.name)
+
+
+@_refusing
+def check_force_release(limits: Limits, request: pb.ForceReleaseRequest) -> None:
+    bounds.check_name(limits, "lock name", request.name)
+    bounds.check_text(limits, "reason", request.reason, limits.max_reason_bytes, "max_reason_bytes")
+
+
+@_refusing
+def check_set_up(limits: Limits, request: pb.SetUpListRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "list name", request.name)
+    bounds.check_duration(limits, "ttl_ms", request.ttl_ms, zero_ok=True)
+
+
+@_refusing
+def check_insert(limits: Limits, request: pb.InsertRequest) -> None:
+    _request_id(limits, request.request)
+    _members(limits, request.members)
+    bounds.check_name(limits, "list name", request.name)
+
+
+@_refusing
+def check_contains(limits: Limits, request: pb.ContainsRequest) -> None:
+    _members(limits, request.members)
+    bounds.check_name(limits, "list name", request.name)
+
+
+@_refusing
+def check_list_read(limits: Limits, request: pb.SizeRequest | pb.MembersRequest) -> None:
+    """A read of one list by name (``Size``, ``Members``)."""
+    bounds.check_name(limits, "list name", request.name)
+
+
+@_refusing
+def check_tear_down(limits: Limits, request: pb.TearDownListRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "list name", request.name)
