@@ -13,8 +13,10 @@ ones of the sync client; only the I/O (``grpc.aio`` channels, tasks instead of t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +46,18 @@ from turnstile.client.errors import (
     SessionExpiredError,
     TurnstileError,
     UnavailableError,
+    outcome_unknown,
 )
 from turnstile.client.lock import AcquireAttempts, Hold
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
-from turnstile.client.session import Listener, SessionCore, SessionState
+from turnstile.client.session import (
+    CLEANUP_DEADLINE,
+    Listener,
+    PendingAbandon,
+    SessionCore,
+    SessionState,
+)
 from turnstile.v1 import turnstile_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -62,6 +71,8 @@ class AsyncSession:
         self._client = client
         self.core = core
         self.lost = asyncio.Event()
+        #: Wakes the keep-alive task early, to send an Abandon.
+        self._wake = asyncio.Event()
         core.add_listener(self._on_state)
         self._task = asyncio.get_running_loop().create_task(self._keep_alive())
 
@@ -83,26 +94,56 @@ class AsyncSession:
         if state is SessionState.LOST:
             self.lost.set()
 
+    async def abandon(self, name: str, acquire: pb.RequestId) -> None:
+        """See ``Session.abandon``."""
+        await self._try_abandon(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
+
+    def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
+        """See ``Session.abandon_later``: for a task being cancelled."""
+        self.core.abandoning(name, acquire)
+        self._wake.set()
+
+    async def _try_abandon(self, abandon: PendingAbandon, deadline: float) -> None:
+        error = None
+        try:
+            await self._client.write(
+                "locks",
+                "Abandon",
+                abandon.build,
+                session=self,
+                request=abandon.request,
+                deadline=deadline,
+            )
+        except TurnstileError as failed:
+            error = failed
+        self.core.abandon_answered(abandon, error)
+
     async def _keep_alive(self) -> None:
         core = self.core
         next_send = core.clock() + core.keep_alive_interval
         while True:
-            await asyncio.sleep(max(0.0, core.keep_alive_wake(next_send) - core.clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), max(0.0, core.keep_alive_wake(next_send) - core.clock())
+                )
+            self._wake.clear()
             if not core.alive():
                 return
-            if core.clock() < next_send:
-                continue
-            sent = core.clock()
-            next_send = sent + core.keep_alive_interval
-            request, deadline = core.keep_alive_request(sent)
-            error = None
-            try:
-                await self._client.invoke("sessions", "KeepAlive", request, deadline=deadline)
-            except TurnstileError as failed:
-                error = failed
-            core.keep_alive_answered(sent, error)
-            if not core.alive():
-                return
+            if core.clock() >= next_send:
+                sent = core.clock()
+                next_send = sent + core.keep_alive_interval
+                request, deadline = core.keep_alive_request(sent)
+                error = None
+                try:
+                    await self._client.invoke("sessions", "KeepAlive", request, deadline=deadline)
+                except TurnstileError as failed:
+                    error = failed
+                core.keep_alive_answered(sent, error)
+            for abandon in core.pending_abandons():
+                abandon_deadline = core.abandon_deadline(next_send)
+                if abandon_deadline is None:
+                    break
+                await self._try_abandon(abandon, abandon_deadline)
 
     async def close(self) -> None:
         """Stops the keep-alives and ends the session in the cluster (releasing its locks)."""
@@ -196,13 +237,13 @@ class AsyncClient:
         build: Callable[[pb.RequestId], Any],
         *,
         session: AsyncSession | None = None,
+        request: pb.RequestId | None = None,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
     ) -> Any:
         """See ``Client.write``."""
         session = session or await self.session()
-        request_id = session.core.requests.new()
-        try:
+        with session.core.writing(request) as request_id:
             return await self.invoke(
                 service,
                 method,
@@ -210,11 +251,6 @@ class AsyncClient:
                 deadline=deadline,
                 attempt_timeout=attempt_timeout,
             )
-        except SessionExpiredError:
-            session.core.expire()
-            raise
-        finally:
-            session.core.requests.answered(request_id)
 
     async def session(self) -> AsyncSession:
         """The live session, opened on first use and again after one is LOST."""
@@ -327,19 +363,50 @@ class AsyncLock:
         try:
             while True:
                 session = await self.client.session()
-                response = await self.client.write(
-                    "locks", "Acquire", session=session, **attempts.next()
-                )
+                write = attempts.next(session.core)
+                try:
+                    response = await self.client.write("locks", "Acquire", session=session, **write)
+                except BaseException as error:
+                    if outcome_unknown(error):
+                        await self._abandon(session, write["request"], error)
+                    raise
                 if response.acquired:
                     break
                 if attempts.gave_up():
                     self._local.release()
                     return False
+            hold = attempts.hold(session, response.token)  # type: ignore[arg-type]
+            lost = attempts.lost(hold)
+            if lost is not None:
+                await self._give_back(hold)
+                raise LockLostError(lost)
         except BaseException:
             self._local.release()
             raise
-        self._hold = attempts.hold(session, response.token)  # type: ignore[arg-type]
+        self._hold = hold
         return True
+
+    async def _abandon(
+        self, session: AsyncSession, request: pb.RequestId, error: BaseException
+    ) -> None:
+        """See ``Lock._abandon``: a cancelled task leaves it to the keep-alive task."""
+        if isinstance(error, Exception):
+            await session.abandon(self.name, request)
+        else:
+            session.abandon_later(self.name, request)
+
+    async def _give_back(self, hold: Hold) -> None:
+        """See ``Lock._give_back``."""
+        try:
+            await self.client.write(
+                "locks",
+                "Release",
+                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
+                session=hold.session,  # type: ignore[arg-type]
+                deadline=CLEANUP_DEADLINE,
+            )
+        except TurnstileError as error:
+            log.info("lock %r: giving back token %d failed: %s", self.name, hold.token, error)
 
     async def release(self) -> None:
         """See ``Lock.release``."""
@@ -347,22 +414,28 @@ class AsyncLock:
         if hold is None:
             raise RuntimeError("release unlocked lock")
         self._hold = None
+        request = hold.release
         try:
-            if not hold.session.alive():
-                raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
+            if request is None:
+                if not hold.session.alive():
+                    raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
+                request = hold.session.core.requests.new()
             await self.client.write(
                 "locks",
                 "Release",
                 lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
                 session=hold.session,  # type: ignore[arg-type]
+                request=request,
             )
         except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
             raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
         except UnavailableError:
-            self._hold = hold  # not known to be released: still ours, release() again
+            self._hold = replace(hold, release=request)  # not known to be released: still ours
             raise
         except BaseException:
+            if request is not None:
+                hold.session.core.requests.answered(request)  # given up: never sent again
             self._local.release()
             raise
         self._local.release()

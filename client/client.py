@@ -14,7 +14,7 @@ import grpc
 
 from turnstile.client.credentials import Credentials
 from turnstile.client.distinct_list import DistinctList
-from turnstile.client.errors import ClosedError, SessionExpiredError, from_rpc_error
+from turnstile.client.errors import ClosedError, from_rpc_error
 from turnstile.client.lock import Lock
 from turnstile.client.retry import Attempts, RetryPolicy
 from turnstile.client.routing import Router
@@ -215,14 +215,15 @@ class Client:
         build: Callable[[pb.RequestId], Any],
         *,
         session: Session | None = None,
+        request: pb.RequestId | None = None,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
     ) -> Any:
-        """A mutation under a fresh request id of ``session`` (default: the current one).
-        Every retry reuses the id, so the cluster applies it once."""
+        """A mutation under a request id of ``session`` (default: the current one): a fresh
+        one, or ``request`` when the caller may send it again after an unknown outcome (see
+        ``SessionCore.writing``). Every retry reuses the id, so the cluster applies it once."""
         session = session or self.session
-        request_id = session.core.requests.new()
-        try:
+        with session.core.writing(request) as request_id:
             return self.invoke(
                 service,
                 method,
@@ -230,11 +231,6 @@ class Client:
                 deadline=deadline,
                 attempt_timeout=attempt_timeout,
             )
-        except SessionExpiredError:
-            session.core.expire()
-            raise
-        finally:
-            session.core.requests.answered(request_id)
 
     # ------------------------------------------------------------------ session
 

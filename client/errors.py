@@ -90,6 +90,13 @@ class ClosedError(TurnstileError):
     """The client was closed."""
 
 
+def outcome_unknown(error: BaseException) -> bool:
+    """True when a write that raised ``error`` may or may not have been applied: a retryable
+    error once its retries ran out, or an interruption (KeyboardInterrupt, a cancelled task)
+    while it was in flight. A refusal is an answer."""
+    return not isinstance(error, TurnstileError) or error.retryable
+
+
 #: The one table: server reason -> exception class.
 BY_REASON: dict[Reason, type[TurnstileError]] = {
     Reason.NOT_LEADER: NotLeaderError,

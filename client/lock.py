@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from turnstile.client.errors import (
     LockLostError,
     NotHolderError,
     SessionExpiredError,
+    TurnstileError,
     UnavailableError,
+    outcome_unknown,
 )
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.session import CLEANUP_DEADLINE
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
     from turnstile.client.client import Client
-    from turnstile.client.session import Session
+    from turnstile.client.session import Session, SessionCore
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,14 @@ class Hold:
 
     session: Session
     token: int
-    #: Client clock (``time.monotonic``) when the acquire was sent: the hold is counted from here.
+    #: Client clock (``time.monotonic``) when the granted Acquire was first sent: the hold is
+    #: counted from there, however long it waited, so it ends before the cluster's.
     acquired_at: float
     #: Client clock when the max-hold ends; None when uncapped.
     expires_at: float | None
+    #: A Release whose outcome is unknown: the next ``release()`` sends this id again, so a
+    #: release that did land is answered as such instead of NOT_HOLDER.
+    release: pb.RequestId | None = None
 
 
 def acquire_timing(blocking: bool, timeout: float) -> int:
@@ -72,18 +79,22 @@ class AcquireAttempts:
         self.timeout = timeout
         self.retry = retry
         self.started = retry.clock()
-        #: When the latest Acquire was sent: a hold is counted from there.
+        #: When the latest Acquire request id was first sent: a hold is counted from there.
+        #: Only ``next`` sets it, with a new id; the retries of an id never move it.
         self.sent = self.started
 
-    def next(self) -> dict[str, Any]:
-        """The ``build``, ``deadline`` and ``attempt_timeout`` of the next Acquire write."""
+    def next(self, core: SessionCore) -> dict[str, Any]:
+        """The ``request``, ``build``, ``deadline`` and ``attempt_timeout`` of the next Acquire
+        write: a new request id of ``core``, first sent now."""
         if self.blocking and self.timeout != -1:
             elapsed = self.retry.clock() - self.started
             self._wait_ms = max(0, int((self.timeout - elapsed) * 1000))
+        request = core.requests.new()
         self.sent = self.retry.clock()
         wait_ms = self._wait_ms
         max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
         return {
+            "request": request,
             "build": lambda rid: pb.AcquireRequest(
                 request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
             ),
@@ -101,6 +112,22 @@ class AcquireAttempts:
     def hold(self, session: Session, token: int) -> Hold:
         expires_at = self.sent + self.max_hold if self.max_hold else None
         return Hold(session, token, self.sent, expires_at)
+
+    def lost(self, hold: Hold) -> str | None:
+        """Why a hold just granted is already not ours in this client's view, or None: its
+        session is lost, or its max-hold (counted from the send) passed while it waited."""
+        if not hold.session.alive():
+            return (
+                f"lock {self.name!r}: granted (token {hold.token}) after session "
+                f"{hold.session.id} was lost"
+            )
+        now = self.retry.clock()
+        if hold.expires_at is not None and now >= hold.expires_at:
+            return (
+                f"lock {self.name!r}: granted (token {hold.token}) {now - hold.acquired_at:.3f}s "
+                f"after the acquire was sent, past its max_hold of {self.max_hold}s"
+            )
+        return None
 
 
 class Lock:
@@ -144,9 +171,16 @@ class Lock:
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Takes the lock, like ``threading.Lock.acquire``.
 
+        The max-hold is counted from when the granted request was sent, not from the grant:
+        a wait longer than ``max_hold`` ends in ``LockLostError``. An acquire that ends without
+        its answer (an error below, or an interruption) is abandoned in the cluster, so it
+        cannot leave the lock held.
+
         :param blocking: wait for the lock (on the server, in FIFO order) or try once.
         :param timeout: longest wait in seconds; -1 waits as long as it takes.
         :returns: True if acquired, False if it was held elsewhere until the timeout.
+        :raises LockLostError: granted, but the session was lost or the max-hold passed
+            meanwhile (by this client's clock); the grant was given back.
         :raises SessionExpiredError: the session was lost while waiting.
         :raises UnavailableError: no leader could be reached within the retry deadline.
         :raises InvalidArgumentError: a bad name or duration.
@@ -157,17 +191,51 @@ class Lock:
         try:
             while True:
                 session = self.client.session
-                response = self.client.write("locks", "Acquire", session=session, **attempts.next())
+                write = attempts.next(session.core)
+                try:
+                    response = self.client.write("locks", "Acquire", session=session, **write)
+                except BaseException as error:
+                    if outcome_unknown(error):
+                        self._abandon(session, write["request"], error)
+                    raise
                 if response.acquired:
                     break
                 if attempts.gave_up():
                     self._local.release()
                     return False
+            hold = attempts.hold(session, response.token)
+            lost = attempts.lost(hold)
+            if lost is not None:
+                self._give_back(hold)
+                raise LockLostError(lost)
         except BaseException:
             self._local.release()
             raise
-        self._hold = attempts.hold(session, response.token)
+        self._hold = hold
         return True
+
+    def _abandon(self, session: Session, request: pb.RequestId, error: BaseException) -> None:
+        """Abandons the Acquire ``request`` that ended with ``error``: now, or from the
+        keep-alive thread when the caller is being interrupted (it must not wait on the
+        network)."""
+        if isinstance(error, Exception):
+            session.abandon(self.name, request)
+        else:
+            session.abandon_later(self.name, request)
+
+    def _give_back(self, hold: Hold) -> None:
+        """Best-effort Release of a grant that came too late to use. Its errors are only
+        logged: the cluster frees it soon anyway (max-hold, or the lost session's expiry)."""
+        try:
+            self.client.write(
+                "locks",
+                "Release",
+                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
+                session=hold.session,
+                deadline=CLEANUP_DEADLINE,
+            )
+        except TurnstileError as error:
+            log.info("lock %r: giving back token %d failed: %s", self.name, hold.token, error)
 
     def release(self) -> None:
         """Releases the lock; the next waiter gets it at once.
@@ -176,29 +244,36 @@ class Lock:
         :raises LockLostError: the hold had already ended (session lost, max-hold passed,
             force-released): the critical section may not have been exclusive to the end.
         :raises UnavailableError: the cluster could not be reached; the lock is still held by
-            this object, so call ``release()`` again (or close the client).
+            this object, so call ``release()`` again (or close the client): it resends the
+            same request, so a release that did land counts as one.
         """
         hold = self._hold
         if hold is None:
             raise RuntimeError("release unlocked lock")
         self._hold = None
+        request = hold.release
         try:
-            if not hold.session.alive():
-                raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
+            if request is None:
+                if not hold.session.alive():
+                    raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
+                request = hold.session.core.requests.new()
             self.client.write(
                 "locks",
                 "Release",
                 lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
                 session=hold.session,
+                request=request,
             )
         except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
             raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
         except UnavailableError:
             # Not known to be released: still ours, call release() again (or close the client).
-            self._hold = hold
+            self._hold = replace(hold, release=request)
             raise
         except BaseException:
+            if request is not None:
+                hold.session.core.requests.answered(request)  # given up: never sent again
             self._local.release()
             raise
         self._local.release()
@@ -235,9 +310,7 @@ class Lock:
             )
         except (NotHolderError, SessionExpiredError) as error:
             raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
-        self._hold = Hold(
-            hold.session, hold.token, hold.acquired_at, sent + max_hold if max_hold else None
-        )
+        self._hold = replace(hold, expires_at=sent + max_hold if max_hold else None)
 
     def validate(self) -> bool:
         """Asks the cluster (linearizably) whether this object's token still holds the lock."""

@@ -5,18 +5,28 @@ The client counts a session alive until *send time of its last acknowledged keep
 The cluster acknowledges a keep-alive only after confirming its leadership, and measures the
 TTL from the keep-alive's arrival, so the client's view always ends before the cluster's:
 a worker is never left believing it holds a lock its session lost.
+
+The keep-alive loop also retries the Abandons of acquires given up on without their answer,
+so such an acquire cannot leave its lock held while the session lives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from turnstile.client.errors import SessionExpiredError, TurnstileError
+from turnstile.client.errors import (
+    FailedPreconditionError,
+    SessionExpiredError,
+    TurnstileError,
+    outcome_unknown,
+)
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
@@ -26,6 +36,10 @@ log = logging.getLogger(__name__)
 
 #: Answered seqs reported per request at most (the rest go with the next requests).
 _ANSWERED_PER_REQUEST = 256
+#: How long the client spends cleaning up (an Abandon, giving back a grant it cannot use)
+#: before raising the error it is about to raise; an Abandon not done by then is retried by
+#: the keep-alive loop.
+CLEANUP_DEADLINE = 2.0
 
 
 class SessionState(enum.Enum):
@@ -69,8 +83,11 @@ class RequestIds:
             )
 
     def answered(self, request: pb.RequestId) -> None:
-        """The request got its final answer (or was given up on): never retried again."""
+        """The request got its final answer (or was given up on): never sent again. The cluster
+        refuses an id reported answered, so an id that will be sent again must not be here."""
         with self._lock:
+            if request.seq not in self._unanswered:
+                return
             self._unanswered.discard(request.seq)
             reported = set(request.answered)
             self._to_report = [s for s in self._to_report if s not in reported]
@@ -80,6 +97,20 @@ class RequestIds:
     def outstanding(self) -> int:
         with self._lock:
             return len(self._unanswered)
+
+
+@dataclass(frozen=True)
+class PendingAbandon:
+    """An Acquire given up on without its answer, and the Abandon write that undoes it."""
+
+    name: str
+    #: The abandoned Acquire's id: reported answered once the Abandon's outcome is known.
+    acquire: pb.RequestId
+    #: The Abandon's own id, reused by every retry.
+    request: pb.RequestId
+
+    def build(self, request: pb.RequestId) -> pb.AbandonRequest:
+        return pb.AbandonRequest(request=request, name=self.name, acquire_seq=self.acquire.seq)
 
 
 class SessionCore:
@@ -100,6 +131,8 @@ class SessionCore:
         self._state = SessionState.CONNECTED
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        #: Abandons not yet known to be done, by their own seq.
+        self._abandons: dict[int, PendingAbandon] = {}
 
     @property
     def state(self) -> SessionState:
@@ -139,6 +172,78 @@ class SessionCore:
     def closed(self) -> None:
         """The client ended the session on purpose."""
         self._move(SessionState.LOST, quiet=True)
+
+    @contextlib.contextmanager
+    def writing(self, request: pb.RequestId | None = None) -> Iterator[pb.RequestId]:
+        """The request id of one write, ``request`` or a fresh one, and its bookkeeping.
+
+        The id is reported answered once the answer is known (a response or a refusal). A fresh
+        id is also given up when the write ends without one: nothing sends it again. A
+        ``request`` passed in stays open then, because its caller sends it again later (the
+        cluster would refuse it once reported answered) or gives it up with
+        ``requests.answered``.
+        """
+        rid = self.requests.new() if request is None else request
+        known = False
+        try:
+            yield rid
+            known = True
+        except BaseException as error:
+            known = not outcome_unknown(error)
+            if isinstance(error, SessionExpiredError):
+                self.expire()
+            raise
+        finally:
+            if known or request is None:
+                self.requests.answered(rid)
+
+    # Abandons of acquires whose answer never came; the sync and asyncio sessions send them.
+
+    def abandoning(self, name: str, acquire: pb.RequestId) -> PendingAbandon:
+        """Records that ``acquire`` must be abandoned, until an Abandon's outcome is known."""
+        abandon = PendingAbandon(name, acquire, self.requests.new())
+        with self._lock:
+            self._abandons[abandon.request.seq] = abandon
+        return abandon
+
+    def pending_abandons(self) -> list[PendingAbandon]:
+        """The Abandons still to send; none once the session is over, which frees everything."""
+        if not self.alive():
+            return []
+        with self._lock:
+            return list(self._abandons.values())
+
+    def abandon_deadline(self, next_send: float) -> float | None:
+        """How long the keep-alive loop may spend on Abandons now: until the next keep-alive
+        is due, so they never delay one. None when no time is left."""
+        left = self.keep_alive_wake(next_send) - self.clock()
+        return left if left > 0 else None
+
+    def abandon_answered(self, abandon: PendingAbandon, error: TurnstileError | None) -> None:
+        """Records how one try of ``abandon`` ended: a retryable error keeps it pending (while
+        the session lives); anything else ends it. A cluster that refuses Abandon (not yet
+        upgraded: FAILED_PRECONDITION) leaves the acquire to max-hold or the session's end."""
+        if error is not None and error.retryable and self.alive():
+            log.info("abandon of an acquire of lock %r failed, retrying: %s", abandon.name, error)
+            return
+        with self._lock:
+            if self._abandons.pop(abandon.request.seq, None) is None:
+                return  # ended by another try
+        self.requests.answered(abandon.request)
+        self.requests.answered(abandon.acquire)
+        if error is None:
+            log.info("acquire %d of lock %r abandoned", abandon.acquire.seq, abandon.name)
+        elif isinstance(error, SessionExpiredError) or not self.alive():
+            log.info("abandon of lock %r dropped: the session is over", abandon.name)
+        else:
+            unsupported = isinstance(error, FailedPreconditionError)
+            log.warning(
+                "acquire %d of lock %r could not be abandoned%s: %s",
+                abandon.acquire.seq,
+                abandon.name,
+                " (the cluster does not support it yet)" if unsupported else "",
+                error,
+            )
 
     # The keep-alive loop's decisions; the sync and asyncio loops only wait and call.
 
@@ -207,6 +312,8 @@ class Session:
         self.core = core
         self.lost = threading.Event()
         self._closed = threading.Event()
+        #: Wakes the keep-alive thread early: to stop, or to send an Abandon.
+        self._wake = threading.Event()
         core.add_listener(self._on_state)
         self._thread = threading.Thread(
             target=self._keep_alive, name=f"turnstile-keepalive-{core.id}", daemon=True
@@ -235,31 +342,62 @@ class Session:
         if state is SessionState.LOST:
             self.lost.set()
 
+    def abandon(self, name: str, acquire: pb.RequestId) -> None:
+        """Gives up ``acquire``, whose answer never came, so it cannot leave ``name`` held:
+        Abandon now, for up to ``CLEANUP_DEADLINE``; if that fails the keep-alive thread
+        retries it until it is done or the session ends."""
+        self._try_abandon(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
+
+    def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
+        """``abandon`` sent by the keep-alive thread alone, for a caller being interrupted."""
+        self.core.abandoning(name, acquire)
+        self._wake.set()
+
+    def _try_abandon(self, abandon: PendingAbandon, deadline: float) -> None:
+        error = None
+        try:
+            self._client.write(
+                "locks",
+                "Abandon",
+                abandon.build,
+                session=self,
+                request=abandon.request,
+                deadline=deadline,
+            )
+        except TurnstileError as failed:
+            error = failed
+        self.core.abandon_answered(abandon, error)
+
     def _keep_alive(self) -> None:
         core = self.core
         next_send = core.clock() + core.keep_alive_interval
-        while not self._closed.wait(max(0.0, core.keep_alive_wake(next_send) - core.clock())):
-            if not core.alive():
+        while True:
+            self._wake.wait(max(0.0, core.keep_alive_wake(next_send) - core.clock()))
+            self._wake.clear()
+            if self._closed.is_set() or not core.alive():
                 return
-            if core.clock() < next_send:
-                continue
-            sent = core.clock()
-            next_send = sent + core.keep_alive_interval
-            request, deadline = core.keep_alive_request(sent)
-            error = None
-            try:
-                self._client.invoke("sessions", "KeepAlive", request, deadline=deadline)
-            except TurnstileError as failed:
-                error = failed
-            core.keep_alive_answered(sent, error)
-            if not core.alive():
-                return
+            if core.clock() >= next_send:
+                sent = core.clock()
+                next_send = sent + core.keep_alive_interval
+                request, deadline = core.keep_alive_request(sent)
+                error = None
+                try:
+                    self._client.invoke("sessions", "KeepAlive", request, deadline=deadline)
+                except TurnstileError as failed:
+                    error = failed
+                core.keep_alive_answered(sent, error)
+            for abandon in core.pending_abandons():
+                abandon_deadline = core.abandon_deadline(next_send)
+                if abandon_deadline is None:
+                    break
+                self._try_abandon(abandon, abandon_deadline)
 
     def close(self) -> None:
         """Stops the keep-alives and ends the session in the cluster (releasing its locks)."""
         if self._closed.is_set():
             return
         self._closed.set()
+        self._wake.set()
         error = None
         if self.core.alive():
             try:

@@ -38,6 +38,17 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
 - The same handler drops commands forwarded by other nodes (pysyncobj's ``apply_command``):
   a Turnstile node forwards none, and a late one from a node that lost leadership must not be
   applied (with ``term_fence`` on). A caller waiting on an older peer gets NOT_LEADER.
+- ``SyncObj._checkCommandsToApply`` is overridden so that a node that is not leader never
+  forwards its queued commands to the leader (pysyncobj sends them as ``apply_command``): each
+  fails with NOT_LEADER, not applied. Before this, a leader stopped past the session TTL
+  resumed, proposed ``ExpireSession`` for every session its successor kept alive, and the
+  successor applied them. ``submit`` also takes the term a command was stamped in; the loop
+  hands it to pysyncobj only while this node leads in that very term (a command stamped in an
+  earlier leadership of this node would otherwise enter the log of a later one). The state
+  machine's term fence refuses whatever still arrives late.
+- A committed entry this build cannot decode, or a cluster version above the one it supports,
+  stops the process (``halt``, exit status 70) rather than being refused: refusing it would
+  leave this replica's state different from its peers' during a mixed-version upgrade.
 - Refused peers. pysyncobj drops a connection whose message fails decryption (a wrong or
   missing peer password) without a word; ``_log_refused_peers`` wraps its Fernet encryptor
   (``SyncObj._SyncObj__encryptor``, and per incoming connection via the TCP server's

@@ -3,7 +3,8 @@
 The command runs while the lock is held, with ``TURNSTILE_LOCK_TOKEN`` (the fencing token) in
 its environment. Exit status: the command's own; 7 if the lock was not acquired within
 ``--wait``; 8 if the lock was lost while the command ran (session lost or max-hold reached),
-in which case the command was sent SIGTERM (then SIGKILL after ``--kill-after``).
+in which case the command was sent SIGTERM (then SIGKILL after ``--kill-after``), or before it
+started (the max-hold, counted from the request, ran out during the wait).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ _CHECK_INTERVAL = 0.1
 def run(ctx: Context, args: argparse.Namespace) -> int:
     command: list[str] = args.command
     lock = ctx.client.lock(args.name, max_hold=args.max_hold)
-    acquired = lock.acquire(timeout=args.wait) if args.wait is not None else lock.acquire()
+    try:
+        acquired = lock.acquire(timeout=args.wait) if args.wait is not None else lock.acquire()
+    except LockLostError as error:
+        ctx.printer.error(f"turnstile: {error}; the command was not started")
+        return EXIT_LOCK_LOST
     if not acquired:
         ctx.printer.error(f"turnstile: lock {args.name!r} not acquired within {args.wait}s")
         return EXIT_NOT_ACQUIRED

@@ -1,4 +1,5 @@
-"""AsyncLock's local queueing, with a fake client (no cluster)."""
+"""AsyncLock: its local queueing with a fake client, and late, lost or missing answers with
+the real ``AsyncClient`` on a script (no cluster)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ import asyncio
 import itertools
 from typing import Any
 
+import grpc
 import pytest
+from test_client_calls import Call, FakeClock, FakeCluster, Outcome, refused
 
-from turnstile.client.aio import AsyncLock
+from turnstile.client.aio import AsyncClient, AsyncLock, AsyncSession
+from turnstile.client.errors import (
+    LockLostError,
+    UnavailableError,
+    UnknownOutcomeError,
+    from_rpc_error,
+)
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.session import SessionCore
+from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
 
 pytestmark = pytest.mark.unit
@@ -57,5 +67,130 @@ def test_a_non_blocking_acquire_does_not_queue_behind_a_waiting_task() -> None:
         assert lock.token == 2
         await lock.release()
         assert await lock.acquire(blocking=False)
+
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------- the real AsyncClient
+# Its ``invoke`` plays a script (one outcome per write, as if each were its last retry) and
+# its session's keep-alive task is off; the sync twins of these tests are in test_client_lock.
+
+OPENED = pb.OpenSessionResponse(session_id=42, ttl_ms=10_000)
+GRANTED = pb.AcquireResponse(acquired=True, token=7)
+
+
+def async_client(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock, outcomes: list[Outcome]
+) -> tuple[AsyncClient, FakeCluster]:
+    cluster = FakeCluster([OPENED, *outcomes])
+
+    async def invoke(_self: AsyncClient, service: str, method: str, request: Any, **_: Any) -> Any:
+        await asyncio.sleep(0)
+        try:
+            return cluster.play(Call("", service, method, request, 0.0))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def no_keep_alive(_self: AsyncSession) -> None:
+        return None
+
+    monkeypatch.setattr(AsyncClient, "invoke", invoke)
+    monkeypatch.setattr(AsyncSession, "_keep_alive", no_keep_alive)
+    return AsyncClient(["a:7001"], retry=RetryPolicy(clock=clock, sleep=clock.sleep)), cluster
+
+
+def calls_of(cluster: FakeCluster, method: str) -> list[Call]:
+    return [c for c in cluster.calls if c.method == method]
+
+
+def test_a_grant_after_the_max_hold_passed_raises_lock_lost_and_is_given_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(100.0)
+
+    def late(_call: Call) -> pb.AcquireResponse:
+        clock.advance(1.5)
+        return GRANTED
+
+    client, cluster = async_client(monkeypatch, clock, [late, pb.ReleaseResponse(), GRANTED])
+
+    async def scenario() -> None:
+        lock = client.lock("unit", max_hold=1.0)
+        with pytest.raises(LockLostError, match=r"past its max_hold of 1\.0s"):
+            await lock.acquire()
+        (give_back,) = calls_of(cluster, "Release")
+        assert give_back.request.token == 7
+        assert not lock.locked()
+        assert await lock.acquire(blocking=False)
+
+    asyncio.run(scenario())
+
+
+def test_a_release_whose_outcome_was_unknown_is_resent_with_its_request_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(100.0)
+    lost_answer = refused(Reason.UNKNOWN_OUTCOME, "leader lost mid-commit")
+    client, cluster = async_client(monkeypatch, clock, [GRANTED, lost_answer, pb.ReleaseResponse()])
+
+    async def scenario() -> None:
+        lock = client.lock("unit")
+        assert await lock.acquire()
+        with pytest.raises(UnavailableError):
+            await lock.release()
+        session = await client.session()
+        seq = calls_of(cluster, "Release")[0].request.request.seq
+        assert seq not in session.core.requests.new().answered
+        await lock.release()  # the cluster answers the resent id with its first outcome
+        assert {c.request.request.seq for c in calls_of(cluster, "Release")} == {seq}
+        assert not lock.locked()
+
+    asyncio.run(scenario())
+
+
+def test_an_acquire_that_ends_without_an_answer_is_abandoned_and_its_error_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(100.0)
+    outcomes = [refused(Reason.UNKNOWN_OUTCOME, "lost"), pb.AbandonResponse(removed=True)]
+    client, cluster = async_client(monkeypatch, clock, outcomes)
+
+    async def scenario() -> None:
+        with pytest.raises(UnknownOutcomeError):
+            await client.lock("unit").acquire(timeout=5)
+        acquire = calls_of(cluster, "Acquire")[0].request.request
+        (abandon,) = calls_of(cluster, "Abandon")
+        assert (abandon.request.name, abandon.request.acquire_seq) == ("unit", acquire.seq)
+        session = await client.session()
+        assert session.core.pending_abandons() == []
+        assert session.core.requests.outstanding == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_acquire_is_left_to_the_keep_alive_task_to_abandon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task cancelled mid-wait (``asyncio.wait_for`` with a shorter timeout than the wait):
+    the cancellation goes on at once, and the woken keep-alive task abandons the acquire."""
+    clock = FakeClock(100.0)
+    client, cluster = async_client(monkeypatch, clock, [])
+
+    async def scenario() -> None:
+        session = await client.session()
+        never = asyncio.Event()
+
+        async def blocked(*_: Any, **__: Any) -> Any:
+            await never.wait()
+
+        monkeypatch.setattr(client, "invoke", blocked)
+        lock = client.lock("unit")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lock.acquire(), 0.05)
+        (pending,) = session.core.pending_abandons()
+        assert pending.name == "unit"
+        assert calls_of(cluster, "Abandon") == []
+        assert session._wake.is_set()
+        assert not lock.locked()
 
     asyncio.run(scenario())

@@ -458,6 +458,23 @@ def test_write_given_up_at_the_deadline_is_marked_answered_too(
     assert session.core.requests.new().acked == 1
 
 
+def test_write_under_the_callers_request_id_leaves_it_open_when_the_outcome_is_unknown(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """The caller sends it again later: reported answered, the cluster would refuse it."""
+    lost = refused(Reason.UNKNOWN_OUTCOME, "lost")
+    client, cluster = make_client(monkeypatch, clock, [lost] * 4 + [pb.AcquireResponse()])
+    session = session_on(clock)
+    request = session.core.requests.new()
+    with pytest.raises(UnknownOutcomeError):
+        client.write("locks", "Acquire", acquire, session=session, request=request)
+    assert {c.request.request.seq for c in cluster.calls} == {request.seq}
+    assert session.core.requests.outstanding == 1
+    client.write("locks", "Acquire", acquire, session=session, request=request)
+    assert cluster.calls[-1].request.request.seq == request.seq
+    assert session.core.requests.outstanding == 0
+
+
 def test_write_refused_with_session_expired_loses_the_session(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:

@@ -1,5 +1,6 @@
-"""RequestIds (seq, acked, answered) and SessionCore (CONNECTED / SUSPENDED / LOST) on a fake
-clock. No Session thread and no client: the core is what the sync and asyncio clients share."""
+"""RequestIds (seq, acked, answered) and SessionCore (CONNECTED / SUSPENDED / LOST, a write's
+request id, pending Abandons) on a fake clock. No Session thread and no client: the core is
+what the sync and asyncio clients share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ import logging
 
 import pytest
 
+from turnstile.client.errors import (
+    FailedPreconditionError,
+    InternalError,
+    NotHolderError,
+    SessionExpiredError,
+    TurnstileError,
+    UnavailableError,
+    UnknownOutcomeError,
+)
 from turnstile.client.session import RequestIds, SessionCore, SessionState
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -131,6 +141,15 @@ def test_at_most_256_answered_seqs_per_request_the_rest_go_later() -> None:
     third = ids.new()
     assert list(third.answered) == [*range(258, 302), 302]
     assert all(s > third.acked for s in third.answered)
+
+
+def test_answering_a_request_twice_reports_it_once() -> None:
+    ids = RequestIds(1)
+    ids.new()  # seq 1 stays open
+    r2 = ids.new()
+    ids.answered(r2)
+    ids.answered(r2)
+    assert list(ids.new().answered) == [2]
 
 
 def test_outstanding_counts_unanswered_requests() -> None:
@@ -325,3 +344,126 @@ def test_a_late_acknowledgement_cannot_undo_an_unobserved_lost() -> None:
     clock.advance(10.5)
     core.acknowledged(103.0)  # a reply to a keep-alive sent before the deadline, seen after it
     assert core.state is LOST
+
+
+# ---------------------------------------------------------------------- a write's request id
+
+
+def reported(core: SessionCore, seq: int) -> bool:
+    """Whether the next request reports ``seq`` answered (through acked or answered)."""
+    probe = core.requests.new()
+    return probe.acked >= seq or seq in probe.answered
+
+
+def end_write(
+    core: SessionCore, request: pb.RequestId | None, outcome: BaseException | None
+) -> pb.RequestId:
+    """One write under ``core.writing(request)`` that ends with ``outcome`` (None: answered)."""
+    try:
+        with core.writing(request) as rid:
+            if outcome is not None:
+                raise outcome
+    except BaseException as error:
+        assert error is outcome
+    return rid
+
+
+@pytest.mark.parametrize(
+    "outcome", [None, NotHolderError("token 7"), UnknownOutcomeError("lost"), KeyboardInterrupt()]
+)
+def test_a_fresh_write_id_is_reported_answered_however_the_write_ends(
+    outcome: BaseException | None,
+) -> None:
+    """Nothing sends a fresh id again after its write, answered or given up."""
+    core = core_at(FakeClock())
+    rid = end_write(core, None, outcome)
+    assert reported(core, rid.seq)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "known"),
+    [
+        (None, True),
+        (NotHolderError("token 7"), True),
+        (UnknownOutcomeError("lost"), False),
+        (UnavailableError("no leader"), False),
+        (KeyboardInterrupt(), False),
+    ],
+)
+def test_a_callers_write_id_stays_open_until_its_outcome_is_known(
+    outcome: BaseException | None, known: bool
+) -> None:
+    """The caller sends it again later, and the cluster refuses an id reported answered."""
+    core = core_at(FakeClock())
+    request = core.requests.new()
+    assert end_write(core, request, outcome) is request
+    assert reported(core, request.seq) is known
+
+
+def test_a_write_refused_with_session_expired_loses_the_session() -> None:
+    core = core_at(FakeClock())
+    with pytest.raises(SessionExpiredError), core.writing():
+        raise SessionExpiredError("gone")
+    assert core.state is LOST
+
+
+# ---------------------------------------------------------------------- pending Abandons
+
+
+def test_an_abandon_is_pending_until_a_try_ends_it_then_both_ids_are_answered() -> None:
+    core = core_at(FakeClock())
+    acquire = core.requests.new()
+    abandon = core.abandoning("unit", acquire)
+    assert abandon.build(abandon.request) == pb.AbandonRequest(
+        request=abandon.request, name="unit", acquire_seq=acquire.seq
+    )
+    core.abandon_answered(abandon, UnavailableError("no leader"))
+    assert core.pending_abandons() == [abandon]
+    assert core.requests.outstanding == 2
+    core.abandon_answered(abandon, None)
+    assert core.pending_abandons() == []
+    assert core.requests.outstanding == 0
+    core.abandon_answered(abandon, UnavailableError("a late try"))  # ended already: no effect
+    assert core.pending_abandons() == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FailedPreconditionError("upgrade first"),
+        SessionExpiredError("gone"),
+        InternalError("UNIMPLEMENTED: Method not found!"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_abandon_refused_by_the_cluster_ends_without_a_retry(
+    error: TurnstileError, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = core_at(FakeClock())
+    abandon = core.abandoning("unit", core.requests.new())
+    with caplog.at_level(logging.INFO, logger="turnstile.client.session"):
+        core.abandon_answered(abandon, error)
+    assert core.pending_abandons() == []
+    assert core.requests.outstanding == 0
+    if isinstance(error, FailedPreconditionError):
+        assert "does not support it yet" in caplog.text
+
+
+def test_no_abandon_is_pending_once_the_session_is_over() -> None:
+    clock = FakeClock(100.0)
+    core = core_at(clock, ttl=10.0)
+    abandon = core.abandoning("unit", core.requests.new())
+    clock.advance(11.0)
+    assert core.pending_abandons() == []
+    core.abandon_answered(abandon, UnavailableError("no leader"))  # a try that was in flight
+    assert core.requests.outstanding == 0
+
+
+def test_abandons_may_take_the_keep_alive_loop_until_its_next_send_only() -> None:
+    clock = FakeClock(100.0)
+    core = core_at(clock, ttl=10.0)
+    assert core.abandon_deadline(103.0) == 3.0
+    assert core.abandon_deadline(100.0) is None
+    clock.advance(5.0)
+    assert core.abandon_deadline(104.0) is None
+    assert core.abandon_deadline(200.0) == 5.0  # never past the session's deadline either
