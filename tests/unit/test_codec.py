@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from turnstile.cluster.commands import (
     FORMAT_VERSION,
+    Abandon,
     Acquire,
     CancelWait,
     CloseSession,
-    Abandon,
     CodecError,
     Command,
     Done,
