@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import grpc
+import msgpack
 import pytest
 from pysyncobj import FAIL_REASON
 
@@ -18,9 +21,16 @@ from tests.integration.cluster import Cluster, WireClient, error_reason, wait_un
 from tests.integration.test_raft_guard import _replica, _start_and_elect
 from turnstile.client import RetryPolicy, connect
 from turnstile.client.errors import LockLostError
-from turnstile.cluster.commands import Tick, encode_command
+from turnstile.cluster.commands import (
+    FORMAT_VERSION,
+    PROTOCOL_VERSION,
+    SetClusterVersion,
+    Tick,
+    encode_command,
+)
 from turnstile.cluster.launcher import NodeProcess, free_ports
 from turnstile.cluster.node import PROTOCOL_VERSION_ENV
+from turnstile.cluster.raft import HALT_EXIT_STATUS
 from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -170,3 +180,46 @@ def _try_abandon(client: WireClient, name: str, acquire_seq: int) -> pb.AbandonR
         if error_reason(error) is Reason.FAILED_PRECONDITION:
             return None
         raise
+
+
+_HALTING_NODE = """
+import logging, sys, time
+from turnstile.cluster.launcher import free_ports
+from turnstile.cluster.raft import RaftNode, RaftOptions
+logging.basicConfig(format="%(levelname)s %(message)s")
+node = RaftNode(RaftOptions(
+    self_address=f"127.0.0.1:{free_ports(1)[0]}", other_addresses=(), data_dir=sys.argv[1],
+    password="halt-test-password"))
+node.start()
+deadline = time.monotonic() + 20
+while not node.is_leader and time.monotonic() < deadline:
+    time.sleep(0.05)
+node.submit(bytes.fromhex(sys.argv[2]), lambda result, error: None, node.term)
+time.sleep(20)
+print("still running", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        (msgpack.packb([FORMAT_VERSION, 99, [1, 0]]), "cannot be decoded"),
+        (encode_command(SetClusterVersion(1, PROTOCOL_VERSION + 1)), "upgrade it"),
+    ],
+    ids=["unknown op", "cluster version too new"],
+)
+def test_a_committed_entry_this_build_cannot_apply_stops_the_node(
+    tmp_path: Path, entry: bytes, why: str
+) -> None:
+    """Refusing it (as before, INVALID_ARGUMENT) would leave this replica's state different
+    from its peers' during a rolling upgrade: the node stops loudly instead, like a snapshot
+    that fails to load, and replays the entry once upgraded."""
+    child = subprocess.run(
+        [sys.executable, "-c", _HALTING_NODE, str(tmp_path), entry.hex()],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == HALT_EXIT_STATUS, child.stdout + child.stderr
+    assert "CRITICAL" in child.stderr and why in child.stderr, child.stderr
