@@ -19,16 +19,26 @@ from prometheus_client.registry import Collector
 from turnstile.cluster.commands import (
     Acquire,
     Command,
+    Err,
     Granted,
     LockFreed,
     Queued,
     SessionEnded,
     WaiterResolved,
 )
+from turnstile.cluster.reasons import Reason
 
 if TYPE_CHECKING:
     from turnstile.cluster.node import Node
     from turnstile.cluster.state import Applied
+
+
+def is_fenced(applied: Applied) -> bool:
+    """The state machine refused the command as stamped in a superseded term (only the term
+    fence answers NOT_LEADER there)."""
+    result = applied.result
+    return isinstance(result, Err) and result.reason is Reason.NOT_LEADER
+
 
 _ROLES = ("follower", "candidate", "leader")
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -115,7 +125,7 @@ class NodeMetrics:
         self.lock_ends = Counter(
             "turnstile_lock_releases",
             "Holds ended, by cause: released, max_hold, session_expired, session_closed, "
-            "force_released, wait_cancelled",
+            "force_released, wait_cancelled, abandoned",
             ["cause"],
             registry=self.registry,
         )
@@ -123,6 +133,12 @@ class NodeMetrics:
             "turnstile_sessions_ended",
             "Sessions ended, by cause: session_expired or session_closed",
             ["cause"],
+            registry=self.registry,
+        )
+        self.fenced = Counter(
+            "turnstile_fenced_commands",
+            "Commands refused by the term fence: stamped by a leader a later term superseded "
+            "(a paused or cut-off ex-leader's late expiries, ticks, cancels, requests)",
             registry=self.registry,
         )
         self._granted_at: dict[int, int] = {}
@@ -144,6 +160,9 @@ class NodeMetrics:
     def observe_applied(self, command: Command | None, applied: Applied) -> None:
         now = command.now if command is not None else 0
         result = applied.result
+        if is_fenced(applied):
+            self.fenced.inc()
+            return
         if isinstance(command, Acquire):
             if isinstance(result, Granted) and result.token > self._last_token:
                 # Tokens only grow: a smaller one is a retry's stored answer, not a new hold.

@@ -64,7 +64,7 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.config import NodeConfig, Peer
 from turnstile.cluster.errors import TurnstileError
-from turnstile.cluster.metrics import NodeMetrics
+from turnstile.cluster.metrics import NodeMetrics, is_fenced
 from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.sessions import SessionTracker
@@ -428,6 +428,9 @@ class Node:
         while self._applied:
             command, applied = self._applied.popleft()
             self.metrics.observe_applied(command, applied)
+            if is_fenced(applied):
+                log.warning("refused a command of a superseded leader: %s", command)
+                continue
             result = applied.result
             if isinstance(result, SessionOpened) and self._leading:
                 self.tracker.add(result.session, result.ttl_ms, time.monotonic())
