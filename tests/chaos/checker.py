@@ -5,15 +5,18 @@ A history is what clients saw: each operation's invocation and completion time o
 and its outcome - ``ok`` (with the token or id it returned), ``fail`` (refused: certainly not
 applied) or ``info`` (timed out or connection broken: may or may not have been applied).
 The invariants are DESIGN.md's "What must always hold", checked as safety properties over
-what was acknowledged.
+what was acknowledged. Mutual exclusion is judged twice: from the cluster's history (a grant
+while another hold's release was still to be acknowledged) and from the holders' own view
+(``ClientSession``: a grant while another client still counted its hold live).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Outcome = Literal["ok", "fail", "info"]
@@ -23,7 +26,8 @@ Outcome = Literal["ok", "fail", "info"]
 class Op:
     """One client operation. ``kind`` is acquire, release, insert or read (a member's id, read
     linearizably); ``key`` the lock or (list, member); ``value`` the token (acquire/release) or
-    the id (insert; read, 0 when absent)."""
+    the id (insert; read, 0 when absent). ``max_hold_end`` is a granted acquire's max-hold end
+    as its client counted it (send time + max-hold; None when uncapped)."""
 
     process: str
     session: int
@@ -33,6 +37,41 @@ class Op:
     complete: float
     outcome: Outcome
     value: int = 0
+    max_hold_end: float | None = None
+
+
+@dataclass(frozen=True)
+class KeepAlive:
+    """An acknowledged keep-alive: sent at ``sent``, its acknowledgement seen at ``arrived``."""
+
+    sent: float
+    arrived: float
+
+
+@dataclass
+class ClientSession:
+    """One session as its own client saw it: the deadline it started from (the Open's send
+    time + TTL, or the deadline when the worker first saw it), its acknowledged keep-alives,
+    and when it announced LOST. The client counts its locks live only while this says alive."""
+
+    ttl: float
+    until: float
+    keep_alives: list[KeepAlive] = field(default_factory=list)
+    lost: float = math.inf
+
+    def deadline(self) -> float:
+        """When the keep-alives stopped vouching for the session: last acknowledged send + TTL,
+        where an acknowledgement counts only if it arrived before the deadline so far (a late
+        one finds the client LOST already)."""
+        deadline = self.until
+        for ack in sorted(self.keep_alives, key=lambda ack: ack.arrived):
+            if ack.arrived >= deadline:
+                break
+            deadline = max(deadline, ack.sent + self.ttl)
+        return deadline
+
+    def alive_until(self) -> float:
+        return min(self.deadline(), self.lost)
 
 
 @dataclass(frozen=True)
@@ -42,14 +81,19 @@ class Violation:
 
 
 def check(
-    history: Iterable[Op], final_lists: Mapping[str, Sequence[tuple[int, bytes]]] | None = None
+    history: Iterable[Op],
+    final_lists: Mapping[str, Sequence[tuple[int, bytes]]] | None = None,
+    sessions: Mapping[int, ClientSession] | None = None,
 ) -> list[Violation]:
     """Every violation found; an empty list means the history is consistent.
 
-    ``final_lists`` is each list's (id, member) pairs as read after the run.
+    ``final_lists`` is each list's (id, member) pairs as read after the run; ``sessions`` each
+    session as its client saw it, by id (without it, the holder's view is not checked).
     """
     ops = sorted(history, key=lambda op: (op.invoke, op.complete))
     violations = _check_locks(ops)
+    if sessions is not None:
+        violations += _check_holder_view(ops, sessions)
     violations += _check_ids(ops)
     violations += _check_reads(ops)
     if final_lists is not None:
@@ -91,6 +135,55 @@ def _check_locks(ops: list[Op]) -> list[Violation]:
                         "mutual exclusion",
                         f"{name}: session {b.session} got token {b.value} while session "
                         f"{a.session} still held token {a.value} (released later, acknowledged)",
+                    )
+                )
+    return found
+
+
+def _check_holder_view(ops: list[Op], sessions: Mapping[int, ClientSession]) -> list[Violation]:
+    """No grant to B while A's client still counted its own hold live, unless A released first.
+
+    A's believed hold runs from its acquire's ok completion to the earliest of: its release's
+    invocation, its max-hold end, its session's end in its own view. A grant to B (another
+    session, same lock, a greater token) is a violation if it completed inside A's believed
+    hold, or if B's believed hold overlaps A's. A grant whose session's view was not recorded
+    counts as believed for no time at all, and an indeterminate acquire is no grant: only
+    certain overlaps are claimed.
+    """
+    found: list[Violation] = []
+    released: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for op in ops:
+        if op.kind == "release":
+            released[(op.process, str(op.key), op.value)].append(op.invoke)
+    held: dict[str, list[tuple[Op, float, str]]] = defaultdict(list)
+    for op in ops:
+        if op.kind != "acquire" or op.outcome != "ok":
+            continue
+        session = sessions.get(op.session)
+        ends = {
+            "its release was sent": min(
+                (t for t in released[(op.process, str(op.key), op.value)] if t >= op.complete),
+                default=math.inf,
+            ),
+            "its max-hold ended": math.inf if op.max_hold_end is None else op.max_hold_end,
+            "its keep-alives lapsed": session.deadline() if session else op.complete,
+            "it announced LOST": session.lost if session else op.complete,
+        }
+        why = min(ends, key=ends.__getitem__)
+        held[str(op.key)].append((op, ends[why], why))
+    for name, holds in held.items():
+        for (a, a_end, why), (b, b_end, _) in itertools.permutations(holds, 2):
+            if b.session == a.session or b.value <= a.value:
+                continue
+            inside = a.complete <= b.complete < a_end
+            overlap = max(a.complete, b.complete) < min(a_end, b_end)
+            if inside or overlap:
+                found.append(
+                    Violation(
+                        "mutual exclusion (holder's view)",
+                        f"{name}: {b.process} (session {b.session}) got token {b.value} at "
+                        f"{b.complete:.3f} while {a.process} (session {a.session}) counted token "
+                        f"{a.value} live from {a.complete:.3f} until {a_end:.3f}, when {why}",
                     )
                 )
     return found

@@ -56,6 +56,8 @@ class ChaosCluster:
     #: node index -> clock rate (3.0: that node's clock runs three times fast).
     clock_rates: dict[int, float] = field(default_factory=dict)
     limits: Limits | None = None
+    #: Extra environment variables for every node (e.g. a test switch for a control run).
+    env: dict[str, str] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -68,9 +70,9 @@ class ChaosCluster:
 
     def _process(self, path: Path, index: int) -> NodeProcess:
         prefix = self.network.prefix(f"n{index + 1}") if self.network else ()
-        env = {}
+        env = dict(self.env)
         if index in self.clock_rates:
-            env = {
+            env |= {
                 "PYTHONPATH": os.pathsep.join([str(FASTCLOCK), *sys.path]),
                 "TURNSTILE_CHAOS_CLOCK_RATE": str(self.clock_rates[index]),
             }

@@ -171,7 +171,7 @@ class ChaosRun:
         recoveries = self.wait_for_recovery()
         self.stop_workers()
         recorded = self.recorded()
-        violations = check(recorded.ops, self.final_lists())
+        violations = check(recorded.ops, self.final_lists(), recorded.sessions)
         slow = [r for r in recoveries if not r <= LIVENESS_BOUND]
         if slow:
             violations.append(

@@ -2,7 +2,9 @@
 
 Each operation is an ``invoke`` line and, if the worker lived to see it, a completion line.
 An invocation without a completion (the worker was killed, or stopped mid-call) is ``info``:
-it may or may not have taken effect, so it completes at infinity.
+it may or may not have taken effect, so it completes at infinity. ``session-open`` and
+``keep-alive`` lines, with the ``lost`` session states, give each session as its own client
+saw it (``ClientSession``), for the holder's-view check.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.chaos.checker import Op
+from tests.chaos.checker import ClientSession, KeepAlive, Op
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Recorded:
     session_states: list[tuple[str, int, str, float]] = field(default_factory=list)
     #: (process, kind, accepted, time) for every fenced-resource call.
     resource_calls: list[tuple[str, str, bool, float]] = field(default_factory=list)
+    #: Each session as its own client saw it, by id.
+    sessions: dict[int, ClientSession] = field(default_factory=dict)
 
     def counts(self) -> Counter[str]:
         """Operations by ``kind outcome``, for the report."""
@@ -51,6 +55,15 @@ def read_history(paths: list[Path]) -> Recorded:
                 recorded.ops.append(_op(start, event))
             elif kind == "session":
                 recorded.session_states.append((event["p"], event["s"], event["state"], event["t"]))
+                if event["state"] == "lost" and event["s"] in recorded.sessions:
+                    session = recorded.sessions[event["s"]]
+                    session.lost = min(session.lost, event["t"])
+            elif kind == "session-open":
+                recorded.sessions[event["s"]] = ClientSession(event["ttl"], event["until"])
+            elif kind == "keep-alive":
+                recorded.sessions[event["s"]].keep_alives.append(
+                    KeepAlive(event["sent"], event["t"])
+                )
             elif kind in ("resource-read", "resource-write"):
                 recorded.resource_calls.append((event["p"], kind, event["ok"], event["t"]))
         for start in open_ops.values():
@@ -71,6 +84,7 @@ def _op(start: dict[str, Any], end: dict[str, Any]) -> Op:
         complete=end["t"],
         outcome=end["e"],
         value=end.get("v", 0),
+        max_hold_end=end.get("max_hold_end"),
     )
 
 

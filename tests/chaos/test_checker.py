@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos.checker import Op, check
+from tests.chaos.checker import ClientSession, KeepAlive, Op, check
 
 pytestmark = pytest.mark.unit
 
 
-def acquire(session: int, token: int, invoke: float, complete: float, outcome: str = "ok") -> Op:
-    return Op(f"p{session}", session, "acquire", "L", invoke, complete, outcome, token)  # type: ignore[arg-type]
+def acquire(
+    session: int,
+    token: int,
+    invoke: float,
+    complete: float,
+    outcome: str = "ok",
+    *,
+    max_hold_end: float | None = None,
+) -> Op:
+    return Op(
+        f"p{session}",
+        session,
+        "acquire",
+        "L",
+        invoke,
+        complete,
+        outcome,  # type: ignore[arg-type]
+        token,
+        max_hold_end,
+    )
 
 
-def release(session: int, token: int, invoke: float, complete: float) -> Op:
-    return Op(f"p{session}", session, "release", "L", invoke, complete, "ok", token)
+def release(session: int, token: int, invoke: float, complete: float, outcome: str = "ok") -> Op:
+    return Op(f"p{session}", session, "release", "L", invoke, complete, outcome, token)  # type: ignore[arg-type]
 
 
 def insert(member: bytes, id_: int, invoke: float, outcome: str = "ok") -> Op:
@@ -82,3 +100,64 @@ def test_overlap_is_only_claimed_when_certain() -> None:
     """If B's grant may have come after A's release was sent, it is no violation."""
     history = [acquire(1, 1, 0, 0.1), release(1, 1, 0.5, 0.6), acquire(2, 2, 0.2, 0.55)]
     assert check(history) == []
+
+
+# ---------------------------------------------------------------------- the holder's view
+
+HOLDER_VIEW = "mutual exclusion (holder's view)"
+
+
+def alive(*acks: tuple[float, float], lost: float = float("inf")) -> ClientSession:
+    """A 3 s session opened at 0 (so alive until 3 at first), with (sent, arrived) acks."""
+    return ClientSession(3.0, 3.0, [KeepAlive(sent, arrived) for sent, arrived in acks], lost)
+
+
+#: Acknowledged keep-alives every second: alive in its own view until 4 + 3 = 7.
+STEADY = ((1.0, 1.01), (2.0, 2.01), (3.0, 3.01), (4.0, 4.01))
+
+
+def test_a_grant_while_the_holder_still_counted_its_hold_live_is_caught() -> None:
+    """The leader-pause bug: the cluster expired A's live session and gave the lock to B; A's
+    own keep-alives still vouched for it until 7. The cluster's history alone looks clean (A's
+    release fails as lost), so only the holder's view catches it."""
+    history = [acquire(1, 1, 0.0, 0.1), acquire(2, 2, 0.5, 5.0), release(1, 1, 8.0, 8.1, "fail")]
+    sessions = {1: alive(*STEADY, lost=7.5), 2: alive(*STEADY)}
+    assert {v.invariant for v in check(history, None, sessions)} == {HOLDER_VIEW}
+    assert {v.invariant for v in check(history)} == set()
+
+
+def test_overlapping_beliefs_are_caught_even_when_the_later_token_completed_first() -> None:
+    """B's grant (token 2) completed at 2, A's (token 1) only at 3: both believed from 3 on."""
+    history = [acquire(1, 1, 0.0, 3.0), acquire(2, 2, 0.5, 2.0)]
+    sessions = {1: alive(*STEADY), 2: alive(*STEADY)}
+    assert HOLDER_VIEW in {v.invariant for v in check(history, None, sessions)}
+
+
+@pytest.mark.parametrize(
+    ("a_grant", "a_release", "a_session"),
+    [
+        (acquire(1, 1, 0.0, 0.1), release(1, 1, 4.0, 4.1), alive(*STEADY)),  # released first
+        (acquire(1, 1, 0.0, 0.1), None, alive((1.0, 1.01))),  # its TTL view ended at 4
+        # a late ack (arrived at 4.5, after the deadline of 4) does not revive the session
+        (acquire(1, 1, 0.0, 0.1), None, alive((1.0, 1.01), (2.0, 4.5))),
+        (acquire(1, 1, 0.0, 0.1, max_hold_end=2.0), None, alive(*STEADY)),  # max-hold passed
+        (acquire(1, 1, 0.0, 0.1), None, alive(*STEADY, lost=4.5)),  # told LOST before
+    ],
+    ids=["released-first", "ttl-view-ended", "late-ack", "max-hold-passed", "lost-announced"],
+)
+def test_near_misses_of_the_holders_view_are_not_flagged(
+    a_grant: Op, a_release: Op | None, a_session: ClientSession
+) -> None:
+    """B is granted at 5, just after A's believed hold ended."""
+    history = [a_grant, acquire(2, 2, 0.5, 5.0)] + ([a_release] if a_release else [])
+    assert check(history, None, {1: a_session, 2: alive(*STEADY)}) == []
+
+
+def test_an_indeterminate_acquire_is_no_grant_and_an_unrecorded_view_no_belief() -> None:
+    """B's indeterminate acquire may have failed; A's unrecorded session proves no belief. B's
+    unrecorded session still counts its grant (its completion lies inside A's belief)."""
+    sessions = {1: alive(*STEADY), 2: alive(*STEADY)}
+    assert check([acquire(1, 1, 0.0, 0.1), acquire(2, 2, 0.5, 5.0, "info")], None, sessions) == []
+    assert check([acquire(3, 1, 0.0, 0.1), acquire(2, 2, 0.5, 5.0)], None, sessions) == []
+    caught = check([acquire(1, 1, 0.0, 0.1), acquire(3, 2, 0.5, 5.0)], None, sessions)
+    assert [v.invariant for v in caught] == [HOLDER_VIEW]

@@ -34,6 +34,22 @@ def test_an_operation_without_a_completion_is_indeterminate(tmp_path: Path) -> N
     assert recorded.session_states == [("w1", 3, "lost", 2.5)]
 
 
+def test_the_holders_view_is_read_back(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "w1.jsonl",
+        {"e": "session-open", "s": 3, "ttl": 3.0, "until": 3.0, "t": 0.01},
+        {"op": 1, "e": "invoke", "k": "acquire", "key": "L", "t": 0.5},
+        {"op": 1, "e": "ok", "v": 7, "s": 3, "t": 0.6, "sent": 0.5, "max_hold_end": 30.5},
+        {"e": "keep-alive", "s": 3, "sent": 1.0, "until": 4.0, "t": 1.1},
+        {"e": "keep-alive", "s": 3, "sent": 2.0, "until": 5.0, "t": 5.5},  # too late
+        {"e": "session", "s": 3, "state": "lost", "t": 6.0},
+    )
+    recorded = read_history([path])
+    assert recorded.ops[0].max_hold_end == 30.5
+    session = recorded.sessions[3]
+    assert (session.deadline(), session.lost, session.alive_until()) == (4.0, 6.0, 4.0)
+
+
 def test_recovery_counts_only_operations_invoked_after_the_heal(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "w1.jsonl",

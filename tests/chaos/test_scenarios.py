@@ -3,6 +3,8 @@ recorded histories (see README.md in this directory for what each one injects an
 
 from __future__ import annotations
 
+import math
+import os
 import random
 import time
 
@@ -12,6 +14,7 @@ import pytest
 from tests.chaos.checker import Op
 from tests.chaos.conftest import Start
 from tests.chaos.harness import ChaosRun, rounds
+from tests.chaos.history import Recorded
 from tests.chaos.net import Network
 from tests.integration.cluster import wait_until
 from turnstile.client import RetryPolicy, connect
@@ -22,6 +25,18 @@ pytestmark = pytest.mark.chaos
 
 #: Longer than the election timeout (0.5-1 s by default): a paused or cut leader is replaced.
 OUTAGE = 2.5
+
+#: Session TTL of every worker in the past-the-TTL scenarios, and how long their leader is out:
+#: three TTLs, so the old leader wakes to find every session's deadline long passed.
+TTL = 3.0
+PAST_TTL = 3 * TTL
+#: Rounds of each past-the-TTL scenario: 2 in CI, ``TURNSTILE_CHAOS_PAUSE_ROUNDS=20`` in full.
+PAST_TTL_ROUNDS = int(os.environ.get("TURNSTILE_CHAOS_PAUSE_ROUNDS", "2"))
+#: The lock names the past-the-TTL load contends for.
+CONTENDED = ("held0", "held1")
+HOLDER_VIEW = "mutual exclusion (holder's view)"
+#: Makes the server skip its term fence (honoured by the fixed server; ignored before it).
+NO_TERM_FENCE = {"TURNSTILE_TEST_NO_TERM_FENCE": "1"}
 
 
 def test_leader_kill_loop(start_run: Start) -> None:
@@ -87,6 +102,108 @@ def test_leader_pause_then_resume(start_run: Start) -> None:
         f"the resumed old leader answered from its stale view: {stale_answers}"
     )
     report.assert_safe()
+
+
+def _start_contended_load(run_: ChaosRun) -> None:
+    """Three workers per name in ``CONTENDED``, each holding a grant up to 6 s (no max-hold)
+    and waiting up to 30 s for the next, so a held lock nearly always has a queued waiter; and
+    one insert worker for steady progress. Every session has TTL ``TTL``."""
+    for name in CONTENDED:
+        for i in range(3):
+            run_.start_worker(f"{name}-{i}", "lock", names=[name], hold=6.0, wait=30.0, ttl=TTL)
+    run_.start_worker("insert0", "insert", list="results", ttl=TTL)
+
+
+def _contended(run_: ChaosRun) -> bool:
+    """Every name in ``CONTENDED`` has a holder (granted, release not yet sent) and a waiter (an
+    acquire not yet completed)."""
+    ops = run_.recorded().ops
+    releasing = {(op.process, op.key, op.value) for op in ops if op.kind == "release"}
+    for name in CONTENDED:
+        acquires = [op for op in ops if op.kind == "acquire" and op.key == name]
+        held = any(
+            op.outcome == "ok" and (op.process, name, op.value) not in releasing for op in acquires
+        )
+        if not held or not any(op.complete == math.inf for op in acquires):
+            return False
+    return True
+
+
+def _cut_short(recorded: Recorded, before: float) -> list[str]:
+    """Before ``before``: sessions announced LOST while their own keep-alives still vouched for
+    them (the cluster ended a live session), and releases refused as lost inside that view
+    (the cluster took a live holder's lock)."""
+    problems = []
+    for process, sid, state, at in recorded.session_states:
+        session = recorded.sessions.get(sid)
+        if state == "lost" and at < before and session and at < session.deadline():
+            problems.append(f"{process}: session {sid} LOST {session.deadline() - at:.2f} s early")
+    for op in recorded.ops:
+        session = recorded.sessions.get(op.session)
+        refused = op.kind == "release" and op.outcome == "fail" and op.invoke < before
+        if refused and session and op.invoke < session.deadline():
+            problems.append(f"{op.process}: live hold of {op.key} token {op.value} lost")
+    return problems
+
+
+def _judge_past_ttl(run_: ChaosRun, scenario: str, fenced: bool) -> None:
+    """Every live holder kept its session and lock, and no holder's view was violated; or, for
+    the control run without the term fence, the holder's view was violated."""
+    stopping = time.monotonic()
+    report = run_.finish(scenario)
+    violated = [
+        f"{v.invariant}: {v.detail}" for v in report.violations if v.invariant == HOLDER_VIEW
+    ]
+    print("\n".join(violated[:3]))
+    if not fenced:
+        assert violated, "without the term fence a live holder's lock should have moved"
+        return
+    cut_short = _cut_short(report.recorded, stopping)
+    assert not cut_short, "\n".join(cut_short[:30])
+    report.assert_safe("acquire", "release", "insert")
+
+
+@pytest.mark.timeout(180 + 40 * PAST_TTL_ROUNDS)
+@pytest.mark.parametrize("fenced", [True, False], ids=["fenced", "control-no-term-fence"])
+def test_leader_paused_past_the_session_ttl(start_run: Start, fenced: bool) -> None:
+    """A leader paused for three TTLs wakes to find every session's deadline passed; whatever it
+    proposes then must not end the sessions the new leader kept alive, nor move their locks."""
+    run = start_run(env={} if fenced else NO_TERM_FENCE)
+    cluster = run.cluster
+    _start_contended_load(run)
+    for _ in rounds(PAST_TTL_ROUNDS):
+        wait_until(lambda: _contended(run), timeout=60, interval=0.2)
+        leader = cluster.leader()
+        with cluster.fault("pause leader past TTL", cluster.name(leader)):
+            paused = time.monotonic()
+            cluster.pause(leader)
+            cluster.leader(exclude=leader)
+            time.sleep(max(0.0, paused + PAST_TTL - time.monotonic()))
+            cluster.resume(leader)
+        run.wait_for_progress(10)
+        cluster.wait_caught_up(leader)
+    _judge_past_ttl(run, "leader paused past TTL" + ("" if fenced else " (control)"), fenced)
+
+
+@pytest.mark.timeout(180 + 40 * PAST_TTL_ROUNDS)
+def test_leader_cut_off_past_the_session_ttl(network: Network, start_run: Start) -> None:
+    """The same with the leader cut off from every node and client for three TTLs: its duties
+    loop runs all along, seeing no keep-alives."""
+    run = start_run(network)
+    cluster = run.cluster
+    _start_contended_load(run)
+    for _ in rounds(PAST_TTL_ROUNDS):
+        wait_until(lambda: _contended(run), timeout=60, interval=0.2)
+        leader = cluster.leader()
+        with cluster.fault("isolate leader past TTL", cluster.name(leader)):
+            cut = time.monotonic()
+            network.isolate(cluster.name(leader))
+            cluster.leader(exclude=leader)
+            time.sleep(max(0.0, cut + PAST_TTL - time.monotonic()))
+            network.heal()
+        run.wait_for_progress(10)
+        cluster.wait_caught_up(leader)
+    _judge_past_ttl(run, "leader cut off past TTL", fenced=True)
 
 
 def test_minority_leader_partition(network: Network, start_run: Start) -> None:

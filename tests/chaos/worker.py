@@ -6,6 +6,12 @@ an ``invoke`` line before each operation and a completion line after it (``ok``,
 invocations without completions, which the recorder reads as indeterminate. Times are
 ``time.monotonic()``, one clock for every process on the machine.
 
+It also records what the holder believed, for the holder's-view check: a granted acquire's
+completion line carries the hold's session, its send time and its max-hold end as the client
+library counts them; a ``session-open`` line gives each session's TTL and its client's
+deadline when first seen, and a ``keep-alive`` line each acknowledged keep-alive (its send
+time, the arrival of its acknowledgement, the client's resulting ``alive_until``).
+
 Workloads (``spec["workload"]``):
 
 - ``lock``: acquire one of a few names (waiting on the server), hold briefly, release.
@@ -29,7 +35,8 @@ from typing import IO, Any
 
 from turnstile.client import RetryPolicy, TurnstileError, connect
 from turnstile.client.errors import LockLostError, UnavailableError
-from turnstile.client.session import SessionState
+from turnstile.client.lock import Lock
+from turnstile.client.session import Session, SessionState
 
 
 class History:
@@ -51,8 +58,10 @@ class History:
         self.write({"op": self.next_op, "e": "invoke", "k": kind, "key": key, "t": now()})
         return self.next_op
 
-    def complete(self, op: int, outcome: str, value: int = 0, session: int = 0) -> None:
-        self.write({"op": op, "e": outcome, "v": value, "s": session, "t": now()})
+    def complete(
+        self, op: int, outcome: str, value: int = 0, session: int = 0, **extra: Any
+    ) -> None:
+        self.write({"op": op, "e": outcome, "v": value, "s": session, "t": now(), **extra})
 
 
 def now() -> float:
@@ -88,17 +97,43 @@ class Worker:
         self._watched: set[int] = set()
 
     def session_id(self) -> int:
-        """The current session's id (opening one if needed), watched for state changes."""
+        """The current session's id (opening one if needed), watched."""
         session = self.client.session
-        if session.id not in self._watched:
-            self._watched.add(session.id)
-            sid = session.id
-
-            def record(state: SessionState) -> None:
-                self.history.write({"e": "session", "s": sid, "state": state.value, "t": now()})
-
-            session.add_listener(record)
+        self.watch(session)
         return session.id
+
+    def watch(self, session: Session) -> None:
+        """Records the session's state changes and every keep-alive its client counts as
+        acknowledged, by wrapping ``acknowledged`` on its core (the library's own code still
+        decides; the wrapper only writes down what it was told)."""
+        if session.id in self._watched:
+            return
+        self._watched.add(session.id)
+        sid, core = session.id, session.core
+        self.history.write(
+            {"e": "session-open", "s": sid, "ttl": core.ttl, "until": core.alive_until, "t": now()}
+        )
+        acknowledged = core.acknowledged
+
+        def recording(sent_at: float) -> None:
+            arrived = now()
+            acknowledged(sent_at)
+            self.history.write(
+                {
+                    "e": "keep-alive",
+                    "s": sid,
+                    "sent": sent_at,
+                    "until": core.alive_until,
+                    "t": arrived,
+                }
+            )
+
+        core.acknowledged = recording  # type: ignore[method-assign]
+
+        def record(state: SessionState) -> None:
+            self.history.write({"e": "session", "s": sid, "state": state.value, "t": now()})
+
+        session.add_listener(record)
 
     def run(self) -> None:
         workload = {"lock": self.lock_loop, "fenced": self.lock_loop, "insert": self.insert_loop}
@@ -134,13 +169,28 @@ class Worker:
             if not acquired:
                 self.history.complete(op, "fail", session=session)
                 continue
-            token = lock.token or 0
-            self.history.complete(op, "ok", token, session)
+            token, session = self.granted(lock, op)
             if resource is not None:
                 self.increment(resource, token)
             else:
                 self.stopping.wait(self.rng.uniform(0, self.spec.get("hold", 0.05)))
             self.release(lock, name, token, session)
+
+    def granted(self, lock: Lock, op: int) -> tuple[int, int]:
+        """Completes a granted acquire with the hold as the client counts it; returns its token
+        and session (which may be newer than the one asked for, if that was lost meanwhile)."""
+        hold = lock._hold
+        assert hold is not None
+        self.watch(hold.session)
+        self.history.complete(
+            op,
+            "ok",
+            hold.token,
+            hold.session.id,
+            sent=hold.acquired_at,
+            max_hold_end=hold.expires_at,
+        )
+        return hold.token, hold.session.id
 
     def increment(self, resource: FencedResource, token: int) -> None:
         """Read, think, write back + 1: a lost update unless the writes are fenced."""
@@ -152,7 +202,7 @@ class Worker:
         wrote = resource.call(op="write", token=token, value=read["value"] + 1)
         self.history.write({"e": "resource-write", "v": token, "ok": wrote["ok"], "t": now()})
 
-    def release(self, lock: Any, name: str, token: int, session: int) -> None:
+    def release(self, lock: Lock, name: str, token: int, session: int) -> None:
         """Releases, retrying while the outcome is unknown; each attempt is one operation."""
         while True:
             op = self.history.invoke("release", name)
