@@ -160,9 +160,9 @@ def _judge_past_ttl(run_: ChaosRun, scenario: str, fenced: bool) -> None:
     if not fenced:
         assert violated, "without the term fence a live holder's lock should have moved"
         return
+    report.assert_safe("acquire", "release", "insert")
     cut_short = _cut_short(report.recorded, stopping)
     assert not cut_short, "\n".join(cut_short[:30])
-    report.assert_safe("acquire", "release", "insert")
 
 
 @pytest.mark.timeout(PAST_TTL_TIMEOUT)
