@@ -150,43 +150,70 @@ def _check_holder_view(ops: list[Op], sessions: Mapping[int, ClientSession]) -> 
     counts as believed for no time at all, and an indeterminate acquire is no grant: only
     certain overlaps are claimed.
     """
-    found: list[Violation] = []
     released: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for op in ops:
         if op.kind == "release":
             released[(op.process, str(op.key), op.value)].append(op.invoke)
-    held: dict[str, list[tuple[Op, float, str]]] = defaultdict(list)
+    lapsed = {sid: session.deadline() for sid, session in sessions.items()}
+    held: dict[str, list[Belief]] = defaultdict(list)
     for op in ops:
         if op.kind != "acquire" or op.outcome != "ok":
             continue
-        session = sessions.get(op.session)
+        known = op.session in sessions
         ends = {
             "its release was sent": min(
                 (t for t in released[(op.process, str(op.key), op.value)] if t >= op.complete),
                 default=math.inf,
             ),
             "its max-hold ended": math.inf if op.max_hold_end is None else op.max_hold_end,
-            "its keep-alives lapsed": session.deadline() if session else op.complete,
-            "it announced LOST": session.lost if session else op.complete,
+            "its keep-alives lapsed": lapsed[op.session] if known else op.complete,
+            "it announced LOST": sessions[op.session].lost if known else op.complete,
         }
         why = min(ends, key=ends.__getitem__)
-        held[str(op.key)].append((op, ends[why], why))
-    for name, holds in held.items():
-        for (a, a_end, why), (b, b_end, _) in itertools.permutations(holds, 2):
-            if b.session == a.session or b.value <= a.value:
-                continue
-            inside = a.complete <= b.complete < a_end
-            overlap = max(a.complete, b.complete) < min(a_end, b_end)
-            if inside or overlap:
-                found.append(
-                    Violation(
-                        "mutual exclusion (holder's view)",
-                        f"{name}: {b.process} (session {b.session}) got token {b.value} at "
-                        f"{b.complete:.3f} while {a.process} (session {a.session}) counted token "
-                        f"{a.value} live from {a.complete:.3f} until {a_end:.3f}, when {why}",
-                    )
-                )
+        held[str(op.key)].append(Belief(op, ends[why], why))
+    found: list[Violation] = []
+    for name, beliefs in held.items():
+        beliefs.sort(key=lambda belief: belief.grant.complete)
+        # Every violating pair overlaps at the later completion: scan forward only that far.
+        for i, first in enumerate(beliefs):
+            j = i + 1
+            while j < len(beliefs) and (
+                beliefs[j].grant.complete < first.end
+                or beliefs[j].grant.complete == first.grant.complete
+            ):
+                for a, b in ((first, beliefs[j]), (beliefs[j], first)):
+                    if a.violated_by(b):
+                        found.append(
+                            Violation("mutual exclusion (holder's view)", a.detail(name, b))
+                        )
+                j += 1
     return found
+
+
+@dataclass(frozen=True)
+class Belief:
+    """A grant as its holder counted it: live from its ok completion until ``end``, ``why``."""
+
+    grant: Op
+    end: float
+    why: str
+
+    def violated_by(self, other: Belief) -> bool:
+        """``other`` (another session, a greater token) was granted inside this belief, or
+        believed at the same time."""
+        a, b = self.grant, other.grant
+        if b.session == a.session or b.value <= a.value:
+            return False
+        inside = a.complete <= b.complete < self.end
+        return inside or max(a.complete, b.complete) < min(self.end, other.end)
+
+    def detail(self, name: str, other: Belief) -> str:
+        a, b = self.grant, other.grant
+        return (
+            f"{name}: {b.process} (session {b.session}) got token {b.value} at "
+            f"{b.complete:.3f} while {a.process} (session {a.session}) counted token "
+            f"{a.value} live from {a.complete:.3f} until {self.end:.3f}, when {self.why}"
+        )
 
 
 def _check_ids(ops: list[Op]) -> list[Violation]:
