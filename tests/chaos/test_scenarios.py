@@ -150,18 +150,23 @@ def _cut_short(recorded: Recorded, before: float) -> list[str]:
 
 def _judge_past_ttl(run_: ChaosRun, scenario: str, fenced: bool) -> None:
     """Every live holder kept its session and lock, and no holder's view was violated; or, for
-    the control run without the term fence, the holder's view was violated."""
+    the control run without the term fence, the cluster ended a live session or moved a live
+    holder's lock (whether a waiter was granted inside the holder's view is a race)."""
     stopping = time.monotonic()
     report = run_.finish(scenario)
     violated = [
         f"{v.invariant}: {v.detail}" for v in report.violations if v.invariant == HOLDER_VIEW
     ]
-    print("\n".join(violated[:3]))
+    cut_short = _cut_short(report.recorded, stopping)
+    print(
+        f"holder's view violations {len(violated)}, live sessions or holds cut short "
+        f"{len(cut_short)}"
+    )
+    print("\n".join([*violated[:3], *cut_short[:3]]))
     if not fenced:
-        assert violated, "without the term fence a live holder's lock should have moved"
+        assert violated or cut_short, "without the term fence a live session should have ended"
         return
     report.assert_safe("acquire", "release", "insert")
-    cut_short = _cut_short(report.recorded, stopping)
     assert not cut_short, "\n".join(cut_short[:30])
 
 
