@@ -561,12 +561,16 @@ class Node:
     async def _expire(self, session: int) -> None:
         if not self._still_in_office():
             return
+        term = self._office_term
         try:
-            await self._submit(ExpireSession(self.now_ms(), session, term=self._office_term))
+            await self._submit(ExpireSession(self.now_ms(), session, term=term))
             log.info("session %d expired: no keep-alive within its TTL", session)
         except TurnstileError as exc:
             log.warning("expiring session %d failed: %s", session, exc)
-            self.tracker.retry_later(session, time.monotonic())
+            # Only in the office that decided it: after a pause this node may have lost and
+            # regained leadership meanwhile, and its new tracker gave the session a full TTL.
+            if self._office_term == term and self._still_in_office():
+                self.tracker.retry_later(session, time.monotonic())
 
     def _raise_cluster_version(self) -> None:
         """Raises the replicated cluster version once every member reports a higher one."""
