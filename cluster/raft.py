@@ -120,6 +120,14 @@ SNAPSHOT_FILE = "raft.snapshot"
 #: Bounds of one grouped log entry: commands, and bytes (a big entry stalls every follower).
 _GROUP_MAX_COMMANDS = 1000
 _GROUP_MAX_BYTES = 256 * 1024
+#: pysyncobj's ``appendEntriesBatchSizeBytes``: above any one log entry, so none is ever sent
+#: in pieces. pysyncobj splits an entry at least this big (64 KiB by default) into
+#: "transmission" chunks, which the follower handles on a path that deletes every entry after
+#: ``prevLogIdx`` without the append rule; it also decides the last chunk by the command's
+#: length rather than the pickled entry's (a 6 MB entry was seen failing with UnpicklingError
+#: on every resend). An entry is at most one request (gRPC refuses more than 8 MiB) plus a
+#: group's ``_GROUP_MAX_BYTES``.
+_APPEND_BATCH_BYTES = 16 * 1024 * 1024
 _RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 
@@ -238,6 +246,7 @@ class RaftNode:
             autoTick=False,
             appendEntriesUseBatch=options.batch,
             appendEntriesPeriod=options.heartbeat_s,
+            appendEntriesBatchSizeBytes=_APPEND_BATCH_BYTES,
             raftMinTimeout=options.election_timeout_min_s,
             raftMaxTimeout=options.election_timeout_max_s,
             # A leader that hears from no majority for an election timeout steps down.

@@ -20,7 +20,7 @@ from pysyncobj import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tests.integration.cluster import wait_until
-from turnstile.cluster.commands import Tick, encode_command
+from turnstile.cluster.commands import Insert, Tick, encode_command
 from turnstile.cluster.launcher import free_ports
 from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
 
@@ -507,6 +507,38 @@ def test_the_leader_knows_each_members_protocol_version(tmp_path: Path) -> None:
         reply = {"type": "next_node_idx", "next_node_idx": 1, "reset": False, "success": False}
         other._on_message(silent, reply)
         assert other.member_protocol_versions() == {**versions, addresses[2]: 1}
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_a_big_entry_is_never_sent_in_chunks_past_the_append_rule(tmp_path: Path) -> None:
+    """pysyncobj sends an entry of ``appendEntriesBatchSizeBytes`` (64 KiB by default) or more
+    as "transmission" chunks, which the follower handles on a path that deletes every entry
+    after ``prevLogIdx`` without the append rule (and whose last chunk is decided by the
+    command's length, not the pickled entry's). The adapter sets the bound above any entry:
+    a 200 KiB entry (a 1,000-member Insert is about 1 MB) arrives whole."""
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
+    chunked: list[int] = []
+    for node in nodes:
+        rule = node._raft_append_rule
+
+        def watched(message: dict[str, Any], rule: Any = rule) -> Any:
+            if "transmission" in message:
+                chunked.append(message["prevLogIdx"])
+            return rule(message)
+
+        node._raft_append_rule = watched  # type: ignore[method-assign]
+    try:
+        leader = _start_and_elect(nodes)
+        done = threading.Semaphore(0)
+        command = Insert(1, 1, 1, 0, "big", (b"x" * 200_000,))
+        leader.submit(encode_command(command), lambda _r, _e: done.release(), leader.term)
+        assert done.acquire(timeout=30)
+        target = leader.applied_index
+        wait_until(lambda: all(n.applied_index >= target for n in nodes), timeout=30)
+        assert chunked == []
     finally:
         for node in nodes:
             node.stop()
