@@ -60,6 +60,12 @@ def _request_id(limits: Limits, rid: pb.RequestId) -> None:
             f"{len(rid.answered)} answered seqs in one request, over "
             f"max_results_per_session={limits.max_results_per_session}",
         )
+    late = next((seq for seq in rid.answered if seq >= rid.seq), None)
+    if late is not None:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"answered seq {late} is not below the request's seq {rid.seq}",
+        )
 
 
 def _members(limits: Limits, members: Sequence[bytes]) -> None:

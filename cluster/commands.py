@@ -115,7 +115,7 @@ class CancelWait:
     session: int
     name: str
     acquire_seq: int
-    release_grant: bool = True
+    release_grant: bool = False
     term: int = 0
 
 

@@ -151,7 +151,7 @@ class Session:
 class Holder:
     session: int
     token: int
-    #: The acquire request that was granted (a late cancel of it releases this hold).
+    #: The acquire request that was granted (abandoning it releases this hold).
     acquire_seq: int
     granted_at: int
     #: Log time when the max-hold ends; 0 means no cap.
@@ -416,15 +416,36 @@ class StateMachine:
             return Err(Reason.INVALID_ARGUMENT, f"request {command.seq} was already acknowledged")
         if command.seq in session.forgotten:
             return Err(Reason.INVALID_ARGUMENT, f"request {command.seq} was already answered")
+        late = [seq for seq in command.answered if seq >= command.seq]
+        if late:
+            return Err(
+                Reason.INVALID_ARGUMENT,
+                f"answered seq {late[0]} is not below the request's seq {command.seq}",
+            )
+        forgotten = session.forgotten
+        if command.answered:
+            # On a copy: a request whose record of answered seqs would outgrow its bound is
+            # refused before anything changes.
+            forgotten = SeqRanges(list(forgotten.ranges))
+            forgotten.drop_through(max(session.acked, command.acked))
+            for seq in command.answered:
+                if seq > max(session.acked, command.acked):
+                    forgotten.add(seq)
+            if len(forgotten) > self.limits.max_results_per_session:
+                return Err(
+                    Reason.LIMIT_EXCEEDED,
+                    f"session {session.id} would keep {len(forgotten)} ranges of answered "
+                    f"seqs, max_results_per_session={self.limits.max_results_per_session}",
+                )
         if command.acked > session.acked:
             session.acked = command.acked
             for seq in [s for s in session.results if s <= command.acked]:
                 del session.results[seq]
-            session.forgotten.drop_through(command.acked)
+            forgotten.drop_through(command.acked)
+        session.forgotten = forgotten
         for seq in command.answered:
-            if seq != command.seq and seq > session.acked:
+            if seq > session.acked:
                 session.results.pop(seq, None)
-                session.forgotten.add(seq)
         if len(session.results) >= self.limits.max_results_per_session:
             return Err(
                 Reason.LIMIT_EXCEEDED,
@@ -637,9 +658,11 @@ class StateMachine:
                 Reason.INVALID_ARGUMENT,
                 f"acquire_seq must be another request of the session, got {command.acquire_seq}",
             )
-        if command.acquire_seq > session.acked:
-            session.results.pop(command.acquire_seq, None)
-            session.forgotten.add(command.acquire_seq)
+        if command.acquire_seq <= session.acked:
+            # The client acknowledged that acquire's answer: a grant it got is in use.
+            return WaitCancelled(removed=False, released=False)
+        session.results.pop(command.acquire_seq, None)
+        session.forgotten.add(command.acquire_seq)
         lock = self.locks.get(command.name)
         if lock is None:
             return WaitCancelled(removed=False, released=False)

@@ -121,7 +121,7 @@ class Driver:
 
     def cancel_wait(self, session: int, name: str, acquire_seq: int) -> Applied:
         """Not deduplicated by a seq of its own: it is idempotent."""
-        return self.apply(CancelWait(self.now, session, name, acquire_seq))
+        return self.apply(CancelWait(self.now, session, name, acquire_seq, release_grant=True))
 
     def release(
         self, session: int, name: str, token: int, *, seq: int | None = None, acked: int = 0
@@ -255,10 +255,10 @@ def scenario_log() -> list[Command]:
         Release(300, 3, 4, 3, "job/2", 999),  # refused: not the holder
         Tick(500),  # job/2's waiter (session 1, deadline 460) times out
         Tick(1_020),  # job/1's max-hold: handed to session 2
-        CancelWait(1_100, 3, "job/1", 1),
+        CancelWait(1_100, 3, "job/1", 1, release_grant=True),
         Acquire(1_150, 3, 5, 4, "job/1", 0, 5_000),
         ForceRelease(1_200, "job/1", "operator"),  # handed to session 3
-        CancelWait(1_250, 3, "job/1", 5),  # the grant raced in: released
+        CancelWait(1_250, 3, "job/1", 5, release_grant=True),  # the grant raced in: released
         ExpireSession(1_300, 2),  # job/2 freed
         SetUpList(1_400, 1, 5, 4, "short", 100),
         Tick(1_600),  # "short" expires

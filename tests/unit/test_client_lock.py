@@ -28,6 +28,7 @@ from test_client_calls import (
 from turnstile.client.client import Client
 from turnstile.client.errors import (
     DeadlineExceededError,
+    InternalError,
     LimitExceededError,
     LockLostError,
     UnavailableError,
@@ -226,6 +227,61 @@ def test_a_release_whose_outcome_is_unknown_is_not_reported_answered_until_it_is
     assert later.acked >= seq or seq in later.answered
 
 
+def reported(session: Session, seq: int) -> bool:
+    """Whether the session's next request reports ``seq`` answered (through acked or
+    answered); the probe itself is then given up."""
+    probe = session.core.requests.new()
+    session.core.requests.answered(probe)
+    return probe.acked >= seq or seq in probe.answered
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN], ids=lambda c: c.name
+)
+def test_a_release_failing_with_an_internal_status_is_still_held_and_resent(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock, code: grpc.StatusCode
+) -> None:
+    """The server (or what is between) failed mid-call: the Release may have landed or not,
+    so it is pending like one that timed out, not reported answered and dropped."""
+    releases = iter([transport(code, "stream reset"), pb.ReleaseResponse()])
+    outcomes = by_method(Acquire=GRANTED, Release=lambda _call: next(releases))
+    client, cluster, session = lock_client(monkeypatch, clock, outcomes)
+    lock = client.lock("unit")
+    assert lock.acquire()
+    with pytest.raises(InternalError):
+        lock.release()
+    seq = calls_of(cluster, "Release")[0].request.request.seq
+    assert lock.locked()
+    assert not reported(session, seq)
+    lock.release()
+    assert {c.request.request.seq for c in calls_of(cluster, "Release")} == {seq}
+    assert not lock.locked()
+    assert reported(session, seq)
+
+
+def test_an_interrupted_release_is_left_to_the_keep_alive_thread_to_resend(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """Ctrl-C during the Release: it may never have landed, and the keep-alives keep the
+    session (so the hold) alive. The object is free at once; the Release id stays unanswered
+    and the woken keep-alive thread resends it."""
+    outcomes = [GRANTED, KeyboardInterrupt(), pb.AcquireResponse(acquired=True, token=8)]
+    client, cluster, session = lock_client(monkeypatch, clock, outcomes)
+    lock = client.lock("unit")
+    assert lock.acquire()
+    with pytest.raises(KeyboardInterrupt):
+        lock.release()
+    release = calls_of(cluster, "Release")[0].request
+    assert not reported(session, release.request.seq)
+    assert session._wake.is_set()
+    (pending,) = session.core.pending_writes()
+    assert (pending.request, pending.name, pending.token) == (release.request, "unit", 7)
+    assert pending.build(pending.request) == release
+    assert not lock.locked()
+    assert lock.acquire(blocking=False)  # the object's local lock is free too
+    assert lock.token == 8
+
+
 # ---------------------------------------------------------------------- abandon
 
 
@@ -235,8 +291,11 @@ def test_a_release_whose_outcome_is_unknown_is_not_reported_answered_until_it_is
         (refused(Reason.UNKNOWN_OUTCOME, "leader lost mid-commit"), UnknownOutcomeError),
         (transport(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), DeadlineExceededError),
         (transport(grpc.StatusCode.UNAVAILABLE), UnavailableError),
+        (transport(grpc.StatusCode.CANCELLED, "Cancelled"), UnavailableError),
+        (transport(grpc.StatusCode.INTERNAL, "RST_STREAM"), InternalError),
+        (transport(grpc.StatusCode.UNKNOWN, "Exception calling application"), InternalError),
     ],
-    ids=["unknown-outcome", "deadline-exceeded", "unavailable"],
+    ids=["unknown-outcome", "deadline-exceeded", "unavailable", "cancelled", "internal", "unknown"],
 )
 def test_an_acquire_that_ends_without_an_answer_is_abandoned_and_its_error_raised(
     monkeypatch: pytest.MonkeyPatch,
@@ -276,6 +335,24 @@ def test_an_abandon_that_cannot_complete_now_is_left_pending_for_the_keep_alive_
     # neither the acquire nor the abandon is reported answered: both outcomes are unknown
     assert session.core.requests.outstanding == 2
     assert clock.now <= 100.0 + 1.0 + CLEANUP_DEADLINE
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN], ids=lambda c: c.name
+)
+def test_an_abandon_failing_with_an_internal_status_is_left_pending(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock, code: grpc.StatusCode
+) -> None:
+    """It may not have landed, so the acquire may still hold the lock: not an answer."""
+    outcomes = by_method(
+        Acquire=refused(Reason.UNKNOWN_OUTCOME, "lost"), Abandon=transport(code, "oops")
+    )
+    client, cluster, session = lock_client(monkeypatch, clock, outcomes, deadline=1.0)
+    with pytest.raises(UnknownOutcomeError):
+        client.lock("unit").acquire(blocking=False)
+    assert session.core.requests.outstanding == 2
+    (pending,) = session.core.pending_writes()
+    assert pending.acquire.seq == calls_of(cluster, "Acquire")[0].request.request.seq
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 
+import grpc
 import pytest
+from test_client_calls import transport
 
 from turnstile.client.errors import (
     FailedPreconditionError,
@@ -16,6 +18,7 @@ from turnstile.client.errors import (
     TurnstileError,
     UnavailableError,
     UnknownOutcomeError,
+    from_rpc_error,
 )
 from turnstile.client.session import RequestIds, SessionCore, SessionState
 from turnstile.v1 import turnstile_pb2 as pb
@@ -388,6 +391,19 @@ def test_a_fresh_write_id_is_reported_answered_however_the_write_ends(
         (UnknownOutcomeError("lost"), False),
         (UnavailableError("no leader"), False),
         (KeyboardInterrupt(), False),
+        (from_rpc_error(transport(grpc.StatusCode.INTERNAL, "stream reset")), False),
+        (from_rpc_error(transport(grpc.StatusCode.UNKNOWN, "Exception calling application")), False),
+        (from_rpc_error(transport(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")), True),
+    ],
+    ids=[
+        "answered",
+        "not-holder",
+        "unknown-outcome",
+        "unavailable",
+        "interrupted",
+        "internal-status",
+        "unknown-status",
+        "unimplemented",
     ],
 )
 def test_a_callers_write_id_stays_open_until_its_outcome_is_known(

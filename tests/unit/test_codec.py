@@ -66,7 +66,7 @@ COMMANDS: list[Command] = [
     CloseSession(now=2, session=3),
     ExpireSession(now=3, session=4),
     Acquire(now=4, session=1, seq=7, acked=6, name="lock/é", max_hold_ms=30_000, wait_ms=1_000),
-    CancelWait(now=5, session=1, name="L", acquire_seq=7),
+    CancelWait(now=5, session=1, name="L", acquire_seq=7, release_grant=True),
     Release(now=6, session=1, seq=9, acked=8, name="L", token=MAX_INT),
     Extend(now=7, session=1, seq=10, acked=9, name="L", token=12, max_hold_ms=0),
     ForceRelease(now=8, name="L", reason="operator: stuck\nworker"),

@@ -492,10 +492,10 @@ class Run:
             if isinstance(r.command, Acquire)
         ]
         if not acquires:
-            return CancelWait(now, session, _lock(b), 1 + c % 5)
+            return CancelWait(now, session, _lock(b), 1 + c % 5, release_grant=True)
         target = acquires[-1 - c % len(acquires)]
         name = target.name if b % 5 else LOCKS[(LOCKS.index(target.name) + 1) % 3]
-        return CancelWait(now, session, name, target.seq)
+        return CancelWait(now, session, name, target.seq, release_grant=True)
 
     # ----------------------------------------------------------------------- stepping
 

@@ -242,7 +242,13 @@ class _Client:
             return cls(now, self.pick(self.sessions, [0, 99]))
         if kind == "cancel":
             session = self.pick(self.sessions, [0, 99])
-            return CancelWait(now, session, name, rnd.randint(1, self.seqs.get(session, 0) + 1))
+            return CancelWait(
+                now,
+                session,
+                name,
+                rnd.randint(1, self.seqs.get(session, 0) + 1),
+                rnd.random() < 0.5,
+            )
         if kind == "force":
             return ForceRelease(now, name, self.pick(["", "why"], ["y" * 2_000]))
         if kind == "limits":

@@ -32,6 +32,7 @@ from turnstile.cluster.commands import (
     TornDown,
     WaitCancelled,
 )
+from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, SeqRanges, StateMachine
 
@@ -334,3 +335,35 @@ def test_a_version_1_snapshot_loads_with_no_epoch() -> None:
         del record[8]
     state = snapshot.load(msgpack.packb(document, use_bin_type=True))
     assert (state.epoch, state.cluster_version) == (0, 1)
+
+
+def test_an_answered_seq_not_below_the_request_is_refused() -> None:
+    driver = Driver(now=10)
+    s = driver.session()
+    refused = driver.apply(Insert(20, s, 3, 0, "none", (), answered=(2, 3)))
+    err(refused, Reason.INVALID_ARGUMENT, "answered seq 3", "seq 3")
+    assert driver.sm.sessions[s].forgotten.ranges == []
+    assert 3 not in driver.sm.sessions[s].results
+
+
+def test_the_record_of_answered_seqs_is_bounded() -> None:
+    """Scattered answered seqs (every other one) each take a range of their own."""
+    driver = Driver(Limits(max_results_per_session=8), now=10)
+    s = driver.session()
+    driver.apply(Insert(20, s, 100, 0, "none", (), answered=tuple(range(2, 17, 2))))
+    assert len(driver.sm.sessions[s].forgotten) == 8
+    refused = driver.apply(Insert(30, s, 101, 0, "none", (), answered=(18,)))
+    err(refused, Reason.LIMIT_EXCEEDED, "9 ranges of answered seqs")
+    assert len(driver.sm.sessions[s].forgotten) == 8
+    driver.apply(Insert(40, s, 102, 0, "none", (), answered=(3,)))
+    assert len(driver.sm.sessions[s].forgotten) == 7
+
+
+def test_abandoning_an_acquire_whose_answer_was_acknowledged_changes_nothing() -> None:
+    """The client acknowledged the grant (acked passed it): it may be using the lock."""
+    driver = version_2(Driver(now=10))
+    a, _b, _token = held_lock(driver)
+    seq = driver.next_seq(a)
+    assert driver.apply(Abandon(20, a, seq, 1, "L", 1)).result == WaitCancelled(False, False)
+    holder = driver.sm.locks["L"].holder
+    assert holder is not None and holder.session == a
