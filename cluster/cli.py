@@ -24,6 +24,7 @@ from turnstile.cluster.config import (
     load_config,
     option_names,
 )
+from turnstile.cluster.node import read_test_switches
 from turnstile.cluster.server import PortInUseError, serve
 from turnstile.cluster.tls import server_credentials
 
@@ -191,11 +192,12 @@ def _restore(args: argparse.Namespace) -> int:
     except RestoreError as exc:
         print(f"turnstile: cannot restore: {exc}", file=sys.stderr)
         return EXIT_START
-    counts = restored.counts
+    counts, saved = restored.counts, restored.saved
     print(
-        f"{config.node_id}: wrote {restored.path} with {counts.sessions} sessions, "
-        f"{counts.locks_held} locks held, {counts.lists} lists, {counts.members} list members; "
-        f"members are now {', '.join(p.node_id for p in config.peers)}"
+        f"{config.node_id}: wrote {restored.path} with {counts.lists} lists, {counts.members} "
+        f"list members; the backup's {saved.sessions} sessions ended ({saved.locks_held} locks "
+        f"freed), clients open new ones; members are now "
+        f"{', '.join(p.node_id for p in config.peers)}"
     )
     return 0
 
@@ -210,6 +212,7 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config, env=os.environ, flags=flags)
         config.read_password()
         server_credentials(config)
+        read_test_switches(os.environ)
     except ConfigError as exc:
         print(f"turnstile: bad configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -37,7 +37,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from turnstile.cluster.commands import (
@@ -62,7 +62,7 @@ from turnstile.cluster.commands import (
     encode_command,
     since,
 )
-from turnstile.cluster.config import NodeConfig, Peer
+from turnstile.cluster.config import ConfigError, NodeConfig, Peer
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
 from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
@@ -85,19 +85,20 @@ NO_TERM_FENCE_ENV = "TURNSTILE_TEST_NO_TERM_FENCE"
 PROTOCOL_VERSION_ENV = "TURNSTILE_TEST_PROTOCOL_VERSION"
 
 
-def _test_switches() -> tuple[bool, int]:
-    """(term fence on, protocol version to report), from the test-only variables."""
-    term_fence = os.environ.get(NO_TERM_FENCE_ENV, "") not in ("1", "true")
-    if not term_fence:
-        log.warning("%s is set: the term fence is OFF (test only, unsafe)", NO_TERM_FENCE_ENV)
-    version = PROTOCOL_VERSION
-    text = os.environ.get(PROTOCOL_VERSION_ENV, "")
-    if text:
-        version = int(text)
-        log.warning(
-            "%s is set: reporting protocol version %d (test only)", PROTOCOL_VERSION_ENV, version
+def read_test_switches(env: Mapping[str, str]) -> tuple[bool, int]:
+    """(term fence on, protocol version to report), from the test-only variables in ``env``.
+
+    :raises ConfigError: a protocol version that is not an integer in 1..PROTOCOL_VERSION.
+    """
+    term_fence = env.get(NO_TERM_FENCE_ENV, "") not in ("1", "true")
+    text = env.get(PROTOCOL_VERSION_ENV, "")
+    if not text:
+        return term_fence, PROTOCOL_VERSION
+    if not text.isdigit() or not 1 <= int(text) <= PROTOCOL_VERSION:
+        raise ConfigError(
+            f"{PROTOCOL_VERSION_ENV}: must be an integer from 1 to {PROTOCOL_VERSION}, got {text!r}"
         )
-    return term_fence, version
+    return term_fence, int(text)
 
 
 class Node:
@@ -134,7 +135,15 @@ class Node:
         self._members_cache: tuple[tuple[int, int], tuple[Peer, ...]] | None = None
         self._leader_cache: tuple[tuple[str | None, tuple[int, int]], tuple[str, str]] | None = None
         timing = config.timing
-        term_fence, self.protocol_version = _test_switches()
+        term_fence, self.protocol_version = read_test_switches(os.environ)
+        if not term_fence:
+            log.warning("%s is set: the term fence is OFF (test only, unsafe)", NO_TERM_FENCE_ENV)
+        if self.protocol_version != PROTOCOL_VERSION:
+            log.warning(
+                "%s is set: reporting protocol version %d (test only)",
+                PROTOCOL_VERSION_ENV,
+                self.protocol_version,
+            )
         self.raft = RaftNode(
             RaftOptions(
                 self_address=config.peer_address,

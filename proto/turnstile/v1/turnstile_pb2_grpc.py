@@ -327,8 +327,8 @@ class LocksServicer:
         """Gives up the acquire `acquire_seq` of this session whose outcome the caller never learned
         (a deadline, UNKNOWN_OUTCOME): its waiter is dropped, a grant it received is released,
         and a late copy of it is refused from now on. Idempotent; its own request id is reused
-        by retries. Errors: SESSION_EXPIRED, FAILED_PRECONDITION (a member does not support it
-        yet: finish the upgrade first).
+        by retries. Errors: SESSION_EXPIRED, INVALID_ARGUMENT (name, acquire_seq),
+        FAILED_PRECONDITION (a member does not support it yet: finish the upgrade first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
