@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +44,16 @@ from turnstile.client.errors import (
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
-    UnavailableError,
     outcome_unknown,
 )
-from turnstile.client.lock import AcquireAttempts, Hold
+from turnstile.client.lock import AcquireAttempts, Hold, unreleased
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session import (
     CLEANUP_DEADLINE,
     Listener,
-    PendingAbandon,
+    PendingRelease,
+    PendingWrite,
     SessionCore,
     SessionState,
 )
@@ -71,7 +70,7 @@ class AsyncSession:
         self._client = client
         self.core = core
         self.lost = asyncio.Event()
-        #: Wakes the keep-alive task early, to send an Abandon.
+        #: Wakes the keep-alive task early, to send a write handed to it.
         self._wake = asyncio.Event()
         core.add_listener(self._on_state)
         self._task = asyncio.get_running_loop().create_task(self._keep_alive())
@@ -96,27 +95,38 @@ class AsyncSession:
 
     async def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """See ``Session.abandon``."""
-        await self._try_abandon(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
+        await self._send(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
 
     def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
         """See ``Session.abandon_later``: for a task being cancelled."""
-        self.core.abandoning(name, acquire)
+        self._later(self.core.abandoning(name, acquire))
+
+    def release_later(self, name: str, token: int, request: pb.RequestId) -> None:
+        """See ``Session.release_later``: for a task cancelled in ``release()``."""
+        self._later(PendingRelease(name, token, request))
+
+    def _later(self, pending: PendingWrite) -> None:
+        self.core.resend_later(pending)
         self._wake.set()
 
-    async def _try_abandon(self, abandon: PendingAbandon, deadline: float) -> None:
-        error = None
+    async def _send(self, pending: PendingWrite, deadline: float) -> None:
+        """See ``Session._send``."""
         try:
             await self._client.write(
                 "locks",
-                "Abandon",
-                abandon.build,
+                pending.method,
+                pending.build,
                 session=self,
-                request=abandon.request,
+                request=pending.request,
                 deadline=deadline,
             )
-        except TurnstileError as failed:
-            error = failed
-        self.core.abandon_answered(abandon, error)
+        except BaseException as error:
+            self.core.pending_answered(pending, error)
+            if not isinstance(error, TurnstileError):
+                self._wake.set()
+                raise
+        else:
+            self.core.pending_answered(pending, None)
 
     async def _keep_alive(self) -> None:
         core = self.core
@@ -139,11 +149,11 @@ class AsyncSession:
                 except TurnstileError as failed:
                     error = failed
                 core.keep_alive_answered(sent, error)
-            for abandon in core.pending_abandons():
-                abandon_deadline = core.abandon_deadline(next_send)
-                if abandon_deadline is None:
+            for pending in core.pending_writes():
+                deadline = core.resend_deadline(next_send)
+                if deadline is None:
                     break
-                await self._try_abandon(abandon, abandon_deadline)
+                await self._send(pending, deadline)
 
     async def close(self) -> None:
         """Stops the keep-alives and ends the session in the cluster (releasing its locks)."""
@@ -430,13 +440,10 @@ class AsyncLock:
         except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
             raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
-        except UnavailableError:
-            self._hold = replace(hold, release=request)  # not known to be released: still ours
-            raise
-        except BaseException:
-            if request is not None:
-                hold.session.core.requests.answered(request)  # given up: never sent again
-            self._local.release()
+        except BaseException as error:
+            self._hold = unreleased(self.name, hold, request, error)
+            if self._hold is None:
+                self._local.release()
             raise
         self._local.release()
 
@@ -467,6 +474,15 @@ class AsyncLock:
             if exc is None:
                 raise
             log.warning("lock %r was lost inside a block that raised", self.name)
+        except TurnstileError:
+            # The block is over: nobody will call release() again, so the keep-alive resends
+            # the Release whose outcome is unknown (the session would keep the lock held).
+            hold = self._hold
+            if hold is not None and hold.release is not None:
+                hold.session.release_later(self.name, hold.token, hold.release)
+                self._hold = None
+                self._local.release()
+            raise
 
 
 class AsyncDistinctList:

@@ -20,11 +20,19 @@ class TurnstileError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, reason: Reason | None = None, leader_hint: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        reason: Reason | None = None,
+        leader_hint: str = "",
+        code: grpc.StatusCode | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         #: Client address of the leader, when a follower named it.
         self.leader_hint = leader_hint
+        #: The failed call's gRPC status code; None for errors the client raises itself.
+        self.code = code
 
 
 class UnavailableError(TurnstileError):
@@ -83,18 +91,40 @@ class PermissionDeniedError(TurnstileError):
 
 
 class InternalError(TurnstileError):
-    """A server-side bug, or a status the client does not know."""
+    """A server-side bug, or a status the client does not know. Not retried, but a write
+    that ends with one may have been applied (see ``outcome_unknown``)."""
 
 
 class ClosedError(TurnstileError):
     """The client was closed."""
 
 
+#: Statuses without a Turnstile reason that only come before a handler runs (the channel, a
+#: proxy, a method the server lacks): the write was not applied. Any other reason-less status
+#: (INTERNAL or UNKNOWN from a server that failed mid-call, a proxy's odd one) may follow it.
+NOT_APPLIED_CODES = frozenset(
+    {
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+    }
+)
+
+
 def outcome_unknown(error: BaseException) -> bool:
     """True when a write that raised ``error`` may or may not have been applied: a retryable
-    error once its retries ran out, or an interruption (KeyboardInterrupt, a cancelled task)
-    while it was in flight. A refusal is an answer."""
-    return not isinstance(error, TurnstileError) or error.retryable
+    error once its retries ran out (a timeout, a cancelled call, a lost connection, a leader
+    lost mid-commit), a status no Turnstile handler decided, the state machine failing
+    mid-command (``Reason.INTERNAL``), or an interruption (KeyboardInterrupt, a cancelled
+    task) while it was in flight. Such a write is abandoned or sent again, never taken as
+    answered. A Turnstile refusal is an answer."""
+    if not isinstance(error, TurnstileError) or error.retryable:
+        return True
+    if error.reason is not None:
+        return error.reason is Reason.INTERNAL
+    return error.code is not None and error.code not in NOT_APPLIED_CODES
 
 
 #: The one table: server reason -> exception class.
@@ -140,4 +170,4 @@ def from_rpc_error(error: grpc.RpcError) -> TurnstileError:
     if cls is None:
         cls = BY_CODE.get(code, InternalError)
         details = f"{code.name}: {details}"
-    return cls(details, reason, hint if isinstance(hint, str) else "")
+    return cls(details, reason, hint if isinstance(hint, str) else "", code)

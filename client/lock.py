@@ -12,7 +12,6 @@ from turnstile.client.errors import (
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
-    UnavailableError,
     outcome_unknown,
 )
 from turnstile.client.retry import RetryPolicy
@@ -45,6 +44,23 @@ class Hold:
     #: A Release whose outcome is unknown: the next ``release()`` sends this id again, so a
     #: release that did land is answered as such instead of NOT_HOLDER.
     release: pb.RequestId | None = None
+
+
+def unreleased(
+    name: str, hold: Hold, request: pb.RequestId | None, error: BaseException
+) -> Hold | None:
+    """What is left of ``hold`` once its ``release()`` raised ``error`` (not one saying the
+    hold was over): the hold itself while the Release's outcome is unknown, its id kept for
+    the next ``release()`` to resend; None once the object is free. An interrupted Release
+    is handed to the keep-alive loop to resend instead: the interrupted caller will not call
+    again, and neither the object (an ``async with`` being cancelled) nor the lock in the
+    cluster (the keep-alives keep the session alive) may stay held."""
+    if request is None or not outcome_unknown(error):
+        return None
+    if isinstance(error, Exception):
+        return replace(hold, release=request)
+    hold.session.release_later(name, hold.token, request)
+    return None
 
 
 def acquire_timing(blocking: bool, timeout: float) -> int:
@@ -245,7 +261,11 @@ class Lock:
             force-released): the critical section may not have been exclusive to the end.
         :raises UnavailableError: the cluster could not be reached; the lock is still held by
             this object, so call ``release()`` again (or close the client): it resends the
-            same request, so a release that did land counts as one.
+            same request, so a release that did land counts as one. The same goes for an
+            ``InternalError`` from an INTERNAL or UNKNOWN status (the call failed mid-way).
+
+        An interrupted release (Ctrl-C) frees the object at once and leaves the Release to
+        the keep-alive thread, which resends it until it is answered or the session ends.
         """
         hold = self._hold
         if hold is None:
@@ -267,14 +287,10 @@ class Lock:
         except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
             raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
-        except UnavailableError:
-            # Not known to be released: still ours, call release() again (or close the client).
-            self._hold = replace(hold, release=request)
-            raise
-        except BaseException:
-            if request is not None:
-                hold.session.core.requests.answered(request)  # given up: never sent again
-            self._local.release()
+        except BaseException as error:
+            self._hold = unreleased(self.name, hold, request, error)
+            if self._hold is None:
+                self._local.release()
             raise
         self._local.release()
 
@@ -333,6 +349,15 @@ class Lock:
             if exc is None:
                 raise
             log.warning("lock %r was lost inside a block that raised", self.name)
+        except TurnstileError:
+            # The block is over: nobody will call release() again, so the keep-alive resends
+            # the Release whose outcome is unknown (the session would keep the lock held).
+            hold = self._hold
+            if hold is not None and hold.release is not None:
+                hold.session.release_later(self.name, hold.token, hold.release)
+                self._hold = None
+                self._local.release()
+            raise
 
     def __repr__(self) -> str:
         state = f"held, token {self.token}" if self._hold else "not held"

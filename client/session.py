@@ -6,8 +6,11 @@ The cluster acknowledges a keep-alive only after confirming its leadership, and 
 TTL from the keep-alive's arrival, so the client's view always ends before the cluster's:
 a worker is never left believing it holds a lock its session lost.
 
-The keep-alive loop also retries the Abandons of acquires given up on without their answer,
-so such an acquire cannot leave its lock held while the session lives.
+The keep-alive loop also resends the writes handed to it: the Abandons of acquires given up
+on without their answer, and Releases interrupted before theirs, so neither can leave a lock
+held while the session lives. Each such write has one sender at a time (the caller, then the
+keep-alive loop once the caller hands it over): a sender reports its id answered once its
+outcome is known, and the cluster would refuse another sender's copy after that.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from turnstile.client.errors import (
     FailedPreconditionError,
+    NotHolderError,
     SessionExpiredError,
     TurnstileError,
     outcome_unknown,
@@ -103,6 +107,8 @@ class RequestIds:
 class PendingAbandon:
     """An Acquire given up on without its answer, and the Abandon write that undoes it."""
 
+    method: ClassVar[str] = "Abandon"
+
     name: str
     #: The abandoned Acquire's id: reported answered once the Abandon's outcome is known.
     acquire: pb.RequestId
@@ -111,6 +117,67 @@ class PendingAbandon:
 
     def build(self, request: pb.RequestId) -> pb.AbandonRequest:
         return pb.AbandonRequest(request=request, name=self.name, acquire_seq=self.acquire.seq)
+
+    @property
+    def ids(self) -> tuple[pb.RequestId, ...]:
+        """The ids answered once the Abandon's outcome is known."""
+        return (self.request, self.acquire)
+
+    def __str__(self) -> str:
+        return f"abandon of acquire {self.acquire.seq} of lock {self.name!r}"
+
+    def ended(self, error: BaseException | None, session_over: bool) -> None:
+        """Logs how it ended. A cluster that refuses Abandon (not yet upgraded:
+        FAILED_PRECONDITION) leaves the acquire to max-hold or the session's end."""
+        if error is None:
+            log.info("acquire %d of lock %r abandoned", self.acquire.seq, self.name)
+        elif isinstance(error, SessionExpiredError) or session_over:
+            log.info("abandon of lock %r dropped: the session is over", self.name)
+        else:
+            unsupported = isinstance(error, FailedPreconditionError)
+            log.warning(
+                "acquire %d of lock %r could not be abandoned%s: %s",
+                self.acquire.seq,
+                self.name,
+                " (the cluster does not support it yet)" if unsupported else "",
+                error,
+            )
+
+
+@dataclass(frozen=True)
+class PendingRelease:
+    """A Release interrupted before its answer, resent under its id until it is known."""
+
+    method: ClassVar[str] = "Release"
+
+    name: str
+    token: int
+    request: pb.RequestId
+
+    def build(self, request: pb.RequestId) -> pb.ReleaseRequest:
+        return pb.ReleaseRequest(request=request, name=self.name, token=self.token)
+
+    @property
+    def ids(self) -> tuple[pb.RequestId, ...]:
+        return (self.request,)
+
+    def __str__(self) -> str:
+        return f"release of lock {self.name!r} (token {self.token})"
+
+    def ended(self, error: BaseException | None, session_over: bool) -> None:
+        """Logs how it ended; a hold that was over already (NOT_HOLDER, SESSION_EXPIRED)
+        needed nothing more, so that is no warning."""
+        if error is None:
+            log.info("lock %r released (token %d) after an interruption", self.name, self.token)
+        elif isinstance(error, (NotHolderError, SessionExpiredError)) or session_over:
+            why = "the session is over" if session_over else error
+            log.info("lock %r (token %d) was free already: %s", self.name, self.token, why)
+        else:
+            log.warning("release of lock %r (token %d) failed: %s", self.name, self.token, error)
+
+
+#: A write whose outcome is not known yet, sent by one party at a time.
+PendingWrite = PendingAbandon | PendingRelease
 
 
 class SessionCore:
@@ -131,8 +198,8 @@ class SessionCore:
         self._state = SessionState.CONNECTED
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
-        #: Abandons not yet known to be done, by their own seq.
-        self._abandons: dict[int, PendingAbandon] = {}
+        #: Writes handed to the keep-alive loop, their one sender from then on, by seq.
+        self._pending: dict[int, PendingWrite] = {}
 
     @property
     def state(self) -> SessionState:
@@ -197,53 +264,49 @@ class SessionCore:
             if known or request is None:
                 self.requests.answered(rid)
 
-    # Abandons of acquires whose answer never came; the sync and asyncio sessions send them.
+    # Writes whose outcome is not known yet (Abandons, interrupted Releases): the caller sends
+    # one first, and hands it to the keep-alive loop when that leaves its outcome unknown.
 
     def abandoning(self, name: str, acquire: pb.RequestId) -> PendingAbandon:
-        """Records that ``acquire`` must be abandoned, until an Abandon's outcome is known."""
-        abandon = PendingAbandon(name, acquire, self.requests.new())
-        with self._lock:
-            self._abandons[abandon.request.seq] = abandon
-        return abandon
+        """The Abandon that undoes ``acquire``, under an id of its own; ``acquire`` stays
+        unanswered until the Abandon's outcome is known."""
+        return PendingAbandon(name, acquire, self.requests.new())
 
-    def pending_abandons(self) -> list[PendingAbandon]:
-        """The Abandons still to send; none once the session is over, which frees everything."""
+    def resend_later(self, pending: PendingWrite) -> None:
+        """Hands ``pending`` to the keep-alive loop: from now on it is the only sender."""
+        with self._lock:
+            self._pending[pending.request.seq] = pending
+
+    def pending_writes(self) -> list[PendingWrite]:
+        """The writes handed to the keep-alive loop; none once the session is over, which
+        frees everything."""
         if not self.alive():
             return []
         with self._lock:
-            return list(self._abandons.values())
+            return list(self._pending.values())
 
-    def abandon_deadline(self, next_send: float) -> float | None:
-        """How long the keep-alive loop may spend on Abandons now: until the next keep-alive
-        is due, so they never delay one. None when no time is left."""
+    def resend_deadline(self, next_send: float) -> float | None:
+        """How long the keep-alive loop may spend on pending writes now: until the next
+        keep-alive is due, so they never delay one. None when no time is left."""
         left = self.keep_alive_wake(next_send) - self.clock()
         return left if left > 0 else None
 
-    def abandon_answered(self, abandon: PendingAbandon, error: TurnstileError | None) -> None:
-        """Records how one try of ``abandon`` ended: a retryable error keeps it pending (while
-        the session lives); anything else ends it. A cluster that refuses Abandon (not yet
-        upgraded: FAILED_PRECONDITION) leaves the acquire to max-hold or the session's end."""
-        if error is not None and error.retryable and self.alive():
-            log.info("abandon of an acquire of lock %r failed, retrying: %s", abandon.name, error)
+    def pending_answered(self, pending: PendingWrite, error: BaseException | None) -> None:
+        """Records how one send of ``pending`` ended, by its one sender. An unknown outcome
+        (see ``outcome_unknown``) leaves it to the keep-alive loop while the session lives;
+        anything else ends it and reports its ids answered."""
+        session_over = not self.alive()
+        if error is not None and outcome_unknown(error) and not session_over:
+            odd = isinstance(error, TurnstileError) and not error.retryable  # INTERNAL, say
+            level = logging.WARNING if odd else logging.INFO
+            log.log(level, "%s failed, resending it: %r", pending, error)
+            self.resend_later(pending)
             return
         with self._lock:
-            if self._abandons.pop(abandon.request.seq, None) is None:
-                return  # ended by another try
-        self.requests.answered(abandon.request)
-        self.requests.answered(abandon.acquire)
-        if error is None:
-            log.info("acquire %d of lock %r abandoned", abandon.acquire.seq, abandon.name)
-        elif isinstance(error, SessionExpiredError) or not self.alive():
-            log.info("abandon of lock %r dropped: the session is over", abandon.name)
-        else:
-            unsupported = isinstance(error, FailedPreconditionError)
-            log.warning(
-                "acquire %d of lock %r could not be abandoned%s: %s",
-                abandon.acquire.seq,
-                abandon.name,
-                " (the cluster does not support it yet)" if unsupported else "",
-                error,
-            )
+            self._pending.pop(pending.request.seq, None)
+        for request in pending.ids:
+            self.requests.answered(request)
+        pending.ended(error, session_over)
 
     # The keep-alive loop's decisions; the sync and asyncio loops only wait and call.
 
@@ -312,7 +375,7 @@ class Session:
         self.core = core
         self.lost = threading.Event()
         self._closed = threading.Event()
-        #: Wakes the keep-alive thread early: to stop, or to send an Abandon.
+        #: Wakes the keep-alive thread early: to stop, or to send a write handed to it.
         self._wake = threading.Event()
         core.add_listener(self._on_state)
         self._thread = threading.Thread(
@@ -344,29 +407,44 @@ class Session:
 
     def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """Gives up ``acquire``, whose answer never came, so it cannot leave ``name`` held:
-        Abandon now, for up to ``CLEANUP_DEADLINE``; if that fails the keep-alive thread
-        retries it until it is done or the session ends."""
-        self._try_abandon(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
+        Abandon now, for up to ``CLEANUP_DEADLINE``; if its outcome stays unknown the
+        keep-alive thread takes it over and resends it until it is known or the session ends."""
+        self._send(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
 
     def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
         """``abandon`` sent by the keep-alive thread alone, for a caller being interrupted."""
-        self.core.abandoning(name, acquire)
+        self._later(self.core.abandoning(name, acquire))
+
+    def release_later(self, name: str, token: int, request: pb.RequestId) -> None:
+        """Hands the Release ``request`` of ``token``, interrupted before its answer, to the
+        keep-alive thread, which resends it until its outcome is known or the session ends:
+        otherwise the lock would stay held (the keep-alives keep the session alive) by a
+        caller who gave up."""
+        self._later(PendingRelease(name, token, request))
+
+    def _later(self, pending: PendingWrite) -> None:
+        self.core.resend_later(pending)
         self._wake.set()
 
-    def _try_abandon(self, abandon: PendingAbandon, deadline: float) -> None:
-        error = None
+    def _send(self, pending: PendingWrite, deadline: float) -> None:
+        """One send of ``pending`` by its current sender. An interruption hands it to the
+        keep-alive thread, woken to take it on, and is raised on."""
         try:
             self._client.write(
                 "locks",
-                "Abandon",
-                abandon.build,
+                pending.method,
+                pending.build,
                 session=self,
-                request=abandon.request,
+                request=pending.request,
                 deadline=deadline,
             )
-        except TurnstileError as failed:
-            error = failed
-        self.core.abandon_answered(abandon, error)
+        except BaseException as error:
+            self.core.pending_answered(pending, error)
+            if not isinstance(error, TurnstileError):
+                self._wake.set()
+                raise
+        else:
+            self.core.pending_answered(pending, None)
 
     def _keep_alive(self) -> None:
         core = self.core
@@ -386,11 +464,11 @@ class Session:
                 except TurnstileError as failed:
                     error = failed
                 core.keep_alive_answered(sent, error)
-            for abandon in core.pending_abandons():
-                abandon_deadline = core.abandon_deadline(next_send)
-                if abandon_deadline is None:
+            for pending in core.pending_writes():
+                deadline = core.resend_deadline(next_send)
+                if deadline is None:
                     break
-                self._try_abandon(abandon, abandon_deadline)
+                self._send(pending, deadline)
 
     def close(self) -> None:
         """Stops the keep-alives and ends the session in the cluster (releasing its locks)."""

@@ -215,7 +215,7 @@ def test_an_acquire_given_up_without_its_grant_is_abandoned_and_the_lock_freed(
         assert isinstance(error, UnavailableError), error
         granted = holder_of(cluster, "unit")
         assert granted is not None and granted.session_id == session.id
-        assert session.core.pending_abandons()  # could not be sent: left to the keep-alives
+        assert session.core.pending_writes()  # could not be sent: left to the keep-alives
         proxy.flow()
         wait_until(lambda: holder_of(cluster, "unit") is None, timeout=20)
         assert session.alive()  # freed by the Abandon, not by the session's end
@@ -242,10 +242,10 @@ def test_a_task_cancelled_while_waiting_leaves_no_waiter_and_no_holder(cluster: 
                 await asyncio.wait_for(waiter.lock("unit").acquire(timeout=30), 1.0)
             session = await waiter.session()
             for _ in range(100):
-                if not session.core.pending_abandons():
+                if not session.core.pending_writes():
                     break
                 await asyncio.sleep(0.05)
-            assert session.core.pending_abandons() == []
+            assert session.core.pending_writes() == []
             assert waiters_of(cluster, "unit") == 0
             await held.release()
             assert holder_of(cluster, "unit") is None

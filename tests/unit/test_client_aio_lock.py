@@ -9,10 +9,11 @@ from typing import Any
 
 import grpc
 import pytest
-from test_client_calls import Call, FakeClock, FakeCluster, Outcome, refused
+from test_client_calls import Call, FakeClock, FakeCluster, Outcome, refused, transport
 
 from turnstile.client.aio import AsyncClient, AsyncLock, AsyncSession
 from turnstile.client.errors import (
+    InternalError,
     LockLostError,
     UnavailableError,
     UnknownOutcomeError,
@@ -162,7 +163,7 @@ def test_an_acquire_that_ends_without_an_answer_is_abandoned_and_its_error_raise
         (abandon,) = calls_of(cluster, "Abandon")
         assert (abandon.request.name, abandon.request.acquire_seq) == ("unit", acquire.seq)
         session = await client.session()
-        assert session.core.pending_abandons() == []
+        assert session.core.pending_writes() == []
         assert session.core.requests.outstanding == 0
 
     asyncio.run(scenario())
@@ -187,10 +188,95 @@ def test_a_cancelled_acquire_is_left_to_the_keep_alive_task_to_abandon(
         lock = client.lock("unit")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(lock.acquire(), 0.05)
-        (pending,) = session.core.pending_abandons()
+        (pending,) = session.core.pending_writes()
         assert pending.name == "unit"
         assert calls_of(cluster, "Abandon") == []
         assert session._wake.is_set()
         assert not lock.locked()
+
+    asyncio.run(scenario())
+
+
+def reported(session: AsyncSession, seq: int) -> bool:
+    """Whether the session's next request reports ``seq`` answered; the probe is given up."""
+    probe = session.core.requests.new()
+    session.core.requests.answered(probe)
+    return probe.acked >= seq or seq in probe.answered
+
+
+def test_an_acquire_failing_with_an_internal_status_is_abandoned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """INTERNAL without a Turnstile reason: the server failed mid-call, the grant may have
+    landed. Raised as before, but abandoned like an unknown outcome."""
+    clock = FakeClock(100.0)
+    outcomes = [transport(grpc.StatusCode.INTERNAL, "RST_STREAM"), pb.AbandonResponse()]
+    client, cluster = async_client(monkeypatch, clock, outcomes)
+
+    async def scenario() -> None:
+        with pytest.raises(InternalError):
+            await client.lock("unit").acquire(timeout=5)
+        acquire = calls_of(cluster, "Acquire")[0].request.request
+        (abandon,) = calls_of(cluster, "Abandon")
+        assert abandon.request.acquire_seq == acquire.seq
+        session = await client.session()
+        assert session.core.requests.outstanding == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_release_failing_with_an_unknown_status_is_still_held_and_resent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(100.0)
+    crashed = transport(grpc.StatusCode.UNKNOWN, "Exception calling application")
+    client, cluster = async_client(monkeypatch, clock, [GRANTED, crashed, pb.ReleaseResponse()])
+
+    async def scenario() -> None:
+        lock = client.lock("unit")
+        assert await lock.acquire()
+        with pytest.raises(InternalError):
+            await lock.release()
+        session = await client.session()
+        seq = calls_of(cluster, "Release")[0].request.request.seq
+        assert lock.locked()
+        assert not reported(session, seq)
+        await lock.release()
+        assert {c.request.request.seq for c in calls_of(cluster, "Release")} == {seq}
+        assert not lock.locked()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_release_is_left_to_the_keep_alive_task_to_resend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task cancelled inside ``release()`` (an ``async with`` block being cancelled): the
+    object is free at once, and the Release id stays unanswered for the keep-alive task,
+    woken to resend it."""
+    clock = FakeClock(100.0)
+    client, _ = async_client(monkeypatch, clock, [GRANTED])
+
+    async def scenario() -> None:
+        session = await client.session()
+        lock = client.lock("unit")
+        assert await lock.acquire()
+        sent: list[pb.ReleaseRequest] = []
+        never = asyncio.Event()
+
+        async def blocked(_service: str, _method: str, request: Any, **_: Any) -> Any:
+            sent.append(request)
+            await never.wait()
+
+        monkeypatch.setattr(client, "invoke", blocked)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(lock.release(), 0.05)
+        (release,) = sent
+        assert not reported(session, release.request.seq)
+        assert session._wake.is_set()
+        (pending,) = session.core.pending_writes()
+        assert pending.build(pending.request) == release
+        assert not lock.locked()
+        assert not lock._local.locked()
 
     asyncio.run(scenario())

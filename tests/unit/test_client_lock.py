@@ -205,6 +205,24 @@ def test_a_release_whose_outcome_was_unknown_is_resent_and_a_landed_one_is_not_l
     assert sent == {(42, landed[0])}
 
 
+def test_a_with_block_whose_release_outcome_is_unknown_leaves_it_to_the_keep_alive(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """After a ``with`` block nobody calls ``release()`` again: the Release whose outcome is
+    unknown goes to the keep-alive thread (same id), the object is free, the error raised."""
+    outcomes = by_method(Acquire=GRANTED, Release=transport(grpc.StatusCode.UNAVAILABLE))
+    client, cluster, session = lock_client(monkeypatch, clock, outcomes)
+    lock = client.lock("unit")
+    with pytest.raises(UnavailableError), lock:
+        pass
+    release = calls_of(cluster, "Release")[0].request
+    (pending,) = session.core.pending_writes()
+    assert (pending.request, pending.token) == (release.request, 7)
+    assert not reported(session, release.request.seq)
+    assert not lock.locked()
+    assert session._wake.is_set()
+
+
 def test_a_release_whose_outcome_is_unknown_is_not_reported_answered_until_it_is_known(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
@@ -313,7 +331,7 @@ def test_an_acquire_that_ends_without_an_answer_is_abandoned_and_its_error_raise
     assert (abandon.request.name, abandon.request.acquire_seq) == ("unit", acquire.seq)
     assert abandon.request.request.session_id == 42
     assert abandon.request.request.seq != acquire.seq  # a write of its own
-    assert session.core.pending_abandons() == []
+    assert session.core.pending_writes() == []
     assert session.core.requests.outstanding == 0
     assert not lock.locked()
 
@@ -329,7 +347,7 @@ def test_an_abandon_that_cannot_complete_now_is_left_pending_for_the_keep_alive_
     with pytest.raises(UnknownOutcomeError):
         client.lock("unit").acquire(blocking=False)
     acquire = calls_of(cluster, "Acquire")[0].request.request
-    (pending,) = session.core.pending_abandons()
+    (pending,) = session.core.pending_writes()
     assert (pending.name, pending.acquire.seq) == ("unit", acquire.seq)
     assert {c.request.request.seq for c in calls_of(cluster, "Abandon")} == {pending.request.seq}
     # neither the acquire nor the abandon is reported answered: both outcomes are unknown
@@ -366,7 +384,7 @@ def test_an_abandon_the_cluster_refuses_is_not_retried(
     with pytest.raises(UnknownOutcomeError):
         client.lock("unit").acquire(blocking=False)
     assert len(calls_of(cluster, "Abandon")) == 1
-    assert session.core.pending_abandons() == []
+    assert session.core.pending_writes() == []
     assert session.core.requests.outstanding == 0
 
 
@@ -381,7 +399,7 @@ def test_an_interrupted_acquire_is_left_to_the_keep_alive_thread_to_abandon(
         lock.acquire()
     acquire = calls_of(cluster, "Acquire")[0].request.request
     assert calls_of(cluster, "Abandon") == []
-    (pending,) = session.core.pending_abandons()
+    (pending,) = session.core.pending_writes()
     assert pending.acquire.seq == acquire.seq
     assert session._wake.is_set()
     assert not lock.locked()
@@ -395,5 +413,5 @@ def test_a_refused_acquire_is_an_answer_and_is_not_abandoned(
     with pytest.raises(LimitExceededError):
         client.lock("unit").acquire()
     assert [c.method for c in cluster.calls] == ["Open", "Acquire"]
-    assert session.core.pending_abandons() == []
+    assert session.core.pending_writes() == []
     assert session.core.requests.outstanding == 0

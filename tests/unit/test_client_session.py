@@ -1,6 +1,6 @@
 """RequestIds (seq, acked, answered) and SessionCore (CONNECTED / SUSPENDED / LOST, a write's
-request id, pending Abandons) on a fake clock. No Session thread and no client: the core is
-what the sync and asyncio clients share."""
+request id, the pending Abandons and Releases) on a fake clock. No Session thread and no
+client: the core is what the sync and asyncio clients share."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from test_client_calls import transport
 
 from turnstile.client.errors import (
     FailedPreconditionError,
-    InternalError,
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
@@ -20,7 +19,7 @@ from turnstile.client.errors import (
     UnknownOutcomeError,
     from_rpc_error,
 )
-from turnstile.client.session import RequestIds, SessionCore, SessionState
+from turnstile.client.session import PendingRelease, RequestIds, SessionCore, SessionState
 from turnstile.v1 import turnstile_pb2 as pb
 
 pytestmark = pytest.mark.unit
@@ -392,7 +391,7 @@ def test_a_fresh_write_id_is_reported_answered_however_the_write_ends(
         (UnavailableError("no leader"), False),
         (KeyboardInterrupt(), False),
         (from_rpc_error(transport(grpc.StatusCode.INTERNAL, "stream reset")), False),
-        (from_rpc_error(transport(grpc.StatusCode.UNKNOWN, "Exception calling application")), False),
+        (from_rpc_error(transport(grpc.StatusCode.UNKNOWN, "Exception calling")), False),
         (from_rpc_error(transport(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")), True),
     ],
     ids=[
@@ -423,24 +422,47 @@ def test_a_write_refused_with_session_expired_loses_the_session() -> None:
     assert core.state is LOST
 
 
-# ---------------------------------------------------------------------- pending Abandons
+# ---------------------------------------------------------------------- pending writes
 
 
-def test_an_abandon_is_pending_until_a_try_ends_it_then_both_ids_are_answered() -> None:
+def test_an_abandon_is_the_callers_to_send_until_a_send_leaves_its_outcome_unknown() -> None:
+    """One sender at a time: the keep-alive loop sends only what was handed to it, and ends
+    it when its outcome is known; then both ids are answered."""
     core = core_at(FakeClock())
     acquire = core.requests.new()
     abandon = core.abandoning("unit", acquire)
     assert abandon.build(abandon.request) == pb.AbandonRequest(
         request=abandon.request, name="unit", acquire_seq=acquire.seq
     )
-    core.abandon_answered(abandon, UnavailableError("no leader"))
-    assert core.pending_abandons() == [abandon]
+    assert core.pending_writes() == []  # the caller sends it first
+    core.pending_answered(abandon, UnavailableError("no leader"))
+    assert core.pending_writes() == [abandon]
     assert core.requests.outstanding == 2
-    core.abandon_answered(abandon, None)
-    assert core.pending_abandons() == []
+    core.pending_answered(abandon, UnavailableError("still no leader"))
+    assert core.pending_writes() == [abandon]
+    core.pending_answered(abandon, None)
+    assert core.pending_writes() == []
     assert core.requests.outstanding == 0
-    core.abandon_answered(abandon, UnavailableError("a late try"))  # ended already: no effect
-    assert core.pending_abandons() == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        from_rpc_error(transport(grpc.StatusCode.INTERNAL, "RST_STREAM")),
+        from_rpc_error(transport(grpc.StatusCode.UNKNOWN, "Exception calling application")),
+        KeyboardInterrupt(),
+    ],
+    ids=["internal", "unknown", "interrupted"],
+)
+def test_an_abandon_whose_outcome_is_unknown_is_left_to_the_keep_alive_loop(
+    error: BaseException,
+) -> None:
+    """It may not have landed, so the acquire may still hold its lock."""
+    core = core_at(FakeClock())
+    abandon = core.abandoning("unit", core.requests.new())
+    core.pending_answered(abandon, error)
+    assert core.pending_writes() == [abandon]
+    assert core.requests.outstanding == 2
 
 
 @pytest.mark.parametrize(
@@ -448,7 +470,7 @@ def test_an_abandon_is_pending_until_a_try_ends_it_then_both_ids_are_answered() 
     [
         FailedPreconditionError("upgrade first"),
         SessionExpiredError("gone"),
-        InternalError("UNIMPLEMENTED: Method not found!"),
+        from_rpc_error(transport(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -458,28 +480,43 @@ def test_an_abandon_refused_by_the_cluster_ends_without_a_retry(
     core = core_at(FakeClock())
     abandon = core.abandoning("unit", core.requests.new())
     with caplog.at_level(logging.INFO, logger="turnstile.client.session"):
-        core.abandon_answered(abandon, error)
-    assert core.pending_abandons() == []
+        core.pending_answered(abandon, error)
+    assert core.pending_writes() == []
     assert core.requests.outstanding == 0
     if isinstance(error, FailedPreconditionError):
         assert "does not support it yet" in caplog.text
 
 
-def test_no_abandon_is_pending_once_the_session_is_over() -> None:
-    clock = FakeClock(100.0)
-    core = core_at(clock, ttl=10.0)
-    abandon = core.abandoning("unit", core.requests.new())
-    clock.advance(11.0)
-    assert core.pending_abandons() == []
-    core.abandon_answered(abandon, UnavailableError("no leader"))  # a try that was in flight
+def test_a_pending_release_ends_with_its_answer_and_reports_its_id() -> None:
+    core = core_at(FakeClock())
+    release = PendingRelease("unit", 7, core.requests.new())
+    assert release.build(release.request) == pb.ReleaseRequest(
+        request=release.request, name="unit", token=7
+    )
+    core.resend_later(release)
+    core.pending_answered(release, UnavailableError("no leader"))
+    assert core.pending_writes() == [release]
+    core.pending_answered(release, NotHolderError("token 7"))  # over already: nothing to do
+    assert core.pending_writes() == []
     assert core.requests.outstanding == 0
 
 
-def test_abandons_may_take_the_keep_alive_loop_until_its_next_send_only() -> None:
+def test_nothing_is_pending_once_the_session_is_over() -> None:
     clock = FakeClock(100.0)
     core = core_at(clock, ttl=10.0)
-    assert core.abandon_deadline(103.0) == 3.0
-    assert core.abandon_deadline(100.0) is None
+    abandon = core.abandoning("unit", core.requests.new())
+    core.resend_later(abandon)
+    clock.advance(11.0)
+    assert core.pending_writes() == []
+    core.pending_answered(abandon, UnavailableError("no leader"))  # a send that was in flight
+    assert core.requests.outstanding == 0
+
+
+def test_pending_writes_may_take_the_keep_alive_loop_until_its_next_send_only() -> None:
+    clock = FakeClock(100.0)
+    core = core_at(clock, ttl=10.0)
+    assert core.resend_deadline(103.0) == 3.0
+    assert core.resend_deadline(100.0) is None
     clock.advance(5.0)
-    assert core.abandon_deadline(104.0) is None
-    assert core.abandon_deadline(200.0) == 5.0  # never past the session's deadline either
+    assert core.resend_deadline(104.0) is None
+    assert core.resend_deadline(200.0) == 5.0  # never past the session's deadline either
