@@ -586,6 +586,8 @@ class Node:
         if self._version_in_flight:
             return
         current = self.raft.read(lambda s: s.cluster_version)
+        if current >= self.protocol_version:
+            return  # the minimum over the members, this one included, cannot be higher
         reported = self.raft.member_protocol_versions()
         target = min(reported.values(), default=0)
         if target > current:
