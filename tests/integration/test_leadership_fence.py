@@ -151,17 +151,24 @@ def test_the_cluster_version_waits_for_every_member(tmp_path: Path) -> None:
     cluster.nodes[2] = NodeProcess(cluster.paths[2], env={PROTOCOL_VERSION_ENV: "1"})
     try:
         cluster.start_all()
-        client = WireClient(cluster, cluster.leader(timeout=30)).open()
-        wait_until(lambda: client.acquire("held").acquired, timeout=10)
+        leader = cluster.leader(timeout=30)
+        client = WireClient(cluster, leader).open()
+        # Sent by hand, so this client never reports the acquire answered: it is the kind of
+        # request a client gives up on, and Abandon may release its grant.
+        acquire = client.request_id()
+        granted = cluster.stubs(leader).locks.Acquire(
+            pb.AcquireRequest(request=acquire, name="held"), timeout=10
+        )
+        assert granted.acquired
         time.sleep(1.0)  # several duty rounds: the leader has heard from every member
         with pytest.raises(grpc.RpcError) as refused:
-            _abandon(client, "held", 1)
+            _abandon(client, "held", acquire.seq)
         assert error_reason(refused.value) is Reason.FAILED_PRECONDITION
         assert "cluster version 2" in (refused.value.details() or "")
         cluster.nodes[2].stop()
         cluster.nodes[2] = NodeProcess(cluster.paths[2])
         cluster.nodes[2].start()
-        abandoned = wait_until(lambda: _try_abandon(client, "held", 1), timeout=30)
+        abandoned = wait_until(lambda: _try_abandon(client, "held", acquire.seq), timeout=30)
         assert abandoned.released
     finally:
         cluster.close()
