@@ -1,9 +1,11 @@
 """Bounds on every input, checked in one place.
 
-``check_command`` holds the stateless checks (sizes, durations, batch lengths): the leader runs
-it before proposing, and the state machine runs it again before applying, so a bad command in
-the log is refused by every replica alike. Bounds that depend on the state (waiters per lock,
-lists, members per list, sessions, retained results) are checked by the state machine itself.
+The ``check_*`` functions are the stateless checks (names, sizes, durations, batch lengths):
+the servicer runs them on each request before anything is proposed
+(``turnstile.cluster.admission``), and the state machine runs them again before applying, so
+a bad command in the log is refused by every replica alike. Bounds that depend on the state
+(waiters per lock, lists, members per list, sessions, retained results) are checked by the
+state machine alone.
 """
 
 from __future__ import annotations
