@@ -23,8 +23,9 @@ Leader duties, all on the asyncio loop:
   higher version than the cluster's is refused before it is proposed.
 
 Test-only switches, read from the environment (each logs a warning at start):
-``TURNSTILE_TEST_NO_TERM_FENCE=1`` turns the term fence and the no-forwarding rule off (the
-chaos control run that shows what they prevent); ``TURNSTILE_TEST_PROTOCOL_VERSION=N`` makes
+``TURNSTILE_TEST_NO_TERM_FENCE=1`` turns the term fence, the no-forwarding rule and the
+duties' leadership re-check off (the chaos control run that shows what they prevent; every
+node of a cluster must agree on it); ``TURNSTILE_TEST_PROTOCOL_VERSION=N`` makes
 this node report protocol version N (an old member during an upgrade).
 """
 
