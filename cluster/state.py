@@ -627,27 +627,13 @@ class StateMachine:
         if session is None:
             return Err(Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired")
         bounds.check_name(self.limits, "lock name", command.name)
-        lock = self.locks.get(command.name)
-        if lock is None:
-            return WaitCancelled(removed=False, released=False)
-        waiter = self._find_waiter(lock, session.id, command.acquire_seq)
-        if waiter is not None:
-            self._drop_waiter(lock, waiter, NotAcquired("wait cancelled"))
-            self._forget_if_idle(lock)
-            return WaitCancelled(removed=True, released=False)
-        holder = lock.holder
-        if (
-            command.release_grant
-            and holder
-            and holder.session == session.id
-            and holder.acquire_seq == command.acquire_seq
-        ):
-            # The grant raced ahead of the cancel: the caller was told no, so give it back.
-            if command.acquire_seq in session.results:
-                session.results[command.acquire_seq] = NotAcquired("wait cancelled")
-            self._free(lock, CAUSE_WAIT_CANCELLED)
-            return WaitCancelled(removed=False, released=True)
-        return WaitCancelled(removed=False, released=False)
+        return self._withdraw(
+            session,
+            command.name,
+            command.acquire_seq,
+            NotAcquired("wait cancelled"),
+            CAUSE_WAIT_CANCELLED if command.release_grant else None,
+        )
 
     def _abandon(self, session: Session, command: Abandon) -> Result:
         """The client gave up on ``acquire_seq``: a late copy of it is refused from now on,
@@ -663,17 +649,43 @@ class StateMachine:
             return WaitCancelled(removed=False, released=False)
         session.results.pop(command.acquire_seq, None)
         session.forgotten.add(command.acquire_seq)
-        lock = self.locks.get(command.name)
+        return self._withdraw(
+            session,
+            command.name,
+            command.acquire_seq,
+            NotAcquired("abandoned by the client"),
+            CAUSE_ABANDONED,
+        )
+
+    def _withdraw(
+        self,
+        session: Session,
+        name: str,
+        acquire_seq: int,
+        outcome: NotAcquired,
+        release_cause: str | None,
+    ) -> WaitCancelled:
+        """Drops the waiter of ``session``'s acquire ``acquire_seq``, or, with a
+        ``release_cause``, frees the hold that acquire was granted (its retained result then
+        says ``outcome``, as the dropped waiter's would)."""
+        lock = self.locks.get(name)
         if lock is None:
             return WaitCancelled(removed=False, released=False)
-        waiter = self._find_waiter(lock, session.id, command.acquire_seq)
+        waiter = self._find_waiter(lock, session.id, acquire_seq)
         if waiter is not None:
-            self._drop_waiter(lock, waiter, NotAcquired("abandoned by the client"))
+            self._drop_waiter(lock, waiter, outcome)
             self._forget_if_idle(lock)
             return WaitCancelled(removed=True, released=False)
         holder = lock.holder
-        if holder and holder.session == session.id and holder.acquire_seq == command.acquire_seq:
-            self._free(lock, CAUSE_ABANDONED)
+        if (
+            release_cause is not None
+            and holder
+            and holder.session == session.id
+            and holder.acquire_seq == acquire_seq
+        ):
+            if acquire_seq in session.results:
+                session.results[acquire_seq] = outcome
+            self._free(lock, release_cause)
             return WaitCancelled(removed=False, released=True)
         return WaitCancelled(removed=False, released=False)
 
