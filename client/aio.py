@@ -46,7 +46,7 @@ from turnstile.client.errors import (
     TurnstileError,
     outcome_unknown,
 )
-from turnstile.client.lock import AcquireAttempts, Hold, unreleased
+from turnstile.client.lock import AcquireAttempts, Hold, hand_release_over, unreleased
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session import (
@@ -475,11 +475,8 @@ class AsyncLock:
                 raise
             log.warning("lock %r was lost inside a block that raised", self.name)
         except TurnstileError:
-            # The block is over: nobody will call release() again, so the keep-alive resends
-            # the Release whose outcome is unknown (the session would keep the lock held).
-            hold = self._hold
-            if hold is not None and hold.release is not None:
-                hold.session.release_later(self.name, hold.token, hold.release)
+            # The block is over: nobody will call release() again.
+            if hand_release_over(self.name, self._hold):
                 self._hold = None
                 self._local.release()
             raise

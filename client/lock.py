@@ -59,8 +59,18 @@ def unreleased(
         return None
     if isinstance(error, Exception):
         return replace(hold, release=request)
-    hold.session.release_later(name, hold.token, request)
+    hand_release_over(name, replace(hold, release=request))
     return None
+
+
+def hand_release_over(name: str, hold: Hold | None) -> bool:
+    """Hands ``hold``'s Release whose outcome is unknown to the keep-alive loop, which resends
+    it until it is known; False when there is none. For when the caller will not call
+    ``release()`` again (interrupted, or its ``with`` block is over)."""
+    if hold is None or hold.release is None:
+        return False
+    hold.session.release_later(name, hold.token, hold.release)
+    return True
 
 
 def acquire_timing(blocking: bool, timeout: float) -> int:
@@ -350,11 +360,8 @@ class Lock:
                 raise
             log.warning("lock %r was lost inside a block that raised", self.name)
         except TurnstileError:
-            # The block is over: nobody will call release() again, so the keep-alive resends
-            # the Release whose outcome is unknown (the session would keep the lock held).
-            hold = self._hold
-            if hold is not None and hold.release is not None:
-                hold.session.release_later(self.name, hold.token, hold.release)
+            # The block is over: nobody will call release() again.
+            if hand_release_over(self.name, self._hold):
                 self._hold = None
                 self._local.release()
             raise
