@@ -7,6 +7,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -170,6 +171,27 @@ def _judge_past_ttl(run_: ChaosRun, scenario: str, fenced: bool) -> None:
     assert not cut_short, "\n".join(cut_short[:30])
 
 
+def _leader_out_past_ttl(
+    run_: ChaosRun, kind: str, take_out: Callable[[int], None], bring_back: Callable[[int], None]
+) -> None:
+    """Under the contended load, rounds in which whichever node leads is taken out (once
+    every lock has a holder and a waiter) for ``PAST_TTL`` seconds, the others elect, and it
+    is brought back and caught up."""
+    cluster = run_.cluster
+    _start_contended_load(run_)
+    for _ in rounds(PAST_TTL_ROUNDS):
+        wait_until(lambda: _contended(run_), timeout=60, interval=0.2)
+        leader = cluster.leader()
+        with cluster.fault(kind, cluster.name(leader)):
+            out_at = time.monotonic()
+            take_out(leader)
+            cluster.leader(exclude=leader)
+            time.sleep(max(0.0, out_at + PAST_TTL - time.monotonic()))
+            bring_back(leader)
+        run_.wait_for_progress(10)
+        cluster.wait_caught_up(leader)
+
+
 @pytest.mark.timeout(PAST_TTL_TIMEOUT)
 @pytest.mark.parametrize("fenced", [True, False], ids=["fenced", "control-no-term-fence"])
 def test_leader_paused_past_the_session_ttl(start_run: Start, fenced: bool) -> None:
@@ -177,18 +199,7 @@ def test_leader_paused_past_the_session_ttl(start_run: Start, fenced: bool) -> N
     proposes then must not end the sessions the new leader kept alive, nor move their locks."""
     run = start_run(env={} if fenced else NO_TERM_FENCE)
     cluster = run.cluster
-    _start_contended_load(run)
-    for _ in rounds(PAST_TTL_ROUNDS):
-        wait_until(lambda: _contended(run), timeout=60, interval=0.2)
-        leader = cluster.leader()
-        with cluster.fault("pause leader past TTL", cluster.name(leader)):
-            paused = time.monotonic()
-            cluster.pause(leader)
-            cluster.leader(exclude=leader)
-            time.sleep(max(0.0, paused + PAST_TTL - time.monotonic()))
-            cluster.resume(leader)
-        run.wait_for_progress(10)
-        cluster.wait_caught_up(leader)
+    _leader_out_past_ttl(run, "pause leader past TTL", cluster.pause, cluster.resume)
     _judge_past_ttl(run, "leader paused past TTL" + ("" if fenced else " (control)"), fenced)
 
 
@@ -198,18 +209,12 @@ def test_leader_cut_off_past_the_session_ttl(network: Network, start_run: Start)
     loop runs all along, seeing no keep-alives."""
     run = start_run(network)
     cluster = run.cluster
-    _start_contended_load(run)
-    for _ in rounds(PAST_TTL_ROUNDS):
-        wait_until(lambda: _contended(run), timeout=60, interval=0.2)
-        leader = cluster.leader()
-        with cluster.fault("isolate leader past TTL", cluster.name(leader)):
-            cut = time.monotonic()
-            network.isolate(cluster.name(leader))
-            cluster.leader(exclude=leader)
-            time.sleep(max(0.0, cut + PAST_TTL - time.monotonic()))
-            network.heal()
-        run.wait_for_progress(10)
-        cluster.wait_caught_up(leader)
+    _leader_out_past_ttl(
+        run,
+        "isolate leader past TTL",
+        lambda leader: network.isolate(cluster.name(leader)),
+        lambda _leader: network.heal(),
+    )
     _judge_past_ttl(run, "leader cut off past TTL", fenced=True)
 
 

@@ -131,6 +131,13 @@ class Cluster:
 
         return wait_until(serving_leader, timeout)
 
+    def lock_info(self, name: str) -> pb.LockInfo:
+        """Lock ``name`` (holder and queue) as the serving leader sees it, linearizably."""
+        response = self.stubs(self.leader()).locks.Describe(
+            pb.DescribeLockRequest(name=name), timeout=5, metadata=self.credentials.metadata
+        )
+        return response.lock
+
     def followers(self, leader: str) -> list[str]:
         return [a for a in self.addresses if a != leader]
 

@@ -1,4 +1,4 @@
-"""A TCP forwarder a test can cut: the way to take one client off the network alone."""
+"""A TCP forwarder a test can cut or stall: the way to take one client off the network alone."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import threading
 
 class CuttableProxy:
     """Listens on a free loopback port and forwards every connection to ``target``.
-    ``cut()`` drops every connection and refuses new ones, as a network partition would."""
+    ``cut()`` drops every connection and refuses new ones, as a network partition would;
+    ``stall()`` stops passing bytes either way while every connection stays open, so neither
+    end notices (a hung network), until ``flow()``."""
 
     def __init__(self, target: str) -> None:
         host, port = target.rsplit(":", 1)
@@ -19,6 +21,8 @@ class CuttableProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._cut = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -41,10 +45,10 @@ class CuttableProxy:
             for source, sink in ((inbound, outbound), (outbound, inbound)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
@@ -58,7 +62,14 @@ class CuttableProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
+
     def cut(self) -> None:
+        self._flowing.set()
         with self._lock:
             self._cut = True
             sockets, self._sockets = self._sockets, []

@@ -4,8 +4,6 @@ acquire the client gave up on does not leave the lock held."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +16,7 @@ import grpc
 import pytest
 
 from tests.integration.cluster import Cluster, WireClient, error_reason, wait_until
+from tests.integration.proxy import CuttableProxy
 from turnstile.client import LockLostError, RetryPolicy, UnavailableError, aio, connect
 from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
@@ -25,67 +24,14 @@ from turnstile.v1 import turnstile_pb2 as pb
 pytestmark = pytest.mark.integration
 
 
-class StallingProxy:
-    """Forwards connections to ``target``; ``stall()`` stops passing bytes either way while
-    every connection stays open, so neither end notices (a hung network), until ``flow()``."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.rsplit(":", 1)
-        self._target = (host, int(port))
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
-        self._flowing = threading.Event()
-        self._flowing.set()
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                inbound, _ = self._listener.accept()
-            except OSError:
-                return
-            outbound = socket.create_connection(self._target)
-            self._sockets += [inbound, outbound]
-            for source, sink in ((inbound, outbound), (outbound, inbound)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                self._flowing.wait()
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def stall(self) -> None:
-        self._flowing.clear()
-
-    def flow(self) -> None:
-        self._flowing.set()
-
-    def close(self) -> None:
-        self._flowing.set()
-        self._listener.close()
-        for sock in self._sockets:
-            sock.close()
-
-
 def holder_of(cluster: Cluster, name: str) -> pb.LockHolder | None:
     """The lock's holder as the leader sees it (linearizable), or None when it is free."""
-    leader = cluster.leader()
-    response = cluster.stubs(leader).locks.Describe(
-        pb.DescribeLockRequest(name=name), timeout=5, metadata=cluster.credentials.metadata
-    )
-    return response.lock.holder if response.lock.HasField("holder") else None
+    lock = cluster.lock_info(name)
+    return lock.holder if lock.HasField("holder") else None
 
 
 def waiters_of(cluster: Cluster, name: str) -> int:
-    leader = cluster.leader()
-    response = cluster.stubs(leader).locks.Describe(
-        pb.DescribeLockRequest(name=name), timeout=5, metadata=cluster.credentials.metadata
-    )
-    return len(response.lock.waiters)
+    return len(cluster.lock_info(name).waiters)
 
 
 def wait_for_abandon(cluster: Cluster) -> None:
@@ -198,7 +144,7 @@ def test_an_acquire_given_up_without_its_grant_is_abandoned_and_the_lock_freed(
     gives up at its deadline without the answer, the cluster still has it holding the lock,
     and its keep-alive thread abandons that acquire once the network is back."""
     wait_for_abandon(cluster)
-    proxy = StallingProxy(cluster.leader())
+    proxy = CuttableProxy(cluster.leader())
     holder = connect(cluster.addresses, session_ttl=10)
     waiter = connect([proxy.address], session_ttl=10, retry=RetryPolicy(deadline=0.5))
     try:
@@ -223,7 +169,7 @@ def test_an_acquire_given_up_without_its_grant_is_abandoned_and_the_lock_freed(
     finally:
         holder.close()
         waiter.close()
-        proxy.close()
+        proxy.cut()
 
 
 def test_a_task_cancelled_while_waiting_leaves_no_waiter_and_no_holder(cluster: Cluster) -> None:
