@@ -30,6 +30,8 @@ MIN_PASSWORD_CHARS = 16
 MAX_INT = 2**63 - 1
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+#: ``durability``: sync the Raft log before an entry counts (the default), or never.
+DURABILITY_MODES = ("fsync", "none")
 #: Client roles: workers use sessions, locks and lists; admins may also operate the cluster.
 ROLES = ("worker", "admin")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -104,6 +106,10 @@ class NodeConfig:
     peers: tuple[Peer, ...]
     log_level: str = "INFO"
     log_format: str = "text"
+    #: "fsync": a log entry counts toward commit only once it is on disk, and term and vote
+    #: are synced before a vote; "none": nothing is synced (a power loss can lose
+    #: acknowledged writes; see docs/operations.md).
+    durability: str = "fsync"
     #: host:port serving Prometheus metrics over HTTP; empty: no metrics endpoint.
     metrics_address: str = ""
     #: PEM certificate chain and key of the client port; None: plaintext.
@@ -151,6 +157,7 @@ _TOP_LEVEL = (
     "peer_password_file",
     "log_level",
     "log_format",
+    "durability",
     "metrics_address",
     "peers",
     "tls_cert_file",
@@ -319,6 +326,11 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
         raise ConfigError(
             f"log_format: must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
         )
+    durability = strings.get("durability", "fsync").lower()
+    if durability not in DURABILITY_MODES:
+        raise ConfigError(
+            f"durability: must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}"
+        )
     metrics_address = strings.get("metrics_address", "")
     if metrics_address:
         problem = address_problem(metrics_address)
@@ -359,6 +371,7 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
         peers=peers,
         log_level=log_level,
         log_format=log_format,
+        durability=durability,
         metrics_address=metrics_address,
         tls_cert_file=tls["tls_cert_file"],
         tls_key_file=tls["tls_key_file"],

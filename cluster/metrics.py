@@ -79,6 +79,16 @@ class _NodeCollector(Collector):
         for peer, entries in raft.follower_lag().items():
             lag.add_metric([peer], entries)
         yield lag
+        yield CounterMetricFamily(
+            "turnstile_raft_log_syncs",
+            "fdatasyncs of the Raft log: one per batch of entries (0 with durability = none)",
+            value=raft.log.syncs,
+        )
+        yield CounterMetricFamily(
+            "turnstile_raft_log_sync_seconds",
+            "Seconds spent in those fdatasyncs",
+            value=raft.log.sync_seconds,
+        )
         counts = raft.read(lambda state: state.counts())
         for name, value, text in (
             ("sessions", counts.sessions, "Live sessions"),

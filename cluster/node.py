@@ -145,6 +145,12 @@ class Node:
                 PROTOCOL_VERSION_ENV,
                 self.protocol_version,
             )
+        if config.durability == "none":
+            log.warning(
+                "durability = none: the Raft log is never synced; a power loss or kernel "
+                "crash on a majority of nodes can lose acknowledged writes (see "
+                "docs/operations.md, What is durable)"
+            )
         self.raft = RaftNode(
             RaftOptions(
                 self_address=config.peer_address,
@@ -157,6 +163,7 @@ class Node:
                 connection_retry_s=timing.connection_retry_ms / 1000,
                 term_fence=term_fence,
                 protocol_version=self.protocol_version,
+                durable=config.durability == "fsync",
             ),
             # Every replica starts from the default limits; the configured ones enter through
             # the log (SetLimits) so all replicas check the same bounds at every entry.

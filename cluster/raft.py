@@ -86,12 +86,21 @@ from typing import Any, NoReturn
 
 import msgpack
 from cryptography.fernet import Fernet, InvalidToken
+import pysyncobj.syncobj
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from turnstile.cluster import snapshot
+from turnstile.cluster.raftlog import (
+    LOG_FILE,
+    META_FILE,
+    PYSYNCOBJ_JOURNAL_FILE,
+    DiskFiles,
+    RaftLog,
+    migrate_pysyncobj_journal,
+)
 from turnstile.cluster.commands import (
     PROTOCOL_VERSION,
     CodecError,
@@ -114,9 +123,10 @@ AppliedHook = Callable[[Command | None, Applied], None]
 RoleHook = Callable[[bool, bool], None]
 
 _SNAPSHOT_FILE_VERSION = 1
-#: File names in a node's data directory.
-JOURNAL_FILE = "raft.journal"
+#: The snapshot's file name in a node's data directory (the log's are in ``raftlog``).
 SNAPSHOT_FILE = "raft.snapshot"
+#: Files that make a data directory a Raft member's.
+RAFT_FILES = (LOG_FILE, META_FILE, PYSYNCOBJ_JOURNAL_FILE, SNAPSHOT_FILE)
 #: Bounds of one grouped log entry: commands, and bytes (a big entry stalls every follower).
 _GROUP_MAX_COMMANDS = 1000
 _GROUP_MAX_BYTES = 256 * 1024
@@ -160,15 +170,32 @@ class RaftOptions:
     #: The protocol version this build supports, reported to the leader in every
     #: AppendEntries reply (``RaftNode.member_protocol_versions``).
     protocol_version: int = PROTOCOL_VERSION
+    #: Log entries count toward commit only once fdatasynced, and term and vote are synced
+    #: before a vote (``durability = "fsync"``); False never syncs (``"none"``).
+    durable: bool = True
+
+
+#: pysyncobj builds its journal in ``SyncObj.__init__`` from a module-level factory; it is
+#: swapped for the time of one construction, one construction at a time.
+_JOURNAL_FACTORY_LOCK = threading.Lock()
 
 
 class _Replica(SyncObj):
-    """The SyncObj with our single replicated entry point, and no forwarding of commands."""
+    """The SyncObj with our single replicated entry point, our log, and no forwarding of
+    commands."""
 
-    def __init__(self, node: RaftNode, conf: SyncObjConf, options: RaftOptions) -> None:
+    def __init__(
+        self, node: RaftNode, conf: SyncObjConf, options: RaftOptions, raft_log: RaftLog
+    ) -> None:
         self._node = node
         self._forward = not options.term_fence
-        super().__init__(options.self_address, list(options.other_addresses), conf)
+        with _JOURNAL_FACTORY_LOCK:
+            factory = pysyncobj.syncobj.createJournal  # pysyncobj internal
+            pysyncobj.syncobj.createJournal = lambda _path: raft_log  # pysyncobj internal
+            try:
+                super().__init__(options.self_address, list(options.other_addresses), conf)
+            finally:
+                pysyncobj.syncobj.createJournal = factory  # pysyncobj internal
 
     @replicated
     def apply(self, payload: bytes) -> Applied | list[Applied]:
@@ -242,6 +269,10 @@ class RaftNode:
         #: On the leader: (term, {peer address: protocol version it reported in that term}).
         self._protocol_reports: tuple[int, dict[str, int]] = (-1, {})
         os.makedirs(options.data_dir, exist_ok=True)
+        if migrate_pysyncobj_journal(options.data_dir):
+            log.info("converted pysyncobj's %s to %s", PYSYNCOBJ_JOURNAL_FILE, LOG_FILE)
+        #: The Raft log on disk (entries, term, vote): ours, synced (see ``raftlog``).
+        self.log = RaftLog(DiskFiles(options.data_dir), durable=options.durable)
         conf = SyncObjConf(
             autoTick=False,
             appendEntriesUseBatch=options.batch,
@@ -253,7 +284,7 @@ class RaftNode:
             leaderFallbackTimeout=options.election_timeout_max_s,
             connectionRetryTime=options.connection_retry_s,
             connectionTimeout=max(1.0, options.election_timeout_max_s * 2),
-            journalFile=os.path.join(options.data_dir, JOURNAL_FILE),
+            journalFile=os.path.join(options.data_dir, LOG_FILE),
             fullDumpFile=os.path.join(options.data_dir, SNAPSHOT_FILE),
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
@@ -270,7 +301,7 @@ class RaftNode:
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
-        self.replica = _Replica(self, conf, options)
+        self.replica = _Replica(self, conf, options, self.log)
         self.replica._poller.subscribe(  # pysyncobj internal: the loop's poller
             self._wake_reader.fileno(), self._drain_wakeups, POLL_EVENT_TYPE.READ
         )
@@ -309,6 +340,9 @@ class RaftNode:
                 if self.options.batch:
                     self.replica._checkCommandsToApply()
                     self._send_now_if_idle()
+                # The tick counts this node's own log toward the commit index: synced first,
+                # once for everything appended since the last tick (group commit).
+                self.log.sync()
                 self.replica.doTick(self.options.heartbeat_s / 2)
                 leader = self.leader_address
                 if leader != self._last_leader:
@@ -522,8 +556,9 @@ class RaftNode:
         success: bool = False,
     ) -> None:
         """A follower's answer to AppendEntries, in place of pysyncobj's (same fields): with
-        fast log repair, acknowledging no more than a rewritten AppendEntries covered, and
-        with this build's protocol version (see module docstring)."""
+        fast log repair, acknowledging no more than a rewritten AppendEntries covered, sent
+        only once the entries it acknowledges are synced, and with this build's protocol
+        version (see module docstring)."""
         replica = self.replica
         if reset and not success and nextNodeIdx is not None:
             self.log_repair_replies += 1
@@ -534,6 +569,10 @@ class RaftNode:
             nextNodeIdx = last_index + 1  # noqa: N806
         if success and self._ack_at_most is not None:
             nextNodeIdx = min(nextNodeIdx, self._ack_at_most + 1)  # noqa: N806
+        if success:
+            # What this acknowledges must be on disk first: one sync covers every entry the
+            # message appended (and anything before it not yet synced).
+            self.log.sync()
         replica._SyncObj__transport.send(  # pysyncobj internal
             node,
             {
@@ -700,6 +739,11 @@ class RaftNode:
 
     def _load_snapshot(self, path: str) -> tuple[Any, ...]:
         with open(path, "rb") as file:
+            if self.options.durable:
+                # An installed snapshot was written and renamed by pysyncobj without a sync;
+                # it must be durable before pysyncobj clears the log it replaces.
+                os.fsync(file.fileno())
+                DiskFiles(os.path.dirname(path) or ".").sync_directory()
             document = msgpack.unpackb(file.read(), raw=False)
         if document.get("version") != _SNAPSHOT_FILE_VERSION:
             raise snapshot.SnapshotError(
@@ -908,7 +952,7 @@ def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]
     member's peer address. Refuses a data directory that already holds Raft files.
     """
     os.makedirs(data_dir, exist_ok=True)
-    for name in (JOURNAL_FILE, SNAPSHOT_FILE):
+    for name in RAFT_FILES:
         if os.path.exists(os.path.join(data_dir, name)):
             raise FileExistsError(f"{data_dir} already holds {name}; restore into an empty one")
     no_op = bytes([_COMMAND_TYPE.NO_OP])  # pysyncobj internal: its log entry type
@@ -925,4 +969,5 @@ def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]
         file.flush()
         os.fsync(file.fileno())
     os.replace(path + ".tmp", path)
+    DiskFiles(data_dir).sync_directory()
     return path

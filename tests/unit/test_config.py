@@ -83,7 +83,7 @@ def refused(flags: dict[str, str], **changes: str | None) -> str:
 def test_option_names_cover_every_field_once() -> None:
     names = option_names()
     assert len(names) == len(set(names))
-    assert names[:14] == [
+    assert names[:15] == [
         "node_id",
         "client_address",
         "peer_address",
@@ -91,6 +91,7 @@ def test_option_names_cover_every_field_once() -> None:
         "peer_password_file",
         "log_level",
         "log_format",
+        "durability",
         "metrics_address",
         "peers",
         "tls_cert_file",
@@ -101,7 +102,7 @@ def test_option_names_cover_every_field_once() -> None:
     ]
     assert {f"timing.{f.name}" for f in fields(Timing)} <= set(names)
     assert {f"limits.{f.name}" for f in fields(Limits)} <= set(names)
-    assert len(names) == 14 + len(fields(Timing)) + len(fields(Limits))
+    assert len(names) == 15 + len(fields(Timing)) + len(fields(Limits))
 
 
 def test_timing_has_exactly_the_five_documented_fields() -> None:
@@ -125,6 +126,7 @@ def test_file_alone_gives_defaults_and_adds_this_node_to_peers(tmp_path: Path) -
     assert config.others() == (N2, N3)
     assert config.log_level == "INFO"
     assert config.log_format == "text"
+    assert config.durability == "fsync"
     assert config.timing == Timing()
     assert config.limits == Limits()
 
@@ -164,6 +166,7 @@ def test_round_trip_of_every_option_changed(tmp_path: Path) -> None:
         ),
         log_level="DEBUG",
         log_format="json",
+        durability="none",
         timing=Timing(
             election_timeout_min_ms=900,
             election_timeout_max_ms=1800,
@@ -424,6 +427,7 @@ def test_required_option_missing(flags: dict[str, str], option: str) -> None:
         ("data_dir", ""),
         ("log_level", "VERBOSE"),
         ("log_format", "xml"),
+        ("durability", "sometimes"),
     ],
 )
 def test_bad_value_names_its_option(flags: dict[str, str], option: str, value: str) -> None:
@@ -438,8 +442,10 @@ def test_node_id_of_64_characters_is_accepted(flags: dict[str, str]) -> None:
 
 
 def test_log_enumerations_are_case_insensitive(flags: dict[str, str]) -> None:
-    config = load_config(None, {}, {**flags, "log_level": "debug", "log_format": "JSON"})
-    assert (config.log_level, config.log_format) == ("DEBUG", "json")
+    config = load_config(
+        None, {}, {**flags, "log_level": "debug", "log_format": "JSON", "durability": "NONE"}
+    )
+    assert (config.log_level, config.log_format, config.durability) == ("DEBUG", "json", "none")
 
 
 def test_strings_in_the_file_must_be_strings(tmp_path: Path) -> None:
