@@ -16,6 +16,7 @@ from turnstile.cluster.auth import token_hash
 from turnstile.cluster.backup import RestoreError, restore
 from turnstile.cluster.certs import write_dev_pki
 from turnstile.cluster.config import (
+    DURABILITY_MODES,
     NODE_ID,
     NODE_ID_RULE,
     ROLES,
@@ -25,6 +26,7 @@ from turnstile.cluster.config import (
     option_names,
 )
 from turnstile.cluster.node import read_test_switches
+from turnstile.cluster.raftlog import RaftLogError
 from turnstile.cluster.server import PortInUseError, serve
 from turnstile.cluster.tls import server_credentials
 
@@ -64,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--mtls", action="store_true", help="new cluster: mutual TLS (implies --tls)")
     up.add_argument(
         "--auth", action="store_true", help="new cluster: require admin/worker bearer tokens"
+    )
+    up.add_argument(
+        "--durability",
+        choices=DURABILITY_MODES,
+        default="fsync",
+        help="new cluster: fsync the Raft log before an entry counts (default), or never",
     )
 
     certs = commands.add_parser(
@@ -138,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG
-    return launcher.cluster_up(args.data_dir.resolve(), args.nodes, args.host, security)
+    return launcher.cluster_up(
+        args.data_dir.resolve(), args.nodes, args.host, security, args.durability
+    )
 
 
 def _certs(args: argparse.Namespace) -> int:
@@ -219,7 +229,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(config.log_level, config.log_format, config.node_id)
     try:
         asyncio.run(serve(config))
-    except PortInUseError as exc:
+    except (PortInUseError, RaftLogError) as exc:
         print(f"turnstile: cannot start: {exc}", file=sys.stderr)
         return EXIT_START
     return 0

@@ -91,6 +91,7 @@ def write_cluster(
     limits: Limits | None = None,
     hosts: Sequence[str] | None = None,
     security: Security | None = None,
+    durability: str = "fsync",
 ) -> list[Path]:
     """Writes configs for a new local cluster on free ports; returns the node.toml paths.
 
@@ -144,6 +145,7 @@ def write_cluster(
             tokens=tokens,
             insecure=hosts is not None,
             limits=limits or Limits(),
+            durability=durability,
         )
         path = node_dir / CONFIG_NAME
         path.write_text(config_to_toml(config), encoding="utf-8")
@@ -281,13 +283,19 @@ def wait_for_leader(
     return None
 
 
-def cluster_up(directory: Path, nodes: int, host: str, security: Security | None = None) -> int:
+def cluster_up(
+    directory: Path,
+    nodes: int,
+    host: str,
+    security: Security | None = None,
+    durability: str = "fsync",
+) -> int:
     """Starts (or restarts) a local cluster and runs until SIGINT/SIGTERM; returns exit code."""
     paths = existing_cluster(directory)
     if paths:
         print(f"restarting the cluster in {directory} (with its own security settings)")
     else:
-        paths = write_cluster(directory, nodes, host, security=security)
+        paths = write_cluster(directory, nodes, host, security=security, durability=durability)
         print(f"created a {nodes}-node cluster in {directory}")
     try:
         configs = [read_config(p) for p in paths]

@@ -85,22 +85,14 @@ from queue import Empty
 from typing import Any, NoReturn
 
 import msgpack
-from cryptography.fernet import Fernet, InvalidToken
 import pysyncobj.syncobj
+from cryptography.fernet import Fernet, InvalidToken
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from turnstile.cluster import snapshot
-from turnstile.cluster.raftlog import (
-    LOG_FILE,
-    META_FILE,
-    PYSYNCOBJ_JOURNAL_FILE,
-    DiskFiles,
-    RaftLog,
-    migrate_pysyncobj_journal,
-)
 from turnstile.cluster.commands import (
     PROTOCOL_VERSION,
     CodecError,
@@ -109,6 +101,14 @@ from turnstile.cluster.commands import (
     SetClusterVersion,
     decode_entry,
     encode_batch,
+)
+from turnstile.cluster.raftlog import (
+    LOG_FILE,
+    META_FILE,
+    PYSYNCOBJ_JOURNAL_FILE,
+    DiskFiles,
+    RaftLog,
+    migrate_pysyncobj_journal,
 )
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, StateMachine

@@ -61,7 +61,8 @@ Entry = tuple[bytes, int, int]
 
 
 class RaftLogError(Exception):
-    """The log files cannot be used (not ours, or from a newer format); names the file."""
+    """The log files cannot be used (not ours, or from a newer format); names the file, and
+    the node refuses to start with that message."""
 
 
 class LogFile(Protocol):
@@ -82,6 +83,9 @@ class LogFile(Protocol):
 class Files(Protocol):
     """The directory the log lives in. The crash test substitutes one that forgets, on a
     simulated crash, every byte that was not synced."""
+
+    def path(self, name: str) -> str:
+        """Where ``name`` is, for messages."""
 
     def exists(self, name: str) -> bool: ...
 
@@ -133,21 +137,21 @@ class DiskFiles:
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def _path(self, name: str) -> str:
+    def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
 
     def exists(self, name: str) -> bool:
-        return os.path.exists(self._path(name))
+        return os.path.exists(self.path(name))
 
     def read(self, name: str) -> bytes:
-        with open(self._path(name), "rb") as file:
+        with open(self.path(name), "rb") as file:
             return file.read()
 
     def open(self, name: str) -> DiskLogFile:
-        return DiskLogFile(self._path(name))
+        return DiskLogFile(self.path(name))
 
     def replace(self, name: str, data: bytes, durable: bool) -> None:
-        temporary = self._path(name + ".tmp")
+        temporary = self.path(name + ".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             view = memoryview(data)
@@ -157,12 +161,12 @@ class DiskFiles:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(temporary, self._path(name))
+        os.replace(temporary, self.path(name))
         if durable:
             self.sync_directory()
 
     def remove(self, name: str) -> None:
-        os.remove(self._path(name))
+        os.remove(self.path(name))
 
     def sync_directory(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -236,7 +240,7 @@ class RaftLog(Journal):
         if not files.exists(LOG_FILE):
             files.replace(LOG_FILE, _HEADER, durable)
         data = files.read(LOG_FILE)
-        self._entries, self._offsets, self._end = decode_log(data)
+        self._entries, self._offsets, self._end = decode_log(data, files.path(LOG_FILE))
         self._file = files.open(LOG_FILE)
         self._dirty = False
         if self._end < len(data):
@@ -248,9 +252,11 @@ class RaftLog(Journal):
         try:
             meta = msgpack.unpackb(self._files.read(META_FILE), raw=False)
         except (ValueError, msgpack.UnpackException) as exc:
-            raise RaftLogError(f"{META_FILE} cannot be read: {exc}") from exc
+            raise RaftLogError(f"{self._files.path(META_FILE)} cannot be read: {exc}") from exc
         if not isinstance(meta, dict) or meta.get("format") != _META_FORMAT:
-            raise RaftLogError(f"{META_FILE} is not Turnstile Raft metadata of format 1")
+            raise RaftLogError(
+                f"{self._files.path(META_FILE)} is not Turnstile Raft metadata of format 1"
+            )
         return meta
 
     def _store_meta(self) -> None:
@@ -382,7 +388,7 @@ def migrate_pysyncobj_journal(directory: str) -> bool:
         return False
     journal = FileJournal(os.path.join(directory, PYSYNCOBJ_JOURNAL_FILE))
     try:
-        entries = [(bytes(journal[i][0]), journal[i][1], journal[i][2]) for i in range(len(journal))]
+        entries = [(bytes(command), index, term) for command, index, term in journal[:]]
         meta = {
             "format": _META_FORMAT,
             "term": journal.getCurrentTerm(),

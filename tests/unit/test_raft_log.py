@@ -46,6 +46,9 @@ class CrashDisk:
     pending: dict[str, list[Op]] = field(default_factory=dict)
     syncs: int = 0
 
+    def path(self, name: str) -> str:
+        return name
+
     def exists(self, name: str) -> bool:
         return name in self.current
 
@@ -92,8 +95,9 @@ class CrashDisk:
                     written = op[2]
                     assert isinstance(written, bytes)
                     kept = data.draw(st.integers(0, len(written)), label="bytes kept")
-                    op = ("write", op[1], written[:kept])
-                content = _applied(content, op)
+                    content = _applied(content, ("write", op[1], written[:kept]))
+                else:
+                    content = _applied(content, op)
                 known = True
             if known:
                 after.durable[name] = bytes(content)
@@ -288,7 +292,7 @@ def test_a_record_that_does_not_continue_the_log_ends_it() -> None:
 
 
 def test_a_file_that_is_not_a_log_is_refused_by_name() -> None:
-    with pytest.raises(RaftLogError, match="raft.log is not a Turnstile Raft log"):
+    with pytest.raises(RaftLogError, match=r"raft\.log is not a Turnstile Raft log"):
         decode_log(b"PYSYNCOBJ" + b"\0" * 64)
 
 
