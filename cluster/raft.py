@@ -59,15 +59,31 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   (``_checkCommandsToApply``), is woken by a socketpair on submit, and zeroes
   ``__newAppendEntriesTime`` when there is something to send and no batch is in flight to any
   connected follower (one batch in flight per follower), or the commit index moved.
+- The log on disk. pysyncobj builds its journal in ``SyncObj.__init__`` through the module
+  global ``pysyncobj.syncobj.createJournal``; ``_Replica`` swaps it, for the time of its own
+  construction, for a factory returning our ``raftlog.RaftLog`` (pysyncobj's ``Journal``
+  interface: pysyncobj's own is an mmap it never syncs). Entries count toward commit only once
+  fdatasynced, one sync for everything appended since the last (group commit): a follower
+  syncs in ``_send_next_index`` before it acknowledges, the leader at the top of each loop
+  iteration, before ``doTick`` counts its own log toward the commit index (pysyncobj counts
+  the leader's whole log as matched; every entry it appends in a tick is counted in the next
+  one, after our sync). Term and vote are synced by ``RaftLog.setCurrentTerm``, which pysyncobj
+  calls before it sends a vote request or grant. One gap is left: in a one-node cluster the
+  no-op entry pysyncobj appends on election commits in that same tick, before the sync.
+- Snapshot installation. A snapshot sent by the leader is written and renamed into place by
+  pysyncobj without a sync; ``_load_snapshot`` fsyncs the file and the directory before
+  pysyncobj clears the log it replaces. Snapshots this node writes go through the serializer
+  hook (``_write_snapshot``), fsynced before pysyncobj renames them, and ``RaftLog`` syncs the
+  directory before it drops the entries a snapshot covers.
 
 The replicated surface is one method, ``apply(payload: bytes)``: pysyncobj numbers replicated
 methods by sorted name, so a second one would renumber ids stored in old journals. The payload
 is our own versioned msgpack command (``turnstile.cluster.commands``).
 
 Snapshots go through pysyncobj's serializer hooks as a msgpack document holding our versioned
-state snapshot and pysyncobj's raft metadata; the file is fsynced before pysyncobj renames it
-into place. pysyncobj's journal itself is an mmap that is never fsynced: durable against a
-process crash, not against power loss of a majority.
+state snapshot and pysyncobj's raft metadata. With ``durability = "none"``
+(``RaftOptions.durable`` off) none of the syncs above happen: durable against a process crash,
+not against a power loss of a majority.
 """
 
 from __future__ import annotations
