@@ -1,0 +1,113 @@
+"""The Raft log on disk under compaction and snapshot installation, with real replicas.
+
+Three pysyncobj replicas in this process, on loopback, with ``raftlog.RaftLog`` on disk and a
+small compaction threshold, so that every node drops log prefixes into snapshots and a node
+that lost its directory is sent the leader's snapshot. Every replica must come back from its
+files with the same state, again and again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import wait_until
+from turnstile.cluster import snapshot
+from turnstile.cluster.commands import Tick, encode_command
+from turnstile.cluster.launcher import free_ports
+from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raftlog import LOG_FILE, DiskFiles, RaftLog
+
+pytestmark = pytest.mark.integration
+
+COMPACT_AFTER = 100
+
+
+def _replica(directory: Path, addresses: list[str], i: int) -> RaftNode:
+    return RaftNode(
+        RaftOptions(
+            self_address=addresses[i],
+            other_addresses=tuple(a for a in addresses if a != addresses[i]),
+            data_dir=str(directory / str(i)),
+            password="raft-log-test-password",
+            group_commands=False,
+            compaction_min_entries=COMPACT_AFTER,
+        )
+    )
+
+
+def _submit(node: RaftNode, first: int, count: int) -> None:
+    """``count`` Ticks in flight at once; waits until every one is committed and applied."""
+    done = threading.Semaphore(0)
+    errors: list[int] = []
+
+    def finished(_result: object, error: int) -> None:
+        errors.append(error)
+        done.release()
+
+    for i in range(first, first + count):
+        node.submit(encode_command(Tick(i)), finished, node.term)
+    for _ in range(count):
+        assert done.acquire(timeout=60)
+    assert set(errors) == {SUCCESS}
+
+
+def _same_state(nodes: list[RaftNode], leader: RaftNode) -> bytes:
+    target = leader.applied_index
+    wait_until(lambda: all(node.applied_index >= target for node in nodes), timeout=60)
+    states = {node.read(snapshot.dump) for node in nodes}
+    assert len(states) == 1
+    return states.pop()
+
+
+def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: Path) -> None:
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
+    running = list(nodes)
+    try:
+        for node in nodes:
+            node.start()
+        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None))
+        _submit(leader, 0, 5 * COMPACT_AFTER)
+        # Every replica compacts on its own: its log is a short tail behind a snapshot.
+        wait_until(lambda: all(len(node.log) < 2 * COMPACT_AFTER for node in nodes), timeout=60)
+        _same_state(nodes, leader)
+
+        # A follower that lost its directory is sent the snapshot, which it must keep.
+        lost = next(i for i, node in enumerate(nodes) if node is not leader)
+        nodes[lost].stop()
+        running.remove(nodes[lost])
+        shutil.rmtree(tmp_path / str(lost))
+        nodes[lost] = _replica(tmp_path, addresses, lost)
+        nodes[lost].start()
+        running.append(nodes[lost])
+        wait_until(lambda: nodes[lost].snapshot_installs >= 1, timeout=60)
+        _submit(leader, 10_000, COMPACT_AFTER // 2)
+        before = _same_state(nodes, leader)
+
+        # The whole cluster stops and comes back from its files alone.
+        for node in running:
+            node.stop()
+        running.clear()
+        # Each replica's files hold exactly the log it had in memory.
+        for i, node in enumerate(nodes):
+            on_disk = RaftLog(DiskFiles(str(tmp_path / str(i))))
+            assert list(on_disk[:]) == list(node.log[:]), f"replica {i}"
+            on_disk._destroy()
+        nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
+        assert all(len(node.log) < 2 * COMPACT_AFTER for node in nodes)
+        for node in nodes:
+            node.start()
+            running.append(node)
+        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None))
+        wait_until(lambda: leader.commit_index >= leader.replica._SyncObj__getCurrentLogIndex())
+        assert _same_state(nodes, leader) == before  # the new leader's no-op changes nothing
+        _submit(leader, 20_000, 10)
+        _same_state(nodes, leader)
+        assert all((tmp_path / str(i) / LOG_FILE).exists() for i in range(3))
+    finally:
+        for node in running:
+            node.stop()
