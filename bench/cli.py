@@ -9,8 +9,9 @@ import time
 from typing import Any
 
 from turnstile.bench import report
-from turnstile.bench.runner import Plan, SystemRun
+from turnstile.bench.runner import UNKNOWN_DURABILITY, Plan, System, SystemRun
 from turnstile.bench.workers import WorkerError
+from turnstile.cluster.config import DURABILITY_MODES
 
 EXIT_USAGE = 2
 EXIT_VIOLATIONS = 1
@@ -32,6 +33,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         default="",
         metavar="HOST:PORT,...",
         help="benchmark this running Turnstile cluster (throughput rows only)",
+    )
+    bench.add_argument(
+        "--durability",
+        metavar="MODES",
+        help="Turnstile's durability: fsync, none, or fsync,none to measure both side by side "
+        "(default fsync; not with --endpoints)",
     )
     bench.add_argument(
         "--clients", default="", metavar="N,N", help="client counts (default 16,64; quick: 4)"
@@ -70,12 +77,35 @@ def build_plan(args: argparse.Namespace) -> Plan:
     return Plan(**{**plan.__dict__, **changes})
 
 
-def systems(args: argparse.Namespace) -> list[str]:
+def durabilities(args: argparse.Namespace, endpoints: list[str] | None) -> list[str]:
+    """The Turnstile runs' durability modes, in the order given. A running cluster
+    (``--endpoints``) has its own, which the bench cannot set or see: it is recorded as
+    unknown, and asking for a mode with it is refused rather than silently mislabelled."""
+    if args.durability is None:
+        return [UNKNOWN_DURABILITY] if endpoints else ["fsync"]
+    if endpoints:
+        raise UsageError(
+            "--durability: cannot be chosen with --endpoints (the running cluster keeps its "
+            "own; it is reported as unknown)"
+        )
+    modes = [m.strip() for m in args.durability.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in DURABILITY_MODES]
+    if not modes or unknown:
+        got = repr(unknown[0]) if unknown else "nothing"
+        raise UsageError(f"--durability: a comma list of {','.join(DURABILITY_MODES)}, got {got}")
+    return list(dict.fromkeys(modes))
+
+
+def systems(args: argparse.Namespace, endpoints: list[str] | None) -> list[System]:
+    """Turnstile once per durability mode, then the peers of ``--compare``."""
     chosen = [s.strip() for s in args.compare.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in PEERS]
     if unknown:
         raise UsageError(f"--compare: unknown system {unknown[0]!r}; choose from {','.join(PEERS)}")
-    return ["turnstile", *dict.fromkeys(chosen)]
+    return [
+        *(System("turnstile", mode) for mode in durabilities(args, endpoints)),
+        *(System(peer) for peer in dict.fromkeys(chosen)),
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
     bad options."""
     try:
         plan = build_plan(args)
-        names = systems(args)
         endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()] or None
         if endpoints and any(":" not in e for e in endpoints):
             raise UsageError(f"--endpoints: host:port addresses, got {args.endpoints!r}")
+        chosen = systems(args, endpoints)
     except UsageError as exc:
         print(f"turnstile bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -100,12 +130,11 @@ def run(args: argparse.Namespace) -> int:
         "systems": {},
     }
     try:
-        for name in names:
-            target = endpoints if name == "turnstile" else None
-            results["systems"][name] = SystemRun(name, plan, progress, target).run()
-            info = results["systems"][name]
+        for system in chosen:
+            target = endpoints if system.kind == "turnstile" else None
+            info = results["systems"][system.name] = SystemRun(system, plan, progress, target).run()
             if not info.get("available"):
-                progress(f"{name}: skipped: {info['reason']}")
+                progress(f"{system.name}: skipped: {info['reason']}")
     except WorkerError as exc:
         print(f"turnstile bench: {exc}", file=sys.stderr)
         return EXIT_VIOLATIONS

@@ -1,5 +1,6 @@
-"""The bench's table: one row per workload, one column per system, and the ratio to the best
-other system. Every cell carries its correctness verdict so no number stands alone."""
+"""The bench's table: one row per workload, one column per system, the ratio of Turnstile to
+the best peer and, when both durability modes ran, of fsync to none. Every cell carries its
+correctness verdict so no number stands alone."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ ROWS: dict[str, tuple[str, str, bool]] = {
     "read_stale": ("reads, stale (any member)", "ops_per_s", True),
     "failover": ("failover: longest gap, kill -9 leader", "gap_s", False),
     "dead_client": ("dead client's lock to waiter", "kill_to_grant_s", False),
+}
+
+#: Durability mode -> what the note under the table says of it.
+DURABILITY_NOTES = {
+    "fsync": "fsync (the Raft log is fdatasynced before an entry counts)",
+    "none": "none (the Raft log is never synced)",
+    "unknown": "unknown (a running cluster, --endpoints)",
 }
 
 
@@ -57,19 +65,30 @@ def _cpu(row: dict[str, Any]) -> str:
     return f", cpu {busiest:.2f} ms" if busiest is not None else ""
 
 
-def ratio(rows: dict[str, dict[str, Any] | None], prefix: str) -> str:
-    """Turnstile against the best other system on the row's metric (>1: Turnstile better)."""
+def ratio(ours: dict[str, Any] | None, others: list[dict[str, Any] | None], prefix: str) -> str:
+    """``ours`` against the best of ``others`` on the row's metric (>1: ours better)."""
     _label, metric, higher = ROWS[_family(prefix)]
-    ours = (rows.get("turnstile") or {}).get(metric)
-    others = [
-        r[metric]
-        for system, r in rows.items()
-        if system != "turnstile" and r is not None and metric in r and r[metric] > 0
-    ]
-    if ours is None or not others or ours <= 0:
+    value = (ours or {}).get(metric)
+    best_of = [r[metric] for r in others if r is not None and metric in r and r[metric] > 0]
+    if value is None or not best_of or value <= 0:
         return "-"
-    best = max(others) if higher else min(others)
-    return f"{ours / best:.1f}x" if higher else f"{best / ours:.1f}x"
+    best = max(best_of) if higher else min(best_of)
+    return f"{value / best:.1f}x" if higher else f"{best / value:.1f}x"
+
+
+def sync_ratio(fsync: dict[str, Any] | None, none: dict[str, Any] | None, prefix: str) -> str:
+    """Throughput with the Raft log synced over throughput without; "-" on the rows that are
+    not a throughput (failover gap, dead client)."""
+    return ratio(fsync, [none], prefix) if ROWS[_family(prefix)][2] else "-"
+
+
+def durabilities(results: dict[str, Any]) -> dict[str, str]:
+    """System name -> durability of every Turnstile system in the run (peers record none)."""
+    return {
+        name: info["durability"]
+        for name, info in results["systems"].items()
+        if "durability" in info
+    }
 
 
 def _family(prefix: str) -> str:
@@ -96,9 +115,18 @@ def row_keys(results: dict[str, Any]) -> list[str]:
 def table(results: dict[str, Any]) -> str:
     """The human-readable table of a bench run."""
     systems = list(results["systems"])
+    modes = durabilities(results)
+    peers = [s for s in systems if s not in modes]
+    by_mode = {mode: name for name, mode in modes.items()}
+    # The peers fsync every commit, so they are compared with the fsync run (or the given
+    # endpoints', mode unknown), never with durability = none.
+    compared = (by_mode.get("fsync") or by_mode.get("unknown")) if peers else None
+    compare_modes = "fsync" in by_mode and "none" in by_mode
     headers = ["workload", "clients", *systems]
-    if len(systems) > 1:
-        headers.append("turnstile vs best")
+    if compared is not None:
+        headers.append(f"{compared} vs best")
+    if compare_modes:
+        headers.append("fsync/none")
     lines = []
     for key in row_keys(results):
         prefix, _, clients = key.partition("@")
@@ -107,8 +135,12 @@ def table(results: dict[str, Any]) -> str:
             label = label.replace("batches", f"batches of {prefix.removeprefix('insert_batch')}")
         per_system = {s: results["systems"][s].get("rows", {}).get(key) for s in systems}
         line = [label, clients or "-", *(cell(per_system[s], prefix) for s in systems)]
-        if len(systems) > 1:
-            line.append(ratio(per_system, prefix))
+        if compared is not None:
+            line.append(ratio(per_system[compared], [per_system[p] for p in peers], prefix))
+        if compare_modes:
+            line.append(
+                sync_ratio(per_system[by_mode["fsync"]], per_system[by_mode["none"]], prefix)
+            )
         lines.append(line)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
     out = [
@@ -124,26 +156,38 @@ def table(results: dict[str, Any]) -> str:
         for system, info in results["systems"].items()
         if not info.get("available")
     ]
-    idle = results["systems"].get("turnstile", {}).get("rows", {}).get("idle")
-    if idle and "error" not in idle:
+    if modes:
         notes.append(
-            "turnstile idle CPU per node (no clients): "
-            + ", ".join(f"{c:.2f}%" for c in idle["idle_cpu_pct_per_node"])
-            + f"; leader with {idle['sessions']:,} sessions kept alive (TTL "
-            f"{idle['session_ttl_s']:g} s, {idle['keepalives_per_s']:,.0f} keep-alives/s): "
-            f"{idle['leader_cpu_pct_with_sessions']:.1f}% CPU, "
-            f"RSS {idle['leader_rss_mb_before']:.0f} -> "
-            f"{idle['leader_rss_mb_with_sessions']:.0f} MB"
+            "durability: "
+            + "; ".join(f"{name} {DURABILITY_NOTES[mode]}" for name, mode in modes.items())
+            + (f"; {', '.join(peers)}: fsync every commit (their default)" if peers else "")
         )
+    if compare_modes:
+        notes.append(
+            f"fsync/none: throughput of {by_mode['fsync']} over {by_mode['none']} "
+            "(below 1x: what syncing the log costs)"
+        )
+    for system, info in results["systems"].items():
+        idle = info.get("rows", {}).get("idle")
+        if idle and "error" not in idle:
+            notes.append(
+                f"{system} idle CPU per node (no clients): "
+                + ", ".join(f"{c:.2f}%" for c in idle["idle_cpu_pct_per_node"])
+                + f"; leader with {idle['sessions']:,} sessions kept alive (TTL "
+                f"{idle['session_ttl_s']:g} s, {idle['keepalives_per_s']:,.0f} keep-alives/s): "
+                f"{idle['leader_cpu_pct_with_sessions']:.1f}% CPU, "
+                f"RSS {idle['leader_rss_mb_before']:.0f} -> "
+                f"{idle['leader_rss_mb_with_sessions']:.0f} MB"
+            )
     for system, info in results["systems"].items():
         for key, row in info.get("rows", {}).items():
             if row.get("error"):
                 notes.append(f"{system} {key}: {row['error'].splitlines()[0]}")
-    logs = results["systems"].get("turnstile", {}).get("rows", {}).get("node_logs")
-    if logs and logs["critical_lines"]:
-        notes.append(
-            f"turnstile node logs: {logs['critical_lines']} CRITICAL lines: {logs['first']}"
-        )
+        logs = info.get("rows", {}).get("node_logs")
+        if logs and logs["critical_lines"]:
+            notes.append(
+                f"{system} node logs: {logs['critical_lines']} CRITICAL lines: {logs['first']}"
+            )
     notes.append(
         f"correctness: {results['violations']} violations (overlapping holds, token "
         "regressions, id conflicts, CRITICAL node log lines) over every row above"

@@ -13,7 +13,7 @@ from typing import Any
 
 from turnstile.bench import stats
 from turnstile.bench.systems import (
-    CLUSTERS,
+    PEER_CLUSTERS,
     LocalCluster,
     SystemUnavailableError,
     TurnstileCluster,
@@ -51,6 +51,28 @@ class Plan:
             idle_sessions=500,
             idle_window=2.0,
         )
+
+
+#: Turnstile's durability when the bench did not start the cluster (``--endpoints``).
+UNKNOWN_DURABILITY = "unknown"
+
+
+@dataclass(frozen=True)
+class System:
+    """One system of a run: ``kind`` picks the cluster and the driver; Turnstile's runs also
+    carry their durability, so one run can measure both modes side by side."""
+
+    kind: str
+    #: Turnstile only: fsync, none, or unknown (a running cluster, ``--endpoints``).
+    durability: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The key in the JSON and the table's column. The fsync run keeps the plain name:
+        it is the one compared with the peers, which fsync every commit too."""
+        if self.durability == "none":
+            return f"{self.kind} (durability=none)"
+        return self.kind
 
 
 #: (row key prefix, workload, batch) of the throughput rows, in table order.
@@ -146,7 +168,7 @@ class SystemRun:
 
     def __init__(
         self,
-        system: str,
+        system: System,
         plan: Plan,
         progress: Callable[[str], None],
         endpoints: list[str] | None = None,
@@ -158,13 +180,21 @@ class SystemRun:
         self.rows: dict[str, Any] = {}
 
     def run(self) -> dict[str, Any]:
+        """The system's result; a Turnstile one names the durability it was measured in."""
+        if self.system.durability is None:
+            return self._run()
+        return {"durability": self.system.durability, **self._run()}
+
+    def _run(self) -> dict[str, Any]:
         if self.endpoints is not None:
             self._throughput(self.endpoints, tag_base="remote", pids=[])
             return {"available": True, "cluster": "given endpoints", "rows": self.rows}
-        with tempfile.TemporaryDirectory(prefix=f"turnstile-bench-{self.system}-") as directory:
-            cluster = CLUSTERS[self.system](Path(directory))
+        with tempfile.TemporaryDirectory(
+            prefix=f"turnstile-bench-{self.system.kind}-"
+        ) as directory:
+            cluster = self._cluster(Path(directory))
             try:
-                self.progress(f"{self.system}: starting a local 3-member cluster")
+                self.progress(f"{self.system.name}: starting a local 3-member cluster")
                 try:
                     cluster.start()
                 except SystemUnavailableError as exc:
@@ -173,7 +203,7 @@ class SystemRun:
                     cluster.endpoints, tag_base=f"t{int(time.time())}", pids=cluster.pids()
                 )
                 self._dead_client(cluster)
-                if self.system == "turnstile":
+                if isinstance(cluster, TurnstileCluster):
                     self._idle(cluster)
                 self._failover(cluster)
             finally:
@@ -181,6 +211,12 @@ class SystemRun:
                 if isinstance(cluster, TurnstileCluster):
                     self._check_logs(cluster)
         return {"available": True, "cluster": "local, 3 members", "rows": self.rows}
+
+    def _cluster(self, directory: Path) -> LocalCluster:
+        """A peer starts with its defaults; Turnstile in the run's durability mode."""
+        if self.system.durability is None:
+            return PEER_CLUSTERS[self.system.kind](directory)
+        return TurnstileCluster(directory, durability=self.system.durability)
 
     def _check_logs(self, cluster: TurnstileCluster) -> None:
         """A CRITICAL line in a node log (e.g. pysyncobj truncating applied entries) fails
@@ -205,9 +241,9 @@ class SystemRun:
         for clients in plan.clients:
             for key, workload, batch in throughput_rows(plan.batch):
                 row_key = f"{key}@{clients}"
-                self.progress(f"{self.system}: {row_key}")
+                self.progress(f"{self.system.name}: {row_key}")
                 job = Job(
-                    self.system,
+                    self.system.kind,
                     endpoints,
                     workload,
                     plan.duration,
@@ -220,7 +256,8 @@ class SystemRun:
                     records, _start = run_job(job, clients, plan.processes, during=sampler)
                 except WorkerError as exc:
                     # One failed row (a peer refusing load, say) does not void the others.
-                    self.progress(f"{self.system}: {row_key} failed: {str(exc).splitlines()[0]}")
+                    first_line = str(exc).splitlines()[0]
+                    self.progress(f"{self.system.name}: {row_key} failed: {first_line}")
                     self.rows[row_key] = {"clients": clients, "error": str(exc), "violations": 0}
                     continue
                 row = summarize(records, plan.duration, batch)
@@ -228,7 +265,7 @@ class SystemRun:
 
     def _failover(self, cluster: LocalCluster) -> None:
         plan = self.plan
-        self.progress(f"{self.system}: failover (kill -9 of the leader)")
+        self.progress(f"{self.system.name}: failover (kill -9 of the leader)")
         killed: list[float] = []
 
         def kill_midway(start: float) -> None:
@@ -237,7 +274,7 @@ class SystemRun:
                 killed.append(time.monotonic())
 
         job = Job(
-            self.system,
+            self.system.kind,
             cluster.endpoints,
             "lock_uncontended",
             plan.failover_duration,
@@ -265,9 +302,11 @@ class SystemRun:
         self.rows[f"failover@{plan.failover_clients}"] = {"clients": plan.failover_clients, **row}
 
     def _dead_client(self, cluster: LocalCluster) -> None:
-        self.progress(f"{self.system}: dead client's lock to a waiter")
+        self.progress(f"{self.system.name}: dead client's lock to a waiter")
         try:
-            elapsed, ttl = dead_client(self.system, cluster.endpoints, self.plan.dead_client_ttl)
+            elapsed, ttl = dead_client(
+                self.system.kind, cluster.endpoints, self.plan.dead_client_ttl
+            )
         except WorkerError as exc:
             self.rows["dead_client"] = {"error": str(exc), "violations": 0}
             return
@@ -280,7 +319,9 @@ class SystemRun:
 
     def _idle(self, cluster: LocalCluster) -> None:
         plan = self.plan
-        self.progress(f"{self.system}: idle cost, then {plan.idle_sessions} sessions kept alive")
+        self.progress(
+            f"{self.system.name}: idle cost, then {plan.idle_sessions} sessions kept alive"
+        )
         pids = cluster.pids()
         idle = _cpu_percent(pids, plan.idle_window)
         leader_index = cluster.leader_index()

@@ -107,16 +107,18 @@ class LocalCluster(ABC):
 
 
 class TurnstileCluster(LocalCluster):
-    """Three ``turnstile serve`` processes written by the launcher of ``turnstile cluster up``."""
+    """Three ``turnstile serve`` processes written by the launcher of ``turnstile cluster up``,
+    with the given ``durability`` (fsync or none)."""
 
     name = "turnstile"
 
-    def __init__(self, directory: Path, members: int = 3) -> None:
+    def __init__(self, directory: Path, members: int = 3, durability: str = "fsync") -> None:
         super().__init__(directory, members)
+        self.durability = durability
         self._nodes: list[launcher.NodeProcess] = []
 
     def start(self) -> None:
-        paths = launcher.write_cluster(self.directory, self.members)
+        paths = launcher.write_cluster(self.directory, self.members, durability=self.durability)
         self.endpoints = [launcher.read_config(p).client_address for p in paths]
         self._nodes = [launcher.NodeProcess(p) for p in paths]
         for node in self._nodes:
@@ -252,8 +254,8 @@ def four_letter_word(endpoint: str, word: bytes, timeout: float = 0.5) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-CLUSTERS: dict[str, type[LocalCluster]] = {
-    "turnstile": TurnstileCluster,
+#: The peers ``--compare`` can start; Turnstile's cluster also takes its durability.
+PEER_CLUSTERS: dict[str, type[LocalCluster]] = {
     "etcd": EtcdCluster,
     "zookeeper": ZooKeeperCluster,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -34,16 +35,21 @@ def bench(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_quick_bench_prints_every_row_with_zero_violations() -> None:
-    run = bench("--quick", "--json")
+def test_quick_bench_of_both_durability_modes_prints_every_row_with_zero_violations() -> None:
+    run = bench("--quick", "--durability", "fsync,none", "--json")
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout)
     assert results["violations"] == 0
-    assert list(results["systems"]) == ["turnstile"]
-    turnstile = results["systems"]["turnstile"]
+    systems = results["systems"]
+    assert list(systems) == ["turnstile", "turnstile (durability=none)"]
+    assert [info["durability"] for info in systems.values()] == ["fsync", "none"]
+    for info in systems.values():
+        check_every_row(info, results["plan"]["clients"])
+
+
+def check_every_row(turnstile: dict[str, Any], clients: list[int]) -> None:
     assert turnstile["available"] is True
     rows = turnstile["rows"]
-    clients = results["plan"]["clients"]
     for name in THROUGHPUT_ROWS:
         for count in clients:
             row = rows[f"{name}@{count}"]
@@ -81,6 +87,11 @@ def test_quick_bench_prints_every_row_with_zero_violations() -> None:
         (["--clients", "1"], "--clients: every count must be at least 2"),
         (["--duration", "-3"], "--duration"),
         (["--endpoints", "nohostport"], "--endpoints: host:port"),
+        (["--durability", "fsync,sometimes"], "--durability: a comma list of fsync,none"),
+        (
+            ["--durability", "none", "--endpoints", "127.0.0.1:1"],
+            "--durability: cannot be chosen with --endpoints",
+        ),
     ],
 )
 def test_bad_options_are_a_clear_message_and_exit_2(args: list[str], message: str) -> None:

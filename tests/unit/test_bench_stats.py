@@ -112,7 +112,11 @@ def test_the_table_shows_each_cell_with_its_verdict_and_the_ratio() -> None:
     results = {
         "violations": 1,
         "systems": {
-            "turnstile": {"available": True, "rows": {"lock_uncontended@16": row}},
+            "turnstile": {
+                "durability": "fsync",
+                "available": True,
+                "rows": {"lock_uncontended@16": row},
+            },
             "etcd": {
                 "available": True,
                 "rows": {"lock_uncontended@16": {**row, "ops_per_s": 1000.0, "violations": 1}},
