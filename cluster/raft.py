@@ -70,11 +70,14 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   one, after our sync). Term and vote are synced by ``RaftLog.setCurrentTerm``, which pysyncobj
   calls before it sends a vote request or grant. One gap is left: in a one-node cluster the
   no-op entry pysyncobj appends on election commits in that same tick, before the sync.
-- Snapshot installation. A snapshot sent by the leader is written and renamed into place by
-  pysyncobj without a sync; ``_load_snapshot`` fsyncs the file and the directory before
-  pysyncobj clears the log it replaces. Snapshots this node writes go through the serializer
-  hook (``_write_snapshot``), fsynced before pysyncobj renames them, and ``RaftLog`` syncs the
-  directory before it drops the entries a snapshot covers.
+- Snapshots on disk. pysyncobj renames a snapshot into place (the one this node wrote, or one
+  a leader sent) with ``pysyncobj.serializer.atomicReplace``, a plain rename; it is replaced
+  at import by ``_durable_replace`` (file synced before, directory after), so a snapshot is on
+  disk before pysyncobj drops or clears the log entries it covers. pysyncobj drops them one
+  tick after the rename, and a node stopped in between would on start clear its log down to
+  the snapshot, losing later entries: ``_finish_compaction`` completes the drop first.
+- A failed write or sync of the log stops the node (``halt``): after a failed fdatasync the
+  kernel may have dropped the dirty pages, and a retry that succeeds would vouch for them.
 
 The replicated surface is one method, ``apply(payload: bytes)``: pysyncobj numbers replicated
 methods by sorted name, so a second one would renumber ids stored in old journals. The payload
@@ -82,8 +85,9 @@ is our own versioned msgpack command (``turnstile.cluster.commands``).
 
 Snapshots go through pysyncobj's serializer hooks as a msgpack document holding our versioned
 state snapshot and pysyncobj's raft metadata. With ``durability = "none"``
-(``RaftOptions.durable`` off) none of the syncs above happen: durable against a process crash,
-not against a power loss of a majority.
+(``RaftOptions.durable`` off) log entries are never synced (term, vote, snapshots and
+compaction still are): durable against a process crash, not against a power loss of a
+majority.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ from queue import Empty
 from typing import Any, NoReturn
 
 import msgpack
+import pysyncobj.serializer
 import pysyncobj.syncobj
 from cryptography.fernet import Fernet, InvalidToken
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
@@ -119,6 +124,7 @@ from turnstile.cluster.commands import (
     encode_batch,
 )
 from turnstile.cluster.raftlog import (
+    COMMIT_FILE,
     LOG_FILE,
     META_FILE,
     PYSYNCOBJ_JOURNAL_FILE,
@@ -142,7 +148,7 @@ _SNAPSHOT_FILE_VERSION = 1
 #: The snapshot's file name in a node's data directory (the log's are in ``raftlog``).
 SNAPSHOT_FILE = "raft.snapshot"
 #: Files that make a data directory a Raft member's.
-RAFT_FILES = (LOG_FILE, META_FILE, PYSYNCOBJ_JOURNAL_FILE, SNAPSHOT_FILE)
+RAFT_FILES = (LOG_FILE, META_FILE, COMMIT_FILE, PYSYNCOBJ_JOURNAL_FILE, SNAPSHOT_FILE)
 #: Bounds of one grouped log entry: commands, and bytes (a big entry stalls every follower).
 _GROUP_MAX_COMMANDS = 1000
 _GROUP_MAX_BYTES = 256 * 1024
@@ -288,7 +294,8 @@ class RaftNode:
         if migrate_pysyncobj_journal(options.data_dir):
             log.info("converted pysyncobj's %s to %s", PYSYNCOBJ_JOURNAL_FILE, LOG_FILE)
         #: The Raft log on disk (entries, term, vote): ours, synced (see ``raftlog``).
-        self.log = RaftLog(DiskFiles(options.data_dir), durable=options.durable)
+        self.log = RaftLog(DiskFiles(options.data_dir), durable=options.durable, fail=halt)
+        self._finish_compaction()
         conf = SyncObjConf(
             autoTick=False,
             appendEntriesUseBatch=options.batch,
@@ -725,7 +732,8 @@ class RaftNode:
     # ------------------------------------------------------------------ snapshots
 
     def _write_snapshot(self, path: str, raft_data: tuple[Any, ...]) -> None:
-        """pysyncobj serializer hook: our state plus pysyncobj's metadata, fsynced."""
+        """pysyncobj serializer hook: our state plus pysyncobj's metadata (pysyncobj then
+        renames the file into place, by ``_durable_replace``)."""
         last_entry, previous_entry, cluster = raft_data
         with self._state_lock:
             state_bytes = snapshot.dump(self.state)
@@ -738,8 +746,6 @@ class RaftNode:
         }
         with open(path, "wb") as file:
             file.write(msgpack.packb(document, use_bin_type=True))
-            file.flush()
-            os.fsync(file.fileno())
 
     def _read_snapshot(self, path: str) -> tuple[Any, ...]:
         """pysyncobj deserializer hook: replaces our state, returns pysyncobj's metadata.
@@ -754,13 +760,7 @@ class RaftNode:
             halt(f"cannot restore the snapshot {path}")
 
     def _load_snapshot(self, path: str) -> tuple[Any, ...]:
-        with open(path, "rb") as file:
-            if self.options.durable:
-                # An installed snapshot was written and renamed by pysyncobj without a sync;
-                # it must be durable before pysyncobj clears the log it replaces.
-                os.fsync(file.fileno())
-                DiskFiles(os.path.dirname(path) or ".").sync_directory()
-            document = msgpack.unpackb(file.read(), raw=False)
+        document = _read_snapshot_document(path)
         if document.get("version") != _SNAPSHOT_FILE_VERSION:
             raise snapshot.SnapshotError(
                 f"snapshot file version {document.get('version')!r} is not supported"
@@ -774,6 +774,33 @@ class RaftNode:
             tuple(document["previous_entry"]),
             {TCPNode(address) for address in document["cluster"]},
         )
+
+    def _finish_compaction(self) -> None:
+        """Drops the log prefix the snapshot covers, if a stop came between the two steps.
+
+        pysyncobj renames a new snapshot into place in one tick and drops the entries it
+        covers in a later one. On start it compares the log's first two entries with the
+        snapshot's and, when they differ, clears the log down to the snapshot: a node stopped
+        (or killed) between the two steps lost every entry after the snapshot, acknowledged
+        ones included. Finishing the drop first keeps them. A snapshot that cannot be read is
+        left to pysyncobj's load, which stops the node with the reason.
+        """
+        path = os.path.join(self.options.data_dir, SNAPSHOT_FILE)
+        if not os.path.exists(path) or len(self.log) < 2:
+            return
+        try:
+            document = _read_snapshot_document(path)
+            previous = tuple(document["previous_entry"])
+            last = tuple(document["last_entry"])
+        except (OSError, ValueError, KeyError, TypeError, snapshot.SnapshotError):
+            return
+        position = previous[1] - self.log[0][1]
+        if 0 < position < len(self.log) - 1 and self.log[position : position + 2] == [
+            previous,
+            last,
+        ]:
+            log.info("finishing a log compaction a stop interrupted (up to index %d)", last[1])
+            self.log.deleteEntriesTo(position)
 
     # ------------------------------------------------------------------ status
 
@@ -902,6 +929,27 @@ def _log_refused_peers(replica: SyncObj, transport: Any) -> None:
 
     server._TcpServer__onNewConnectionCallback = accept_labelled  # pysyncobj internal
 
+
+def _read_snapshot_document(path: str) -> dict[str, Any]:
+    with open(path, "rb") as file:
+        document = msgpack.unpackb(file.read(), raw=False)
+    if not isinstance(document, dict):
+        raise snapshot.SnapshotError(f"{path} is not a snapshot document")
+    return document
+
+
+def _durable_replace(source: str, target: str) -> None:
+    """pysyncobj's rename of a snapshot into place (the one it wrote, or the one a leader
+    sent), with the file synced before and the directory after: a power loss must not leave
+    an empty snapshot beside a log it already dropped, or undo the rename after the log it
+    replaces was cleared. Always synced: snapshots are rare."""
+    with open(source, "rb") as file:
+        os.fsync(file.fileno())
+    os.replace(source, target)
+    DiskFiles(os.path.dirname(target) or ".").sync_directory()
+
+
+pysyncobj.serializer.atomicReplace = _durable_replace  # pysyncobj internal
 
 #: Exit status of a node that stopped because continuing could make its state diverge.
 HALT_EXIT_STATUS = 70

@@ -21,30 +21,37 @@ replaces that journal (``raft.py`` installs it in the replica; see its docstring
   a new file and renames it into place, after syncing the directory so that the snapshot's own
   rename is durable before the entries it replaces are gone.
 
-``durable=False`` (the ``durability = "none"`` option) keeps the same files and formats but
-never syncs: what a process crash cannot lose, a power loss can.
+``durable=False`` (the ``durability = "none"`` option) never syncs log entries: what a process
+crash cannot lose, a power loss can. Term and vote, and the rare whole-file rewrites
+(compaction), are synced in either mode. A failed write or sync is fatal (``fail``). On open,
+whatever was read is synced once before anything can count it: after a process crash, it may
+be in the page cache only.
 
 Files in the node's data directory: ``raft.log`` (a header, then records
 ``u32 length | u32 crc32 | u64 index | u64 term | command``, little-endian; the checksum covers
-index, term and command) and ``raft.meta`` (msgpack: term, vote, commit index). A directory
-still holding pysyncobj's own ``raft.journal`` is converted once, atomically, on first start
-(``migrate_pysyncobj_journal``).
+index, term and command), ``raft.meta`` (msgpack: term and vote, replaced atomically and
+synced) and ``raft.commit`` (the commit index, stored once a second and never synced: the
+leader tells it again). A directory still holding pysyncobj's own ``raft.journal`` is
+converted once, atomically, on first start (``migrate_pysyncobj_journal``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import struct
 import time
 import zlib
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn, Protocol
 
 import msgpack
 from pysyncobj.journal import FileJournal, Journal
 
 LOG_FILE = "raft.log"
 META_FILE = "raft.meta"
+COMMIT_FILE = "raft.commit"
 #: pysyncobj's own journal and its metadata, as earlier builds left them.
 PYSYNCOBJ_JOURNAL_FILE = "raft.journal"
 PYSYNCOBJ_META_FILE = "raft.journal.meta"
@@ -55,6 +62,8 @@ _HEADER = _MAGIC + struct.pack("<I", _FORMAT_VERSION)
 _RECORD_HEAD = struct.Struct("<II")  # length of what follows the CRC, CRC32 of it
 _ENTRY_HEAD = struct.Struct("<QQ")  # index, term
 _META_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 #: One log entry as pysyncobj keeps it: (command, index, term).
 Entry = tuple[bytes, int, int]
@@ -223,45 +232,107 @@ def decode_log(data: bytes, name: str = LOG_FILE) -> tuple[list[Entry], list[int
     return entries, offsets, offset
 
 
+def _refuse(why: str) -> NoReturn:
+    raise RaftLogError(why)
+
+
 class RaftLog(Journal):
     """pysyncobj's ``Journal`` over ``Files``: entries, term, vote and commit index.
 
-    Runs on the Raft loop thread only, like the journal it replaces.
+    Runs on the Raft loop thread only, like the journal it replaces. A file that cannot be
+    read on open raises ``RaftLogError``; a write or sync that fails later calls ``fail``
+    (the adapter stops the node): after a failed fdatasync the kernel may have dropped the
+    dirty pages, so a retry that succeeds would vouch for bytes that are not on disk.
     """
 
-    def __init__(self, files: Files, durable: bool = True) -> None:
+    def __init__(
+        self,
+        files: Files,
+        durable: bool = True,
+        fail: Callable[[str], NoReturn] = _refuse,
+    ) -> None:
         self._files = files
         self.durable = durable
+        self._fail: Callable[[str], NoReturn] = _refuse
         #: Syncs of the log file, and the seconds they took (for metrics and benchmarks).
         self.syncs = 0
         self.sync_seconds = 0.0
-        self._meta = self._read_meta()
-        self._meta_saved = True
-        if not files.exists(LOG_FILE):
-            files.replace(LOG_FILE, _HEADER, durable)
-        data = files.read(LOG_FILE)
-        self._entries, self._offsets, self._end = decode_log(data, files.path(LOG_FILE))
-        self._file = files.open(LOG_FILE)
-        self._dirty = False
-        if self._end < len(data):
-            self._cut(self._end)
-
-    def _read_meta(self) -> dict[str, Any]:
-        if not self._files.exists(META_FILE):
-            return {"format": _META_FORMAT, "term": 0, "voted_for": None, "commit_index": 1}
-        try:
-            meta = msgpack.unpackb(self._files.read(META_FILE), raw=False)
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise RaftLogError(f"{self._files.path(META_FILE)} cannot be read: {exc}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != _META_FORMAT:
-            raise RaftLogError(
-                f"{self._files.path(META_FILE)} is not Turnstile Raft metadata of format 1"
+        self._term, self._voted_for = self._read_vote()
+        self._commit = self._read_commit()
+        self._commit_saved = True
+        with self._io("opening", LOG_FILE):
+            if not files.exists(LOG_FILE):
+                files.replace(LOG_FILE, _HEADER, durable=True)
+            data = files.read(LOG_FILE)
+            self._entries, self._offsets, self._end = decode_log(data, files.path(LOG_FILE))
+            self._file = files.open(LOG_FILE)
+        if self._entries and not files.exists(META_FILE):
+            log.warning(
+                "%s holds entries but %s is missing: starting with no vote in term %d",
+                files.path(LOG_FILE),
+                files.path(META_FILE),
+                self._entries[-1][2],
             )
-        return meta
+        # After a process crash, or with durability "none" before, what was read may be in
+        # the page cache only: synced before any of it is acknowledged or counted.
+        self._dirty = True
+        if self._end < len(data):
+            last = self._entries[-1][1] if self._entries else None
+            log.warning(
+                "%s: dropped %d bytes after entry %s that do not form a whole record "
+                "continuing the log (what a crash leaves of an append it interrupted)",
+                files.path(LOG_FILE),
+                len(data) - self._end,
+                last,
+            )
+            self._cut(self._end)
+        self.sync()
+        if durable and files.exists(META_FILE):
+            self._store_vote()
+        self._fail = fail
 
-    def _store_meta(self) -> None:
-        self._files.replace(META_FILE, msgpack.packb(self._meta), self.durable)
-        self._meta_saved = True
+    @contextlib.contextmanager
+    def _io(self, doing: str, name: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            self._fail(f"{doing} {self._files.path(name)} failed: {exc.strerror or exc}")
+
+    def _read_vote(self) -> tuple[int, str | None]:
+        path = self._files.path(META_FILE)
+        with self._io("reading", META_FILE):
+            if not self._files.exists(META_FILE):
+                return 0, None
+            data = self._files.read(META_FILE)
+        try:
+            meta = msgpack.unpackb(data, raw=False)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise RaftLogError(f"{path} cannot be read: {exc}") from exc
+        if (
+            not isinstance(meta, dict)
+            or meta.get("format") != _META_FORMAT
+            or type(meta.get("term")) is not int
+            or meta["term"] < 0
+            or not isinstance(meta.get("voted_for"), str | None)
+        ):
+            raise RaftLogError(f"{path} is not Turnstile Raft metadata of format {_META_FORMAT}")
+        return meta["term"], meta["voted_for"]
+
+    def _store_vote(self) -> None:
+        """Synced in either durability mode: one sync per election, and Raft's one vote per
+        term must hold whatever the log's setting."""
+        meta = {"format": _META_FORMAT, "term": self._term, "voted_for": self._voted_for}
+        with self._io("writing", META_FILE):
+            self._files.replace(META_FILE, msgpack.packb(meta), durable=True)
+
+    def _read_commit(self) -> int:
+        """The commit index stored last, or 1: it is never synced (the leader tells it again),
+        so after a power loss the file may be missing or torn."""
+        try:
+            commit = msgpack.unpackb(self._files.read(COMMIT_FILE))
+        except (OSError, ValueError, msgpack.UnpackException):
+            return 1
+        return commit if type(commit) is int and commit >= 1 else 1
 
     # ------------------------------------------------------------------ syncing
 
@@ -276,7 +347,8 @@ class RaftLog(Journal):
         if not self._dirty or not self.durable:
             return
         started = time.monotonic()
-        self._file.sync()
+        with self._io("syncing", LOG_FILE):
+            self._file.sync()
         self.sync_seconds += time.monotonic() - started
         self.syncs += 1
         self._dirty = False
@@ -284,7 +356,8 @@ class RaftLog(Journal):
     def _cut(self, offset: int) -> None:
         """Truncates the file at ``offset`` and syncs at once: bytes of the removed records
         must never reappear after a crash behind the records written next."""
-        self._file.truncate(offset)
+        with self._io("truncating", LOG_FILE):
+            self._file.truncate(offset)
         self._end = offset
         self._dirty = True
         self.sync()
@@ -293,7 +366,8 @@ class RaftLog(Journal):
 
     def add(self, command: bytes, idx: int, term: int) -> None:
         record = encode_record((command, idx, term))
-        self._file.write(self._end, record)
+        with self._io("appending to", LOG_FILE):
+            self._file.write(self._end, record)
         self._entries.append((bytes(command), idx, term))
         self._offsets.append(self._end)
         self._end += len(record)
@@ -313,14 +387,16 @@ class RaftLog(Journal):
         self._cut(offset)
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802, N803 - pysyncobj's names
-        """Drops the prefix a snapshot now covers, by writing the rest to a new file."""
+        """Drops the prefix a snapshot now covers, by writing the rest to a new file (synced
+        in either durability mode: it is rare, and a torn one would stop the node)."""
         remaining = self._entries[entryTo:]
-        if self.durable:
-            self._files.sync_directory()  # the snapshot's rename, before its entries go
         self.sync()
-        self._file.close()
-        self._files.replace(LOG_FILE, encode_log(remaining), self.durable)
-        self._file = self._files.open(LOG_FILE)
+        with self._io("compacting", LOG_FILE):
+            self._files.sync_directory()  # the snapshot's rename, before its entries go
+            self._files.replace(LOG_FILE, encode_log(remaining), durable=True)
+            compacted = self._files.open(LOG_FILE)
+            self._file.close()
+        self._file = compacted
         self._entries = list(remaining)
         self._offsets = []
         offset = len(_HEADER)
@@ -338,44 +414,45 @@ class RaftLog(Journal):
 
     def _destroy(self) -> None:
         self.sync()
-        if not self._meta_saved:
-            self._store_meta()
-        self._file.close()
+        self.onOneSecondTimer()
+        with self._io("closing", LOG_FILE):
+            self._file.close()
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802, N803
-        """Kept in memory and stored once a second (``onOneSecondTimer``), as pysyncobj does:
-        the commit index is learned again from the leader, so it need not be synced each time."""
-        if self._meta["commit_index"] != raftCommitIndex:
-            self._meta["commit_index"] = raftCommitIndex
-            self._meta_saved = False
+        """Kept in memory and stored once a second (``onOneSecondTimer``), never synced, as
+        pysyncobj does: a restarted node learns the commit index again from the leader."""
+        if self._commit != raftCommitIndex:
+            self._commit = raftCommitIndex
+            self._commit_saved = False
 
     def getRaftCommitIndex(self) -> int:  # noqa: N802
-        """The stored commit index, never past the last entry (with ``durable`` off, a crash
-        can keep the metadata of entries it lost)."""
-        commit = int(self._meta["commit_index"])
-        return min(commit, self._entries[-1][1]) if self._entries else commit
+        """The stored commit index, never past the last entry (a power loss can keep a
+        newer commit file than the entries it counted, with durability "none")."""
+        return min(self._commit, self._entries[-1][1]) if self._entries else self._commit
 
     def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:  # noqa: N802, N803
         """Stored, and synced, before pysyncobj sends the vote request or grant it stands for."""
-        self._meta["term"] = term
-        self._meta["voted_for"] = votedForNodeId
-        self._store_meta()
+        self._term = term
+        self._voted_for = votedForNodeId
+        self._store_vote()
 
     def getCurrentTerm(self) -> int:  # noqa: N802
-        return int(self._meta["term"])
+        return self._term
 
     def getVotedForNodeId(self) -> str | None:  # noqa: N802
-        voted = self._meta["voted_for"]
-        return voted if isinstance(voted, str) else None
+        return self._voted_for
 
     def onOneSecondTimer(self) -> None:  # noqa: N802
-        if not self._meta_saved:
-            self._store_meta()
+        if not self._commit_saved:
+            with self._io("writing", COMMIT_FILE):
+                self._files.replace(COMMIT_FILE, msgpack.packb(self._commit), durable=False)
+            self._commit_saved = True
 
 
 def migrate_pysyncobj_journal(directory: str) -> bool:
     """Converts a data directory written by an earlier build (pysyncobj's ``raft.journal``
-    and ``raft.journal.meta``) to ``raft.log`` and ``raft.meta``; True if it did.
+    and ``raft.journal.meta``) to ``raft.log``, ``raft.meta`` and ``raft.commit``; True if it
+    did. Raises ``RaftLogError`` naming the journal if it cannot be read.
 
     The new files are written whole and synced, the log last (its presence means done), and
     only then are the old ones removed; a crash at any point leaves one complete set.
@@ -386,28 +463,34 @@ def migrate_pysyncobj_journal(directory: str) -> bool:
         return False
     if not files.exists(PYSYNCOBJ_JOURNAL_FILE):
         return False
-    journal = FileJournal(os.path.join(directory, PYSYNCOBJ_JOURNAL_FILE))
+    path = files.path(PYSYNCOBJ_JOURNAL_FILE)
     try:
-        entries = [(bytes(command), index, term) for command, index, term in journal[:]]
-        meta = {
-            "format": _META_FORMAT,
-            "term": journal.getCurrentTerm(),
-            "voted_for": journal.getVotedForNodeId(),
-            "commit_index": journal.getRaftCommitIndex(),
-        }
-    finally:
-        journal._destroy()
-    files.replace(META_FILE, msgpack.packb(meta), durable=True)
-    files.replace(LOG_FILE, encode_log(entries), durable=True)
+        journal = FileJournal(path)
+        try:
+            entries = [(bytes(command), index, term) for command, index, term in journal[:]]
+            vote = {
+                "format": _META_FORMAT,
+                "term": int(journal.getCurrentTerm()),
+                "voted_for": journal.getVotedForNodeId(),
+            }
+            commit = int(journal.getRaftCommitIndex())
+        finally:
+            journal._destroy()
+        files.replace(META_FILE, msgpack.packb(vote), durable=True)
+        files.replace(COMMIT_FILE, msgpack.packb(commit), durable=True)
+        files.replace(LOG_FILE, encode_log(entries), durable=True)
+    except (OSError, ValueError, struct.error) as exc:
+        raise RaftLogError(f"cannot convert pysyncobj's journal {path}: {exc}") from exc
     _remove_pysyncobj_files(files)
     return True
 
 
 def _remove_pysyncobj_files(files: DiskFiles) -> None:
-    removed = False
+    removed = []
     for name in (PYSYNCOBJ_JOURNAL_FILE, PYSYNCOBJ_META_FILE):
         if files.exists(name):
             files.remove(name)
-            removed = True
+            removed.append(files.path(name))
     if removed:
         files.sync_directory()
+        log.info("removed %s (converted to %s)", ", ".join(removed), LOG_FILE)

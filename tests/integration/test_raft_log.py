@@ -18,7 +18,7 @@ from tests.integration.cluster import wait_until
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import Tick, encode_command
 from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import SNAPSHOT_FILE, SUCCESS, RaftNode, RaftOptions
 from turnstile.cluster.raftlog import LOG_FILE, DiskFiles, RaftLog
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 COMPACT_AFTER = 100
 
 
-def _replica(directory: Path, addresses: list[str], i: int) -> RaftNode:
+def _replica(
+    directory: Path, addresses: list[str], i: int, compact_after: int = COMPACT_AFTER
+) -> RaftNode:
     return RaftNode(
         RaftOptions(
             self_address=addresses[i],
@@ -34,7 +36,7 @@ def _replica(directory: Path, addresses: list[str], i: int) -> RaftNode:
             data_dir=str(directory / str(i)),
             password="raft-log-test-password",
             group_commands=False,
-            compaction_min_entries=COMPACT_AFTER,
+            compaction_min_entries=compact_after,
         )
     )
 
@@ -108,6 +110,46 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
         _submit(leader, 20_000, 10)
         _same_state(nodes, leader)
         assert all((tmp_path / str(i) / LOG_FILE).exists() for i in range(3))
+    finally:
+        for node in running:
+            node.stop()
+
+
+def test_a_stop_between_the_snapshot_and_the_log_drop_keeps_the_later_entries(
+    tmp_path: Path,
+) -> None:
+    """pysyncobj renames a snapshot into place one tick before it drops the log prefix the
+    snapshot covers. A node stopped in between must come back with every entry after the
+    snapshot (pysyncobj alone clears its log down to the snapshot's two entries)."""
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    nodes = [_replica(tmp_path, addresses, i, compact_after=100_000) for i in range(3)]
+    running = list(nodes)
+    try:
+        for node in nodes:
+            node.start()
+        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None))
+        _submit(leader, 0, 100)
+        follower = next(node for node in nodes if node is not leader)
+        wait_until(lambda: follower.applied_index >= leader.commit_index)
+        # The node stops after the rename and before the drop: the drop never happens.
+        follower.log.deleteEntriesTo = lambda _entry_to: None  # type: ignore[method-assign]
+        follower.replica.forceLogCompaction()
+        snapshot_file = tmp_path / str(nodes.index(follower)) / SNAPSHOT_FILE
+        wait_until(snapshot_file.exists)
+        _submit(leader, 1_000, 50)
+        wait_until(lambda: follower.applied_index >= leader.commit_index)
+        last = follower.log[-1][1]
+        for node in running:
+            node.stop()
+        running.clear()
+
+        # Alone (no leader to resend anything), from its own files.
+        alone = _replica(tmp_path, addresses, nodes.index(follower), compact_after=100_000)
+        running.append(alone)
+        alone.start()
+        wait_until(lambda: alone.snapshot_installs >= 1)
+        assert alone.log[-1][1] == last
+        assert len(alone.log) > 50
     finally:
         for node in running:
             node.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import msgpack
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from pysyncobj.journal import FileJournal
 
 from turnstile.cluster.raftlog import (
+    COMMIT_FILE,
     LOG_FILE,
     META_FILE,
     PYSYNCOBJ_JOURNAL_FILE,
@@ -53,6 +55,8 @@ class CrashDisk:
         return name in self.current
 
     def read(self, name: str) -> bytes:
+        if name not in self.current:
+            raise FileNotFoundError(name)
         return bytes(self.current[name])
 
     def open(self, name: str) -> CrashFile:
@@ -239,9 +243,10 @@ def test_a_crash_keeps_every_acknowledged_entry_and_leaves_a_usable_log(
     _check_recovered(recovered, model)
     assert recovered_log.getCurrentTerm() == model.term
     assert recovered_log.getVotedForNodeId() == model.voted_for
-    assert recovered_log.getRaftCommitIndex() >= min(
-        model.stored_commit, recovered[-1][1] if recovered else 1
-    )
+    # The commit index is never synced: one stored at some point (or 1), never past the log.
+    commit = recovered_log.getRaftCommitIndex()
+    assert 1 <= commit <= model.stored_commit
+    assert not recovered or commit <= recovered[-1][1]
 
     # Recovery cut any torn tail: entries appended now are read back after a clean restart.
     index = recovered[-1][1] + 1 if recovered else 1
@@ -269,12 +274,79 @@ def test_without_syncs_a_crash_loses_acknowledged_entries() -> None:
 def test_one_sync_covers_everything_written_since_the_last() -> None:
     disk = CrashDisk()
     log = RaftLog(disk)
+    opened = (log.syncs, disk.syncs)
     for index in range(1, 101):
         log.add(b"x", index, 1)
     log.sync()
     log.sync()  # nothing new: no second fdatasync
-    assert (log.syncs, disk.syncs) == (1, 1)
+    assert (log.syncs - opened[0], disk.syncs - opened[1]) == (1, 1)
     assert not log.unsynced
+
+
+def test_what_a_process_crash_left_in_the_page_cache_is_synced_on_open() -> None:
+    """After ``kill -9`` the unsynced appends are still readable (the page cache survives);
+    they must be synced before this node can acknowledge or count them."""
+    disk = CrashDisk()
+    log = RaftLog(disk)
+    for index in range(1, 4):
+        log.add(b"x", index, 1)
+    survivor = CrashDisk(
+        durable=dict(disk.durable),
+        current={name: bytearray(content) for name, content in disk.current.items()},
+        pending={name: list(ops) for name, ops in disk.pending.items()},
+    )
+    reopened = RaftLog(survivor)
+    assert [entry[1] for entry in reopened[:]] == [1, 2, 3]
+    assert not reopened.unsynced
+    assert survivor.durable[LOG_FILE] == bytes(survivor.current[LOG_FILE])
+
+
+class _FailingSync:
+    def __init__(self, file: CrashFile) -> None:
+        self.file = file
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.file, name)
+
+    def sync(self) -> None:
+        raise OSError(5, "Input/output error")
+
+
+class _StoppedError(Exception):
+    pass
+
+
+def _stop(why: str) -> NoReturn:
+    raise _StoppedError(why)
+
+
+def test_a_failed_sync_stops_the_node_instead_of_being_retried() -> None:
+    """Linux may drop the dirty pages of a failed fdatasync; a retry that then succeeds would
+    vouch for bytes that are not on disk. The log calls ``fail`` (the node halts)."""
+    disk = CrashDisk()
+    log = RaftLog(disk, fail=_stop)
+    log._file = _FailingSync(log._file)  # type: ignore[assignment]
+    log.add(b"x", 1, 1)
+    with pytest.raises(_StoppedError, match=r"syncing raft\.log failed: Input/output error"):
+        log.sync()
+
+
+def test_a_torn_commit_file_only_means_commit_index_1() -> None:
+    disk = CrashDisk()
+    RaftLog(disk).add(b"x", 1, 1)
+    disk.current[COMMIT_FILE] = bytearray(b"\xc1")
+    assert RaftLog(disk).getRaftCommitIndex() == 1
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [b"\xc1", msgpack.packb({"format": 1, "term": "7", "voted_for": None}), msgpack.packb([])],
+)
+def test_unreadable_term_and_vote_stop_the_start_naming_the_file(meta: bytes) -> None:
+    disk = CrashDisk()
+    disk.current[META_FILE] = bytearray(meta)
+    with pytest.raises(RaftLogError, match=r"^raft\.meta (cannot be read|is not Turnstile)"):
+        RaftLog(disk)
 
 
 def test_a_vote_is_durable_before_set_current_term_returns() -> None:
