@@ -77,8 +77,6 @@ class RaftLogError(Exception):
 class LogFile(Protocol):
     """An open file of the log, written at offsets."""
 
-    def read(self) -> bytes: ...
-
     def write(self, offset: int, data: bytes) -> None: ...
 
     def truncate(self, size: int) -> None: ...
@@ -118,10 +116,6 @@ class DiskLogFile:
 
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_RDWR)
-
-    def read(self) -> bytes:
-        size = os.fstat(self._fd).st_size
-        return os.pread(self._fd, size, 0) if size else b""
 
     def write(self, offset: int, data: bytes) -> None:
         view = memoryview(data)

@@ -133,9 +133,6 @@ class CrashFile:
     disk: CrashDisk
     name: str
 
-    def read(self) -> bytes:
-        return self.disk.read(self.name)
-
     def write(self, offset: int, data: bytes) -> None:
         self.disk.apply(self.name, ("write", offset, bytes(data)))
 
