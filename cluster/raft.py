@@ -63,13 +63,17 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   global ``pysyncobj.syncobj.createJournal``; ``_Replica`` swaps it, for the time of its own
   construction, for a factory returning our ``raftlog.RaftLog`` (pysyncobj's ``Journal``
   interface: pysyncobj's own is an mmap it never syncs). Entries count toward commit only once
-  fdatasynced, one sync for everything appended since the last (group commit): a follower
-  syncs in ``_send_next_index`` before it acknowledges, the leader at the top of each loop
-  iteration, before ``doTick`` counts its own log toward the commit index (pysyncobj counts
-  the leader's whole log as matched; every entry it appends in a tick is counted in the next
-  one, after our sync). Term and vote are synced by ``RaftLog.setCurrentTerm``, which pysyncobj
-  calls before it sends a vote request or grant. One gap is left: in a one-node cluster the
-  no-op entry pysyncobj appends on election commits in that same tick, before the sync.
+  fdatasynced, one sync for everything appended since the last (group commit). A follower
+  syncs in ``_send_next_index`` before it acknowledges. pysyncobj counts the leader's whole
+  log as matched when a tick computes the commit index (first thing in ``_onTick``), so the
+  leader syncs before any entry can be counted, but after sending it, in parallel with the
+  followers' writes (Raft allows this): in an on-tick callback, which runs after the tick's
+  AppendEntries and before it waits for the acks; and after any peer message that appended
+  (the no-op of a new leader, sent at once). An entry appended between a sync and the next
+  commit computation has not been sent, so no follower can have acknowledged it. Alone, the
+  leader syncs before each tick. Term and vote are synced by ``RaftLog.setCurrentTerm``,
+  which pysyncobj calls before it sends a vote request or grant. One gap is left: in a
+  one-node cluster the no-op pysyncobj appends on election commits in that same tick.
 - Snapshots on disk. pysyncobj renames a snapshot into place (the one this node wrote, or one
   a leader sent) with ``pysyncobj.serializer.atomicReplace``, a plain rename; it is replaced
   at import by ``_durable_replace`` (file synced before, directory after), so a snapshot is on
@@ -332,6 +336,8 @@ class RaftNode:
         self._original_on_message = self.replica._SyncObj__onMessageReceived  # pysyncobj internal
         transport.setOnMessageReceivedCallback(self._on_message)
         self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
+        # After the tick has sent AppendEntries, before it waits for the acks.
+        self.replica.addOnTickCallback(self.log.sync)
         _log_refused_peers(self.replica, transport)
         self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)
 
@@ -363,9 +369,9 @@ class RaftNode:
                 if self.options.batch:
                     self.replica._checkCommandsToApply()
                     self._send_now_if_idle()
-                # The tick counts this node's own log toward the commit index: synced first,
-                # once for everything appended since the last tick (group commit).
-                self.log.sync()
+                if not self.replica._SyncObj__otherNodes:  # pysyncobj internal
+                    # Alone, the tick commits what this node holds: synced first.
+                    self.log.sync()
                 self.replica.doTick(self.options.heartbeat_s / 2)
                 leader = self.leader_address
                 if leader != self._last_leader:
@@ -407,7 +413,9 @@ class RaftNode:
         try:
             self._dispatch(node, message)
         finally:
-            if self._protocol_reports[1] and not self.replica._isLeader():
+            if self.replica._isLeader():
+                self.log.sync()  # the no-op of a leader just elected, counted in the next tick
+            elif self._protocol_reports[1]:
                 self._protocol_reports = (-1, {})  # reports are the leader's, for its term
 
     def _dispatch(self, node: Any, message: dict[str, Any]) -> None:
