@@ -196,8 +196,8 @@ class RaftOptions:
     #: The protocol version this build supports, reported to the leader in every
     #: AppendEntries reply (``RaftNode.member_protocol_versions``).
     protocol_version: int = PROTOCOL_VERSION
-    #: Log entries count toward commit only once fdatasynced, and term and vote are synced
-    #: before a vote (``durability = "fsync"``); False never syncs (``"none"``).
+    #: Log entries count toward commit only once fdatasynced (``durability = "fsync"``);
+    #: False never syncs them (``"none"``). Term and vote are synced either way.
     durable: bool = True
 
 

@@ -7,8 +7,8 @@ replaces that journal (``raft.py`` installs it in the replica; see its docstring
 
 - **Entries count only once synced.** ``add`` only writes; ``sync`` fdatasyncs everything
   written since the last sync, once (group commit). The adapter calls it where Raft needs
-  it: a follower before it acknowledges AppendEntries, the leader before each tick counts its
-  own log toward the commit index.
+  it: a follower before it acknowledges AppendEntries, the leader before a tick can count its
+  own log toward the commit index (after sending the entries, before waiting for the acks).
 - **Term and vote are durable before they are used**: ``setCurrentTerm`` (called by pysyncobj
   before it sends a vote request or grant) replaces the metadata file atomically and syncs the
   file and the directory before it returns.
@@ -16,7 +16,8 @@ replaces that journal (``raft.py`` installs it in the replica; see its docstring
   of the removed records can never reappear behind new ones after a crash.
 - **A torn tail is dropped on open.** Every record carries its length and a CRC32; reading
   stops at the first record that is incomplete, fails its checksum, or does not continue the
-  log (next index, no lower term), and the file is cut there before anything is appended.
+  log (next index, no lower term), and the file is cut there, with a warning, before anything
+  is appended.
 - **Compaction** (pysyncobj drops the prefix a snapshot covers) writes the remaining entries to
   a new file and renames it into place, after syncing the directory so that the snapshot's own
   rename is durable before the entries it replaces are gone.
