@@ -33,8 +33,10 @@ TTL = 3.0
 PAST_TTL = 3 * TTL
 #: Rounds of each past-the-TTL scenario: 2 in CI, ``TURNSTILE_CHAOS_PAUSE_ROUNDS=20`` in full.
 PAST_TTL_ROUNDS = int(os.environ.get("TURNSTILE_CHAOS_PAUSE_ROUNDS", "2"))
+#: Most rounds of a control run that has not yet shown what the term fence prevents.
+CONTROL_ROUNDS = max(PAST_TTL_ROUNDS, 6)
 #: Their time limit: about 15 s a round (on a loaded machine up to 40), plus any soak.
-PAST_TTL_TIMEOUT = 180 + 40 * PAST_TTL_ROUNDS + SOAK_SECONDS
+PAST_TTL_TIMEOUT = 180 + 40 * CONTROL_ROUNDS + SOAK_SECONDS
 #: The lock names the past-the-TTL load contends for.
 CONTENDED = ("held0", "held1")
 HOLDER_VIEW = "mutual exclusion (holder's view)"
@@ -172,14 +174,24 @@ def _judge_past_ttl(run_: ChaosRun, scenario: str, fenced: bool) -> None:
 
 
 def _leader_out_past_ttl(
-    run_: ChaosRun, kind: str, take_out: Callable[[int], None], bring_back: Callable[[int], None]
+    run_: ChaosRun,
+    kind: str,
+    take_out: Callable[[int], None],
+    bring_back: Callable[[int], None],
+    control: bool = False,
 ) -> None:
     """Under the contended load, rounds in which whichever node leads is taken out (once
     every lock has a holder and a waiter) for ``PAST_TTL`` seconds, the others elect, and it
-    is brought back and caught up."""
+    is brought back and caught up.
+
+    A ``control`` run (no term fence) must show the harm, and whether a round shows it is a
+    race: it goes on for up to ``CONTROL_ROUNDS`` rounds, and stops at the first that did.
+    """
     cluster = run_.cluster
     _start_contended_load(run_)
-    for _ in rounds(PAST_TTL_ROUNDS):
+    for count in rounds(CONTROL_ROUNDS if control else PAST_TTL_ROUNDS):
+        if control and count and _cut_short(run_.recorded(), time.monotonic()):
+            break
         wait_until(lambda: _contended(run_), timeout=60, interval=0.2)
         leader = cluster.leader()
         with cluster.fault(kind, cluster.name(leader)):
@@ -199,7 +211,9 @@ def test_leader_paused_past_the_session_ttl(start_run: Start, fenced: bool) -> N
     proposes then must not end the sessions the new leader kept alive, nor move their locks."""
     run = start_run(env={} if fenced else NO_TERM_FENCE)
     cluster = run.cluster
-    _leader_out_past_ttl(run, "pause leader past TTL", cluster.pause, cluster.resume)
+    _leader_out_past_ttl(
+        run, "pause leader past TTL", cluster.pause, cluster.resume, control=not fenced
+    )
     _judge_past_ttl(run, "leader paused past TTL" + ("" if fenced else " (control)"), fenced)
 
 
