@@ -106,9 +106,9 @@ class NodeConfig:
     peers: tuple[Peer, ...]
     log_level: str = "INFO"
     log_format: str = "text"
-    #: "fsync": a log entry counts toward commit only once it is on disk, and term and vote
-    #: are synced before a vote; "none": nothing is synced (a power loss can lose
-    #: acknowledged writes; see docs/operations.md).
+    #: "fsync": a log entry counts toward commit only once it is on disk; "none": log
+    #: entries are never synced (a power loss can lose acknowledged writes; see
+    #: docs/operations.md). Term and vote are synced before a vote in either mode.
     durability: str = "fsync"
     #: host:port serving Prometheus metrics over HTTP; empty: no metrics endpoint.
     metrics_address: str = ""

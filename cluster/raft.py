@@ -1035,11 +1035,6 @@ def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]
         "previous_entry": [no_op, 2, 0],
         "cluster": sorted(cluster),
     }
-    path = os.path.join(data_dir, SNAPSHOT_FILE)
-    with open(path + ".tmp", "wb") as file:
-        file.write(msgpack.packb(document, use_bin_type=True))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(path + ".tmp", path)
-    DiskFiles(data_dir).sync_directory()
-    return path
+    files = DiskFiles(data_dir)
+    files.replace(SNAPSHOT_FILE, msgpack.packb(document, use_bin_type=True), durable=True)
+    return files.path(SNAPSHOT_FILE)
