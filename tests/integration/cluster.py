@@ -7,9 +7,10 @@ per session, so tests can also replay a request id on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
+C = TypeVar("C", bound="Cluster")
 
 
 def wait_until(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05) -> T:
@@ -248,3 +250,17 @@ class WireClient:
         request = pb.InsertRequest(request=self.request_id(seq), name=name, members=members)
         response = self.call("lists", "Insert", request)
         return [(r.added, r.id) for r in response.results]
+
+
+@contextlib.contextmanager
+def running(cluster: C) -> Iterator[C]:
+    """``cluster`` started with a leader elected; afterwards every node is stopped by PID, and
+    a CRITICAL line in any node's log fails the test."""
+    try:
+        cluster.start_all()
+        cluster.leader(timeout=30)
+        yield cluster
+    finally:
+        cluster.close()
+    critical = cluster.critical_lines()
+    assert not critical, "a node logged CRITICAL:\n" + "\n".join(critical)

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, running
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = Cluster(tmp_path / "cluster")
-    try:
-        running.start_all()
-        running.leader(timeout=30)
-        yield running
-    finally:
-        running.close()
-    critical = running.critical_lines()
-    assert not critical, "a node logged CRITICAL:\n" + "\n".join(critical)
+    with running(Cluster(tmp_path / "cluster")) as started:
+        yield started

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Cluster, WireClient, wait_until
+from tests.integration.cluster import Cluster, WireClient, running, wait_until
 from turnstile.cluster.cli import EXIT_START
 from turnstile.cluster.config import config_to_toml
 from turnstile.cluster.launcher import NodeProcess, node_status, read_config, write_cluster
@@ -238,19 +238,6 @@ class DurabilityCluster(Cluster):
 
 
 @contextlib.contextmanager
-def running_cluster(directory: Path, durability: str) -> Iterator[DurabilityCluster]:
-    cluster = DurabilityCluster(directory, durability)
-    try:
-        cluster.start_all()
-        cluster.leader(timeout=30)
-        yield cluster
-    finally:
-        cluster.close()
-    critical = cluster.critical_lines()
-    assert not critical, "a node logged CRITICAL:\n" + "\n".join(critical)
-
-
-@contextlib.contextmanager
 def strace(pid: int, output: Path, syscalls: str) -> Iterator[Path]:
     """``strace -f -tt -yy`` attached to ``pid`` for the duration; the trace is complete in
     ``output`` once this exits (strace detaches on SIGINT and is stopped by its PID)."""
@@ -365,7 +352,7 @@ def caught_up(cluster: Cluster, leader: str) -> None:
 def test_a_follower_syncs_its_log_before_it_sends_on_a_peer_socket(
     tmp_path: Path, durability: str
 ) -> None:
-    with running_cluster(tmp_path / "cluster", durability) as cluster:
+    with running(DurabilityCluster(tmp_path / "cluster", durability)) as cluster:
         for attempt in range(1, 4):
             leader = cluster.leader(timeout=30)
             follower = cluster.followers(leader)[0]
@@ -421,7 +408,7 @@ def test_a_follower_syncs_its_log_before_it_sends_on_a_peer_socket(
 def test_every_member_syncs_at_least_once_per_twenty_acknowledged_writes(
     tmp_path: Path,
 ) -> None:
-    with running_cluster(tmp_path / "cluster", "fsync") as cluster:
+    with running(DurabilityCluster(tmp_path / "cluster", "fsync")) as cluster:
         leader = cluster.leader(timeout=30)
         traces = {
             address: tmp_path / f"node-{i}.strace" for i, address in enumerate(cluster.addresses)

@@ -9,16 +9,16 @@ files with the same state, again and again.
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.integration.cluster import wait_until
+from tests.integration.test_raft_guard import _replica as replica
+from tests.integration.test_raft_guard import _start_and_elect, _submit_all
 from turnstile.cluster import snapshot
-from turnstile.cluster.commands import Tick, encode_command
 from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import SNAPSHOT_FILE, SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import SNAPSHOT_FILE, RaftNode
 from turnstile.cluster.raftlog import LOG_FILE, DiskFiles, RaftLog
 
 pytestmark = pytest.mark.integration
@@ -29,32 +29,7 @@ COMPACT_AFTER = 100
 def _replica(
     directory: Path, addresses: list[str], i: int, compact_after: int = COMPACT_AFTER
 ) -> RaftNode:
-    return RaftNode(
-        RaftOptions(
-            self_address=addresses[i],
-            other_addresses=tuple(a for a in addresses if a != addresses[i]),
-            data_dir=str(directory / str(i)),
-            password="raft-log-test-password",
-            group_commands=False,
-            compaction_min_entries=compact_after,
-        )
-    )
-
-
-def _submit(node: RaftNode, first: int, count: int) -> None:
-    """``count`` Ticks in flight at once; waits until every one is committed and applied."""
-    done = threading.Semaphore(0)
-    errors: list[int] = []
-
-    def finished(_result: object, error: int) -> None:
-        errors.append(error)
-        done.release()
-
-    for i in range(first, first + count):
-        node.submit(encode_command(Tick(i)), finished, node.term)
-    for _ in range(count):
-        assert done.acquire(timeout=60)
-    assert set(errors) == {SUCCESS}
+    return replica(directory, addresses, i, compaction_min_entries=compact_after)
 
 
 def _same_state(nodes: list[RaftNode], leader: RaftNode) -> bytes:
@@ -70,10 +45,8 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
     nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
     running = list(nodes)
     try:
-        for node in nodes:
-            node.start()
-        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None))
-        _submit(leader, 0, 5 * COMPACT_AFTER)
+        leader = _start_and_elect(nodes)
+        _submit_all(leader, 5 * COMPACT_AFTER, wait=True)
         # Every replica compacts on its own: its log is a short tail behind a snapshot.
         wait_until(lambda: all(len(node.log) < 2 * COMPACT_AFTER for node in nodes), timeout=60)
         _same_state(nodes, leader)
@@ -87,7 +60,7 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
         nodes[lost].start()
         running.append(nodes[lost])
         wait_until(lambda: nodes[lost].snapshot_installs >= 1, timeout=60)
-        _submit(leader, 10_000, COMPACT_AFTER // 2)
+        _submit_all(leader, COMPACT_AFTER // 2, wait=True)
         before = _same_state(nodes, leader)
 
         # The whole cluster stops and comes back from its files alone.
@@ -101,13 +74,11 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
             on_disk._destroy()
         nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
         assert all(len(node.log) < 2 * COMPACT_AFTER for node in nodes)
-        for node in nodes:
-            node.start()
-            running.append(node)
-        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None))
+        running.extend(nodes)
+        leader = _start_and_elect(nodes)
         wait_until(lambda: leader.commit_index >= leader.replica._SyncObj__getCurrentLogIndex())
         assert _same_state(nodes, leader) == before  # the new leader's no-op changes nothing
-        _submit(leader, 20_000, 10)
+        _submit_all(leader, 10, wait=True)
         _same_state(nodes, leader)
         assert all((tmp_path / str(i) / LOG_FILE).exists() for i in range(3))
     finally:
@@ -125,10 +96,8 @@ def test_a_stop_between_the_snapshot_and_the_log_drop_keeps_the_later_entries(
     nodes = [_replica(tmp_path, addresses, i, compact_after=100_000) for i in range(3)]
     running = list(nodes)
     try:
-        for node in nodes:
-            node.start()
-        leader = wait_until(lambda: next((n for n in nodes if n.is_leader), None))
-        _submit(leader, 0, 100)
+        leader = _start_and_elect(nodes)
+        _submit_all(leader, 100, wait=True)
         follower = next(node for node in nodes if node is not leader)
         wait_until(lambda: follower.applied_index >= leader.commit_index)
         # The node stops after the rename and before the drop: the drop never happens.
@@ -136,7 +105,7 @@ def test_a_stop_between_the_snapshot_and_the_log_drop_keeps_the_later_entries(
         follower.replica.forceLogCompaction()
         snapshot_file = tmp_path / str(nodes.index(follower)) / SNAPSHOT_FILE
         wait_until(snapshot_file.exists)
-        _submit(leader, 1_000, 50)
+        _submit_all(leader, 50, wait=True)
         wait_until(lambda: follower.applied_index >= leader.commit_index)
         last = follower.log[-1][1]
         for node in running:
