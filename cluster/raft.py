@@ -68,9 +68,10 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   log as matched when a tick computes the commit index (first thing in ``_onTick``), so the
   leader syncs before any entry can be counted, but after sending it, in parallel with the
   followers' writes (Raft allows this): in an on-tick callback, which runs after the tick's
-  AppendEntries and before it waits for the acks; and after any peer message that appended
-  (the no-op of a new leader, sent at once). An entry appended between a sync and the next
-  commit computation has not been sent, so no follower can have acknowledged it. Alone, the
+  AppendEntries and before it waits for the acks; and after the peer message that made it
+  leader (pysyncobj then appends a no-op and sends it at once). An entry appended between a
+  sync and the next commit computation has not been sent, so no follower can have
+  acknowledged it (acks are read only while the tick waits). Alone, the
   leader syncs before each tick. Term and vote are synced by ``RaftLog.setCurrentTerm``,
   which pysyncobj calls before it sends a vote request or grant. One gap is left: in a
   one-node cluster the no-op pysyncobj appends on election commits in that same tick.
@@ -410,11 +411,13 @@ class RaftNode:
         """pysyncobj's message handler behind our guards (see module docstring): the Raft
         append rule on a follower, no forwarded commands, and on the leader the nextIndex
         guard and the members' protocol versions."""
+        was_leader = self.replica._isLeader()
         try:
             self._dispatch(node, message)
         finally:
             if self.replica._isLeader():
-                self.log.sync()  # the no-op of a leader just elected, counted in the next tick
+                if not was_leader:
+                    self.log.sync()  # the no-op of a leader just elected, sent at once
             elif self._protocol_reports[1]:
                 self._protocol_reports = (-1, {})  # reports are the leader's, for its term
 
