@@ -28,7 +28,8 @@ from pathlib import Path
 
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import Done, ExpireSession
-from turnstile.cluster.config import NodeConfig, Peer
+from turnstile.cluster.config import NodeConfig
+from turnstile.cluster.peers import Peer
 from turnstile.cluster.raft import write_initial_snapshot
 from turnstile.cluster.state import Counts, StateMachine
 

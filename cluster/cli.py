@@ -17,8 +17,6 @@ from turnstile.cluster.backup import RestoreError, restore
 from turnstile.cluster.certs import write_dev_pki
 from turnstile.cluster.config import (
     DURABILITY_MODES,
-    NODE_ID,
-    NODE_ID_RULE,
     ROLES,
     ConfigError,
     is_loopback,
@@ -26,6 +24,7 @@ from turnstile.cluster.config import (
     option_names,
 )
 from turnstile.cluster.node import read_test_switches
+from turnstile.cluster.peers import NODE_ID, NODE_ID_RULE
 from turnstile.cluster.raftlog import RaftLogError
 from turnstile.cluster.server import PortInUseError, serve
 from turnstile.cluster.tls import server_credentials

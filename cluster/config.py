@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from turnstile.cluster.limits import Limits
+from turnstile.cluster.peers import NODE_ID, NODE_ID_RULE, Peer, address_problem, members_problem
 
 #: Prefix of every environment variable the loader reads.
 ENV_PREFIX = "TURNSTILE_"
@@ -38,12 +39,6 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
-NODE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-NODE_ID_RULE = "must be 1 to 64 of A-Z a-z 0-9 _ . -"
-# A DNS name or IPv4 address; excludes ':' (IPv6 must be bracketed) and the ',', '=', '/'
-# separators of the peers string form.
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
-
 
 class ConfigError(ValueError):
     """A bad option. The message starts with the option's dotted name, then ``": "``."""
@@ -52,17 +47,6 @@ class ConfigError(ValueError):
     def option(self) -> str:
         """The option named at the start of the message."""
         return str(self).split(":", 1)[0]
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """One cluster member, as every node must know it to connect and to hint at the leader."""
-
-    node_id: str
-    #: host:port of its Raft port.
-    peer_address: str
-    #: host:port of its gRPC port, handed to clients as the leader hint.
-    client_address: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,23 +419,6 @@ def _positive_int(name: str, raw: _Raw) -> int:
     return number
 
 
-def address_problem(address: str) -> str | None:
-    """What is wrong with a host:port, if anything; IPv6 hosts must be bracketed."""
-    host, colon, port = address.rpartition(":")
-    if not colon or not host:
-        return f"must be host:port, got {address!r}"
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            return f"{host[1:-1]!r} in {address!r} is not an IPv6 address"
-    elif not _HOST.fullmatch(host):
-        return f"host {host!r} in {address!r} is not a host name or address (IPv6 as [::1]:7000)"
-    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-        return f"port {port!r} in {address!r} must be 1..65535"
-    return None
-
-
 def _peers(raw: _Raw) -> list[Peer]:
     """Either the string form (env, flags) or the file's ``[[peers]]`` tables."""
     value = raw.value
@@ -495,35 +462,19 @@ def _check_peers(this: Peer, peers: list[Peer]) -> tuple[Peer, ...]:
     """
     if not peers:
         raise ConfigError("peers: must list at least one node")
-    by_id: dict[str, Peer] = {}
-    for peer in peers:
-        if not NODE_ID.fullmatch(peer.node_id):
-            raise ConfigError(f"peers: node id {NODE_ID_RULE}, got {peer.node_id!r}")
-        if peer.node_id in by_id:
-            raise ConfigError(f"peers: node id {peer.node_id!r} is listed twice")
+    listed = next((peer for peer in peers if peer.node_id == this.node_id), None)
+    members = peers if listed is not None else [*peers, this]
+    problem = members_problem(members)
+    if problem:
+        raise ConfigError(f"peers: {problem}")
+    if listed is not None:
         for kind in ("peer_address", "client_address"):
-            problem = address_problem(getattr(peer, kind))
-            if problem:
-                raise ConfigError(f"peers: {kind} of {peer.node_id}: {problem}")
-        by_id[peer.node_id] = peer
-    listed = by_id.setdefault(this.node_id, this)
-    for kind in ("peer_address", "client_address"):
-        if getattr(listed, kind) != getattr(this, kind):
-            raise ConfigError(
-                f"peers: entry for this node {this.node_id} has {kind} {getattr(listed, kind)}, "
-                f"but {kind} is {getattr(this, kind)}"
-            )
-    users: dict[str, str] = {}
-    for peer in by_id.values():
-        for kind in ("peer_address", "client_address"):
-            address = getattr(peer, kind)
-            user = f"{peer.node_id} {kind}"
-            if address in users:
+            if getattr(listed, kind) != getattr(this, kind):
                 raise ConfigError(
-                    f"peers: address {address} is used twice ({users[address]}, {user})"
+                    f"peers: entry for this node {this.node_id} has {kind} "
+                    f"{getattr(listed, kind)}, but {kind} is {getattr(this, kind)}"
                 )
-            users[address] = user
-    return tuple(sorted(by_id.values(), key=lambda peer: peer.node_id))
+    return tuple(sorted(members, key=lambda peer: peer.node_id))
 
 
 def _tokens(raw: _Raw) -> list[Token]:

@@ -1,8 +1,9 @@
 """The composition root of one node: Raft replica, leader duties, gRPC server.
 
 Threads: pysyncobj runs on the raft loop thread (``turnstile.cluster.raft``); everything else
-runs on one asyncio loop. The raft thread hands results and applied events over with
-``call_soon_threadsafe``.
+runs on one asyncio loop. The raft thread hands everything over through one bridge
+(``turnstile.cluster.bridge``). The protocols of requests live in their own modules:
+``acquire`` (blocking acquires), ``keepalive`` (session renewal), ``membership``.
 
 Leader duties, all on the asyncio loop:
 
@@ -37,10 +38,11 @@ import dataclasses
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypedDict, TypeVar
 
+from turnstile.cluster.acquire import BlockingAcquires
+from turnstile.cluster.bridge import LoopBridge
 from turnstile.cluster.commands import (
     CAUSE_FORCE_RELEASED,
     CAUSE_MAX_HOLD,
@@ -51,7 +53,6 @@ from turnstile.cluster.commands import (
     ExpireSession,
     ListExpired,
     LockFreed,
-    RemoveMember,
     Result,
     SessionEnded,
     SessionOpened,
@@ -63,14 +64,17 @@ from turnstile.cluster.commands import (
     encode_command,
     since,
 )
-from turnstile.cluster.config import ConfigError, NodeConfig, Peer
+from turnstile.cluster.config import ConfigError, NodeConfig
 from turnstile.cluster.errors import TurnstileError
+from turnstile.cluster.keepalive import KeepAlives
+from turnstile.cluster.membership import Membership
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
-from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, ProposalCallback, RaftNode, RaftOptions
+from turnstile.cluster.read_barrier import ReadBarrier
 from turnstile.cluster.reasons import Reason
+from turnstile.cluster.replica import ReplicaFactory
 from turnstile.cluster.sessions import SessionTracker
 from turnstile.cluster.state import Applied, StateMachine
-from turnstile.cluster.waiters import ReadBarrier, WaiterRegistry
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,15 @@ _DUTIES_IDLE_S = 0.5
 #: Test-only environment switches (see the module docstring).
 NO_TERM_FENCE_ENV = "TURNSTILE_TEST_NO_TERM_FENCE"
 PROTOCOL_VERSION_ENV = "TURNSTILE_TEST_PROTOCOL_VERSION"
+
+
+class RequestFields(TypedDict):
+    """The exactly-once fields every session command carries, from the request's id."""
+
+    session: int
+    seq: int
+    acked: int
+    answered: tuple[int, ...]
 
 
 def read_test_switches(env: Mapping[str, str]) -> tuple[bool, int]:
@@ -103,16 +116,22 @@ def read_test_switches(env: Mapping[str, str]) -> tuple[bool, int]:
 
 
 class Node:
-    """One Turnstile node. Create and use it on a running asyncio loop."""
+    """One Turnstile node. Create and use it on a running asyncio loop.
 
-    def __init__(self, config: NodeConfig) -> None:
+    ``replica_factory`` builds its Raft replica: pysyncobj's (``RaftNode``) in a server, an
+    in-memory one in the unit tests.
+    """
+
+    def __init__(self, config: NodeConfig, replica_factory: ReplicaFactory = RaftNode) -> None:
         self.config = config
         self.loop = asyncio.get_running_loop()
+        self.bridge = LoopBridge(self.loop)
         self.tracker = SessionTracker()
-        self.waiters = WaiterRegistry()
         self.barrier = ReadBarrier(self._commit_barrier)
+        self.acquires = BlockingAcquires(self)
+        self.keep_alives = KeepAlives(self)
+        self.membership = Membership(self)
         self._leading = False
-        self._membership_change = False
         #: Set once shutdown began: cancelled RPCs are the server's doing, not the caller's.
         self.stopping = False
         self._base_clock = 0
@@ -122,21 +141,13 @@ class Node:
         self._version_in_flight = False
         #: The Raft term this node took office in: every command it proposes is stamped with it.
         self._office_term = 0
-        self._applied: deque[tuple[Command | None, Applied]] = deque()
-        self._drain_scheduled = False
-        #: Outcomes of this node's proposals (raft thread -> loop), and whether a drain is due.
-        self._outcomes: deque[tuple[asyncio.Future[Applied], Any, int]] = deque()
-        self._settle_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._duties: asyncio.Task[None] | None = None
         self._health_listeners: list[Callable[[bool], Awaitable[None]]] = []
         self.metrics = NodeMetrics(self)
-        #: Bumped on the raft thread after a SetMember/RemoveMember applies.
-        self._membership_changes = 0
-        self._members_cache: tuple[tuple[int, int], tuple[Peer, ...]] | None = None
-        self._leader_cache: tuple[tuple[str | None, tuple[int, int]], tuple[str, str]] | None = None
         timing = config.timing
         term_fence, self.protocol_version = read_test_switches(os.environ)
+        self._term_fence = term_fence
         if not term_fence:
             log.warning("%s is set: the term fence is OFF (test only, unsafe)", NO_TERM_FENCE_ENV)
         if self.protocol_version != PROTOCOL_VERSION:
@@ -151,7 +162,7 @@ class Node:
                 "crash on a majority of nodes can lose acknowledged writes (see "
                 "docs/operations.md, What is durable)"
             )
-        self.raft = RaftNode(
+        self.raft = replica_factory(
             RaftOptions(
                 self_address=config.peer_address,
                 other_addresses=tuple(p.peer_address for p in config.others()),
@@ -167,9 +178,9 @@ class Node:
             ),
             # Every replica starts from the default limits; the configured ones enter through
             # the log (SetLimits) so all replicas check the same bounds at every entry.
-            state=StateMachine(term_fence=term_fence),
-            on_applied=self._on_applied,
-            on_role=self._on_role,
+            StateMachine(term_fence=term_fence),
+            self._on_applied,
+            self._on_role,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -183,7 +194,7 @@ class Node:
         (their waits stay queued in the cluster); nothing new is served."""
         self.stopping = True
         self._leading = False
-        self.waiters.fail_all(TurnstileError(Reason.UNAVAILABLE, "node is shutting down"))
+        self.acquires.fail_all(TurnstileError(Reason.UNAVAILABLE, "node is shutting down"))
 
     async def stop(self) -> None:
         self.begin_shutdown()
@@ -211,88 +222,17 @@ class Node:
         """Log time on the leader: clock at promotion plus monotonic time since."""
         return self._base_clock + int((time.monotonic() - self._base_mono) * 1000)
 
-    def members(self) -> list[Peer]:
-        """The cluster's members: the replicated registry, or the config before it is seeded.
+    async def raft_request(self, send: Callable[[ProposalCallback], None]) -> int:
+        """Sends a request to the Raft replica (``send(callback)``) and waits for its answer
+        code, at most the commit timeout.
 
-        Every response header names the leader from this list, so it is cached until a
-        membership command applies or a snapshot is installed (``_membership_version``).
+        :raises TurnstileError: UNKNOWN_OUTCOME when no answer came in time.
         """
-        version = self._membership_version()
-        cached = self._members_cache
-        if cached is not None and cached[0] == version:
-            return list(cached[1])
-        registry = self.raft.read(lambda s: dict(s.cluster_members))
-        if registry:
-            peers = tuple(Peer(node_id, *registry[node_id]) for node_id in sorted(registry))
-        else:
-            peers = tuple(self.config.peers)
-        # Taken before reading: a change applied meanwhile makes this entry stale at once.
-        self._members_cache = (version, peers)
-        return list(peers)
-
-    def _membership_version(self) -> tuple[int, int]:
-        return (self._membership_changes, self.raft.snapshot_installs)
-
-    def leader_ids(self) -> tuple[str, str]:
-        """(node id, client address) of the leader as this node knows it; empty if none."""
-        address = self.raft.leader_address
-        version = self._membership_version()
-        cached = self._leader_cache
-        if cached is not None and cached[0] == (address, version):
-            return cached[1]
-        peer = next((p for p in self.members() if p.peer_address == address), None)
-        ids = (peer.node_id, peer.client_address) if peer else ("", "")
-        self._leader_cache = ((address, version), ids)
-        return ids
-
-    async def change_membership(self, peer: Peer, add: bool) -> None:
-        """Adds or removes one member: the Raft configuration and the replicated registry.
-        One change at a time; the leader cannot remove itself (transfer leadership first)."""
-        self.require_leader()
-        if self._membership_change:
-            raise TurnstileError(
-                Reason.FAILED_PRECONDITION, "a membership change is in progress; retry after it"
-            )
-        if not add and peer.node_id == self.config.node_id:
-            raise TurnstileError(
-                Reason.FAILED_PRECONDITION,
-                f"{peer.node_id} is the leader: transfer leadership first",
-            )
-        self._membership_change = True
-        try:
-            if add:
-                await self.execute(
-                    lambda now: SetMember(now, peer.node_id, peer.peer_address, peer.client_address)
-                )
-            error = await self._change_raft_membership(add, peer.peer_address)
-            if error != SUCCESS:
-                if add:
-                    await self.execute(lambda now: RemoveMember(now, peer.node_id))
-                raise TurnstileError(
-                    Reason.FAILED_PRECONDITION,
-                    f"raft refused the change (code {error}): another change is still being "
-                    "committed, or the member is already (not) in the configuration",
-                )
-            if not add:
-                await self.execute(lambda now: RemoveMember(now, peer.node_id))
-            log.warning("member %s %s (%s)", peer.node_id, "added" if add else "removed", peer)
-        finally:
-            self._membership_change = False
-
-    async def _change_raft_membership(self, add: bool, peer_address: str) -> int:
         future: asyncio.Future[int] = self.loop.create_future()
-
-        def done(_result: Any, error: int) -> None:
-            self.loop.call_soon_threadsafe(
-                lambda: None if future.done() else future.set_result(error)
-            )
-
-        self.raft.change_membership(add, peer_address, done)
-        return await self._await_raft(future)
-
-    async def _await_raft(self, future: asyncio.Future[int]) -> int:
+        send(lambda _result, error: self.bridge.post(_answer, future, error))
         try:
-            return await asyncio.wait_for(future, self.config.timing.commit_timeout_ms / 1000)
+            async with asyncio.timeout(self.config.timing.commit_timeout_ms / 1000):
+                return await future
         except TimeoutError:
             raise TurnstileError(
                 Reason.UNKNOWN_OUTCOME, "raft did not answer in time; check status and retry"
@@ -300,7 +240,7 @@ class Node:
 
     def require_leader(self) -> None:
         if not self.leading:
-            leader_id, _ = self.leader_ids()
+            leader_id, _ = self.membership.leader_ids()
             if self.raft.is_leader:
                 raise TurnstileError(Reason.NOT_LEADER, "leader is still taking office; retry")
             raise TurnstileError(
@@ -350,53 +290,36 @@ class Node:
         """Proposes one command (already stamped with its term) and waits for it to be
         applied here."""
         future: asyncio.Future[Applied] = self.loop.create_future()
-
-        def on_commit(result: Any, error: int) -> None:
-            self._outcomes.append((future, result, error))
-            if not self._settle_scheduled:
-                self._settle_scheduled = True
-                # RuntimeError: the loop is closed, the node is stopping.
-                with contextlib.suppress(RuntimeError):
-                    self.loop.call_soon_threadsafe(self._settle_outcomes)
-
-        self.raft.submit(encode_command(command), on_commit, command.term)
+        self.raft.submit(
+            encode_command(command),
+            lambda result, error: self.bridge.post(_settle, future, error, result),
+            command.term,
+        )
         timeout = self.config.timing.commit_timeout_ms / 1000
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             raise TurnstileError(
                 Reason.UNKNOWN_OUTCOME,
                 f"not committed within {timeout:g}s; retry with the same request id",
             ) from None
 
-    def _settle_outcomes(self) -> None:
-        """Loop thread: answers every proposal committed since the last call. One wake-up of
-        the loop per burst of commits, not one per command."""
-        self._settle_scheduled = False
-        outcomes = self._outcomes
-        while outcomes:
-            future, result, error = outcomes.popleft()
-            if not future.done():
-                if error == SUCCESS:
-                    future.set_result(result)
-                else:
-                    future.set_exception(_proposal_error(error))
-
     async def transfer_leadership(self, node_id: str) -> None:
         """Hands leadership to ``node_id`` (empty: the most caught-up follower)."""
         self.require_leader()
         target = None
         if node_id:
-            peer = next((p for p in self.members() if p.node_id == node_id), None)
-            if peer is None:
-                raise TurnstileError(Reason.NOT_FOUND, f"no member {node_id!r}")
+            peer = self.membership.find(node_id)
             if peer.node_id == self.config.node_id:
                 raise TurnstileError(Reason.FAILED_PRECONDITION, f"{node_id} is already leader")
             target = peer.peer_address
         # A busy follower is usually a few entries behind; give it a moment to catch up.
         deadline = time.monotonic() + 2.0
         while True:
-            error = await self._request_transfer(target)
+            error = await self.raft_request(
+                lambda done: self.raft.transfer_leadership(target, done)
+            )
             if error == SUCCESS:
                 log.info("leadership transfer to %s requested", node_id or "the best follower")
                 return
@@ -410,17 +333,6 @@ class Node:
                 )
             await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
 
-    async def _request_transfer(self, target: str | None) -> int:
-        future: asyncio.Future[int] = self.loop.create_future()
-
-        def sent(_result: Any, error: int) -> None:
-            self.loop.call_soon_threadsafe(
-                lambda: None if future.done() else future.set_result(error)
-            )
-
-        self.raft.transfer_leadership(target, sent)
-        return await self._await_raft(future)
-
     async def _commit_barrier(self) -> None:
         term = self._office_term
         self.require_leader()
@@ -431,54 +343,43 @@ class Node:
     # ------------------------------------------------------------------ applied entries
 
     def _on_applied(self, command: Command | None, applied: Applied) -> None:
-        """Raft thread: queue for the asyncio loop, scheduling one drain per burst."""
-        if isinstance(command, SetMember | RemoveMember):
-            self._membership_changes += 1
-        self._applied.append((command, applied))
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            # RuntimeError: the loop is closed, the node is stopping.
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self._drain_applied)
+        """Raft thread, for every applied command."""
+        self.membership.observe_applied(command)
+        self.bridge.post(self._handle_applied, command, applied)
 
-    def _drain_applied(self) -> None:
-        self._drain_scheduled = False
-        while self._applied:
-            command, applied = self._applied.popleft()
-            self.metrics.observe_applied(command, applied)
-            if is_fenced(applied):
-                log.warning("refused a command of a superseded leader: %s", command)
-                continue
-            result = applied.result
-            if isinstance(result, SessionOpened) and self._leading:
-                self.tracker.add(result.session, result.ttl_ms, time.monotonic())
-            for event in applied.events:
-                if isinstance(event, WaiterResolved):
-                    self.waiters.resolve((event.session, event.seq), event.result)
-                elif isinstance(event, SessionEnded):
-                    self.tracker.remove(event.session)
-                    level = logging.INFO if event.cause == CAUSE_SESSION_EXPIRED else logging.DEBUG
-                    log.log(level, "session %d ended: %s", event.session, event.cause)
-                elif isinstance(event, LockFreed) and event.cause in _NOTEWORTHY:
-                    log.info(
-                        "lock %r taken from session %d (token %d): %s%s",
-                        event.name,
-                        event.session,
-                        event.token,
-                        event.cause,
-                        f" ({event.detail})" if event.detail else "",
-                    )
-                elif isinstance(event, ListExpired):
-                    log.info("list %r expired", event.name)
+    def _handle_applied(self, command: Command | None, applied: Applied) -> None:
+        self.metrics.observe_applied(command, applied)
+        if is_fenced(applied):
+            log.warning("refused a command of a superseded leader: %s", command)
+            return
+        result = applied.result
+        if isinstance(result, SessionOpened) and self._leading:
+            self.tracker.add(result.session, result.ttl_ms, time.monotonic())
+        for event in applied.events:
+            if isinstance(event, WaiterResolved):
+                self.acquires.resolve((event.session, event.seq), event.result)
+            elif isinstance(event, SessionEnded):
+                self.tracker.remove(event.session)
+                level = logging.INFO if event.cause == CAUSE_SESSION_EXPIRED else logging.DEBUG
+                log.log(level, "session %d ended: %s", event.session, event.cause)
+            elif isinstance(event, LockFreed) and event.cause in _NOTEWORTHY:
+                log.info(
+                    "lock %r taken from session %d (token %d): %s%s",
+                    event.name,
+                    event.session,
+                    event.token,
+                    event.cause,
+                    f" ({event.detail})" if event.detail else "",
+                )
+            elif isinstance(event, ListExpired):
+                log.info("list %r expired", event.name)
         self._duties_wake.set()
 
     # ------------------------------------------------------------------ leadership
 
     def _on_role(self, was_leader: bool, is_leader: bool) -> None:
         """Raft thread."""
-        # RuntimeError: the loop is closed, the node is stopping.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self._role_changed, was_leader, is_leader)
+        self.bridge.post(self._role_changed, was_leader, is_leader)
 
     def _role_changed(self, was_leader: bool, is_leader: bool) -> None:
         if is_leader and not was_leader:
@@ -488,7 +389,7 @@ class Node:
             log.warning("lost leadership in term %d", self.raft.term)
             self._leading = False
             self.tracker.clear()
-            self.waiters.fail_all(
+            self.acquires.fail_all(
                 TurnstileError(Reason.NOT_LEADER, "leadership lost; retry with the same request id")
             )
         self._duties_wake.set()
@@ -542,8 +443,13 @@ class Node:
                 for listener in self._health_listeners:
                     await listener(healthy)
             self._duties_wake.clear()
+            # asyncio.timeout, not wait_for, here and for every wait of this package: Python
+            # 3.11's wait_for swallows a cancellation that arrives as the awaited thing
+            # completes (this loop would outlive ``stop``; a cancelled Acquire would go on
+            # waiting instead of withdrawing its wait).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._duties_wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._duties_wake.wait()
 
     def _perform_duties(self) -> float:
         """Proposes due expiries; returns seconds until the next one (capped)."""
@@ -572,7 +478,7 @@ class Node:
         """A duty's last check before it proposes: leading, in the term it took office in.
         Without the term fence (the test-only switch) there is no such check, as before it:
         a duty found due while leading proposes even if leadership was lost meanwhile."""
-        if not self.raft.options.term_fence:
+        if not self._term_fence:
             return True
         return self.leading and self.raft.term == self._office_term
 
@@ -625,11 +531,27 @@ class Node:
             self._tick_in_flight = False
             self._duties_wake.set()
 
-    def spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Runs a background task, keeping a reference until it is done."""
         task = self.loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _answer(future: asyncio.Future[int], error: int) -> None:
+    """Loop thread: answers a Raft request with its code."""
+    if not future.done():
+        future.set_result(error)
+
+
+def _settle(future: asyncio.Future[T], error: int, result: T) -> None:
+    """Loop thread: answers a proposal with its applied result, or the error for its code."""
+    if future.done():
+        return
+    if error == SUCCESS:
+        future.set_result(result)
+    else:
+        future.set_exception(_proposal_error(error))
 
 
 def _proposal_error(error: int) -> TurnstileError:

@@ -1,4 +1,5 @@
-"""gRPC servicers: proto <-> commands and reads. No rules live here.
+"""gRPC servicers: proto <-> node calls and back. No rules live here: the node and its
+protocol modules (``acquire``, ``keepalive``, ``membership``) hold them.
 
 Every method runs behind ``_rpc``: a ``TurnstileError`` becomes a status through the one
 reason table (``turnstile.cluster.errors``); ``NOT_LEADER`` carries the leader's client address
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,9 +19,9 @@ import grpc
 
 from turnstile.cluster import admission, snapshot
 from turnstile.cluster import commands as cmd
-from turnstile.cluster.config import NODE_ID, NODE_ID_RULE, Peer, address_problem
 from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
-from turnstile.cluster.node import Node
+from turnstile.cluster.node import Node, RequestFields
+from turnstile.cluster.peers import Peer
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import (
     HolderView,
@@ -35,10 +36,8 @@ from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
-
-#: Extra time a blocked acquire waits past its deadline for the expiry tick to land.
-_WAIT_GRACE_S = 2.0
+#: This build's version, as installed (pyproject.toml).
+VERSION = importlib.metadata.version("turnstile")
 #: Largest piece of a streamed snapshot (well under gRPC's default 4 MiB message limit).
 SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 
@@ -58,7 +57,7 @@ def _rpc(
                 log.info("refused %s: %s", method.__name__, error)
             metadata = {}
             if error.reason is Reason.NOT_LEADER:
-                metadata[LEADER_METADATA_KEY] = self.node.leader_ids()[1]
+                metadata[LEADER_METADATA_KEY] = self.node.membership.leader_ids()[1]
             status = to_status(error.reason, error.detail, metadata)
             context.set_trailing_metadata(status.trailing_metadata)
             await context.abort(status.code, status.details)
@@ -71,7 +70,7 @@ class _Servicer:
         self.node = node
 
     def header(self) -> pb.ResponseHeader:
-        leader_id, leader_address = self.node.leader_ids()
+        leader_id, leader_address = self.node.membership.leader_ids()
         return pb.ResponseHeader(
             node_id=self.node.config.node_id,
             term=self.node.raft.term,
@@ -89,7 +88,7 @@ class _Servicer:
         return self.node.raft.read(lambda s: s.limits)
 
 
-def _request_id(rid: pb.RequestId) -> dict[str, Any]:
+def _request_id(rid: pb.RequestId) -> RequestFields:
     """The exactly-once fields every session command carries, from the request's id."""
     return {
         "session": rid.session_id,
@@ -126,19 +125,8 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
 
     @_rpc
     async def KeepAlive(self, request: pb.KeepAliveRequest, context: Any) -> pb.KeepAliveResponse:
-        arrived = time.monotonic()
-        node = self.node
-        node.require_leader()
-        if not node.tracker.is_live(request.session_id):
-            raise _expired(request.session_id)
-        await node.barrier.wait()
-        node.require_leader()
-        if not node.tracker.renew(request.session_id, arrived):
-            raise _expired(request.session_id)
-        view = node.raft.read(lambda s: s.session_view(request.session_id, 0))
-        if view is None:
-            raise _expired(request.session_id)
-        return pb.KeepAliveResponse(header=self.header(), ttl_ms=view.ttl_ms)
+        ttl_ms = await self.node.keep_alives.renew(request.session_id)
+        return pb.KeepAliveResponse(header=self.header(), ttl_ms=ttl_ms)
 
     @_rpc
     async def Close(self, request: pb.CloseSessionRequest, context: Any) -> pb.CloseSessionResponse:
@@ -154,10 +142,6 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
         return pb.ListSessionsResponse(
             header=self.header(), sessions=[_session_info(v) for v in views]
         )
-
-
-def _expired(session: int) -> TurnstileError:
-    return TurnstileError(Reason.SESSION_EXPIRED, f"session {session} is unknown or expired")
 
 
 def _session_info(view: SessionView) -> pb.SessionInfo:
@@ -180,31 +164,9 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
     @_rpc
     async def Acquire(self, request: pb.AcquireRequest, context: Any) -> pb.AcquireResponse:
         admission.check_acquire(self.limits(), request)
-        rid = request.request
-        key = (rid.session_id, rid.seq)
-        waiter = self.node.waiters.register(key)
-        try:
-            result = await self.node.execute(
-                lambda now: cmd.Acquire(
-                    now,
-                    name=request.name,
-                    max_hold_ms=request.max_hold_ms,
-                    wait_ms=request.wait_ms,
-                    **_request_id(rid),
-                )
-            )
-            if isinstance(result, cmd.Queued):
-                result = await self._wait(request, result, waiter)
-        except asyncio.CancelledError:
-            # The caller went away (deadline or broken connection): withdraw the queued wait,
-            # but never a grant - the caller may be retrying this very request id and get it.
-            # When the server itself is stopping, the caller retries elsewhere and keeps its
-            # place in the queue.
-            if not self.node.stopping:
-                self.node.spawn(self._withdraw_wait(request))
-            raise
-        finally:
-            self.node.waiters.discard(key, waiter)
+        result = await self.node.acquires.acquire(
+            request.name, request.max_hold_ms, request.wait_ms, _request_id(request.request)
+        )
         if isinstance(result, cmd.Granted):
             return pb.AcquireResponse(
                 header=self.header(),
@@ -212,58 +174,14 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
                 token=result.token,
                 expires_in_ms=self.remaining_ms(result.expires_at),
             )
-        if isinstance(result, cmd.Err):
-            raise TurnstileError(result.reason, result.detail)
         return pb.AcquireResponse(header=self.header(), acquired=False)
-
-    async def _wait(
-        self, request: pb.AcquireRequest, queued: cmd.Queued, waiter: asyncio.Future[cmd.Result]
-    ) -> cmd.Result:
-        """Waits for the grant or the deadline; the state machine resolves both.
-
-        If the deadline's resolution does not arrive in time (leadership trouble), the answer
-        is UNKNOWN_OUTCOME, never "not acquired": a retry of this request id may already have
-        been handed the grant, so only the state machine's own result is final. The retry
-        returns it; a client that gives up abandons the request (``Abandon``).
-        """
-        timeout = max(0, queued.deadline - self.node.now_ms()) / 1000 + _WAIT_GRACE_S
-        try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except TimeoutError:
-            raise TurnstileError(
-                Reason.UNKNOWN_OUTCOME,
-                "the wait's end was not committed in time; retry with the same request id",
-            ) from None
-
-    async def _withdraw_wait(self, request: pb.AcquireRequest) -> None:
-        """Drops the queued waiter of a caller that went away (a grant is left alone)."""
-        rid = request.request
-        try:
-            await self.node.execute(
-                lambda now: cmd.CancelWait(
-                    now, rid.session_id, request.name, rid.seq, release_grant=False
-                )
-            )
-        except TurnstileError as exc:
-            log.info("withdrawing wait %s/%d failed: %s", request.name, rid.seq, exc)
 
     @_rpc
     async def Abandon(self, request: pb.AbandonRequest, context: Any) -> pb.AbandonResponse:
         admission.check_abandon(self.limits(), request)
-        rid = request.request
-        result = await self.node.execute(
-            lambda now: cmd.Abandon(
-                now, name=request.name, acquire_seq=request.acquire_seq, **_request_id(rid)
-            )
+        result = await self.node.acquires.abandon(
+            request.name, request.acquire_seq, _request_id(request.request)
         )
-        assert isinstance(result, cmd.WaitCancelled)
-        if result.released:
-            log.info(
-                "lock %r: a grant to session %d's abandoned acquire %d was released",
-                request.name,
-                rid.session_id,
-                request.acquire_seq,
-            )
         return pb.AbandonResponse(
             header=self.header(), removed=result.removed, released=result.released
         )
@@ -462,7 +380,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
     async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         node = self.node
         counts = node.raft.read(lambda s: s.counts())
-        by_address = {p.peer_address: p.node_id for p in node.members()}
+        by_address = {p.peer_address: p.node_id for p in node.membership.members()}
         return pb.StatusResponse(
             header=self.header(),
             node_id=node.config.node_id,
@@ -494,37 +412,15 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
                 pb.ClusterMember(
                     node_id=p.node_id, peer_address=p.peer_address, client_address=p.client_address
                 )
-                for p in self.node.members()
+                for p in self.node.membership.members()
             ],
         )
 
     @_rpc
     async def AddMember(self, request: pb.AddMemberRequest, context: Any) -> pb.AddMemberResponse:
         member = request.member
-        problems = [
-            f"{name}: {problem}"
-            for name, value in (
-                ("peer_address", member.peer_address),
-                ("client_address", member.client_address),
-            )
-            if (problem := address_problem(value))
-        ]
-        if not NODE_ID.fullmatch(member.node_id):
-            problems.append(f"node_id: {NODE_ID_RULE}, got {member.node_id!r}")
-        if problems:
-            raise TurnstileError(Reason.INVALID_ARGUMENT, "; ".join(problems))
-        clash = [
-            p.node_id
-            for p in self.node.members()
-            if member.node_id == p.node_id
-            or {member.peer_address, member.client_address} & {p.peer_address, p.client_address}
-        ]
-        if clash:
-            raise TurnstileError(
-                Reason.INVALID_ARGUMENT, f"the id or an address is already used by {clash[0]}"
-            )
-        await self.node.change_membership(
-            Peer(member.node_id, member.peer_address, member.client_address), add=True
+        await self.node.membership.add(
+            Peer(member.node_id, member.peer_address, member.client_address)
         )
         return pb.AddMemberResponse(header=self.header())
 
@@ -532,10 +428,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
     async def RemoveMember(
         self, request: pb.RemoveMemberRequest, context: Any
     ) -> pb.RemoveMemberResponse:
-        peer = next((p for p in self.node.members() if p.node_id == request.node_id), None)
-        if peer is None:
-            raise TurnstileError(Reason.NOT_FOUND, f"no member {request.node_id!r}")
-        await self.node.change_membership(peer, add=False)
+        await self.node.membership.remove(request.node_id)
         return pb.RemoveMemberResponse(header=self.header())
 
     @_rpc

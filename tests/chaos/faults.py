@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tests.chaos.net import Network
 from tests.integration.cluster import critical_lines, wait_until
-from turnstile.cluster.config import NodeConfig, Peer, config_to_toml
+from turnstile.cluster.config import NodeConfig, config_to_toml
 from turnstile.cluster.launcher import (
     CONFIG_NAME,
     NodeProcess,
@@ -31,6 +31,7 @@ from turnstile.cluster.launcher import (
     write_cluster,
 )
 from turnstile.cluster.limits import Limits
+from turnstile.cluster.peers import Peer
 from turnstile.v1 import turnstile_pb2 as pb
 
 FASTCLOCK = Path(__file__).parent / "fastclock"

@@ -11,8 +11,9 @@ import pytest
 from tests.integration.cluster import Cluster, wait_until
 from tests.integration.test_cli import turnstile
 from turnstile.client import Client, connect
-from turnstile.cluster.config import Peer, config_to_toml
+from turnstile.cluster.config import config_to_toml
 from turnstile.cluster.launcher import CONFIG_NAME, NodeProcess, free_ports, node_status
+from turnstile.cluster.peers import Peer
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,9 @@ from turnstile.cluster.commands import (
     Queued,
     SetMember,
 )
-from turnstile.cluster.config import NodeConfig, Peer
+from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.limits import Limits
+from turnstile.cluster.peers import Peer
 from turnstile.cluster.raft import SNAPSHOT_FILE
 from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import StateMachine

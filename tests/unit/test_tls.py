@@ -13,7 +13,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from turnstile.client.credentials import Credentials
 from turnstile.cluster.certs import write_dev_pki
-from turnstile.cluster.config import ConfigError, NodeConfig, Peer
+from turnstile.cluster.config import ConfigError, NodeConfig
+from turnstile.cluster.peers import Peer
 from turnstile.cluster.tls import server_credentials
 
 pytestmark = pytest.mark.unit

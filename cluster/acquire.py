@@ -1,0 +1,149 @@
+"""The blocking-acquire protocol on the leader: from an Acquire request to its final answer.
+
+1. A waiter is registered for the request id *before* the ``Acquire`` is proposed, so a grant
+   applied right after it (a release committed in the same batch) is not missed.
+2. Granted, not acquired, or refused by the state machine: that is the answer.
+3. Queued: the answer is the state machine's resolution of the waiter (a hand-off grant, or
+   ``NotAcquired`` in the Tick at its deadline), awaited until the deadline plus
+   ``SERVER_WAIT_GRACE_S``. Past that the answer is UNKNOWN_OUTCOME, never "not acquired": a
+   retry of the same request id may already have been handed the grant, and only the state
+   machine's own result is final.
+4. The caller went away (its deadline passed or its connection broke): the queued wait is
+   withdrawn with ``CancelWait(release_grant=False)``. A grant that raced in is left alone,
+   because the caller may be retrying this very request id and be about to receive it. A
+   client that gives up on the request for good says so with ``Abandon`` (``abandon``), which
+   does release such a grant. When this node is stopping, nothing is withdrawn: the caller
+   retries on the next leader and keeps its place in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from turnstile.cluster.commands import (
+    Abandon,
+    Acquire,
+    CancelWait,
+    Err,
+    Granted,
+    NotAcquired,
+    Queued,
+    Result,
+    WaitCancelled,
+)
+from turnstile.cluster.errors import TurnstileError
+from turnstile.cluster.reasons import Reason
+from turnstile.v1.timeouts import SERVER_WAIT_GRACE_S
+
+if TYPE_CHECKING:
+    from turnstile.cluster.node import Node, RequestFields
+
+log = logging.getLogger(__name__)
+
+#: An acquire waits for the resolution of (session, seq).
+WaiterKey = tuple[int, int]
+
+
+class BlockingAcquires:
+    """The leader's blocked Acquire requests: each waits for the state machine's answer."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._waiting: dict[WaiterKey, list[asyncio.Future[Result]]] = {}
+
+    async def acquire(
+        self, name: str, max_hold_ms: int, wait_ms: int, request: RequestFields
+    ) -> Granted | NotAcquired:
+        """Grants ``name``, or says it was not acquired within ``wait_ms``.
+
+        :raises TurnstileError: refused, not leader, or UNKNOWN_OUTCOME (retry the request id).
+        """
+        key = (request["session"], request["seq"])
+        waiter = self._register(key)
+        try:
+            result = await self._node.execute(
+                lambda now: Acquire(
+                    now, name=name, max_hold_ms=max_hold_ms, wait_ms=wait_ms, **request
+                )
+            )
+            if isinstance(result, Queued):
+                result = await self._wait(result, waiter)
+        except asyncio.CancelledError:
+            if not self._node.stopping:
+                self._node.spawn(self._withdraw(name, request))
+            raise
+        finally:
+            self._discard(key, waiter)
+        if isinstance(result, Err):
+            raise TurnstileError(result.reason, result.detail)
+        assert isinstance(result, Granted | NotAcquired), result
+        return result
+
+    async def abandon(self, name: str, acquire_seq: int, request: RequestFields) -> WaitCancelled:
+        """Gives up an earlier acquire of this session for good: its wait is withdrawn, and a
+        grant it received is released."""
+        result = await self._node.execute(
+            lambda now: Abandon(now, name=name, acquire_seq=acquire_seq, **request)
+        )
+        assert isinstance(result, WaitCancelled), result
+        if result.released:
+            log.info(
+                "lock %r: a grant to session %d's abandoned acquire %d was released",
+                name,
+                request["session"],
+                acquire_seq,
+            )
+        return result
+
+    def resolve(self, key: WaiterKey, result: Result) -> None:
+        """An applied entry resolved the wait of ``key``: its requests answer."""
+        for future in self._waiting.pop(key, []):
+            if not future.done():
+                future.set_result(result)
+
+    def fail_all(self, error: TurnstileError) -> None:
+        """On losing leadership or stopping: every blocked request answers ``error`` now, so
+        its client retries elsewhere (the waits stay queued in the cluster)."""
+        waiting, self._waiting = self._waiting, {}
+        for futures in waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+
+    def __len__(self) -> int:
+        return sum(len(futures) for futures in self._waiting.values())
+
+    def _register(self, key: WaiterKey) -> asyncio.Future[Result]:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append(future)
+        return future
+
+    def _discard(self, key: WaiterKey, future: asyncio.Future[Result]) -> None:
+        futures = self._waiting.get(key)
+        if futures and future in futures:
+            futures.remove(future)
+            if not futures:
+                del self._waiting[key]
+
+    async def _wait(self, queued: Queued, waiter: asyncio.Future[Result]) -> Result:
+        timeout = max(0, queued.deadline - self._node.now_ms()) / 1000 + SERVER_WAIT_GRACE_S
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(waiter)
+        except TimeoutError:
+            raise TurnstileError(
+                Reason.UNKNOWN_OUTCOME,
+                "the wait's end was not committed in time; retry with the same request id",
+            ) from None
+
+    async def _withdraw(self, name: str, request: RequestFields) -> None:
+        try:
+            await self._node.execute(
+                lambda now: CancelWait(
+                    now, request["session"], name, request["seq"], release_grant=False
+                )
+            )
+        except TurnstileError as exc:
+            log.info("withdrawing wait %s/%d failed: %s", name, request["seq"], exc)
