@@ -4,7 +4,7 @@ a checker that reuses the implementation shares its bugs).
 A history is what clients saw: each operation's invocation and completion time on one clock,
 and its outcome - ``ok`` (with the token or id it returned), ``fail`` (refused: certainly not
 applied) or ``info`` (timed out or connection broken: may or may not have been applied).
-The invariants are DESIGN.md's "What must always hold", checked as safety properties over
+The invariants are docs/design.md's "What must always hold", checked as safety properties over
 what was acknowledged. Mutual exclusion is judged twice: from the cluster's history (a grant
 while another hold's release was still to be acknowledged) and from the holders' own view
 (``ClientSession``: a grant while another client still counted its hold live).
