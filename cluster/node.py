@@ -272,8 +272,11 @@ class Node:
             raise TurnstileError(result.reason, result.detail)
         return result
 
-    async def read(self, linearizable: bool, reader: Callable[[StateMachine, int], T]) -> T:
-        """Runs ``reader(state, now_ms)``: after a barrier on the leader, or locally if stale."""
+    async def read(self, linearizable: bool, reader: Callable[[StateMachine, int], T | Err]) -> T:
+        """Runs ``reader(state, now_ms)``: after a barrier on the leader, or locally if stale.
+
+        :raises TurnstileError: for the ``Err`` the reader answered (an unknown lock, say).
+        """
         if linearizable:
             self.require_leader()
             await self.barrier.wait()
@@ -281,7 +284,7 @@ class Node:
             now = self.now_ms()
         else:
             now = self.raft.read(lambda s: s.clock) if not self.leading else self.now_ms()
-        result = self.raft.read(lambda state: reader(state, now))
+        result: T | Err = self.raft.read(lambda state: reader(state, now))
         if isinstance(result, Err):
             raise TurnstileError(result.reason, result.detail)
         return result

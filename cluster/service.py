@@ -20,6 +20,7 @@ import grpc
 from turnstile.cluster import admission, snapshot
 from turnstile.cluster import commands as cmd
 from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
+from turnstile.cluster.limits import Limits
 from turnstile.cluster.node import Node, RequestFields
 from turnstile.cluster.peers import Peer
 from turnstile.cluster.reasons import Reason
@@ -43,13 +44,14 @@ SNAPSHOT_CHUNK_BYTES = 1024 * 1024
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
 def _rpc(
-    method: Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]],
-) -> Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Response]]:
+    method: Callable[[Any, Request, Context], Awaitable[Response]],
+) -> Callable[[Any, Request, Context], Awaitable[Response]]:
     @functools.wraps(method)
-    async def handle(self: _Servicer, request: Request, context: grpc.aio.ServicerContext) -> Any:
+    async def handle(self: _Servicer, request: Request, context: Context) -> Any:
         try:
             return await method(self, request, context)
         except TurnstileError as error:
@@ -83,7 +85,7 @@ class _Servicer:
         """A log-time instant as time left from now; 0 stays 0 ("none")."""
         return max(1, at - self.node.now_ms()) if at else 0
 
-    def limits(self) -> admission.Limits:
+    def limits(self) -> Limits:
         """The replicated bounds as this node has applied them, for the admission checks."""
         return self.node.raft.read(lambda s: s.limits)
 
