@@ -16,18 +16,24 @@ seq <= acked has been answered, and ``answered``: seqs above acked that have bee
 too. Their results may be forgotten; ``answered`` keeps one long blocked acquire from pinning
 every later result of its session.
 
-``PROTOCOL_VERSION`` is the newest command set this build applies. A command class with
-``SINCE`` above the cluster's replicated version is neither proposed nor applied: a leader
+Each command class is registered in ``COMMANDS`` by ``register_command`` with all that is
+per-command: its op code, whether it is deduplicated by (session, seq), and the cluster
+version it needs. The codec and the state machine both read that one table, and it refuses a
+second class for an op code at import (a duplicate would silently decode old entries as the
+wrong command). Results are registered in ``RESULTS`` by ``register_result`` likewise.
+
+``PROTOCOL_VERSION`` is the newest command set this build applies. A command class registered
+with ``since`` above the cluster's replicated version is neither proposed nor applied: a leader
 raises the cluster version (``SetClusterVersion``) only once every member reports it.
 """
 
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, is_dataclass
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgpack
 
@@ -37,7 +43,7 @@ from turnstile.cluster.reasons import Reason
 FORMAT_VERSION = 2
 #: Record formats ``decode_command`` reads: 1 has no ``term`` field (read as 0).
 _READABLE_FORMATS = (1, 2)
-#: The newest command set this build applies (see ``SINCE`` and ``SetClusterVersion``).
+#: The newest command set this build applies (see ``since`` and ``SetClusterVersion``).
 PROTOCOL_VERSION = 2
 
 
@@ -45,14 +51,113 @@ class CodecError(ValueError):
     """Bytes that are not a well-formed record of a known version and kind."""
 
 
+# --------------------------------------------------------------------------- tables
+
+
+class DuplicateCodeError(TypeError):
+    """Two record classes were given one wire code, or one class two entries."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """What the log and the state machine know of one command class."""
+
+    cls: type
+    #: Stable forever: the record's op code in the log.
+    code: int
+    #: Deduplicated by (session, seq): a retry returns the first result, applied once.
+    exactly_once: bool
+    #: The cluster version from which it may be proposed and applied.
+    since: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSpec:
+    """What snapshots know of one result class."""
+
+    cls: type
+    #: Stable forever: the record's code in retained results.
+    code: int
+
+
+Spec = TypeVar("Spec", CommandSpec, ResultSpec)
+Record = TypeVar("Record", bound=type)
+
+
+class CodeTable(Generic[Spec]):
+    """Specs by wire code and by record class; an entry is never replaced."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._by_code: dict[int, Spec] = {}
+        self._by_class: dict[type, Spec] = {}
+
+    def add(self, spec: Spec) -> None:
+        """Adds ``spec``; raises DuplicateCodeError, naming both classes, if its code or class
+        already has an entry."""
+        taken = self._by_code.get(spec.code)
+        if taken is not None:
+            raise DuplicateCodeError(
+                f"{self.what} {spec.code} of {spec.cls.__name__} is already {taken.cls.__name__}'s"
+            )
+        registered = self._by_class.get(spec.cls)
+        if registered is not None:
+            raise DuplicateCodeError(
+                f"{spec.cls.__name__} already has {self.what} {registered.code}"
+            )
+        self._by_code[spec.code] = spec
+        self._by_class[spec.cls] = spec
+
+    def by_code(self, code: int) -> Spec | None:
+        return self._by_code.get(code)
+
+    def of(self, record: object) -> Spec:
+        """The spec of a record or record class; KeyError for one never registered."""
+        return self._by_class[record if isinstance(record, type) else type(record)]
+
+    def __contains__(self, cls: type) -> bool:
+        return cls in self._by_class
+
+    def __iter__(self) -> Iterator[Spec]:
+        return iter(self._by_code.values())
+
+
+#: Every command of the log, by op code.
+COMMANDS: CodeTable[CommandSpec] = CodeTable("op code")
+#: Every result a command can have, by result code.
+RESULTS: CodeTable[ResultSpec] = CodeTable("result code")
+
+
+def register_command(
+    op: int, *, exactly_once: bool = False, since: int = 1
+) -> Callable[[Record], Record]:
+    """Class decorator: enters a command class in ``COMMANDS``."""
+
+    def register(cls: Record) -> Record:
+        COMMANDS.add(CommandSpec(cls, op, exactly_once, since))
+        return cls
+
+    return register
+
+
+def register_result(code: int) -> Callable[[Record], Record]:
+    """Class decorator: enters a result class in ``RESULTS``."""
+
+    def register(cls: Record) -> Record:
+        RESULTS.add(ResultSpec(cls, code))
+        return cls
+
+    return register
+
+
 # --------------------------------------------------------------------------- commands
 
 
+@register_command(op=1)
 @dataclass(frozen=True, slots=True)
 class OpenSession:
     """Open a session that lives while the leader hears keep-alives within ``ttl_ms``."""
 
-    OP: ClassVar[int] = 1
     now: int
     ttl_ms: int
     client_name: str
@@ -61,31 +166,31 @@ class OpenSession:
     term: int = 0
 
 
+@register_command(op=2)
 @dataclass(frozen=True, slots=True)
 class CloseSession:
     """End a session on the client's request: release its locks, drop its waiters."""
 
-    OP: ClassVar[int] = 2
     now: int
     session: int
     term: int = 0
 
 
+@register_command(op=3)
 @dataclass(frozen=True, slots=True)
 class ExpireSession:
     """Proposed by the leader when a session's keep-alive deadline passes."""
 
-    OP: ClassVar[int] = 3
     now: int
     session: int
     term: int = 0
 
 
+@register_command(op=4, exactly_once=True)
 @dataclass(frozen=True, slots=True)
 class Acquire:
     """Take ``name``; if held, queue for up to ``wait_ms`` (0: refuse at once)."""
 
-    OP: ClassVar[int] = 4
     now: int
     session: int
     seq: int
@@ -97,6 +202,7 @@ class Acquire:
     term: int = 0
 
 
+@register_command(op=5)
 @dataclass(frozen=True, slots=True)
 class CancelWait:
     """The acquire ``acquire_seq`` gave up: drop its waiter and, with ``release_grant``,
@@ -110,7 +216,6 @@ class CancelWait:
     itself (``Abandon``), which alone knows that no retry of it received the grant.
     """
 
-    OP: ClassVar[int] = 5
     now: int
     session: int
     name: str
@@ -119,11 +224,11 @@ class CancelWait:
     term: int = 0
 
 
+@register_command(op=6, exactly_once=True)
 @dataclass(frozen=True, slots=True)
 class Release:
     """Release ``name`` if ``token`` holds it; the head waiter is granted in the same step."""
 
-    OP: ClassVar[int] = 6
     now: int
     session: int
     seq: int
@@ -134,11 +239,11 @@ class Release:
     term: int = 0
 
 
+@register_command(op=7, exactly_once=True)
 @dataclass(frozen=True, slots=True)
 class Extend:
     """Reset the max-hold of the hold ``token`` to ``max_hold_ms`` from now (0: no cap)."""
 
-    OP: ClassVar[int] = 7
     now: int
     session: int
     seq: int
@@ -150,6 +255,7 @@ class Extend:
     term: int = 0
 
 
+@register_command(op=8)
 @dataclass(frozen=True, slots=True)
 class ForceRelease:
     """Operator action: take ``name`` from its holder, recording ``reason``.
@@ -158,7 +264,6 @@ class ForceRelease:
     the lock from the waiter it was handed to.
     """
 
-    OP: ClassVar[int] = 8
     now: int
     name: str
     reason: str
@@ -166,11 +271,11 @@ class ForceRelease:
     term: int = 0
 
 
+@register_command(op=9, exactly_once=True)
 @dataclass(frozen=True, slots=True)
 class SetUpList:
     """Create the distinct list ``name`` or, if it exists, reset its TTL (0: no expiry)."""
 
-    OP: ClassVar[int] = 9
     now: int
     session: int
     seq: int
@@ -181,11 +286,11 @@ class SetUpList:
     term: int = 0
 
 
+@register_command(op=10, exactly_once=True)
 @dataclass(frozen=True, slots=True)
 class Insert:
     """Add members to a list; each gets a dense id, a duplicate the id it was first given."""
 
-    OP: ClassVar[int] = 10
     now: int
     session: int
     seq: int
@@ -196,11 +301,11 @@ class Insert:
     term: int = 0
 
 
+@register_command(op=11, exactly_once=True)
 @dataclass(frozen=True, slots=True)
 class TearDownList:
     """Delete a list and its ids."""
 
-    OP: ClassVar[int] = 11
     now: int
     session: int
     seq: int
@@ -210,31 +315,31 @@ class TearDownList:
     term: int = 0
 
 
+@register_command(op=12)
 @dataclass(frozen=True, slots=True)
 class Tick:
     """Advance log time only: applies due expiries; also the barrier for linearizable reads."""
 
-    OP: ClassVar[int] = 12
     now: int
     term: int = 0
 
 
+@register_command(op=13)
 @dataclass(frozen=True, slots=True)
 class SetLimits:
     """Replace the bounds, so every replica checks the same ones from this entry on."""
 
-    OP: ClassVar[int] = 13
     now: int
     limits: Limits
     term: int = 0
 
 
+@register_command(op=14)
 @dataclass(frozen=True, slots=True)
 class SetMember:
     """Records a cluster member's addresses (the peer port for Raft, the client port for
     leader hints), so every node can name every member to clients."""
 
-    OP: ClassVar[int] = 14
     now: int
     node_id: str
     peer_address: str
@@ -242,35 +347,33 @@ class SetMember:
     term: int = 0
 
 
+@register_command(op=15)
 @dataclass(frozen=True, slots=True)
 class RemoveMember:
     """Forgets a member that has left the Raft configuration."""
 
-    OP: ClassVar[int] = 15
     now: int
     node_id: str
     term: int = 0
 
 
+@register_command(op=16, since=2)
 @dataclass(frozen=True, slots=True)
 class SetClusterVersion:
     """Raises the cluster's command set to ``version``: proposed by a leader once every member
     of the Raft configuration has reported that it supports it."""
 
-    OP: ClassVar[int] = 16
-    SINCE: ClassVar[int] = 2
     now: int
     version: int
     term: int = 0
 
 
+@register_command(op=17, exactly_once=True, since=2)
 @dataclass(frozen=True, slots=True)
 class Abandon:
     """The client gave up on its acquire ``acquire_seq`` without learning the outcome: drop its
     waiter or release the grant it received, and refuse any late copy of it from now on."""
 
-    OP: ClassVar[int] = 17
-    SINCE: ClassVar[int] = 2
     now: int
     session: int
     seq: int
@@ -301,115 +404,123 @@ Command = (
     | Abandon
 )
 
-SessionCommand = Acquire | Release | Extend | SetUpList | Insert | TearDownList | Abandon
 
-#: Commands deduplicated by (session, seq).
-SESSION_COMMANDS = (Acquire, Release, Extend, SetUpList, Insert, TearDownList, Abandon)
+class SessionCommand(Protocol):
+    """A command registered ``exactly_once``: made for a client's session, deduplicated by
+    (session, seq)."""
+
+    @property
+    def session(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def acked(self) -> int: ...
+    @property
+    def answered(self) -> tuple[int, ...]: ...
 
 
 def since(command: Command | type) -> int:
     """The cluster version from which a command may be proposed and applied (1: always)."""
-    return getattr(command, "SINCE", 1)
+    return COMMANDS.of(command).since
 
 
 # --------------------------------------------------------------------------- results
 
 
+@register_result(code=1)
 @dataclass(frozen=True, slots=True)
 class Err:
     """A refused command. Nothing was changed."""
 
-    CODE: ClassVar[int] = 1
     reason: Reason
     detail: str
 
 
+@register_result(code=2)
 @dataclass(frozen=True, slots=True)
 class Done:
     """Applied; nothing to report."""
 
-    CODE: ClassVar[int] = 2
 
-
+@register_result(code=3)
 @dataclass(frozen=True, slots=True)
 class SessionOpened:
-    CODE: ClassVar[int] = 3
     session: int
     ttl_ms: int
 
 
+@register_result(code=4)
 @dataclass(frozen=True, slots=True)
 class Granted:
     """The lock is held with ``token`` until ``expires_at`` in log time (0: no cap)."""
 
-    CODE: ClassVar[int] = 4
     token: int
     expires_at: int
 
 
+@register_result(code=5)
 @dataclass(frozen=True, slots=True)
 class Queued:
     """Waiting; the grant or the timeout arrives later as an event for (session, seq)."""
 
-    CODE: ClassVar[int] = 5
     position: int
     deadline: int
 
 
+@register_result(code=6)
 @dataclass(frozen=True, slots=True)
 class NotAcquired:
     """Held by someone else and no wait, or the wait ended without a grant."""
 
-    CODE: ClassVar[int] = 6
     why: str
 
 
+@register_result(code=7)
 @dataclass(frozen=True, slots=True)
 class Extended:
-    CODE: ClassVar[int] = 7
     expires_at: int
 
 
+@register_result(code=8)
 @dataclass(frozen=True, slots=True)
 class WaitCancelled:
     """``removed``: the waiter was dropped; ``released``: a grant that raced in was released."""
 
-    CODE: ClassVar[int] = 8
     removed: bool
     released: bool
 
 
+@register_result(code=9)
 @dataclass(frozen=True, slots=True)
 class ForceReleased:
-    CODE: ClassVar[int] = 9
     session: int
     token: int
 
 
+@register_result(code=10)
 @dataclass(frozen=True, slots=True)
 class ListSetUp:
-    CODE: ClassVar[int] = 10
     created: bool
     expires_at: int
 
 
+@register_result(code=11)
 @dataclass(frozen=True, slots=True)
 class Inserted:
     """One (added, id) per requested member, in request order."""
 
-    CODE: ClassVar[int] = 11
     results: tuple[tuple[bool, int], ...]
 
 
+@register_result(code=12)
 @dataclass(frozen=True, slots=True)
 class TornDown:
-    CODE: ClassVar[int] = 12
     removed: bool
 
 
+@register_result(code=13)
 @dataclass(frozen=True, slots=True)
 class Released:
-    CODE: ClassVar[int] = 13
     token: int
 
 
@@ -478,46 +589,6 @@ CAUSE_ABANDONED = "abandoned"
 
 # --------------------------------------------------------------------------- codec
 
-_COMMANDS: dict[int, type] = {
-    cls.OP: cls
-    for cls in (
-        OpenSession,
-        CloseSession,
-        ExpireSession,
-        Acquire,
-        CancelWait,
-        Release,
-        Extend,
-        ForceRelease,
-        SetUpList,
-        Insert,
-        TearDownList,
-        Tick,
-        SetLimits,
-        SetMember,
-        RemoveMember,
-        SetClusterVersion,
-        Abandon,
-    )
-}
-_RESULTS: dict[int, type] = {
-    cls.CODE: cls
-    for cls in (
-        Err,
-        Done,
-        SessionOpened,
-        Granted,
-        Queued,
-        NotAcquired,
-        Extended,
-        WaitCancelled,
-        ForceReleased,
-        ListSetUp,
-        Inserted,
-        TornDown,
-        Released,
-    )
-}
 _MAX_INT = 2**63 - 1
 
 
@@ -619,13 +690,13 @@ def _codec_for(cls: type) -> _RecordCodec:
     return codec
 
 
-for _cls in (*_COMMANDS.values(), *_RESULTS.values()):
-    _codec_for(_cls)
+for _spec in (*COMMANDS, *RESULTS):
+    _codec_for(_spec.cls)
 
 
 def encode_command(command: Command) -> bytes:
     return msgpack.packb(
-        [FORMAT_VERSION, command.OP, _codec_for(type(command)).to_values(command)],
+        [FORMAT_VERSION, COMMANDS.of(command).code, _codec_for(type(command)).to_values(command)],
         use_bin_type=True,
     )
 
@@ -637,21 +708,21 @@ def _unpack(data: bytes) -> Any:
         raise CodecError(f"not msgpack: {exc}") from None
 
 
-def _decode_record(data: Any, table: dict[int, type], what: str) -> Any:
+def _decode_record(data: Any, table: CodeTable[Any], what: str) -> Any:
     if not isinstance(data, list) or len(data) != 3:
         raise CodecError(f"a {what} is [version, code, fields]")
     version, code, values = data
     if type(version) is not int or version not in _READABLE_FORMATS:
         raise CodecError(f"unknown {what} format version {version!r}")
-    cls = table.get(code) if type(code) is int else None
-    if cls is None:
+    spec = table.by_code(code) if type(code) is int else None
+    if spec is None:
         raise CodecError(f"unknown {what} code {code!r}")
-    return _codec_for(cls).from_values(values, version)
+    return _codec_for(spec.cls).from_values(values, version)
 
 
 def decode_command(data: bytes) -> Command:
     """Decodes one log entry; raises CodecError for anything but a known, well-typed command."""
-    return _decode_record(_unpack(data), _COMMANDS, "command")
+    return _decode_record(_unpack(data), COMMANDS, "command")
 
 
 #: Op code of a log entry that carries several commands, applied in order. Not a command:
@@ -702,19 +773,19 @@ def decode_entry(data: bytes) -> Command | list[Command | CodecError]:
         decoded: list[Command | CodecError] = []
         for item in record[2]:
             try:
-                decoded.append(_decode_record(item, _COMMANDS, "command"))
+                decoded.append(_decode_record(item, COMMANDS, "command"))
             except CodecError as exc:
                 decoded.append(exc)
         return decoded
-    return _decode_record(record, _COMMANDS, "command")
+    return _decode_record(record, COMMANDS, "command")
 
 
 def result_to_plain(result: Result) -> list[Any]:
-    return [FORMAT_VERSION, result.CODE, _codec_for(type(result)).to_values(result)]
+    return [FORMAT_VERSION, RESULTS.of(result).code, _codec_for(type(result)).to_values(result)]
 
 
 def result_from_plain(data: Any) -> Result:
-    return _decode_record(data, _RESULTS, "result")
+    return _decode_record(data, RESULTS, "result")
 
 
 def limits_to_plain(limits: Limits) -> list[Any]:

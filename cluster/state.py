@@ -14,8 +14,9 @@ applies the same commands in the same order and so reaches the same state and re
   leader's first command sets it). A command stamped in an older term is refused before
   anything else: it changes no state, not even the clock. So a deposed leader's late commands
   (expiries, ticks, cancels, anything delivered after a successor took office) never act.
-- The cluster version gates commands: one whose ``SINCE`` is above ``cluster_version`` is
-  refused, so every replica of a mixed-version cluster applies the same entries alike.
+- The cluster version gates commands: one registered ``since`` a version above
+  ``cluster_version`` is refused, so every replica of a mixed-version cluster applies the
+  same entries alike.
 
 Reads are plain methods; they take ``now`` only to report remaining durations.
 """
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.commands import (
@@ -35,7 +38,7 @@ from turnstile.cluster.commands import (
     CAUSE_SESSION_CLOSED,
     CAUSE_SESSION_EXPIRED,
     CAUSE_WAIT_CANCELLED,
-    SESSION_COMMANDS,
+    COMMANDS,
     Abandon,
     Acquire,
     CancelWait,
@@ -257,6 +260,37 @@ class Counts:
     members: int
 
 
+#: A command's handler: a method of the state machine taking the command.
+Handler = Callable[["StateMachine", Any], Result]
+#: An exactly-once command's handler: also takes the request's session (see ``_apply_once``).
+SessionHandler = Callable[["StateMachine", Session, Any], Result]
+#: The handler of each class in ``COMMANDS``, entered by ``_handles``.
+_HANDLERS: dict[type, Handler] = {}
+HandlerMethod = TypeVar("HandlerMethod", Handler, SessionHandler)
+
+
+def _handles(cls: type) -> Callable[[HandlerMethod], HandlerMethod]:
+    """Method decorator: the handler of the command class ``cls``. An exactly-once command's
+    handler takes (session, command) and runs inside ``_apply_once``; any other's takes the
+    command. A second handler for one class is refused."""
+    exactly_once = COMMANDS.of(cls).exactly_once
+
+    def register(method: HandlerMethod) -> HandlerMethod:
+        if cls in _HANDLERS:
+            raise TypeError(f"{cls.__name__} has two handlers")
+        if exactly_once:
+
+            def apply_once(machine: StateMachine, command: SessionCommand) -> Result:
+                return machine._apply_once(command, method)
+
+            _HANDLERS[cls] = apply_once
+        else:
+            _HANDLERS[cls] = method
+        return method
+
+    return register
+
+
 class StateMachine:
     """All replicated state. ``apply`` is the only mutator; see the module docstring."""
 
@@ -266,7 +300,8 @@ class StateMachine:
         self.clock = 0
         #: The newest Raft term a command was stamped in: older ones are refused.
         self.epoch = 0
-        #: Commands with ``SINCE`` above this are refused (see ``SetClusterVersion``).
+        #: Commands registered ``since`` a version above this are refused (see
+        #: ``SetClusterVersion``).
         self.cluster_version = 1
         #: Off only in the chaos test that shows what the fence prevents; every replica of
         #: a cluster must agree on it.
@@ -319,8 +354,14 @@ class StateMachine:
         """Applies one command: first the expiries due at its time, then the command.
 
         A command stamped in a term older than ``epoch``, or newer than the cluster version,
-        is refused before anything else: it has no effect at all.
+        is refused before anything else: it has no effect at all. The command's handler is
+        its class's entry in ``_HANDLERS``.
         """
+        handler = _HANDLERS.get(type(command))
+        if handler is None:
+            return Applied(
+                Err(Reason.INVALID_ARGUMENT, f"unknown command {type(command).__name__}"), ()
+            )
         if command.term < self.epoch and self.term_fence:
             return Applied(
                 Err(
@@ -344,56 +385,13 @@ class StateMachine:
         self._events = []
         self._advance(command.now)
         try:
-            result = self._dispatch(command)
+            result = handler(self, command)
         except RefusedError as refused:
             result = Err(refused.reason, refused.detail)
         events, self._events = tuple(self._events), []
         return Applied(result, events)
 
-    def _dispatch(self, command: Command) -> Result:
-        if isinstance(command, SESSION_COMMANDS):
-            return self._apply_once(command)
-        match command:
-            case OpenSession():
-                return self._open_session(command)
-            case CloseSession():
-                return self._end_session(command.session, CAUSE_SESSION_CLOSED)
-            case ExpireSession():
-                return self._end_session(command.session, CAUSE_SESSION_EXPIRED)
-            case CancelWait():
-                return self._cancel_wait(command)
-            case ForceRelease():
-                return self._force_release(command)
-            case Tick():
-                return Done()
-            case SetMember():
-                for what, text in (
-                    ("node_id", command.node_id),
-                    ("peer_address", command.peer_address),
-                    ("client_address", command.client_address),
-                ):
-                    bounds.check_name(self.limits, what, text)
-                self.cluster_members[command.node_id] = (
-                    command.peer_address,
-                    command.client_address,
-                )
-                return Done()
-            case RemoveMember():
-                if self.cluster_members.pop(command.node_id, None) is None:
-                    return Err(Reason.NOT_FOUND, f"no member {command.node_id!r}")
-                return Done()
-            case SetClusterVersion():
-                self.cluster_version = max(self.cluster_version, command.version)
-                return Done()
-            case SetLimits():
-                problems = command.limits.problems()
-                if problems:
-                    return Err(Reason.INVALID_ARGUMENT, "; ".join(problems))
-                self.limits = command.limits
-                return Done()
-        return Err(Reason.INVALID_ARGUMENT, f"unknown command {type(command).__name__}")
-
-    def _apply_once(self, command: SessionCommand) -> Result:
+    def _apply_once(self, command: SessionCommand, handler: SessionHandler) -> Result:
         """Exactly-once: a retried (session, seq) returns its first result, applied once."""
         session = self.sessions.get(command.session)
         if session is None:
@@ -453,29 +451,11 @@ class StateMachine:
                 f"max_results_per_session={self.limits.max_results_per_session}",
             )
         try:
-            result = self._apply_session_command(session, command)
+            result = handler(self, session, command)
         except RefusedError as refused:
             result = Err(refused.reason, refused.detail)
         session.results[command.seq] = result
         return result
-
-    def _apply_session_command(self, session: Session, command: Command) -> Result:
-        match command:
-            case Acquire():
-                return self._acquire(session, command)
-            case Release():
-                return self._release(command)
-            case Extend():
-                return self._extend(command)
-            case SetUpList():
-                return self._set_up_list(command)
-            case Insert():
-                return self._insert(command)
-            case TearDownList():
-                return self._tear_down(command.name)
-            case Abandon():
-                return self._abandon(session, command)
-        return Err(Reason.INVALID_ARGUMENT, f"unknown command {type(command).__name__}")
 
     # ----------------------------------------------------------------------- time
 
@@ -539,8 +519,45 @@ class StateMachine:
         waiter = self._find_waiter(lock, a, b)
         return waiter is not None and waiter.deadline == due
 
+    # ----------------------------------------------------------------------- cluster
+
+    @_handles(Tick)
+    def _tick(self, command: Tick) -> Result:
+        return Done()
+
+    @_handles(SetMember)
+    def _set_member(self, command: SetMember) -> Result:
+        for what, text in (
+            ("node_id", command.node_id),
+            ("peer_address", command.peer_address),
+            ("client_address", command.client_address),
+        ):
+            bounds.check_name(self.limits, what, text)
+        self.cluster_members[command.node_id] = (command.peer_address, command.client_address)
+        return Done()
+
+    @_handles(RemoveMember)
+    def _remove_member(self, command: RemoveMember) -> Result:
+        if self.cluster_members.pop(command.node_id, None) is None:
+            return Err(Reason.NOT_FOUND, f"no member {command.node_id!r}")
+        return Done()
+
+    @_handles(SetClusterVersion)
+    def _set_cluster_version(self, command: SetClusterVersion) -> Result:
+        self.cluster_version = max(self.cluster_version, command.version)
+        return Done()
+
+    @_handles(SetLimits)
+    def _set_limits(self, command: SetLimits) -> Result:
+        problems = command.limits.problems()
+        if problems:
+            return Err(Reason.INVALID_ARGUMENT, "; ".join(problems))
+        self.limits = command.limits
+        return Done()
+
     # ----------------------------------------------------------------------- sessions
 
+    @_handles(OpenSession)
     def _open_session(self, command: OpenSession) -> Result:
         bounds.check_session_ttl(self.limits, command.ttl_ms)
         for what, text in (
@@ -565,6 +582,14 @@ class StateMachine:
         self.sessions[session.id] = session
         return SessionOpened(session.id, session.ttl_ms)
 
+    @_handles(CloseSession)
+    def _close_session(self, command: CloseSession) -> Result:
+        return self._end_session(command.session, CAUSE_SESSION_CLOSED)
+
+    @_handles(ExpireSession)
+    def _expire_session(self, command: ExpireSession) -> Result:
+        return self._end_session(command.session, CAUSE_SESSION_EXPIRED)
+
     def _end_session(self, session_id: int, cause: str) -> Result:
         session = self.sessions.get(session_id)
         if session is None:
@@ -586,6 +611,7 @@ class StateMachine:
 
     # ----------------------------------------------------------------------- locks
 
+    @_handles(Acquire)
     def _acquire(self, session: Session, command: Acquire) -> Result:
         bounds.check_name(self.limits, "lock name", command.name)
         bounds.check_duration(self.limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
@@ -622,6 +648,7 @@ class StateMachine:
         self._push_timer((waiter.deadline, _WAIT, lock.name, session.id, waiter.seq))
         return Queued(position=len(lock.waiters), deadline=waiter.deadline)
 
+    @_handles(CancelWait)
     def _cancel_wait(self, command: CancelWait) -> Result:
         session = self.sessions.get(command.session)
         if session is None:
@@ -635,6 +662,7 @@ class StateMachine:
             CAUSE_WAIT_CANCELLED if command.release_grant else None,
         )
 
+    @_handles(Abandon)
     def _abandon(self, session: Session, command: Abandon) -> Result:
         """The client gave up on ``acquire_seq``: a late copy of it is refused from now on,
         its waiter is dropped, or the hold it was granted is released."""
@@ -689,16 +717,18 @@ class StateMachine:
             return WaitCancelled(removed=False, released=True)
         return WaitCancelled(removed=False, released=False)
 
-    def _release(self, command: Release) -> Result:
+    @_handles(Release)
+    def _release(self, session: Session, command: Release) -> Result:
         bounds.check_name(self.limits, "lock name", command.name)
-        lock = self._held_by(command.name, command.token, command.session)
+        lock = self._held_by(command.name, command.token, session.id)
         self._free(lock, CAUSE_RELEASED)
         return Released(command.token)
 
-    def _extend(self, command: Extend) -> Result:
+    @_handles(Extend)
+    def _extend(self, session: Session, command: Extend) -> Result:
         bounds.check_name(self.limits, "lock name", command.name)
         bounds.check_duration(self.limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
-        lock = self._held_by(command.name, command.token, command.session)
+        lock = self._held_by(command.name, command.token, session.id)
         holder = lock.holder
         assert holder is not None  # _held_by checked it
         holder.expires_at = self.clock + command.max_hold_ms if command.max_hold_ms else 0
@@ -706,6 +736,7 @@ class StateMachine:
             self._push_timer((holder.expires_at, _HOLD, lock.name, holder.token, 0))
         return Extended(holder.expires_at)
 
+    @_handles(ForceRelease)
     def _force_release(self, command: ForceRelease) -> Result:
         bounds.check_name(self.limits, "lock name", command.name)
         bounds.check_text(
@@ -787,7 +818,8 @@ class StateMachine:
 
     # ----------------------------------------------------------------------- lists
 
-    def _set_up_list(self, command: SetUpList) -> Result:
+    @_handles(SetUpList)
+    def _set_up_list(self, session: Session, command: SetUpList) -> Result:
         bounds.check_name(self.limits, "list name", command.name)
         bounds.check_duration(self.limits, "ttl_ms", command.ttl_ms, zero_ok=True)
         expires_at = self.clock + command.ttl_ms if command.ttl_ms else 0
@@ -808,7 +840,8 @@ class StateMachine:
             self._push_timer((expires_at, _LIST, command.name, 0, 0))
         return ListSetUp(created, expires_at)
 
-    def _insert(self, command: Insert) -> Result:
+    @_handles(Insert)
+    def _insert(self, session: Session, command: Insert) -> Result:
         bounds.check_name(self.limits, "list name", command.name)
         bounds.check_members(self.limits, command.members)
         target = self._existing_list(command.name)
@@ -831,9 +864,10 @@ class StateMachine:
         self.member_count += len(fresh)
         return Inserted(tuple(results))
 
-    def _tear_down(self, name: str) -> Result:
-        bounds.check_name(self.limits, "list name", name)
-        existing = self.lists.get(name)
+    @_handles(TearDownList)
+    def _tear_down(self, session: Session, command: TearDownList) -> Result:
+        bounds.check_name(self.limits, "list name", command.name)
+        existing = self.lists.get(command.name)
         if existing is None:
             return TornDown(removed=False)
         self._delete_list(existing)
@@ -987,3 +1021,12 @@ class StateMachine:
     def _list_view(target: ListState, now: int) -> ListView:
         remaining = max(1, target.expires_at - now) if target.expires_at else 0
         return ListView(target.name, len(target.members), target.ttl_ms, remaining)
+
+
+def _check_every_command_is_handled() -> None:
+    unhandled = [spec.cls.__name__ for spec in COMMANDS if spec.cls not in _HANDLERS]
+    if unhandled:
+        raise TypeError(f"the state machine has no handler for {', '.join(unhandled)}")
+
+
+_check_every_command_is_handled()

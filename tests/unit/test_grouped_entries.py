@@ -10,6 +10,7 @@ from pysyncobj import FAIL_REASON
 
 from turnstile.cluster.commands import (
     BATCH_OP,
+    COMMANDS,
     FORMAT_VERSION,
     CodecError,
     Tick,
@@ -52,7 +53,7 @@ def test_a_bad_command_in_a_group_is_refused_alone() -> None:
         msgpack.packb([FORMAT_VERSION, BATCH_OP, []]),
         msgpack.packb([FORMAT_VERSION, BATCH_OP, "x"]),
         msgpack.packb([FORMAT_VERSION + 1, BATCH_OP, [encode_command(Tick(1))]]),
-        msgpack.packb([True, BATCH_OP, [[FORMAT_VERSION, Tick.OP, [1]]]]),
+        msgpack.packb([True, BATCH_OP, [[FORMAT_VERSION, COMMANDS.of(Tick).code, [1]]]]),
         b"\xc1",
     ],
 )
