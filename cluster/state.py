@@ -24,7 +24,6 @@ Reads are plain methods; they take ``now`` only to report remaining durations.
 from __future__ import annotations
 
 import bisect
-import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -81,13 +80,7 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.limits import Limits, RefusedError
 from turnstile.cluster.reasons import Reason
-
-# Timer kinds, in the order expiries due at the same instant are applied.
-_HOLD = 0
-_WAIT = 1
-_LIST = 2
-#: Stale timers tolerated beyond twice the live bound before the heap is compacted.
-_TIMER_SLACK = 64
+from turnstile.cluster.timers import Timer, TimerKind, Timers
 
 
 class SeqRanges:
@@ -316,8 +309,8 @@ class StateMachine:
         self.waiter_count = 0
         #: Cluster members: node id -> (peer address, client address).
         self.cluster_members: dict[str, tuple[str, str]] = {}
-        # (due, kind, name, a, b); entries are checked against the state when popped.
-        self._timers: list[tuple[int, int, str, int, int]] = []
+        #: Entries are checked against the state when popped (see ``_timer_is_live``).
+        self._timers = Timers()
         self._events: list[Event] = []
 
     def reindex(self) -> None:
@@ -328,25 +321,23 @@ class StateMachine:
         for session in self.sessions.values():
             session.held.clear()
             session.waiting.clear()
-        self._timers = []
+        timers: list[Timer] = []
         self.waiter_count = 0
         for lock in self.locks.values():
             if lock.holder is not None:
                 self.sessions[lock.holder.session].held.add(lock.name)
                 if lock.holder.expires_at:
-                    self._timers.append(
-                        (lock.holder.expires_at, _HOLD, lock.name, lock.holder.token, 0)
-                    )
+                    timers.append(Timer.hold(lock.holder.expires_at, lock.name, lock.holder.token))
             for waiter in lock.waiters:
                 self.sessions[waiter.session].waiting.add((lock.name, waiter.seq))
-                self._timers.append((waiter.deadline, _WAIT, lock.name, waiter.session, waiter.seq))
+                timers.append(Timer.wait(waiter.deadline, lock.name, waiter.session, waiter.seq))
             self.waiter_count += len(lock.waiters)
         self.member_count = 0
         for item in self.lists.values():
             if item.expires_at:
-                self._timers.append((item.expires_at, _LIST, item.name, 0, 0))
+                timers.append(Timer.ttl(item.expires_at, item.name))
             self.member_count += len(item.members)
-        heapq.heapify(self._timers)
+        self._timers = Timers(timers)
 
     # ----------------------------------------------------------------------- apply
 
@@ -461,63 +452,55 @@ class StateMachine:
 
     def _advance(self, now: int) -> None:
         self.clock = max(self.clock, now)
-        while self._timers and self._timers[0][0] <= self.clock:
-            due, kind, name, a, b = heapq.heappop(self._timers)
-            if kind == _HOLD:
-                lock = self.locks.get(name)
+        while (timer := self._timers.pop_due(self.clock)) is not None:
+            if timer.kind is TimerKind.HOLD:
+                lock = self.locks.get(timer.name)
                 holder = lock.holder if lock else None
-                if lock and holder and holder.token == a and holder.expires_at == due:
+                if (
+                    lock
+                    and holder
+                    and holder.token == timer.token
+                    and holder.expires_at == timer.due
+                ):
                     self._free(lock, CAUSE_MAX_HOLD)
-            elif kind == _WAIT:
-                lock = self.locks.get(name)
-                waiter = self._find_waiter(lock, a, b) if lock else None
-                if lock and waiter and waiter.deadline == due:
+            elif timer.kind is TimerKind.WAIT:
+                lock = self.locks.get(timer.name)
+                waiter = self._find_waiter(lock, timer.session, timer.seq) if lock else None
+                if lock and waiter and waiter.deadline == timer.due:
                     self._drop_waiter(lock, waiter, NotAcquired("wait timed out"))
                     self._forget_if_idle(lock)
-            elif kind == _LIST:
-                existing = self.lists.get(name)
-                if existing and existing.expires_at == due:
+            elif timer.kind is TimerKind.LIST:
+                existing = self.lists.get(timer.name)
+                if existing and existing.expires_at == timer.due:
                     self._delete_list(existing)
-                    self._events.append(ListExpired(name))
+                    self._events.append(ListExpired(timer.name))
 
-    def _push_timer(self, timer: tuple[int, int, str, int, int]) -> None:
-        """Adds a timer; when stale entries (a renewed max-hold or TTL, a freed lock, a dropped
-        waiter) outnumber the live ones, drops them all, so the heap stays O(live timers).
-
-        At most one timer per lock holder, waiter and list is live: their count bounds the
-        live entries without a scan. Rebuilding is O(n) after at least n pushes.
-        """
-        heapq.heappush(self._timers, timer)
+    def _push_timer(self, timer: Timer) -> None:
+        """Adds a timer. At most one timer per lock holder, waiter and list is live: their
+        count bounds the live entries for ``Timers.push``."""
         live_bound = len(self.locks) + self.waiter_count + len(self.lists)
-        if len(self._timers) > 2 * live_bound + _TIMER_SLACK:
-            # A set: renewals to the same instant leave equal entries, all of them "live".
-            # Sorted, the distinct entries are a heap already, whatever the set's order.
-            self._timers = sorted({t for t in self._timers if self._timer_is_live(*t)})
+        self._timers.push(timer, live_bound, self._timer_is_live)
 
     def next_due(self) -> int | None:
         """Log time of the earliest pending expiry, or None: when the leader should tick."""
-        while self._timers:
-            due, kind, name, a, b = self._timers[0]
-            if self._timer_is_live(due, kind, name, a, b):
-                return due
-            heapq.heappop(self._timers)
-        return None
+        timer = self._timers.first_live(self._timer_is_live)
+        return timer.due if timer else None
 
-    def _timer_is_live(self, due: int, kind: int, name: str, a: int, b: int) -> bool:
-        if kind == _LIST:
-            existing = self.lists.get(name)
-            return existing is not None and existing.expires_at == due
-        lock = self.locks.get(name)
+    def _timer_is_live(self, timer: Timer) -> bool:
+        if timer.kind is TimerKind.LIST:
+            existing = self.lists.get(timer.name)
+            return existing is not None and existing.expires_at == timer.due
+        lock = self.locks.get(timer.name)
         if lock is None:
             return False
-        if kind == _HOLD:
+        if timer.kind is TimerKind.HOLD:
             return (
                 lock.holder is not None
-                and lock.holder.token == a
-                and (lock.holder.expires_at == due)
+                and lock.holder.token == timer.token
+                and lock.holder.expires_at == timer.due
             )
-        waiter = self._find_waiter(lock, a, b)
-        return waiter is not None and waiter.deadline == due
+        waiter = self._find_waiter(lock, timer.session, timer.seq)
+        return waiter is not None and waiter.deadline == timer.due
 
     # ----------------------------------------------------------------------- cluster
 
@@ -645,7 +628,7 @@ class StateMachine:
         lock.waiters.append(waiter)
         session.waiting.add((lock.name, waiter.seq))
         self.waiter_count += 1
-        self._push_timer((waiter.deadline, _WAIT, lock.name, session.id, waiter.seq))
+        self._push_timer(Timer.wait(waiter.deadline, lock.name, session.id, waiter.seq))
         return Queued(position=len(lock.waiters), deadline=waiter.deadline)
 
     @_handles(CancelWait)
@@ -733,7 +716,7 @@ class StateMachine:
         assert holder is not None  # _held_by checked it
         holder.expires_at = self.clock + command.max_hold_ms if command.max_hold_ms else 0
         if holder.expires_at:
-            self._push_timer((holder.expires_at, _HOLD, lock.name, holder.token, 0))
+            self._push_timer(Timer.hold(holder.expires_at, lock.name, holder.token))
         return Extended(holder.expires_at)
 
     @_handles(ForceRelease)
@@ -772,7 +755,7 @@ class StateMachine:
         lock.holder = Holder(session_id, self.last_token, seq, self.clock, expires_at)
         self.sessions[session_id].held.add(lock.name)
         if expires_at:
-            self._push_timer((expires_at, _HOLD, lock.name, self.last_token, 0))
+            self._push_timer(Timer.hold(expires_at, lock.name, self.last_token))
         return Granted(self.last_token, expires_at)
 
     def _free(self, lock: LockState, cause: str, detail: str = "") -> None:
@@ -837,7 +820,7 @@ class StateMachine:
         existing.ttl_ms = command.ttl_ms
         existing.expires_at = expires_at
         if expires_at:
-            self._push_timer((expires_at, _LIST, command.name, 0, 0))
+            self._push_timer(Timer.ttl(expires_at, command.name))
         return ListSetUp(created, expires_at)
 
     @_handles(Insert)

@@ -23,6 +23,7 @@ import turnstile.cluster.limits
 import turnstile.cluster.reasons
 import turnstile.cluster.snapshot
 import turnstile.cluster.state
+import turnstile.cluster.timers
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
@@ -55,6 +56,7 @@ HELPERS_DIR = str(Path(__file__).resolve().parent)
 
 PURE_MODULES = [
     turnstile.cluster.state,
+    turnstile.cluster.timers,
     turnstile.cluster.snapshot,
     turnstile.cluster.commands,
     turnstile.cluster.limits,
