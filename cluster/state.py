@@ -18,7 +18,7 @@ applies the same commands in the same order and so reaches the same state and re
   ``cluster_version`` is refused, so every replica of a mixed-version cluster applies the
   same entries alike.
 
-Reads are plain methods; they take ``now`` only to report remaining durations.
+Reads are pure functions of the state, in ``turnstile.cluster.views``.
 """
 
 from __future__ import annotations
@@ -188,69 +188,6 @@ class Applied:
 
     result: Result
     events: tuple[Event, ...]
-
-
-# --------------------------------------------------------------------------- read views
-
-
-@dataclass(frozen=True, slots=True)
-class HolderView:
-    session: int
-    token: int
-    held_for_ms: int
-    #: 0 means no cap.
-    expires_in_ms: int
-    client_name: str
-    client_host: str
-    client_pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class WaiterView:
-    session: int
-    seq: int
-    waited_for_ms: int
-    wait_remaining_ms: int
-    client_name: str
-    client_host: str
-    client_pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class LockView:
-    name: str
-    holder: HolderView | None
-    waiters: tuple[WaiterView, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SessionView:
-    session: int
-    ttl_ms: int
-    client_name: str
-    client_host: str
-    client_pid: int
-    age_ms: int
-    held: tuple[str, ...]
-    waiting: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ListView:
-    name: str
-    size: int
-    ttl_ms: int
-    #: 0 means no expiry.
-    expires_in_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    sessions: int
-    locks_held: int
-    waiters: int
-    lists: int
-    members: int
 
 
 #: A command's handler: a method of the state machine taking the command.
@@ -827,7 +764,7 @@ class StateMachine:
     def _insert(self, session: Session, command: Insert) -> Result:
         bounds.check_name(self.limits, "list name", command.name)
         bounds.check_members(self.limits, command.members)
-        target = self._existing_list(command.name)
+        target = self.existing_list(command.name)
         fresh = {m for m in command.members if m not in target.ids}
         if len(target.members) + len(fresh) > self.limits.max_members_per_list:
             raise RefusedError(
@@ -860,150 +797,12 @@ class StateMachine:
         del self.lists[existing.name]
         self.member_count -= len(existing.members)
 
-    def _existing_list(self, name: str) -> ListState:
+    def existing_list(self, name: str) -> ListState:
+        """The list ``name``; raises RefusedError (NOT_FOUND) if it does not exist."""
         existing = self.lists.get(name)
         if existing is None:
             raise RefusedError(Reason.NOT_FOUND, f"list {name!r} does not exist")
         return existing
-
-    # ----------------------------------------------------------------------- reads
-
-    def describe_lock(self, name: str, now: int) -> LockView | Err:
-        """The holder and FIFO queue of ``name``; a free lock has no holder and no waiters."""
-        try:
-            bounds.check_name(self.limits, "lock name", name)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        lock = self.locks.get(name)
-        return self._lock_view(lock, now) if lock else LockView(name, None, ())
-
-    def list_locks(self, prefix: str, after: str, limit: int, now: int) -> list[LockView] | Err:
-        """Locks in use whose name starts with ``prefix``, by name, after ``after``."""
-        try:
-            page = bounds.check_page(self.limits, limit)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        names = sorted(n for n in self.locks if n.startswith(prefix) and n > after)
-        return [self._lock_view(self.locks[n], now) for n in names[:page]]
-
-    def validate_token(self, name: str, token: int) -> tuple[bool, int] | Err:
-        """(token holds ``name`` now, current holder's token or 0)."""
-        try:
-            bounds.check_name(self.limits, "lock name", name)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        lock = self.locks.get(name)
-        current = lock.holder.token if lock and lock.holder else 0
-        return (current != 0 and current == token, current)
-
-    def session_view(self, session_id: int, now: int) -> SessionView | None:
-        session = self.sessions.get(session_id)
-        return self._session_view(session, now) if session else None
-
-    def list_sessions(self, after: int, limit: int, now: int) -> list[SessionView] | Err:
-        try:
-            page = bounds.check_page(self.limits, limit)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        ids = sorted(i for i in self.sessions if i > after)[:page]
-        return [self._session_view(self.sessions[i], now) for i in ids]
-
-    def contains(self, name: str, members: tuple[bytes, ...]) -> list[int] | Err:
-        """The id of each member, 0 where absent."""
-        try:
-            bounds.check_name(self.limits, "list name", name)
-            bounds.check_members(self.limits, members)
-            target = self._existing_list(name)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        return [target.ids.get(m, 0) for m in members]
-
-    def members(self, name: str, after_id: int, limit: int) -> list[tuple[int, bytes]] | Err:
-        """(id, member) pairs with id > after_id, in id order, at most one page."""
-        if after_id < 0:
-            return Err(Reason.INVALID_ARGUMENT, f"after_id must not be negative, got {after_id}")
-        try:
-            bounds.check_name(self.limits, "list name", name)
-            page = bounds.check_page(self.limits, limit)
-            target = self._existing_list(name)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        chunk = target.members[after_id : after_id + page]
-        return [(after_id + i + 1, m) for i, m in enumerate(chunk)]
-
-    def list_view(self, name: str, now: int) -> ListView | Err:
-        try:
-            bounds.check_name(self.limits, "list name", name)
-            target = self._existing_list(name)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        return self._list_view(target, now)
-
-    def list_lists(self, prefix: str, after: str, limit: int, now: int) -> list[ListView] | Err:
-        try:
-            page = bounds.check_page(self.limits, limit)
-        except RefusedError as refused:
-            return Err(refused.reason, refused.detail)
-        names = sorted(n for n in self.lists if n.startswith(prefix) and n > after)[:page]
-        return [self._list_view(self.lists[n], now) for n in names]
-
-    def counts(self) -> Counts:
-        held = sum(1 for lock in self.locks.values() if lock.holder)
-        return Counts(
-            sessions=len(self.sessions),
-            locks_held=held,
-            waiters=self.waiter_count,
-            lists=len(self.lists),
-            members=self.member_count,
-        )
-
-    def _lock_view(self, lock: LockState, now: int) -> LockView:
-        holder = None
-        if lock.holder:
-            h = lock.holder
-            owner = self.sessions[h.session]
-            holder = HolderView(
-                session=h.session,
-                token=h.token,
-                held_for_ms=max(0, now - h.granted_at),
-                expires_in_ms=max(1, h.expires_at - now) if h.expires_at else 0,
-                client_name=owner.client_name,
-                client_host=owner.client_host,
-                client_pid=owner.client_pid,
-            )
-        waiters = []
-        for w in lock.waiters:
-            owner = self.sessions[w.session]
-            waiters.append(
-                WaiterView(
-                    session=w.session,
-                    seq=w.seq,
-                    waited_for_ms=max(0, now - w.enqueued_at),
-                    wait_remaining_ms=max(0, w.deadline - now),
-                    client_name=owner.client_name,
-                    client_host=owner.client_host,
-                    client_pid=owner.client_pid,
-                )
-            )
-        return LockView(lock.name, holder, tuple(waiters))
-
-    @staticmethod
-    def _session_view(session: Session, now: int) -> SessionView:
-        return SessionView(
-            session=session.id,
-            ttl_ms=session.ttl_ms,
-            client_name=session.client_name,
-            client_host=session.client_host,
-            client_pid=session.client_pid,
-            age_ms=max(0, now - session.opened_at),
-            held=tuple(sorted(session.held)),
-            waiting=tuple(sorted({name for name, _ in session.waiting})),
-        )
-
-    @staticmethod
-    def _list_view(target: ListState, now: int) -> ListView:
-        remaining = max(1, target.expires_at - now) if target.expires_at else 0
-        return ListView(target.name, len(target.members), target.ttl_ms, remaining)
 
 
 def _check_every_command_is_handled() -> None:

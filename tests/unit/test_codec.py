@@ -12,7 +12,7 @@ from helpers import Driver, assert_unchanged, err, result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from turnstile.cluster import commands
+from turnstile.cluster import commands, views
 from turnstile.cluster.commands import (
     FORMAT_VERSION,
     Abandon,
@@ -444,7 +444,7 @@ def test_set_limits_takes_effect_from_that_entry_on() -> None:
     assert d.set_limits(replace(Limits(), max_batch=2)).result == Done()
     err(d.insert(s, "runs", b"d", b"e", b"f"), Reason.LIMIT_EXCEEDED, "max_batch=2")
     # Lowering a bound never drops what is already stored.
-    assert d.sm.contains("runs", (b"a", b"b")) == [1, 2]
+    assert views.contains(d.sm, "runs", (b"a", b"b")) == [1, 2]
     assert d.sm.limits.max_batch == 2
 
 

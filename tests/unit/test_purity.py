@@ -24,6 +24,7 @@ import turnstile.cluster.reasons
 import turnstile.cluster.snapshot
 import turnstile.cluster.state
 import turnstile.cluster.timers
+import turnstile.cluster.views
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
@@ -57,6 +58,7 @@ HELPERS_DIR = str(Path(__file__).resolve().parent)
 PURE_MODULES = [
     turnstile.cluster.state,
     turnstile.cluster.timers,
+    turnstile.cluster.views,
     turnstile.cluster.snapshot,
     turnstile.cluster.commands,
     turnstile.cluster.limits,
@@ -100,7 +102,7 @@ def run_python(code: str, *, hash_seed: str = "0") -> str:
 def test_importing_the_state_machine_loads_no_network_raft_random_or_threads() -> None:
     code = (
         "import json, sys\n"
-        "import turnstile.cluster.state, turnstile.cluster.snapshot\n"
+        "import turnstile.cluster.state, turnstile.cluster.snapshot, turnstile.cluster.views\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     loaded = set(json.loads(run_python(code)))
