@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import (
     CAUSE_FORCE_RELEASED,
     CAUSE_MAX_HOLD,
@@ -60,7 +61,6 @@ from turnstile.cluster.commands import (
     SetMember,
     Tick,
     WaiterResolved,
-    encode_command,
     since,
 )
 from turnstile.cluster.config import ConfigError, NodeConfig, Peer

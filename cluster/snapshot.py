@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from turnstile.cluster.commands import (
+from turnstile.cluster.codec import (
     CodecError,
     limits_from_plain,
     limits_to_plain,

@@ -13,13 +13,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from turnstile.cluster import commands, views
-from turnstile.cluster.commands import (
+from turnstile.cluster.codec import (
     FORMAT_VERSION,
+    CodecError,
+    decode_command,
+    encode_command,
+    limits_from_plain,
+    limits_to_plain,
+    result_from_plain,
+    result_to_plain,
+)
+from turnstile.cluster.commands import (
     Abandon,
     Acquire,
     CancelWait,
     CloseSession,
-    CodecError,
     Command,
     Done,
     Err,
@@ -48,12 +56,6 @@ from turnstile.cluster.commands import (
     Tick,
     TornDown,
     WaitCancelled,
-    decode_command,
-    encode_command,
-    limits_from_plain,
-    limits_to_plain,
-    result_from_plain,
-    result_to_plain,
 )
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason

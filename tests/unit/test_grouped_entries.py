@@ -8,17 +8,16 @@ import msgpack
 import pytest
 from pysyncobj import FAIL_REASON
 
-from turnstile.cluster.commands import (
+from turnstile.cluster.codec import (
     BATCH_OP,
-    COMMANDS,
     FORMAT_VERSION,
     CodecError,
-    Tick,
     decode_command,
     decode_entry,
     encode_batch,
     encode_command,
 )
+from turnstile.cluster.commands import COMMANDS, Tick
 from turnstile.cluster.raft import SUCCESS, _split_group
 from turnstile.cluster.state import Applied
 

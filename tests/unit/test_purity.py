@@ -18,6 +18,7 @@ from helpers import scenario_log
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import turnstile.cluster.codec
 import turnstile.cluster.commands
 import turnstile.cluster.limits
 import turnstile.cluster.reasons
@@ -61,6 +62,7 @@ PURE_MODULES = [
     turnstile.cluster.views,
     turnstile.cluster.snapshot,
     turnstile.cluster.commands,
+    turnstile.cluster.codec,
     turnstile.cluster.limits,
     turnstile.cluster.reasons,
 ]
