@@ -21,15 +21,8 @@ from turnstile.cluster.codec import (
     result_from_plain,
     result_to_plain,
 )
-from turnstile.cluster.state import (
-    Holder,
-    ListState,
-    LockState,
-    SeqRanges,
-    Session,
-    StateMachine,
-    Waiter,
-)
+from turnstile.cluster.records import Holder, ListState, LockState, SeqRanges, Session, Waiter
+from turnstile.cluster.state import StateMachine
 
 MAGIC = "turnstile-snapshot"
 SNAPSHOT_VERSION = 2

@@ -23,202 +23,25 @@ Reads are pure functions of the state, in ``turnstile.cluster.views``.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
+from turnstile.cluster import commands as cmd
+from turnstile.cluster import exactly_once
 from turnstile.cluster import limits as bounds
-from turnstile.cluster.commands import (
-    CAUSE_ABANDONED,
-    CAUSE_FORCE_RELEASED,
-    CAUSE_MAX_HOLD,
-    CAUSE_RELEASED,
-    CAUSE_SESSION_CLOSED,
-    CAUSE_SESSION_EXPIRED,
-    CAUSE_WAIT_CANCELLED,
-    COMMANDS,
-    Abandon,
-    Acquire,
-    CancelWait,
-    CloseSession,
-    Command,
-    Done,
-    Err,
-    Event,
-    ExpireSession,
-    Extend,
-    Extended,
-    ForceRelease,
-    ForceReleased,
-    Granted,
-    Insert,
-    Inserted,
-    ListExpired,
-    ListSetUp,
-    LockFreed,
-    NotAcquired,
-    OpenSession,
-    Queued,
-    Release,
-    Released,
-    RemoveMember,
-    Result,
-    SessionCommand,
-    SessionEnded,
-    SessionOpened,
-    SetClusterVersion,
-    SetLimits,
-    SetMember,
-    SetUpList,
-    TearDownList,
-    Tick,
-    TornDown,
-    WaitCancelled,
-    WaiterResolved,
-    since,
-)
+from turnstile.cluster.handlers import HANDLERS, check_every_command_is_handled, handles
 from turnstile.cluster.limits import Limits, RefusedError
 from turnstile.cluster.reasons import Reason
+from turnstile.cluster.records import Holder, ListState, LockState, Session, Waiter
 from turnstile.cluster.timers import Timer, TimerKind, Timers
-
-
-class SeqRanges:
-    """A set of request seqs as sorted, disjoint, inclusive ranges: the seqs a client reported
-    answered above its ``acked``. Answered seqs are nearly contiguous, so a few ranges hold
-    thousands of them while one long blocked acquire pins ``acked``."""
-
-    __slots__ = ("ranges",)
-
-    def __init__(self, ranges: list[tuple[int, int]] | None = None) -> None:
-        self.ranges: list[tuple[int, int]] = ranges or []
-
-    def __contains__(self, seq: int) -> bool:
-        at = bisect.bisect_right(self.ranges, (seq, 2**64)) - 1
-        return at >= 0 and self.ranges[at][0] <= seq <= self.ranges[at][1]
-
-    def add(self, seq: int) -> None:
-        if seq in self:
-            return
-        ranges = self.ranges
-        at = bisect.bisect_left(ranges, (seq, seq))
-        joins_left = at > 0 and ranges[at - 1][1] == seq - 1
-        joins_right = at < len(ranges) and ranges[at][0] == seq + 1
-        if joins_left and joins_right:
-            ranges[at - 1 : at + 1] = [(ranges[at - 1][0], ranges[at][1])]
-        elif joins_left:
-            ranges[at - 1] = (ranges[at - 1][0], seq)
-        elif joins_right:
-            ranges[at] = (seq, ranges[at][1])
-        else:
-            ranges.insert(at, (seq, seq))
-
-    def drop_through(self, seq: int) -> None:
-        """Forgets every seq <= ``seq`` (they are refused as acknowledged anyway)."""
-        ranges = [(max(lo, seq + 1), hi) for lo, hi in self.ranges if hi > seq]
-        self.ranges = ranges
-
-    def __len__(self) -> int:
-        return len(self.ranges)
-
-
-@dataclass(slots=True)
-class Session:
-    id: int
-    ttl_ms: int
-    client_name: str
-    client_host: str
-    client_pid: int
-    opened_at: int
-    #: Names of the locks this session holds.
-    held: set[str] = field(default_factory=set)
-    #: (lock name, acquire seq) of each of its queued acquires.
-    waiting: set[tuple[str, int]] = field(default_factory=set)
-    #: seq -> result, for exactly-once retries; pruned by the client's ``acked``.
-    results: dict[int, Result] = field(default_factory=dict)
-    #: Highest seq the client has acknowledged; older requests are not re-applied.
-    acked: int = 0
-    #: Seqs above ``acked`` the client reported answered (their results may be gone): a late
-    #: copy of one of them is refused, never applied a second time.
-    forgotten: SeqRanges = field(default_factory=SeqRanges)
-
-
-@dataclass(slots=True)
-class Holder:
-    session: int
-    token: int
-    #: The acquire request that was granted (abandoning it releases this hold).
-    acquire_seq: int
-    granted_at: int
-    #: Log time when the max-hold ends; 0 means no cap.
-    expires_at: int
-
-
-@dataclass(slots=True)
-class Waiter:
-    session: int
-    seq: int
-    max_hold_ms: int
-    enqueued_at: int
-    deadline: int
-
-
-@dataclass(slots=True)
-class LockState:
-    name: str
-    holder: Holder | None = None
-    waiters: list[Waiter] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class ListState:
-    name: str
-    ttl_ms: int
-    created_at: int
-    #: Log time when the list is torn down; 0 means never.
-    expires_at: int
-    ids: dict[bytes, int] = field(default_factory=dict)
-    #: members[i] has id i + 1.
-    members: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What one command did: its result and what else happened in the same step."""
 
-    result: Result
-    events: tuple[Event, ...]
-
-
-#: A command's handler: a method of the state machine taking the command.
-Handler = Callable[["StateMachine", Any], Result]
-#: An exactly-once command's handler: also takes the request's session (see ``_apply_once``).
-SessionHandler = Callable[["StateMachine", Session, Any], Result]
-#: The handler of each class in ``COMMANDS``, entered by ``_handles``.
-_HANDLERS: dict[type, Handler] = {}
-HandlerMethod = TypeVar("HandlerMethod", Handler, SessionHandler)
-
-
-def _handles(cls: type) -> Callable[[HandlerMethod], HandlerMethod]:
-    """Method decorator: the handler of the command class ``cls``. An exactly-once command's
-    handler takes (session, command) and runs inside ``_apply_once``; any other's takes the
-    command. A second handler for one class is refused."""
-    exactly_once = COMMANDS.of(cls).exactly_once
-
-    def register(method: HandlerMethod) -> HandlerMethod:
-        if cls in _HANDLERS:
-            raise TypeError(f"{cls.__name__} has two handlers")
-        if exactly_once:
-
-            def apply_once(machine: StateMachine, command: SessionCommand) -> Result:
-                return machine._apply_once(command, method)
-
-            _HANDLERS[cls] = apply_once
-        else:
-            _HANDLERS[cls] = method
-        return method
-
-    return register
+    result: cmd.Result
+    events: tuple[cmd.Event, ...]
 
 
 class StateMachine:
@@ -248,7 +71,7 @@ class StateMachine:
         self.cluster_members: dict[str, tuple[str, str]] = {}
         #: Entries are checked against the state when popped (see ``_timer_is_live``).
         self._timers = Timers()
-        self._events: list[Event] = []
+        self._events: list[cmd.Event] = []
 
     def reindex(self) -> None:
         """Recomputes everything derived from sessions, locks and lists (after a restore).
@@ -278,31 +101,31 @@ class StateMachine:
 
     # ----------------------------------------------------------------------- apply
 
-    def apply(self, command: Command) -> Applied:
+    def apply(self, command: cmd.Command) -> Applied:
         """Applies one command: first the expiries due at its time, then the command.
 
         A command stamped in a term older than ``epoch``, or newer than the cluster version,
         is refused before anything else: it has no effect at all. The command's handler is
-        its class's entry in ``_HANDLERS``.
+        its class's entry in ``HANDLERS``.
         """
-        handler = _HANDLERS.get(type(command))
+        handler = HANDLERS.get(type(command))
         if handler is None:
             return Applied(
-                Err(Reason.INVALID_ARGUMENT, f"unknown command {type(command).__name__}"), ()
+                cmd.Err(Reason.INVALID_ARGUMENT, f"unknown command {type(command).__name__}"), ()
             )
         if command.term < self.epoch and self.term_fence:
             return Applied(
-                Err(
+                cmd.Err(
                     Reason.NOT_LEADER,
                     f"stamped in term {command.term} by a leader superseded in term "
                     f"{self.epoch}; not applied",
                 ),
                 (),
             )
-        required = since(command)
-        if required > self.cluster_version and not isinstance(command, SetClusterVersion):
+        required = handler.spec.since
+        if required > self.cluster_version and not isinstance(command, cmd.SetClusterVersion):
             return Applied(
-                Err(
+                cmd.Err(
                     Reason.FAILED_PRECONDITION,
                     f"{type(command).__name__} needs cluster version {required}, the cluster "
                     f"is at {self.cluster_version}; upgrade every member first",
@@ -313,75 +136,31 @@ class StateMachine:
         self._events = []
         self._advance(command.now)
         try:
-            result = handler(self, command)
+            if handler.spec.exactly_once:
+                result = self._apply_once(command, handler.method)
+            else:
+                result = handler.method(self, command)
         except RefusedError as refused:
-            result = Err(refused.reason, refused.detail)
+            result = cmd.Err(refused.reason, refused.detail)
         events, self._events = tuple(self._events), []
         return Applied(result, events)
 
-    def _apply_once(self, command: SessionCommand, handler: SessionHandler) -> Result:
+    def _apply_once(
+        self, command: cmd.SessionCommand, method: Callable[..., cmd.Result]
+    ) -> cmd.Result:
         """Exactly-once: a retried (session, seq) returns its first result, applied once."""
         session = self.sessions.get(command.session)
         if session is None:
-            return Err(Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired")
-        if command.seq < 1 or command.acked >= command.seq:
-            return Err(
-                Reason.INVALID_ARGUMENT,
-                f"seq must be >= 1 and above acked, got seq={command.seq} acked={command.acked}",
+            return cmd.Err(
+                Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired"
             )
-        if len(command.answered) > self.limits.max_results_per_session:
-            return Err(
-                Reason.INVALID_ARGUMENT,
-                f"{len(command.answered)} answered seqs in one request, over "
-                f"max_results_per_session={self.limits.max_results_per_session}",
-            )
-        first = session.results.get(command.seq)
-        if first is not None:
-            return first
-        if command.seq <= session.acked:
-            return Err(Reason.INVALID_ARGUMENT, f"request {command.seq} was already acknowledged")
-        if command.seq in session.forgotten:
-            return Err(Reason.INVALID_ARGUMENT, f"request {command.seq} was already answered")
-        late = [seq for seq in command.answered if seq >= command.seq]
-        if late:
-            return Err(
-                Reason.INVALID_ARGUMENT,
-                f"answered seq {late[0]} is not below the request's seq {command.seq}",
-            )
-        forgotten = session.forgotten
-        if command.answered:
-            # On a copy: a request whose record of answered seqs would outgrow its bound is
-            # refused before anything changes.
-            forgotten = SeqRanges(list(forgotten.ranges))
-            forgotten.drop_through(max(session.acked, command.acked))
-            for seq in command.answered:
-                if seq > max(session.acked, command.acked):
-                    forgotten.add(seq)
-            if len(forgotten) > self.limits.max_results_per_session:
-                return Err(
-                    Reason.LIMIT_EXCEEDED,
-                    f"session {session.id} would keep {len(forgotten)} ranges of answered "
-                    f"seqs, max_results_per_session={self.limits.max_results_per_session}",
-                )
-        if command.acked > session.acked:
-            session.acked = command.acked
-            for seq in [s for s in session.results if s <= command.acked]:
-                del session.results[seq]
-            forgotten.drop_through(command.acked)
-        session.forgotten = forgotten
-        for seq in command.answered:
-            if seq > session.acked:
-                session.results.pop(seq, None)
-        if len(session.results) >= self.limits.max_results_per_session:
-            return Err(
-                Reason.LIMIT_EXCEEDED,
-                f"session {session.id} has {len(session.results)} unacknowledged results, "
-                f"max_results_per_session={self.limits.max_results_per_session}",
-            )
+        answer = exactly_once.admit(session, command, self.limits)
+        if answer is not None:
+            return answer
         try:
-            result = handler(self, session, command)
+            result = method(self, session, command)
         except RefusedError as refused:
-            result = Err(refused.reason, refused.detail)
+            result = cmd.Err(refused.reason, refused.detail)
         session.results[command.seq] = result
         return result
 
@@ -390,27 +169,22 @@ class StateMachine:
     def _advance(self, now: int) -> None:
         self.clock = max(self.clock, now)
         while (timer := self._timers.pop_due(self.clock)) is not None:
-            if timer.kind is TimerKind.HOLD:
-                lock = self.locks.get(timer.name)
-                holder = lock.holder if lock else None
-                if (
-                    lock
-                    and holder
-                    and holder.token == timer.token
-                    and holder.expires_at == timer.due
-                ):
-                    self._free(lock, CAUSE_MAX_HOLD)
-            elif timer.kind is TimerKind.WAIT:
-                lock = self.locks.get(timer.name)
-                waiter = self._find_waiter(lock, timer.session, timer.seq) if lock else None
-                if lock and waiter and waiter.deadline == timer.due:
-                    self._drop_waiter(lock, waiter, NotAcquired("wait timed out"))
-                    self._forget_if_idle(lock)
-            elif timer.kind is TimerKind.LIST:
-                existing = self.lists.get(timer.name)
-                if existing and existing.expires_at == timer.due:
-                    self._delete_list(existing)
-                    self._events.append(ListExpired(timer.name))
+            if self._timer_is_live(timer):
+                self._expire(timer)
+
+    def _expire(self, timer: Timer) -> None:
+        """Applies a live timer: ends the hold, the wait or the list it times out."""
+        if timer.kind is TimerKind.HOLD:
+            self._free(self.locks[timer.name], cmd.CAUSE_MAX_HOLD)
+        elif timer.kind is TimerKind.WAIT:
+            lock = self.locks[timer.name]
+            waiter = self._find_waiter(lock, timer.session, timer.seq)
+            assert waiter is not None  # _timer_is_live found it
+            self._drop_waiter(lock, waiter, cmd.NotAcquired("wait timed out"))
+            self._forget_if_idle(lock)
+        else:
+            self._delete_list(self.lists[timer.name])
+            self._events.append(cmd.ListExpired(timer.name))
 
     def _push_timer(self, timer: Timer) -> None:
         """Adds a timer. At most one timer per lock holder, waiter and list is live: their
@@ -441,12 +215,12 @@ class StateMachine:
 
     # ----------------------------------------------------------------------- cluster
 
-    @_handles(Tick)
-    def _tick(self, command: Tick) -> Result:
-        return Done()
+    @handles(cmd.Tick)
+    def _tick(self, command: cmd.Tick) -> cmd.Result:
+        return cmd.Done()
 
-    @_handles(SetMember)
-    def _set_member(self, command: SetMember) -> Result:
+    @handles(cmd.SetMember)
+    def _set_member(self, command: cmd.SetMember) -> cmd.Result:
         for what, text in (
             ("node_id", command.node_id),
             ("peer_address", command.peer_address),
@@ -454,31 +228,31 @@ class StateMachine:
         ):
             bounds.check_name(self.limits, what, text)
         self.cluster_members[command.node_id] = (command.peer_address, command.client_address)
-        return Done()
+        return cmd.Done()
 
-    @_handles(RemoveMember)
-    def _remove_member(self, command: RemoveMember) -> Result:
+    @handles(cmd.RemoveMember)
+    def _remove_member(self, command: cmd.RemoveMember) -> cmd.Result:
         if self.cluster_members.pop(command.node_id, None) is None:
-            return Err(Reason.NOT_FOUND, f"no member {command.node_id!r}")
-        return Done()
+            return cmd.Err(Reason.NOT_FOUND, f"no member {command.node_id!r}")
+        return cmd.Done()
 
-    @_handles(SetClusterVersion)
-    def _set_cluster_version(self, command: SetClusterVersion) -> Result:
+    @handles(cmd.SetClusterVersion)
+    def _set_cluster_version(self, command: cmd.SetClusterVersion) -> cmd.Result:
         self.cluster_version = max(self.cluster_version, command.version)
-        return Done()
+        return cmd.Done()
 
-    @_handles(SetLimits)
-    def _set_limits(self, command: SetLimits) -> Result:
+    @handles(cmd.SetLimits)
+    def _set_limits(self, command: cmd.SetLimits) -> cmd.Result:
         problems = command.limits.problems()
         if problems:
-            return Err(Reason.INVALID_ARGUMENT, "; ".join(problems))
+            return cmd.Err(Reason.INVALID_ARGUMENT, "; ".join(problems))
         self.limits = command.limits
-        return Done()
+        return cmd.Done()
 
     # ----------------------------------------------------------------------- sessions
 
-    @_handles(OpenSession)
-    def _open_session(self, command: OpenSession) -> Result:
+    @handles(cmd.OpenSession)
+    def _open_session(self, command: cmd.OpenSession) -> cmd.Result:
         bounds.check_session_ttl(self.limits, command.ttl_ms)
         for what, text in (
             ("client_name", command.client_name),
@@ -500,39 +274,39 @@ class StateMachine:
             opened_at=self.clock,
         )
         self.sessions[session.id] = session
-        return SessionOpened(session.id, session.ttl_ms)
+        return cmd.SessionOpened(session.id, session.ttl_ms)
 
-    @_handles(CloseSession)
-    def _close_session(self, command: CloseSession) -> Result:
-        return self._end_session(command.session, CAUSE_SESSION_CLOSED)
+    @handles(cmd.CloseSession)
+    def _close_session(self, command: cmd.CloseSession) -> cmd.Result:
+        return self._end_session(command.session, cmd.CAUSE_SESSION_CLOSED)
 
-    @_handles(ExpireSession)
-    def _expire_session(self, command: ExpireSession) -> Result:
-        return self._end_session(command.session, CAUSE_SESSION_EXPIRED)
+    @handles(cmd.ExpireSession)
+    def _expire_session(self, command: cmd.ExpireSession) -> cmd.Result:
+        return self._end_session(command.session, cmd.CAUSE_SESSION_EXPIRED)
 
-    def _end_session(self, session_id: int, cause: str) -> Result:
+    def _end_session(self, session_id: int, cause: str) -> cmd.Result:
         session = self.sessions.get(session_id)
         if session is None:
-            return Err(Reason.SESSION_EXPIRED, f"session {session_id} is unknown or expired")
+            return cmd.Err(Reason.SESSION_EXPIRED, f"session {session_id} is unknown or expired")
         # Waiters first: releasing a hold must not hand the lock to this session's own waiter.
         for name, seq in sorted(session.waiting):
             lock = self.locks[name]
             waiter = self._find_waiter(lock, session_id, seq)
             if waiter is not None:
                 self._drop_waiter(
-                    lock, waiter, Err(Reason.SESSION_EXPIRED, f"session {session_id} {cause}")
+                    lock, waiter, cmd.Err(Reason.SESSION_EXPIRED, f"session {session_id} {cause}")
                 )
             self._forget_if_idle(lock)
         for name in sorted(session.held):
             self._free(self.locks[name], cause)
         del self.sessions[session_id]
-        self._events.append(SessionEnded(session_id, cause))
-        return Done()
+        self._events.append(cmd.SessionEnded(session_id, cause))
+        return cmd.Done()
 
     # ----------------------------------------------------------------------- locks
 
-    @_handles(Acquire)
-    def _acquire(self, session: Session, command: Acquire) -> Result:
+    @handles(cmd.Acquire)
+    def _acquire(self, session: Session, command: cmd.Acquire) -> cmd.Result:
         bounds.check_name(self.limits, "lock name", command.name)
         bounds.check_duration(self.limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
         bounds.check_duration(self.limits, "wait_ms", command.wait_ms, zero_ok=True)
@@ -548,7 +322,7 @@ class StateMachine:
             return self._grant(lock, session.id, command.seq, command.max_hold_ms)
         if command.wait_ms == 0:
             self._forget_if_idle(lock)
-            return NotAcquired("held by another holder")
+            return cmd.NotAcquired("held by another holder")
         if len(lock.waiters) >= self.limits.max_waiters_per_lock:
             raise RefusedError(
                 Reason.LIMIT_EXCEEDED,
@@ -566,24 +340,26 @@ class StateMachine:
         session.waiting.add((lock.name, waiter.seq))
         self.waiter_count += 1
         self._push_timer(Timer.wait(waiter.deadline, lock.name, session.id, waiter.seq))
-        return Queued(position=len(lock.waiters), deadline=waiter.deadline)
+        return cmd.Queued(position=len(lock.waiters), deadline=waiter.deadline)
 
-    @_handles(CancelWait)
-    def _cancel_wait(self, command: CancelWait) -> Result:
+    @handles(cmd.CancelWait)
+    def _cancel_wait(self, command: cmd.CancelWait) -> cmd.Result:
         session = self.sessions.get(command.session)
         if session is None:
-            return Err(Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired")
+            return cmd.Err(
+                Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired"
+            )
         bounds.check_name(self.limits, "lock name", command.name)
         return self._withdraw(
             session,
             command.name,
             command.acquire_seq,
-            NotAcquired("wait cancelled"),
-            CAUSE_WAIT_CANCELLED if command.release_grant else None,
+            cmd.NotAcquired("wait cancelled"),
+            cmd.CAUSE_WAIT_CANCELLED if command.release_grant else None,
         )
 
-    @_handles(Abandon)
-    def _abandon(self, session: Session, command: Abandon) -> Result:
+    @handles(cmd.Abandon)
+    def _abandon(self, session: Session, command: cmd.Abandon) -> cmd.Result:
         """The client gave up on ``acquire_seq``: a late copy of it is refused from now on,
         its waiter is dropped, or the hold it was granted is released."""
         bounds.check_name(self.limits, "lock name", command.name)
@@ -594,15 +370,15 @@ class StateMachine:
             )
         if command.acquire_seq <= session.acked:
             # The client acknowledged that acquire's answer: a grant it got is in use.
-            return WaitCancelled(removed=False, released=False)
+            return cmd.WaitCancelled(removed=False, released=False)
         session.results.pop(command.acquire_seq, None)
         session.forgotten.add(command.acquire_seq)
         return self._withdraw(
             session,
             command.name,
             command.acquire_seq,
-            NotAcquired("abandoned by the client"),
-            CAUSE_ABANDONED,
+            cmd.NotAcquired("abandoned by the client"),
+            cmd.CAUSE_ABANDONED,
         )
 
     def _withdraw(
@@ -610,20 +386,20 @@ class StateMachine:
         session: Session,
         name: str,
         acquire_seq: int,
-        outcome: NotAcquired,
+        outcome: cmd.NotAcquired,
         release_cause: str | None,
-    ) -> WaitCancelled:
+    ) -> cmd.WaitCancelled:
         """Drops the waiter of ``session``'s acquire ``acquire_seq``, or, with a
         ``release_cause``, frees the hold that acquire was granted (its retained result then
         says ``outcome``, as the dropped waiter's would)."""
         lock = self.locks.get(name)
         if lock is None:
-            return WaitCancelled(removed=False, released=False)
+            return cmd.WaitCancelled(removed=False, released=False)
         waiter = self._find_waiter(lock, session.id, acquire_seq)
         if waiter is not None:
             self._drop_waiter(lock, waiter, outcome)
             self._forget_if_idle(lock)
-            return WaitCancelled(removed=True, released=False)
+            return cmd.WaitCancelled(removed=True, released=False)
         holder = lock.holder
         if (
             release_cause is not None
@@ -634,18 +410,18 @@ class StateMachine:
             if acquire_seq in session.results:
                 session.results[acquire_seq] = outcome
             self._free(lock, release_cause)
-            return WaitCancelled(removed=False, released=True)
-        return WaitCancelled(removed=False, released=False)
+            return cmd.WaitCancelled(removed=False, released=True)
+        return cmd.WaitCancelled(removed=False, released=False)
 
-    @_handles(Release)
-    def _release(self, session: Session, command: Release) -> Result:
+    @handles(cmd.Release)
+    def _release(self, session: Session, command: cmd.Release) -> cmd.Result:
         bounds.check_name(self.limits, "lock name", command.name)
         lock = self._held_by(command.name, command.token, session.id)
-        self._free(lock, CAUSE_RELEASED)
-        return Released(command.token)
+        self._free(lock, cmd.CAUSE_RELEASED)
+        return cmd.Released(command.token)
 
-    @_handles(Extend)
-    def _extend(self, session: Session, command: Extend) -> Result:
+    @handles(cmd.Extend)
+    def _extend(self, session: Session, command: cmd.Extend) -> cmd.Result:
         bounds.check_name(self.limits, "lock name", command.name)
         bounds.check_duration(self.limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
         lock = self._held_by(command.name, command.token, session.id)
@@ -654,26 +430,26 @@ class StateMachine:
         holder.expires_at = self.clock + command.max_hold_ms if command.max_hold_ms else 0
         if holder.expires_at:
             self._push_timer(Timer.hold(holder.expires_at, lock.name, holder.token))
-        return Extended(holder.expires_at)
+        return cmd.Extended(holder.expires_at)
 
-    @_handles(ForceRelease)
-    def _force_release(self, command: ForceRelease) -> Result:
+    @handles(cmd.ForceRelease)
+    def _force_release(self, command: cmd.ForceRelease) -> cmd.Result:
         bounds.check_name(self.limits, "lock name", command.name)
         bounds.check_text(
             self.limits, "reason", command.reason, self.limits.max_reason_bytes, "max_reason_bytes"
         )
         lock = self.locks.get(command.name)
         if lock is None or lock.holder is None:
-            return Err(Reason.NOT_FOUND, f"lock {command.name!r} is not held")
+            return cmd.Err(Reason.NOT_FOUND, f"lock {command.name!r} is not held")
         holder = lock.holder
         if command.token and holder.token != command.token:
-            return Err(
+            return cmd.Err(
                 Reason.NOT_HOLDER,
                 f"lock {command.name!r} is no longer held by token {command.token} "
                 f"(now token {holder.token})",
             )
-        self._free(lock, CAUSE_FORCE_RELEASED, detail=command.reason)
-        return ForceReleased(holder.session, holder.token)
+        self._free(lock, cmd.CAUSE_FORCE_RELEASED, detail=command.reason)
+        return cmd.ForceReleased(holder.session, holder.token)
 
     def _held_by(self, name: str, token: int, session: int) -> LockState:
         """The lock, if ``token`` holds it for ``session``: tokens are guessable, sessions not."""
@@ -686,14 +462,14 @@ class StateMachine:
             )
         return lock
 
-    def _grant(self, lock: LockState, session_id: int, seq: int, max_hold_ms: int) -> Granted:
+    def _grant(self, lock: LockState, session_id: int, seq: int, max_hold_ms: int) -> cmd.Granted:
         self.last_token += 1
         expires_at = self.clock + max_hold_ms if max_hold_ms else 0
         lock.holder = Holder(session_id, self.last_token, seq, self.clock, expires_at)
         self.sessions[session_id].held.add(lock.name)
         if expires_at:
             self._push_timer(Timer.hold(expires_at, lock.name, self.last_token))
-        return Granted(self.last_token, expires_at)
+        return cmd.Granted(self.last_token, expires_at)
 
     def _free(self, lock: LockState, cause: str, detail: str = "") -> None:
         """Ends the current hold and grants the head waiter in the same step."""
@@ -701,7 +477,7 @@ class StateMachine:
         assert holder is not None
         lock.holder = None
         self.sessions[holder.session].held.discard(lock.name)
-        self._events.append(LockFreed(lock.name, holder.session, holder.token, cause, detail))
+        self._events.append(cmd.LockFreed(lock.name, holder.session, holder.token, cause, detail))
         if lock.waiters:
             waiter = lock.waiters.pop(0)
             self.waiter_count -= 1
@@ -712,18 +488,18 @@ class StateMachine:
         else:
             self._forget_if_idle(lock)
 
-    def _drop_waiter(self, lock: LockState, waiter: Waiter, outcome: Result) -> None:
+    def _drop_waiter(self, lock: LockState, waiter: Waiter, outcome: cmd.Result) -> None:
         lock.waiters.remove(waiter)
         self.waiter_count -= 1
         session = self.sessions[waiter.session]
         session.waiting.discard((lock.name, waiter.seq))
         self._resolve(session, waiter.seq, lock.name, outcome)
 
-    def _resolve(self, session: Session, seq: int, name: str, outcome: Result) -> None:
+    def _resolve(self, session: Session, seq: int, name: str, outcome: cmd.Result) -> None:
         """A queued acquire's final result: a retry of it now returns this."""
         if seq in session.results:
             session.results[seq] = outcome
-        self._events.append(WaiterResolved(session.id, seq, name, outcome))
+        self._events.append(cmd.WaiterResolved(session.id, seq, name, outcome))
 
     @staticmethod
     def _find_waiter(lock: LockState, session_id: int, seq: int) -> Waiter | None:
@@ -738,8 +514,8 @@ class StateMachine:
 
     # ----------------------------------------------------------------------- lists
 
-    @_handles(SetUpList)
-    def _set_up_list(self, session: Session, command: SetUpList) -> Result:
+    @handles(cmd.SetUpList)
+    def _set_up_list(self, session: Session, command: cmd.SetUpList) -> cmd.Result:
         bounds.check_name(self.limits, "list name", command.name)
         bounds.check_duration(self.limits, "ttl_ms", command.ttl_ms, zero_ok=True)
         expires_at = self.clock + command.ttl_ms if command.ttl_ms else 0
@@ -758,10 +534,10 @@ class StateMachine:
         existing.expires_at = expires_at
         if expires_at:
             self._push_timer(Timer.ttl(expires_at, command.name))
-        return ListSetUp(created, expires_at)
+        return cmd.ListSetUp(created, expires_at)
 
-    @_handles(Insert)
-    def _insert(self, session: Session, command: Insert) -> Result:
+    @handles(cmd.Insert)
+    def _insert(self, session: Session, command: cmd.Insert) -> cmd.Result:
         bounds.check_name(self.limits, "list name", command.name)
         bounds.check_members(self.limits, command.members)
         target = self.existing_list(command.name)
@@ -782,16 +558,16 @@ class StateMachine:
             target.ids[member] = len(target.members)
             results.append((True, len(target.members)))
         self.member_count += len(fresh)
-        return Inserted(tuple(results))
+        return cmd.Inserted(tuple(results))
 
-    @_handles(TearDownList)
-    def _tear_down(self, session: Session, command: TearDownList) -> Result:
+    @handles(cmd.TearDownList)
+    def _tear_down(self, session: Session, command: cmd.TearDownList) -> cmd.Result:
         bounds.check_name(self.limits, "list name", command.name)
         existing = self.lists.get(command.name)
         if existing is None:
-            return TornDown(removed=False)
+            return cmd.TornDown(removed=False)
         self._delete_list(existing)
-        return TornDown(removed=True)
+        return cmd.TornDown(removed=True)
 
     def _delete_list(self, existing: ListState) -> None:
         del self.lists[existing.name]
@@ -805,10 +581,4 @@ class StateMachine:
         return existing
 
 
-def _check_every_command_is_handled() -> None:
-    unhandled = [spec.cls.__name__ for spec in COMMANDS if spec.cls not in _HANDLERS]
-    if unhandled:
-        raise TypeError(f"the state machine has no handler for {', '.join(unhandled)}")
-
-
-_check_every_command_is_handled()
+check_every_command_is_handled()

@@ -17,7 +17,8 @@ from turnstile.cluster import limits as bounds
 from turnstile.cluster.commands import Err
 from turnstile.cluster.limits import RefusedError
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.state import ListState, LockState, Session, StateMachine
+from turnstile.cluster.records import ListState, LockState, Session
+from turnstile.cluster.state import StateMachine
 
 
 @dataclass(frozen=True, slots=True)

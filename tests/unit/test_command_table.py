@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from turnstile.cluster import state
+from turnstile.cluster import handlers, state
 from turnstile.cluster.commands import (
     COMMANDS,
     RESULTS,
@@ -51,7 +51,8 @@ def test_exactly_once_commands_and_versions_are_as_registered() -> None:
 
 
 def test_the_state_machine_handles_every_registered_command() -> None:
-    assert {spec.cls for spec in COMMANDS} == set(state._HANDLERS)
+    assert {spec.cls for spec in COMMANDS} == set(handlers.HANDLERS)
+    handlers.check_every_command_is_handled()
 
 
 def test_a_second_class_for_an_op_code_is_refused_naming_both() -> None:
@@ -90,4 +91,4 @@ def test_a_table_refuses_one_class_twice() -> None:
 
 def test_a_second_handler_for_a_command_is_refused() -> None:
     with pytest.raises(TypeError, match="Tick has two handlers"):
-        state._handles(Tick)(state.StateMachine._tick)
+        handlers.handles(Tick)(state.StateMachine._tick)

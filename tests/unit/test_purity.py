@@ -20,8 +20,11 @@ from hypothesis import strategies as st
 
 import turnstile.cluster.codec
 import turnstile.cluster.commands
+import turnstile.cluster.exactly_once
+import turnstile.cluster.handlers
 import turnstile.cluster.limits
 import turnstile.cluster.reasons
+import turnstile.cluster.records
 import turnstile.cluster.snapshot
 import turnstile.cluster.state
 import turnstile.cluster.timers
@@ -58,6 +61,9 @@ HELPERS_DIR = str(Path(__file__).resolve().parent)
 
 PURE_MODULES = [
     turnstile.cluster.state,
+    turnstile.cluster.records,
+    turnstile.cluster.exactly_once,
+    turnstile.cluster.handlers,
     turnstile.cluster.timers,
     turnstile.cluster.views,
     turnstile.cluster.snapshot,
