@@ -99,9 +99,6 @@ class CodeTable(Generic[Spec]):
         """The spec of a record or record class; KeyError for one never registered."""
         return self._by_class[record if isinstance(record, type) else type(record)]
 
-    def __contains__(self, cls: type) -> bool:
-        return cls in self._by_class
-
     def __iter__(self) -> Iterator[Spec]:
         return iter(self._by_code.values())
 
