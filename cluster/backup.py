@@ -26,12 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from turnstile.cluster import snapshot
+from turnstile.cluster import snapshot, views
 from turnstile.cluster.commands import Done, ExpireSession
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.peers import Peer
 from turnstile.cluster.raft import write_initial_snapshot
-from turnstile.cluster.state import Counts, StateMachine
+from turnstile.cluster.state import StateMachine
+from turnstile.cluster.views import Counts
 
 #: How far restore raises the fencing-token and session-id counters above the backup's.
 #:
@@ -72,7 +73,7 @@ def restore(snapshot_file: Path, config: NodeConfig) -> Restored:
         state = snapshot.load(data)
     except snapshot.SnapshotError as exc:
         raise RestoreError(f"{snapshot_file}: {exc}") from None
-    saved = state.counts()
+    saved = views.counts(state)
     restored_state(state, config.peers)
     try:
         path = write_initial_snapshot(
@@ -84,7 +85,7 @@ def restore(snapshot_file: Path, config: NodeConfig) -> Restored:
         raise RestoreError(f"data_dir: {exc}") from None
     except OSError as exc:
         raise RestoreError(f"data_dir: cannot write {config.data_dir}: {exc}") from None
-    return Restored(Path(path), state.counts(), saved)
+    return Restored(Path(path), views.counts(state), saved)
 
 
 def restored_state(state: StateMachine, peers: tuple[Peer, ...]) -> StateMachine:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from turnstile.cluster import views
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.reasons import Reason
 
@@ -46,7 +47,7 @@ class KeepAlives:
         node.require_leader()
         if not node.tracker.renew(session, arrived):
             raise _expired(session)
-        view = node.raft.read(lambda state: state.session_view(session, 0))
+        view = node.raft.read(lambda state: views.session_view(state, session, 0))
         if view is None:
             raise _expired(session)
         return view.ttl_ms

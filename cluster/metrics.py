@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from turnstile.cluster import views
 from turnstile.cluster.commands import (
     Acquire,
     Command,
@@ -89,7 +90,7 @@ class _NodeCollector(Collector):
             "Seconds spent in those fdatasyncs",
             value=raft.log.sync_seconds,
         )
-        counts = raft.read(lambda state: state.counts())
+        counts = raft.read(views.counts)
         for name, value, text in (
             ("sessions", counts.sessions, "Live sessions"),
             ("locks_held", counts.locks_held, "Locks held"),

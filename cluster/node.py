@@ -43,6 +43,7 @@ from typing import Any, TypedDict, TypeVar
 
 from turnstile.cluster.acquire import BlockingAcquires
 from turnstile.cluster.bridge import LoopBridge
+from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import (
     CAUSE_FORCE_RELEASED,
     CAUSE_MAX_HOLD,
@@ -61,7 +62,6 @@ from turnstile.cluster.commands import (
     SetMember,
     Tick,
     WaiterResolved,
-    encode_command,
     since,
 )
 from turnstile.cluster.config import ConfigError, NodeConfig

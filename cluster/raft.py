@@ -119,15 +119,8 @@ from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from turnstile.cluster import snapshot
-from turnstile.cluster.commands import (
-    PROTOCOL_VERSION,
-    CodecError,
-    Command,
-    Err,
-    SetClusterVersion,
-    decode_entry,
-    encode_batch,
-)
+from turnstile.cluster.codec import CodecError, decode_entry, encode_batch
+from turnstile.cluster.commands import PROTOCOL_VERSION, Command, Err, SetClusterVersion
 from turnstile.cluster.raftlog import (
     COMMIT_FILE,
     LOG_FILE,

@@ -17,21 +17,15 @@ from typing import Any, TypeVar
 
 import grpc
 
-from turnstile.cluster import admission, snapshot
+from turnstile.cluster import admission, snapshot, views
 from turnstile.cluster import commands as cmd
 from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.node import Node, RequestFields
 from turnstile.cluster.peers import Peer
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.state import (
-    HolderView,
-    ListView,
-    LockView,
-    SessionView,
-    StateMachine,
-    WaiterView,
-)
+from turnstile.cluster.state import StateMachine
+from turnstile.cluster.views import HolderView, ListView, LockView, SessionView, WaiterView
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
@@ -137,12 +131,12 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
 
     @_rpc
     async def List(self, request: pb.ListSessionsRequest, context: Any) -> pb.ListSessionsResponse:
-        views = await self.node.read(
+        found = await self.node.read(
             _linearizable(request.consistency),
-            lambda s, now: s.list_sessions(request.after_session_id, request.limit, now),
+            lambda s, now: views.list_sessions(s, request.after_session_id, request.limit, now),
         )
         return pb.ListSessionsResponse(
-            header=self.header(), sessions=[_session_info(v) for v in views]
+            header=self.header(), sessions=[_session_info(v) for v in found]
         )
 
 
@@ -220,7 +214,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
         admission.check_validate(self.limits(), request)
         valid, current = await self.node.read(
             _linearizable(request.consistency),
-            lambda s, now: s.validate_token(request.name, request.token),
+            lambda s, now: views.validate_token(s, request.name, request.token),
         )
         return pb.ValidateResponse(header=self.header(), valid=valid, current_token=current)
 
@@ -230,17 +224,20 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
     ) -> pb.DescribeLockResponse:
         admission.check_describe(self.limits(), request)
         view = await self.node.read(
-            _linearizable(request.consistency), lambda s, now: s.describe_lock(request.name, now)
+            _linearizable(request.consistency),
+            lambda s, now: views.describe_lock(s, request.name, now),
         )
         return pb.DescribeLockResponse(header=self.header(), lock=_lock_info(view))
 
     @_rpc
     async def List(self, request: pb.ListLocksRequest, context: Any) -> pb.ListLocksResponse:
-        views = await self.node.read(
+        found = await self.node.read(
             _linearizable(request.consistency),
-            lambda s, now: s.list_locks(request.prefix, request.after_name, request.limit, now),
+            lambda s, now: views.list_locks(
+                s, request.prefix, request.after_name, request.limit, now
+            ),
         )
-        return pb.ListLocksResponse(header=self.header(), locks=[_lock_info(v) for v in views])
+        return pb.ListLocksResponse(header=self.header(), locks=[_lock_info(v) for v in found])
 
 
 def _lock_info(view: LockView) -> pb.LockInfo:
@@ -313,7 +310,8 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
         admission.check_contains(self.limits(), request)
         members = tuple(request.members)
         ids = await self.node.read(
-            _linearizable(request.consistency), lambda s, now: s.contains(request.name, members)
+            _linearizable(request.consistency),
+            lambda s, now: views.contains(s, request.name, members),
         )
         return pb.ContainsResponse(header=self.header(), ids=ids)
 
@@ -322,10 +320,10 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
         admission.check_list_read(self.limits(), request)
 
         def page(state: StateMachine, now: int) -> tuple[list[tuple[int, bytes]], int] | cmd.Err:
-            members = state.members(request.name, request.after_id, request.limit)
+            members = views.members(state, request.name, request.after_id, request.limit)
             if isinstance(members, cmd.Err):
                 return members
-            view = state.list_view(request.name, now)
+            view = views.list_view(state, request.name, now)
             return members, view.size if isinstance(view, ListView) else 0
 
         members, size = await self.node.read(_linearizable(request.consistency), page)
@@ -339,7 +337,7 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
     async def Size(self, request: pb.SizeRequest, context: Any) -> pb.SizeResponse:
         admission.check_list_read(self.limits(), request)
         view = await self.node.read(
-            _linearizable(request.consistency), lambda s, now: s.list_view(request.name, now)
+            _linearizable(request.consistency), lambda s, now: views.list_view(s, request.name, now)
         )
         return pb.SizeResponse(header=self.header(), list=_list_info(view))
 
@@ -357,11 +355,13 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
 
     @_rpc
     async def List(self, request: pb.ListListsRequest, context: Any) -> pb.ListListsResponse:
-        views = await self.node.read(
+        found = await self.node.read(
             _linearizable(request.consistency),
-            lambda s, now: s.list_lists(request.prefix, request.after_name, request.limit, now),
+            lambda s, now: views.list_lists(
+                s, request.prefix, request.after_name, request.limit, now
+            ),
         )
-        return pb.ListListsResponse(header=self.header(), lists=[_list_info(v) for v in views])
+        return pb.ListListsResponse(header=self.header(), lists=[_list_info(v) for v in found])
 
 
 def _list_info(view: ListView) -> pb.ListInfo:
@@ -381,7 +381,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
     @_rpc
     async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         node = self.node
-        counts = node.raft.read(lambda s: s.counts())
+        counts = node.raft.read(views.counts)
         by_address = {p.peer_address: p.node_id for p in node.membership.members()}
         return pb.StatusResponse(
             header=self.header(),

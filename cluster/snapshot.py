@@ -14,22 +14,15 @@ from typing import Any
 
 import msgpack
 
-from turnstile.cluster.commands import (
+from turnstile.cluster.codec import (
     CodecError,
     limits_from_plain,
     limits_to_plain,
     result_from_plain,
     result_to_plain,
 )
-from turnstile.cluster.state import (
-    Holder,
-    ListState,
-    LockState,
-    SeqRanges,
-    Session,
-    StateMachine,
-    Waiter,
-)
+from turnstile.cluster.records import Holder, ListState, LockState, SeqRanges, Session, Waiter
+from turnstile.cluster.state import StateMachine
 
 MAGIC = "turnstile-snapshot"
 SNAPSHOT_VERSION = 2

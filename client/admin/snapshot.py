@@ -9,6 +9,7 @@ from pathlib import Path
 from turnstile.client.admin.context import Context
 from turnstile.client.admin.printer import EXIT_OK
 from turnstile.client.errors import InternalError
+from turnstile.cluster import views
 from turnstile.cluster.snapshot import SnapshotError, load
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -27,7 +28,7 @@ def save(ctx: Context, args: argparse.Namespace) -> int:
     except SnapshotError as error:
         raise InternalError(f"the cluster sent an unreadable snapshot: {error}") from None
     write_durably(Path(args.file), data)
-    counts = state.counts()
+    counts = views.counts(state)
     ctx.printer.emit(
         {
             "file": str(args.file),

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import wait_until
-from turnstile.cluster.commands import Tick, encode_command
+from turnstile.cluster.codec import encode_command
+from turnstile.cluster.commands import Tick
 from turnstile.cluster.launcher import free_ports
 from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
 from turnstile.cluster.state import Applied

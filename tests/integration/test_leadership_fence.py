@@ -21,13 +21,8 @@ from tests.integration.cluster import Cluster, WireClient, error_reason, wait_un
 from tests.integration.test_raft_guard import _replica, _start_and_elect
 from turnstile.client import RetryPolicy, connect
 from turnstile.client.errors import LockLostError
-from turnstile.cluster.commands import (
-    FORMAT_VERSION,
-    PROTOCOL_VERSION,
-    SetClusterVersion,
-    Tick,
-    encode_command,
-)
+from turnstile.cluster.codec import FORMAT_VERSION, encode_command
+from turnstile.cluster.commands import PROTOCOL_VERSION, SetClusterVersion, Tick
 from turnstile.cluster.launcher import NodeProcess, free_ports
 from turnstile.cluster.node import PROTOCOL_VERSION_ENV
 from turnstile.cluster.raft import HALT_EXIT_STATUS

@@ -20,7 +20,8 @@ from pysyncobj import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tests.integration.cluster import wait_until
-from turnstile.cluster.commands import Insert, Tick, encode_command
+from turnstile.cluster.codec import encode_command
+from turnstile.cluster.commands import Insert, Tick
 from turnstile.cluster.launcher import free_ports
 from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
 

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from pysyncobj import FAIL_REASON
 
-from turnstile.cluster.commands import PROTOCOL_VERSION, Command, decode_command
+from turnstile.cluster.codec import decode_command
+from turnstile.cluster.commands import PROTOCOL_VERSION, Command
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.node import Node
 from turnstile.cluster.peers import Peer

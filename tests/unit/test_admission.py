@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from turnstile.cluster import admission
+from turnstile.cluster import admission, views
 from turnstile.cluster import commands as cmd
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.limits import Limits
@@ -86,8 +86,14 @@ HANDLERS: dict[type, tuple[Callable[[Limits, Any], None], Callable[[StateMachine
             ).result
         ),
     ),
-    pb.ValidateRequest: (admission.check_validate, lambda s, r: s.validate_token(r.name, r.token)),
-    pb.DescribeLockRequest: (admission.check_describe, lambda s, r: s.describe_lock(r.name, NOW)),
+    pb.ValidateRequest: (
+        admission.check_validate,
+        lambda s, r: views.validate_token(s, r.name, r.token),
+    ),
+    pb.DescribeLockRequest: (
+        admission.check_describe,
+        lambda s, r: views.describe_lock(s, r.name, NOW),
+    ),
     pb.ForceReleaseRequest: (
         admission.check_force_release,
         lambda s, r: s.apply(cmd.ForceRelease(NOW, r.name, r.reason, r.token)).result,
@@ -104,12 +110,12 @@ HANDLERS: dict[type, tuple[Callable[[Limits, Any], None], Callable[[StateMachine
     ),
     pb.ContainsRequest: (
         admission.check_contains,
-        lambda s, r: s.contains(r.name, tuple(r.members)),
+        lambda s, r: views.contains(s, r.name, tuple(r.members)),
     ),
-    pb.SizeRequest: (admission.check_list_read, lambda s, r: s.list_view(r.name, NOW)),
+    pb.SizeRequest: (admission.check_list_read, lambda s, r: views.list_view(s, r.name, NOW)),
     pb.MembersRequest: (
         admission.check_list_read,
-        lambda s, r: s.members(r.name, r.after_id, r.limit),
+        lambda s, r: views.members(s, r.name, r.after_id, r.limit),
     ),
     pb.TearDownListRequest: (
         admission.check_tear_down,

@@ -8,7 +8,7 @@ import msgpack
 import pytest
 from helpers import Driver, err, result
 
-from turnstile.cluster import snapshot
+from turnstile.cluster import snapshot, views
 from turnstile.cluster.backup import RESTORE_ID_MARGIN, RestoreError, restore, restored_state
 from turnstile.cluster.commands import (
     Done,
@@ -71,7 +71,7 @@ def busy() -> Driver:
         result(run.acquire(waiter, name, wait_ms=60_000), Queued)
     result(run.set_up(two, "forever"), ListSetUp)
     result(run.insert(two, "forever", b"z"), Inserted)
-    counts = run.sm.counts()
+    counts = views.counts(run.sm)
     assert (counts.sessions, counts.locks_held, counts.waiters) == (4, 2, 4)
     return run
 
@@ -92,7 +92,7 @@ def test_restore_keeps_the_lists_and_replaces_the_members(tmp_path: Path) -> Non
     assert document["last_entry"][1:] == [3, 0]
     state = snapshot.load(document["state"])
     assert state.cluster_members == {p.node_id: (p.peer_address, p.client_address) for p in NEW}
-    assert state.contains("results", (b"alpha", b"beta", b"absent")) == [1, 2, 0]
+    assert views.contains(state, "results", (b"alpha", b"beta", b"absent")) == [1, 2, 0]
     assert state.limits == Limits(max_batch=7)
 
 
@@ -135,7 +135,7 @@ def test_restore_ends_every_session_of_the_backup_as_an_expiry_would(tmp_path: P
     assert lists
     state = restored_from(tmp_path, run.sm)
     assert state.sessions == {} and state.locks == {}
-    assert state.counts().locks_held == 0 and state.counts().waiters == 0
+    assert views.counts(state).locks_held == 0 and views.counts(state).waiters == 0
     assert {name: item.members for name, item in state.lists.items()} == lists
     assert state.clock == run.sm.clock and state.limits == run.sm.limits
 

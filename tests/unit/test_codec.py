@@ -12,13 +12,22 @@ from helpers import Driver, assert_unchanged, err, result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from turnstile.cluster.commands import (
+from turnstile.cluster import commands, views
+from turnstile.cluster.codec import (
     FORMAT_VERSION,
+    CodecError,
+    decode_command,
+    encode_command,
+    limits_from_plain,
+    limits_to_plain,
+    result_from_plain,
+    result_to_plain,
+)
+from turnstile.cluster.commands import (
     Abandon,
     Acquire,
     CancelWait,
     CloseSession,
-    CodecError,
     Command,
     Done,
     Err,
@@ -47,12 +56,6 @@ from turnstile.cluster.commands import (
     Tick,
     TornDown,
     WaitCancelled,
-    decode_command,
-    encode_command,
-    limits_from_plain,
-    limits_to_plain,
-    result_from_plain,
-    result_to_plain,
 )
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
@@ -120,14 +123,22 @@ STABLE_OP_CODES = {
 }
 
 
+def op(command: Command | type) -> int:
+    return commands.COMMANDS.of(command).code
+
+
+def result_code(result: Result | type) -> int:
+    return commands.RESULTS.of(result).code
+
+
 def packed(*document: Any) -> bytes:
     return msgpack.packb(list(document), use_bin_type=True)
 
 
 def fields_of(command: Command) -> list[Any]:
     """The plain field list of an encoded command."""
-    version, op, values = msgpack.unpackb(encode_command(command), raw=False)
-    assert (version, op) == (FORMAT_VERSION, command.OP)
+    version, code, values = msgpack.unpackb(encode_command(command), raw=False)
+    assert (version, code) == (FORMAT_VERSION, op(command))
     return values
 
 
@@ -140,7 +151,7 @@ def test_the_samples_cover_every_command_and_result_kind() -> None:
 
 
 def test_op_codes_are_stable() -> None:
-    assert {cls: cls.OP for cls in typing.get_args(Command)} == STABLE_OP_CODES
+    assert {cls: op(cls) for cls in typing.get_args(Command)} == STABLE_OP_CODES
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
@@ -162,7 +173,7 @@ def test_the_encoding_is_version_op_and_fields_in_declaration_order(command: Com
 @pytest.mark.parametrize("value", RESULTS, ids=lambda r: type(r).__name__)
 def test_every_result_round_trips(value: Result) -> None:
     plain = result_to_plain(value)
-    assert plain[:2] == [FORMAT_VERSION, value.CODE]
+    assert plain[:2] == [FORMAT_VERSION, result_code(value)]
     # Through msgpack too, as a snapshot stores it.
     through = msgpack.unpackb(msgpack.packb(plain, use_bin_type=True), raw=False)
     decoded = result_from_plain(through)
@@ -171,7 +182,7 @@ def test_every_result_round_trips(value: Result) -> None:
 
 
 def test_an_err_reason_decodes_to_the_enum_member() -> None:
-    decoded = result_from_plain([FORMAT_VERSION, Err.CODE, ["NOT_FOUND", "x"]])
+    decoded = result_from_plain([FORMAT_VERSION, result_code(Err), ["NOT_FOUND", "x"]])
     assert isinstance(decoded, Err)
     assert decoded.reason is Reason.NOT_FOUND
 
@@ -183,7 +194,7 @@ def test_limits_round_trip() -> None:
 
 # --------------------------------------------------------------------------- refused bytes
 
-GOOD_TICK = packed(FORMAT_VERSION, Tick.OP, [5, 0])
+GOOD_TICK = packed(FORMAT_VERSION, op(Tick), [5, 0])
 GOOD_ACQUIRE = fields_of(Acquire(1, 1, 1, 0, "L", 0, 0))
 
 BAD_INPUTS: dict[str, Any] = {
@@ -198,13 +209,13 @@ BAD_INPUTS: dict[str, Any] = {
     "top level is a map": msgpack.packb({"version": 1, "op": 12}),
     "top level is an int": msgpack.packb(1),
     "map with int keys": msgpack.packb({1: 2}),
-    "too short": packed(FORMAT_VERSION, Tick.OP),
-    "too long": packed(FORMAT_VERSION, Tick.OP, [5], None),
-    "unknown version 0": packed(0, Tick.OP, [5]),
-    "unknown version 3": packed(3, Tick.OP, [5, 0]),
-    "format 1 with a term": packed(1, Tick.OP, [5, 0]),
-    "version as text": packed("1", Tick.OP, [5]),
-    "version missing": packed(None, Tick.OP, [5]),
+    "too short": packed(FORMAT_VERSION, op(Tick)),
+    "too long": packed(FORMAT_VERSION, op(Tick), [5], None),
+    "unknown version 0": packed(0, op(Tick), [5]),
+    "unknown version 3": packed(3, op(Tick), [5, 0]),
+    "format 1 with a term": packed(1, op(Tick), [5, 0]),
+    "version as text": packed("1", op(Tick), [5]),
+    "version missing": packed(None, op(Tick), [5]),
     "unknown op 0": packed(FORMAT_VERSION, 0, [5]),
     "unknown op 18": packed(FORMAT_VERSION, 18, [5, 0]),
     "unknown op 2**40": packed(FORMAT_VERSION, 2**40, [5]),
@@ -212,29 +223,31 @@ BAD_INPUTS: dict[str, Any] = {
     "op as text": packed(FORMAT_VERSION, "12", [5]),
     "op as bool": packed(FORMAT_VERSION, True, [5]),
     "op as float": packed(FORMAT_VERSION, 12.0, [5]),
-    "fields not an array": packed(FORMAT_VERSION, Tick.OP, 5),
-    "fields a map": packed(FORMAT_VERSION, Tick.OP, {"now": 5}),
-    "too few fields": packed(FORMAT_VERSION, Acquire.OP, GOOD_ACQUIRE[:-1]),
-    "too many fields": packed(FORMAT_VERSION, Acquire.OP, [*GOOD_ACQUIRE, 0]),
-    "no fields": packed(FORMAT_VERSION, Tick.OP, []),
-    "negative int": packed(FORMAT_VERSION, Tick.OP, [-1, 0]),
-    "int over 63 bits": packed(FORMAT_VERSION, Tick.OP, [2**63, 0]),
-    "uint64 max": packed(FORMAT_VERSION, Tick.OP, [2**64 - 1, 0]),
-    "float for int": packed(FORMAT_VERSION, Tick.OP, [5.0, 0]),
-    "bool for int": packed(FORMAT_VERSION, Tick.OP, [True, 0]),
-    "none for int": packed(FORMAT_VERSION, Tick.OP, [None, 0]),
-    "text for int": packed(FORMAT_VERSION, Tick.OP, ["5", 0]),
-    "bytes for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, b"L", 0, 0, [], 0]),
-    "int for str": packed(FORMAT_VERSION, Acquire.OP, [1, 1, 1, 0, 7, 0, 0, [], 0]),
-    "str for bytes member": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", ["a"], [], 0]),
-    "members not an array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", b"ab", [], 0]),
-    "members a map": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", {"a": b"a"}, [], 0]),
-    "nested member array": packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [[b"a"]], [], 0]),
+    "fields not an array": packed(FORMAT_VERSION, op(Tick), 5),
+    "fields a map": packed(FORMAT_VERSION, op(Tick), {"now": 5}),
+    "too few fields": packed(FORMAT_VERSION, op(Acquire), GOOD_ACQUIRE[:-1]),
+    "too many fields": packed(FORMAT_VERSION, op(Acquire), [*GOOD_ACQUIRE, 0]),
+    "no fields": packed(FORMAT_VERSION, op(Tick), []),
+    "negative int": packed(FORMAT_VERSION, op(Tick), [-1, 0]),
+    "int over 63 bits": packed(FORMAT_VERSION, op(Tick), [2**63, 0]),
+    "uint64 max": packed(FORMAT_VERSION, op(Tick), [2**64 - 1, 0]),
+    "float for int": packed(FORMAT_VERSION, op(Tick), [5.0, 0]),
+    "bool for int": packed(FORMAT_VERSION, op(Tick), [True, 0]),
+    "none for int": packed(FORMAT_VERSION, op(Tick), [None, 0]),
+    "text for int": packed(FORMAT_VERSION, op(Tick), ["5", 0]),
+    "bytes for str": packed(FORMAT_VERSION, op(Acquire), [1, 1, 1, 0, b"L", 0, 0, [], 0]),
+    "int for str": packed(FORMAT_VERSION, op(Acquire), [1, 1, 1, 0, 7, 0, 0, [], 0]),
+    "str for bytes member": packed(FORMAT_VERSION, op(Insert), [1, 1, 1, 0, "runs", ["a"], [], 0]),
+    "members not an array": packed(FORMAT_VERSION, op(Insert), [1, 1, 1, 0, "runs", b"ab", [], 0]),
+    "members a map": packed(FORMAT_VERSION, op(Insert), [1, 1, 1, 0, "runs", {"a": b"a"}, [], 0]),
+    "nested member array": packed(
+        FORMAT_VERSION, op(Insert), [1, 1, 1, 0, "runs", [[b"a"]], [], 0]
+    ),
     "invalid utf-8 name": b"\x93\x01\x04\x98\x01\x01\x01\x00\xa2\xff\xfe\x00\x00\x90",
-    "limits not an array": packed(FORMAT_VERSION, SetLimits.OP, [1, 5, 0]),
-    "limits too short": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13, 0]),
-    "limits negative": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13 + [-1], 0]),
-    "limits text": packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 13 + ["1"], 0]),
+    "limits not an array": packed(FORMAT_VERSION, op(SetLimits), [1, 5, 0]),
+    "limits too short": packed(FORMAT_VERSION, op(SetLimits), [1, [1] * 13, 0]),
+    "limits negative": packed(FORMAT_VERSION, op(SetLimits), [1, [1] * 13 + [-1], 0]),
+    "limits text": packed(FORMAT_VERSION, op(SetLimits), [1, [1] * 13 + ["1"], 0]),
     "a result record (Done has no fields)": packed(*result_to_plain(Done())),
 }
 
@@ -248,13 +261,13 @@ def test_anything_but_a_well_formed_command_is_a_codec_error(data: Any) -> None:
 def test_the_bad_inputs_are_bad_only_where_they_say() -> None:
     """Guards the table above: the same shapes with good values do decode."""
     assert decode_command(GOOD_TICK) == Tick(5)
-    assert decode_command(packed(FORMAT_VERSION, Acquire.OP, GOOD_ACQUIRE)) == Acquire(
+    assert decode_command(packed(FORMAT_VERSION, op(Acquire), GOOD_ACQUIRE)) == Acquire(
         1, 1, 1, 0, "L", 0, 0
     )
-    assert decode_command(packed(FORMAT_VERSION, Tick.OP, [MAX_INT, 0])) == Tick(MAX_INT)
-    good_insert = packed(FORMAT_VERSION, Insert.OP, [1, 1, 1, 0, "runs", [b"a"], [], 0])
+    assert decode_command(packed(FORMAT_VERSION, op(Tick), [MAX_INT, 0])) == Tick(MAX_INT)
+    good_insert = packed(FORMAT_VERSION, op(Insert), [1, 1, 1, 0, "runs", [b"a"], [], 0])
     assert decode_command(good_insert) == Insert(1, 1, 1, 0, "runs", (b"a",))
-    good_limits = packed(FORMAT_VERSION, SetLimits.OP, [1, [1] * 14, 0])
+    good_limits = packed(FORMAT_VERSION, op(SetLimits), [1, [1] * 14, 0])
     assert isinstance(decode_command(good_limits), SetLimits)
     assert decode_command(b"\x93\x01\x04\x98\x01\x01\x01\x00\xa1L\x00\x00\x90") == Acquire(
         1, 1, 1, 0, "L", 0, 0
@@ -263,10 +276,10 @@ def test_the_bad_inputs_are_bad_only_where_they_say() -> None:
 
 def test_format_1_commands_predate_the_term_and_decode_as_term_0() -> None:
     """An old journal replays: its commands were stamped in no term."""
-    assert decode_command(packed(1, Tick.OP, [5])) == Tick(5, term=0)
-    old_acquire = packed(1, Acquire.OP, [1, 2, 3, 0, "L", 0, 0, []])
+    assert decode_command(packed(1, op(Tick), [5])) == Tick(5, term=0)
+    old_acquire = packed(1, op(Acquire), [1, 2, 3, 0, "L", 0, 0, []])
     assert decode_command(old_acquire) == Acquire(1, 2, 3, 0, "L", 0, 0, (), term=0)
-    assert decode_command(packed(2, Tick.OP, [5, 7])) == Tick(5, term=7)
+    assert decode_command(packed(2, op(Tick), [5, 7])) == Tick(5, term=7)
 
 
 def test_codec_error_is_a_value_error() -> None:
@@ -276,7 +289,7 @@ def test_codec_error_is_a_value_error() -> None:
 @pytest.mark.parametrize("version", [True, 1.0])
 def test_a_version_of_the_wrong_type_is_a_codec_error(version: Any) -> None:
     with pytest.raises(CodecError):
-        decode_command(packed(version, Tick.OP, [5]))
+        decode_command(packed(version, op(Tick), [5]))
 
 
 @pytest.mark.parametrize(
@@ -284,16 +297,16 @@ def test_a_version_of_the_wrong_type_is_a_codec_error(version: Any) -> None:
     [
         None,
         [FORMAT_VERSION, 99, []],
-        [3, Done.CODE, []],
-        [FORMAT_VERSION, Err.CODE, ["NOT_A_REASON", "x"]],
-        [FORMAT_VERSION, Err.CODE, [["NOT_HOLDER"], "x"]],
-        [FORMAT_VERSION, Err.CODE, [{"a": 1}, "x"]],
-        [FORMAT_VERSION, Granted.CODE, [1]],
-        [FORMAT_VERSION, Granted.CODE, [1, -2]],
-        [FORMAT_VERSION, WaitCancelled.CODE, [1, 0]],
-        [FORMAT_VERSION, Inserted.CODE, [[[True, 1, 2]]]],
-        [FORMAT_VERSION, Inserted.CODE, [[[1, 1]]]],
-        [FORMAT_VERSION, Inserted.CODE, [[True, 1]]],
+        [3, result_code(Done), []],
+        [FORMAT_VERSION, result_code(Err), ["NOT_A_REASON", "x"]],
+        [FORMAT_VERSION, result_code(Err), [["NOT_HOLDER"], "x"]],
+        [FORMAT_VERSION, result_code(Err), [{"a": 1}, "x"]],
+        [FORMAT_VERSION, result_code(Granted), [1]],
+        [FORMAT_VERSION, result_code(Granted), [1, -2]],
+        [FORMAT_VERSION, result_code(WaitCancelled), [1, 0]],
+        [FORMAT_VERSION, result_code(Inserted), [[[True, 1, 2]]]],
+        [FORMAT_VERSION, result_code(Inserted), [[[1, 1]]]],
+        [FORMAT_VERSION, result_code(Inserted), [[True, 1]]],
     ],
 )
 def test_a_bad_result_record_is_a_codec_error(plain: Any) -> None:
@@ -388,7 +401,7 @@ def test_a_command_with_one_field_of_the_wrong_type_is_a_codec_error(
     )
     values[index] = wrong
     with pytest.raises(CodecError):
-        decode_command(packed(FORMAT_VERSION, command.OP, values))
+        decode_command(packed(FORMAT_VERSION, op(command), values))
 
 
 # --------------------------------------------------------------------------- SetLimits
@@ -433,7 +446,7 @@ def test_set_limits_takes_effect_from_that_entry_on() -> None:
     assert d.set_limits(replace(Limits(), max_batch=2)).result == Done()
     err(d.insert(s, "runs", b"d", b"e", b"f"), Reason.LIMIT_EXCEEDED, "max_batch=2")
     # Lowering a bound never drops what is already stored.
-    assert d.sm.contains("runs", (b"a", b"b")) == [1, 2]
+    assert views.contains(d.sm, "runs", (b"a", b"b")) == [1, 2]
     assert d.sm.limits.max_batch == 2
 
 

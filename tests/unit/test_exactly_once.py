@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import Driver, assert_unchanged, err, resolved, result, snapshot_doc
 
+from turnstile.cluster import views
 from turnstile.cluster.commands import (
     Acquire,
     Err,
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.unit
 
 
 def list_size(d: Driver, name: str = "runs") -> int:
-    found = d.sm.list_view(name, now=d.now)
+    found = views.list_view(d.sm, name, now=d.now)
     assert not isinstance(found, Err)
     return found.size
 
@@ -58,7 +59,7 @@ def test_a_retry_returns_the_first_result_even_if_the_command_differs() -> None:
     first = d.insert(s, "runs", b"a")
     seq = d.last_seq(s)
     assert d.insert(s, "runs", b"zzz", seq=seq).result == first.result
-    assert d.sm.contains("runs", (b"zzz",)) == [0]
+    assert views.contains(d.sm, "runs", (b"zzz",)) == [0]
 
 
 def test_a_retried_acquire_after_the_grant_returns_the_same_token() -> None:
@@ -70,7 +71,7 @@ def test_a_retried_acquire_after_the_grant_returns_the_same_token() -> None:
     retry = d.acquire(s, "L", max_hold_ms=1_000, seq=seq)
     assert retry.result == first
     assert retry.events == ()
-    assert d.sm.validate_token("L", first.token) == (True, first.token)
+    assert views.validate_token(d.sm, "L", first.token) == (True, first.token)
     # Not granted again: the next grant anywhere is the very next token.
     other = d.session()
     assert result(d.acquire(other, "M"), Granted).token == first.token + 1
@@ -85,10 +86,10 @@ def test_a_retried_queued_acquire_is_queued_once() -> None:
     seq = d.last_seq(waiter)
     retry = d.acquire(waiter, "L", wait_ms=5_000, seq=seq)
     assert retry.result == first
-    view = d.sm.describe_lock("L", now=0)
+    view = views.describe_lock(d.sm, "L", now=0)
     assert not isinstance(view, Err)
     assert [(w.session, w.seq) for w in view.waiters] == [(waiter, seq)]
-    assert d.sm.counts().waiters == 1
+    assert views.counts(d.sm).waiters == 1
 
 
 def test_a_queued_acquire_retried_after_its_grant_returns_the_grant() -> None:
@@ -118,7 +119,7 @@ def test_a_queued_acquire_retried_after_its_timeout_returns_not_acquired() -> No
     d.tick(100)
     retry = d.acquire(waiter, "L", wait_ms=100, seq=seq)
     assert isinstance(retry.result, NotAcquired)
-    view = d.sm.describe_lock("L", now=100)
+    view = views.describe_lock(d.sm, "L", now=100)
     assert not isinstance(view, Err)
     assert view.waiters == ()
 
@@ -136,7 +137,7 @@ def test_a_retried_release_does_not_release_the_next_holder() -> None:
     retry = d.release(first, "L", token, seq=seq)
     assert retry.result == Released(token)
     assert retry.events == ()
-    assert d.sm.validate_token("L", handed.result.token) == (True, handed.result.token)
+    assert views.validate_token(d.sm, "L", handed.result.token) == (True, handed.result.token)
 
 
 def test_retried_set_up_and_tear_down_are_applied_once() -> None:
@@ -149,7 +150,7 @@ def test_retried_set_up_and_tear_down_are_applied_once() -> None:
     assert torn.result == TornDown(removed=True)
     # A late retry of the set-up does not bring the list back.
     assert d.set_up(s, "runs", 1_000, seq=set_up_seq).result == created.result
-    gone = d.sm.list_view("runs", now=0)
+    gone = views.list_view(d.sm, "runs", now=0)
     assert isinstance(gone, Err)
     assert gone.reason is Reason.NOT_FOUND
     assert d.tear_down(s, "runs", seq=tear_seq).result == TornDown(removed=True)

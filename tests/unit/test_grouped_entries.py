@@ -8,16 +8,16 @@ import msgpack
 import pytest
 from pysyncobj import FAIL_REASON
 
-from turnstile.cluster.commands import (
+from turnstile.cluster.codec import (
     BATCH_OP,
     FORMAT_VERSION,
     CodecError,
-    Tick,
     decode_command,
     decode_entry,
     encode_batch,
     encode_command,
 )
+from turnstile.cluster.commands import COMMANDS, Tick
 from turnstile.cluster.raft import SUCCESS, _split_group
 from turnstile.cluster.state import Applied
 
@@ -52,7 +52,7 @@ def test_a_bad_command_in_a_group_is_refused_alone() -> None:
         msgpack.packb([FORMAT_VERSION, BATCH_OP, []]),
         msgpack.packb([FORMAT_VERSION, BATCH_OP, "x"]),
         msgpack.packb([FORMAT_VERSION + 1, BATCH_OP, [encode_command(Tick(1))]]),
-        msgpack.packb([True, BATCH_OP, [[FORMAT_VERSION, Tick.OP, [1]]]]),
+        msgpack.packb([True, BATCH_OP, [[FORMAT_VERSION, COMMANDS.of(Tick).code, [1]]]]),
         b"\xc1",
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import Driver, assert_unchanged, err, result
 
+from turnstile.cluster import views
 from turnstile.cluster.commands import (
     Err,
     Inserted,
@@ -14,21 +15,21 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.state import ListView
+from turnstile.cluster.views import ListView
 
 pytestmark = pytest.mark.unit
 
 
 def view(d: Driver, name: str = "runs") -> ListView:
-    found = d.sm.list_view(name, now=d.now)
+    found = views.list_view(d.sm, name, now=d.now)
     assert not isinstance(found, Err), found
     return found
 
 
 def list_names(d: Driver) -> list[str]:
-    views = d.sm.list_lists("", "", 0, now=d.now)
-    assert not isinstance(views, Err)
-    return [v.name for v in views]
+    found = views.list_lists(d.sm, "", "", 0, now=d.now)
+    assert not isinstance(found, Err)
+    return [v.name for v in found]
 
 
 def new_list(d: Driver, name: str = "runs", ttl_ms: int = 0) -> int:
@@ -48,7 +49,7 @@ def test_set_up_creates_an_empty_list() -> None:
     assert applied.result == ListSetUp(created=True, expires_at=6_000)
     assert applied.events == ()
     assert view(d) == ListView("runs", size=0, ttl_ms=5_000, expires_in_ms=5_000)
-    assert d.sm.members("runs", 0, 0) == []
+    assert views.members(d.sm, "runs", 0, 0) == []
 
 
 def test_set_up_is_idempotent_and_resets_the_ttl() -> None:
@@ -60,7 +61,7 @@ def test_set_up_is_idempotent_and_resets_the_ttl() -> None:
     again = d.set_up(s, "runs", 1_000)
     assert again.result == ListSetUp(created=False, expires_at=1_800)
     assert view(d).size == 2  # nothing lost
-    assert d.sm.contains("runs", (b"a", b"b")) == [1, 2]
+    assert views.contains(d.sm, "runs", (b"a", b"b")) == [1, 2]
     # The first expiry no longer fires; the reset one does.
     assert d.tick(1_000).events == ()
     assert d.tick(1_799).events == ()
@@ -95,7 +96,7 @@ def test_ids_are_dense_in_insertion_order_across_batches() -> None:
     assert first.events == ()
     second = d.insert(s, "runs", b"k4")
     assert second.result == Inserted(((True, 4),))
-    assert d.sm.members("runs", 0, 0) == [(1, b"k1"), (2, b"k2"), (3, b"k3"), (4, b"k4")]
+    assert views.members(d.sm, "runs", 0, 0) == [(1, b"k1"), (2, b"k2"), (3, b"k3"), (4, b"k4")]
     assert view(d).size == 4
 
 
@@ -106,7 +107,7 @@ def test_a_duplicate_gets_the_id_it_was_first_given() -> None:
     again = d.insert(s, "runs", b"bar", b"new", b"foo")
     assert again.result == Inserted(((False, 2), (True, 3), (False, 1)))
     assert view(d).size == 3
-    assert d.sm.counts().members == 3
+    assert views.counts(d.sm).members == 3
 
 
 def test_duplicates_within_one_batch() -> None:
@@ -117,8 +118,8 @@ def test_duplicates_within_one_batch() -> None:
         ((True, 1), (True, 2), (False, 1), (True, 3), (False, 2), (False, 1))
     )
     assert view(d).size == 3
-    assert d.sm.counts().members == 3
-    assert d.sm.members("runs", 0, 0) == [(1, b"x"), (2, b"y"), (3, b"z")]
+    assert views.counts(d.sm).members == 3
+    assert views.members(d.sm, "runs", 0, 0) == [(1, b"x"), (2, b"y"), (3, b"z")]
 
 
 def test_members_are_bytes_compared_exactly() -> None:
@@ -134,8 +135,8 @@ def test_lists_are_independent() -> None:
     result(d.set_up(s, "two"), ListSetUp)
     result(d.insert(s, "one", b"a", b"b"), Inserted)
     assert d.insert(s, "two", b"b").result == Inserted(((True, 1),))
-    assert d.sm.contains("one", (b"b",)) == [2]
-    assert d.sm.contains("two", (b"a", b"b")) == [0, 1]
+    assert views.contains(d.sm, "one", (b"b",)) == [2]
+    assert views.contains(d.sm, "two", (b"a", b"b")) == [0, 1]
 
 
 def test_insert_into_a_missing_list_is_not_found_and_changes_nothing() -> None:
@@ -154,11 +155,11 @@ def test_contains_reports_ids_and_zero_for_absent_members() -> None:
     d = Driver()
     s = new_list(d)
     result(d.insert(s, "runs", b"a", b"b", b"c"), Inserted)
-    assert d.sm.contains("runs", (b"c", b"zz", b"a", b"c")) == [3, 0, 1, 3]
-    missing = d.sm.contains("nope", (b"a",))
+    assert views.contains(d.sm, "runs", (b"c", b"zz", b"a", b"c")) == [3, 0, 1, 3]
+    missing = views.contains(d.sm, "nope", (b"a",))
     assert isinstance(missing, Err)
     assert missing.reason is Reason.NOT_FOUND
-    empty = d.sm.contains("runs", ())
+    empty = views.contains(d.sm, "runs", ())
     assert isinstance(empty, Err)
     assert empty.reason is Reason.INVALID_ARGUMENT
 
@@ -167,18 +168,18 @@ def test_members_pages_in_id_order() -> None:
     d = Driver(Limits(max_page=3))
     s = new_list(d)
     result(d.insert(s, "runs", *(f"m{i}".encode() for i in range(1, 8))), Inserted)
-    assert d.sm.members("runs", 0, 2) == [(1, b"m1"), (2, b"m2")]
-    assert d.sm.members("runs", 2, 2) == [(3, b"m3"), (4, b"m4")]
+    assert views.members(d.sm, "runs", 0, 2) == [(1, b"m1"), (2, b"m2")]
+    assert views.members(d.sm, "runs", 2, 2) == [(3, b"m3"), (4, b"m4")]
     # 0 means the largest page, and a larger limit is clamped to max_page.
-    assert d.sm.members("runs", 4, 0) == [(5, b"m5"), (6, b"m6"), (7, b"m7")]
-    assert d.sm.members("runs", 0, 100) == [(1, b"m1"), (2, b"m2"), (3, b"m3")]
-    assert d.sm.members("runs", 6, 5) == [(7, b"m7")]
-    assert d.sm.members("runs", 7, 5) == []
-    assert d.sm.members("runs", 1_000, 5) == []
+    assert views.members(d.sm, "runs", 4, 0) == [(5, b"m5"), (6, b"m6"), (7, b"m7")]
+    assert views.members(d.sm, "runs", 0, 100) == [(1, b"m1"), (2, b"m2"), (3, b"m3")]
+    assert views.members(d.sm, "runs", 6, 5) == [(7, b"m7")]
+    assert views.members(d.sm, "runs", 7, 5) == []
+    assert views.members(d.sm, "runs", 1_000, 5) == []
     # Walking every page yields every member once, in order.
     walked: list[tuple[int, bytes]] = []
     after = 0
-    while page := d.sm.members("runs", after, 0):
+    while page := views.members(d.sm, "runs", after, 0):
         assert not isinstance(page, Err)
         walked.extend(page)
         after = page[-1][0]
@@ -188,10 +189,10 @@ def test_members_pages_in_id_order() -> None:
 def test_members_refuses_a_negative_limit_and_a_missing_list() -> None:
     d = Driver()
     new_list(d)
-    negative = d.sm.members("runs", 0, -1)
+    negative = views.members(d.sm, "runs", 0, -1)
     assert isinstance(negative, Err)
     assert negative.reason is Reason.INVALID_ARGUMENT
-    missing = d.sm.members("nope", 0, 0)
+    missing = views.members(d.sm, "nope", 0, 0)
     assert isinstance(missing, Err)
     assert missing.reason is Reason.NOT_FOUND
 
@@ -202,7 +203,7 @@ def test_members_with_a_negative_after_id_is_invalid_argument(after_id: int) -> 
     d = Driver()
     s = new_list(d)
     result(d.insert(s, "runs", b"a", b"b", b"c"), Inserted)
-    page = d.sm.members("runs", after_id, 0)
+    page = views.members(d.sm, "runs", after_id, 0)
     assert isinstance(page, Err)
     assert page.reason is Reason.INVALID_ARGUMENT
     assert "after_id" in page.detail
@@ -212,8 +213,8 @@ def test_list_view_reports_size_ttl_and_remaining_time() -> None:
     d = Driver(now=100)
     s = new_list(d, ttl_ms=1_000)
     result(d.insert(s, "runs", b"a", b"b"), Inserted)
-    assert d.sm.list_view("runs", now=600) == ListView("runs", 2, 1_000, 500)
-    missing = d.sm.list_view("nope", now=600)
+    assert views.list_view(d.sm, "runs", now=600) == ListView("runs", 2, 1_000, 500)
+    missing = views.list_view(d.sm, "nope", now=600)
     assert isinstance(missing, Err)
     assert missing.reason is Reason.NOT_FOUND
 
@@ -223,7 +224,7 @@ def test_list_lists_by_prefix_and_after() -> None:
     s = d.session()
     for name in ("run-b", "run-a", "other", "run-c"):
         result(d.set_up(s, name), ListSetUp)
-    found = d.sm.list_lists("run-", "run-a", 0, now=0)
+    found = views.list_lists(d.sm, "run-", "run-a", 0, now=0)
     assert not isinstance(found, Err)
     assert [v.name for v in found] == ["run-b", "run-c"]
 
@@ -241,8 +242,8 @@ def test_a_list_expires_when_its_ttl_passes() -> None:
     applied = d.tick(1_000)
     assert applied.events == (ListExpired("runs"),)
     assert list_names(d) == []
-    assert d.sm.counts().lists == 0
-    assert d.sm.counts().members == 0
+    assert views.counts(d.sm).lists == 0
+    assert views.counts(d.sm).members == 0
     err(d.insert(s, "runs", b"a"), Reason.NOT_FOUND)
 
 
@@ -267,7 +268,7 @@ def test_tear_down_deletes_the_list_and_its_ids() -> None:
     assert applied.result == TornDown(removed=True)
     assert applied.events == ()
     assert list_names(d) == []
-    assert d.sm.counts().members == 0
+    assert views.counts(d.sm).members == 0
     err(d.insert(s, "runs", b"a"), Reason.NOT_FOUND, "'runs'")
     assert d.tear_down(s, "runs").result == TornDown(removed=False)
     # Its TTL no longer fires, even once a list of the same name exists again.
@@ -301,7 +302,11 @@ def test_a_bad_list_name_is_invalid_argument_and_changes_nothing(name: str, deta
         err(applied, Reason.INVALID_ARGUMENT, "list name", detail)
         assert_unchanged(before, d, retained=(s, d.last_seq(s)))
         before = d.dump()
-    for read in (d.sm.list_view(name, 0), d.sm.contains(name, (b"m",)), d.sm.members(name, 0, 0)):
+    for read in (
+        views.list_view(d.sm, name, 0),
+        views.contains(d.sm, name, (b"m",)),
+        views.members(d.sm, name, 0, 0),
+    ):
         assert isinstance(read, Err)
         assert read.reason is Reason.INVALID_ARGUMENT
 
@@ -325,7 +330,7 @@ def test_a_bad_batch_is_refused_whole_and_changes_nothing(
     err(d.insert(s, "runs", *members), reason, detail)
     assert_unchanged(before, d, retained=(s, d.last_seq(s)))
     assert view(d).size == 1
-    read = d.sm.contains("runs", members)
+    read = views.contains(d.sm, "runs", members)
     assert isinstance(read, Err)
     assert read.reason is reason
 
@@ -361,7 +366,7 @@ def test_members_per_list_is_limit_exceeded_for_the_whole_batch() -> None:
         d.insert(s, "runs", b"a", b"c", b"d", b"c"), Reason.LIMIT_EXCEEDED, "max_members_per_list=3"
     )
     assert_unchanged(before, d, retained=(s, d.last_seq(s)))
-    assert d.sm.contains("runs", (b"c", b"d")) == [0, 0]
+    assert views.contains(d.sm, "runs", (b"c", b"d")) == [0, 0]
     # Duplicates within the batch count once, and known members do not count.
     assert d.insert(s, "runs", b"c", b"a", b"c").result == Inserted(
         ((True, 3), (False, 1), (False, 3))

@@ -16,6 +16,7 @@ from helpers import (
     result,
 )
 
+from turnstile.cluster import views
 from turnstile.cluster.commands import (
     CAUSE_FORCE_RELEASED,
     CAUSE_MAX_HOLD,
@@ -43,7 +44,8 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.limits import DAY_MS, Limits
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.state import Applied, HolderView, LockView, StateMachine
+from turnstile.cluster.state import Applied, StateMachine
+from turnstile.cluster.views import HolderView, LockView
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +54,7 @@ WAIT = 60_000
 
 
 def lock_view(d: Driver, name: str = "L") -> LockView:
-    view = d.sm.describe_lock(name, now=d.now)
+    view = views.describe_lock(d.sm, name, now=d.now)
     assert not isinstance(view, Err)
     return view
 
@@ -75,9 +77,9 @@ def waiting_on(d: Driver, name: str = "L") -> list[tuple[int, int]]:
 
 
 def lock_names(d: Driver) -> list[str]:
-    views = d.sm.list_locks("", "", 0, now=d.now)
-    assert not isinstance(views, Err)
-    return [v.name for v in views]
+    found = views.list_locks(d.sm, "", "", 0, now=d.now)
+    assert not isinstance(found, Err)
+    return [v.name for v in found]
 
 
 # --------------------------------------------------------------------------- grant and refuse
@@ -169,7 +171,7 @@ def test_release_by_the_holder_frees_and_forgets_the_lock() -> None:
     assert applied.result == Released(token)
     assert applied.events == (LockFreed("L", s, token, CAUSE_RELEASED),)
     assert lock_names(d) == []
-    assert d.sm.validate_token("L", token) == (False, 0)
+    assert views.validate_token(d.sm, "L", token) == (False, 0)
     # The max-hold timer of the released hold no longer fires.
     assert d.tick(HOLD * 5).events == ()
     assert d.sm.next_due() is None
@@ -406,8 +408,8 @@ def test_a_waiter_whose_deadline_passes_gets_not_acquired_and_leaves_the_queue()
     assert (event.session, event.seq, event.name) == (waiter, seq, "L")
     assert isinstance(event.result, NotAcquired)
     assert waiting_on(d) == []
-    assert d.sm.counts().waiters == 0
-    waiter_view = d.sm.session_view(waiter, now=500)
+    assert views.counts(d.sm).waiters == 0
+    waiter_view = views.session_view(d.sm, waiter, now=500)
     assert waiter_view is not None
     assert waiter_view.waiting == ()
     # A retry of the acquire answers with the timeout, and does not queue again.
@@ -528,7 +530,7 @@ def test_cancel_wait_after_the_grant_raced_in_releases_and_hands_to_the_next_wai
     assert isinstance(handed.result, Granted)
     assert handed.result.token > racer_token
     assert holder_of(d) == (nxt, handed.result.token)
-    assert d.sm.validate_token("L", racer_token) == (False, handed.result.token)
+    assert views.validate_token(d.sm, "L", racer_token) == (False, handed.result.token)
     # A retry of the cancelled acquire is told no, not the stale grant.
     retry = d.acquire(racer, "L", max_hold_ms=HOLD, wait_ms=WAIT, seq=racer_seq)
     assert isinstance(retry.result, NotAcquired)
@@ -694,18 +696,18 @@ def test_validate_token_with_current_stale_and_no_token() -> None:
     d = Driver()
     a = d.session()
     b = d.session()
-    assert d.sm.validate_token("L", 0) == (False, 0)
-    assert d.sm.validate_token("L", 1) == (False, 0)
+    assert views.validate_token(d.sm, "L", 0) == (False, 0)
+    assert views.validate_token(d.sm, "L", 1) == (False, 0)
     old = result(d.acquire(a, "L"), Granted).token
-    assert d.sm.validate_token("L", old) == (True, old)
-    assert d.sm.validate_token("L", old + 1) == (False, old)
+    assert views.validate_token(d.sm, "L", old) == (True, old)
+    assert views.validate_token(d.sm, "L", old + 1) == (False, old)
     result(d.acquire(b, "L", wait_ms=WAIT), Queued)
     (handed,) = resolved(d.release(a, "L", old))
     new = handed.result
     assert isinstance(new, Granted)
-    assert d.sm.validate_token("L", old) == (False, new.token)
-    assert d.sm.validate_token("L", new.token) == (True, new.token)
-    refused = d.sm.validate_token("", 1)
+    assert views.validate_token(d.sm, "L", old) == (False, new.token)
+    assert views.validate_token(d.sm, "L", new.token) == (True, new.token)
+    refused = views.validate_token(d.sm, "", 1)
     assert isinstance(refused, Err)
     assert refused.reason is Reason.INVALID_ARGUMENT
 
@@ -776,7 +778,7 @@ def test_a_bad_lock_name_is_invalid_argument_and_changes_nothing(name: str, deta
     assert_unchanged(before, d)
     err(d.force_release(name), Reason.INVALID_ARGUMENT, detail)
     assert_unchanged(before, d)
-    view = d.sm.describe_lock(name, now=0)
+    view = views.describe_lock(d.sm, name, now=0)
     assert isinstance(view, Err)
     assert view.reason is Reason.INVALID_ARGUMENT
 
@@ -880,7 +882,7 @@ def test_describe_lock_reports_holder_and_waiters_in_order() -> None:
     d.at(1_100)
     result(d.acquire(w1, "L", wait_ms=500), Queued)
     result(d.acquire(w2, "L", wait_ms=900), Queued)
-    view = d.sm.describe_lock("L", now=1_200)
+    view = views.describe_lock(d.sm, "L", now=1_200)
     assert not isinstance(view, Err)
     assert view.holder is not None
     assert (view.holder.session, view.holder.token, view.holder.client_name) == (
@@ -893,7 +895,7 @@ def test_describe_lock_reports_holder_and_waiters_in_order() -> None:
         (w1, 100, 400),
         (w2, 100, 800),
     ]
-    free = d.sm.describe_lock("free", now=0)
+    free = views.describe_lock(d.sm, "free", now=0)
     assert free == LockView("free", None, ())
 
 

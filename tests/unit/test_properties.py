@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from turnstile.cluster import snapshot
+from turnstile.cluster import snapshot, views
 from turnstile.cluster.commands import (
     CAUSE_FORCE_RELEASED,
     CAUSE_MAX_HOLD,
@@ -79,7 +79,8 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.state import Applied, Counts, StateMachine
+from turnstile.cluster.state import Applied, StateMachine
+from turnstile.cluster.views import Counts
 
 pytestmark = pytest.mark.unit
 
@@ -890,11 +891,11 @@ class Run:
         # Locks: one holder, the one the events say; FIFO waiters; all of live sessions.
         in_use = [n for n in LOCKS if model.holders[n] or model.queues[n]]
         assert sorted(machine.locks) == in_use
-        listed = machine.list_locks("", "", 0, clock)
+        listed = views.list_locks(machine, "", "", 0, clock)
         assert not isinstance(listed, Err)
         assert [view.name for view in listed] == in_use
         for name in LOCKS:
-            view = machine.describe_lock(name, clock)
+            view = views.describe_lock(machine, name, clock)
             assert not isinstance(view, Err)
             hold = model.holders[name]
             if hold is None:
@@ -931,11 +932,11 @@ class Run:
                 for w in model.queues[name]
             ]
             assert got_waiters == want_waiters, name
-            validated = machine.validate_token(name, hold.token if hold else 0)
+            validated = views.validate_token(machine, name, hold.token if hold else 0)
             assert validated == ((True, hold.token) if hold else (False, 0)), name
         holders_of: Counter[str] = Counter()
         for sid in sorted(machine.sessions):
-            session_view = machine.session_view(sid, clock)
+            session_view = views.session_view(machine, sid, clock)
             assert session_view is not None
             opened_at, pid = model.born[sid]
             assert (session_view.age_ms, session_view.client_pid) == (clock - opened_at, pid)
@@ -964,17 +965,17 @@ class Run:
         for name in LISTS:
             item = model.lists.get(name)
             if item is None:
-                gone = machine.list_view(name, clock)
+                gone = views.list_view(machine, name, clock)
                 assert isinstance(gone, Err) and gone.reason == Reason.NOT_FOUND, name
                 continue
             stored = machine.lists[name]
             assert stored.members == item.order, name
             assert stored.ids == {m: i + 1 for i, m in enumerate(stored.members)}, name
-            pages = machine.members(name, 0, 0)
+            pages = views.members(machine, name, 0, 0)
             assert pages == [(i + 1, m) for i, m in enumerate(item.order)], name
             for member in ALPHABET:  # one at a time: max_batch may be 1
-                assert machine.contains(name, (member,)) == [item.ids.get(member, 0)], name
-            list_view = machine.list_view(name, clock)
+                assert views.contains(machine, name, (member,)) == [item.ids.get(member, 0)], name
+            list_view = views.list_view(machine, name, clock)
             assert not isinstance(list_view, Err)
             assert list_view.size == len(item.order)
             assert list_view.expires_in_ms == (item.expires_at and item.expires_at - clock)
@@ -993,7 +994,7 @@ class Run:
             lists=len(model.lists),
             members=sum(len(item.order) for item in model.lists.values()),
         )
-        assert machine.counts() == structures == expected
+        assert views.counts(machine) == structures == expected
         assert machine.next_due() == model.next_due()
 
     # ----------------------------------------------------------------------- retries

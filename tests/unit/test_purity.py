@@ -18,11 +18,17 @@ from helpers import scenario_log
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import turnstile.cluster.codec
 import turnstile.cluster.commands
+import turnstile.cluster.exactly_once
+import turnstile.cluster.handlers
 import turnstile.cluster.limits
 import turnstile.cluster.reasons
+import turnstile.cluster.records
 import turnstile.cluster.snapshot
 import turnstile.cluster.state
+import turnstile.cluster.timers
+import turnstile.cluster.views
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
@@ -55,8 +61,14 @@ HELPERS_DIR = str(Path(__file__).resolve().parent)
 
 PURE_MODULES = [
     turnstile.cluster.state,
+    turnstile.cluster.records,
+    turnstile.cluster.exactly_once,
+    turnstile.cluster.handlers,
+    turnstile.cluster.timers,
+    turnstile.cluster.views,
     turnstile.cluster.snapshot,
     turnstile.cluster.commands,
+    turnstile.cluster.codec,
     turnstile.cluster.limits,
     turnstile.cluster.reasons,
 ]
@@ -98,7 +110,7 @@ def run_python(code: str, *, hash_seed: str = "0") -> str:
 def test_importing_the_state_machine_loads_no_network_raft_random_or_threads() -> None:
     code = (
         "import json, sys\n"
-        "import turnstile.cluster.state, turnstile.cluster.snapshot\n"
+        "import turnstile.cluster.state, turnstile.cluster.snapshot, turnstile.cluster.views\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     loaded = set(json.loads(run_python(code)))

@@ -13,6 +13,7 @@ from helpers import (
     result,
 )
 
+from turnstile.cluster import views
 from turnstile.cluster.commands import (
     CAUSE_SESSION_CLOSED,
     CAUSE_SESSION_EXPIRED,
@@ -39,7 +40,7 @@ def test_open_session_returns_fresh_increasing_ids_and_the_ttl() -> None:
     second = result(d.open_session(ttl_ms=7_000), SessionOpened)
     assert first == SessionOpened(session=1, ttl_ms=5_000)
     assert second == SessionOpened(session=2, ttl_ms=7_000)
-    view = d.sm.session_view(1, now=1_250)
+    view = views.session_view(d.sm, 1, now=1_250)
     assert view is not None
     assert (view.client_name, view.client_host, view.client_pid) == ("alpha", "h1", 42)
     assert view.age_ms == 250
@@ -64,7 +65,7 @@ def test_session_ttl_out_of_range_is_refused_and_nothing_changes(ttl_ms: int) ->
     assert "100" in refused.detail and "3600000" in refused.detail
     assert str(ttl_ms) in refused.detail
     assert_unchanged(before, d)
-    assert d.sm.counts().sessions == 1
+    assert views.counts(d.sm).sessions == 1
 
 
 @pytest.mark.parametrize("ttl_ms", [100, 3_600_000])
@@ -159,15 +160,15 @@ def test_an_ending_session_releases_every_lock_and_drops_every_wait(end: str, ca
     assert isinstance(applied.events[-1], SessionEnded)
 
     # Afterwards: "a" is free and forgotten, "b" is heir's, "c"/"d" have no waiters.
-    assert d.sm.session_view(dying, now=500) is None
-    assert d.sm.validate_token("a", tok_a) == (False, 0)
-    assert d.sm.validate_token("b", handed[0].result.token) == (True, handed[0].result.token)
-    assert [v.name for v in d.sm.list_locks("", "", 0, now=500)] == ["b", "c", "d"]
+    assert views.session_view(d.sm, dying, now=500) is None
+    assert views.validate_token(d.sm, "a", tok_a) == (False, 0)
+    assert views.validate_token(d.sm, "b", handed[0].result.token) == (True, handed[0].result.token)
+    assert [v.name for v in views.list_locks(d.sm, "", "", 0, now=500)] == ["b", "c", "d"]
     for name in ("c", "d"):
-        view = d.sm.describe_lock(name, now=500)
+        view = views.describe_lock(d.sm, name, now=500)
         assert not isinstance(view, Err)
         assert view.waiters == ()
-    counts = d.sm.counts()
+    counts = views.counts(d.sm)
     assert (counts.sessions, counts.locks_held, counts.waiters) == (2, 3, 0)
 
 
@@ -192,7 +193,7 @@ def test_a_session_that_holds_and_waits_on_one_lock_is_not_handed_its_own_lock(e
     assert isinstance(granted, Granted)
     assert granted.token > token
     assert not any(isinstance(r, Granted) for (s, _), r in outcomes.items() if s == shared)
-    view = d.sm.describe_lock("L", now=0)
+    view = views.describe_lock(d.sm, "L", now=0)
     assert not isinstance(view, Err)
     assert view.holder is not None
     assert view.holder.session == other
@@ -207,9 +208,9 @@ def test_a_dying_session_holding_and_waiting_alone_leaves_the_lock_free() -> Non
     applied = d.expire_session(shared)
     assert not any(isinstance(r.result, Granted) for r in resolved(applied))
     assert only_event(applied, LockFreed).token == token
-    assert d.sm.list_locks("", "", 0, now=0) == []
-    assert d.sm.counts().locks_held == 0
-    assert d.sm.counts().waiters == 0
+    assert views.list_locks(d.sm, "", "", 0, now=0) == []
+    assert views.counts(d.sm).locks_held == 0
+    assert views.counts(d.sm).waiters == 0
 
 
 def test_an_ended_session_is_refused_even_for_a_retry_of_an_applied_request() -> None:
@@ -224,7 +225,7 @@ def test_an_ended_session_is_refused_even_for_a_retry_of_an_applied_request() ->
     err(d.acquire(s, "L"), Reason.SESSION_EXPIRED)
     err(d.expire_session(s), Reason.SESSION_EXPIRED)
     # Lists are not owned by sessions: the list and its ids stay.
-    assert d.sm.contains("list", (b"x",)) == [1]
+    assert views.contains(d.sm, "list", (b"x",)) == [1]
 
 
 def test_session_view_lists_held_and_waited_locks() -> None:
@@ -234,15 +235,15 @@ def test_session_view_lists_held_and_waited_locks() -> None:
     result(d.acquire(a, "x"), Granted)
     result(d.acquire(a, "y"), Granted)
     result(d.acquire(b, "x", wait_ms=1_000), Queued)
-    view_a = d.sm.session_view(a, now=0)
-    view_b = d.sm.session_view(b, now=0)
+    view_a = views.session_view(d.sm, a, now=0)
+    view_b = views.session_view(d.sm, b, now=0)
     assert view_a is not None and view_b is not None
     assert (view_a.held, view_a.waiting) == (("x", "y"), ())
     assert (view_b.held, view_b.waiting) == ((), ("x",))
-    sessions = d.sm.list_sessions(after=0, limit=0, now=0)
+    sessions = views.list_sessions(d.sm, after=0, limit=0, now=0)
     assert not isinstance(sessions, Err)
     assert [v.session for v in sessions] == [a, b]
-    later = d.sm.list_sessions(after=a, limit=0, now=0)
+    later = views.list_sessions(d.sm, after=a, limit=0, now=0)
     assert not isinstance(later, Err)
     assert [v.session for v in later] == [b]
 

@@ -34,7 +34,8 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.reasons import Reason
-from turnstile.cluster.state import Applied, SeqRanges, StateMachine
+from turnstile.cluster.records import SeqRanges
+from turnstile.cluster.state import Applied, StateMachine
 
 pytestmark = pytest.mark.unit
 

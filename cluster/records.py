@@ -1,0 +1,110 @@
+"""The records the replicated state is made of: sessions, locks with their holder and FIFO
+waiters, distinct lists. Snapshots store them; ``StateMachine.reindex`` rebuilds what is
+derived from them (a session's held and waiting sets, counters, timers).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from turnstile.cluster.commands import Result
+
+
+class SeqRanges:
+    """A set of request seqs as sorted, disjoint, inclusive ranges: the seqs a client reported
+    answered above its ``acked``. Answered seqs are nearly contiguous, so a few ranges hold
+    thousands of them while one long blocked acquire pins ``acked``."""
+
+    __slots__ = ("ranges",)
+
+    def __init__(self, ranges: list[tuple[int, int]] | None = None) -> None:
+        self.ranges: list[tuple[int, int]] = ranges or []
+
+    def __contains__(self, seq: int) -> bool:
+        at = bisect.bisect_right(self.ranges, (seq, 2**64)) - 1
+        return at >= 0 and self.ranges[at][0] <= seq <= self.ranges[at][1]
+
+    def add(self, seq: int) -> None:
+        if seq in self:
+            return
+        ranges = self.ranges
+        at = bisect.bisect_left(ranges, (seq, seq))
+        joins_left = at > 0 and ranges[at - 1][1] == seq - 1
+        joins_right = at < len(ranges) and ranges[at][0] == seq + 1
+        if joins_left and joins_right:
+            ranges[at - 1 : at + 1] = [(ranges[at - 1][0], ranges[at][1])]
+        elif joins_left:
+            ranges[at - 1] = (ranges[at - 1][0], seq)
+        elif joins_right:
+            ranges[at] = (seq, ranges[at][1])
+        else:
+            ranges.insert(at, (seq, seq))
+
+    def drop_through(self, seq: int) -> None:
+        """Forgets every seq <= ``seq`` (they are refused as acknowledged anyway)."""
+        ranges = [(max(lo, seq + 1), hi) for lo, hi in self.ranges if hi > seq]
+        self.ranges = ranges
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+
+@dataclass(slots=True)
+class Session:
+    id: int
+    ttl_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    opened_at: int
+    #: Names of the locks this session holds.
+    held: set[str] = field(default_factory=set)
+    #: (lock name, acquire seq) of each of its queued acquires.
+    waiting: set[tuple[str, int]] = field(default_factory=set)
+    #: seq -> result, for exactly-once retries; pruned by the client's ``acked``.
+    results: dict[int, Result] = field(default_factory=dict)
+    #: Highest seq the client has acknowledged; older requests are not re-applied.
+    acked: int = 0
+    #: Seqs above ``acked`` the client reported answered (their results may be gone): a late
+    #: copy of one of them is refused, never applied a second time.
+    forgotten: SeqRanges = field(default_factory=SeqRanges)
+
+
+@dataclass(slots=True)
+class Holder:
+    session: int
+    token: int
+    #: The acquire request that was granted (abandoning it releases this hold).
+    acquire_seq: int
+    granted_at: int
+    #: Log time when the max-hold ends; 0 means no cap.
+    expires_at: int
+
+
+@dataclass(slots=True)
+class Waiter:
+    session: int
+    seq: int
+    max_hold_ms: int
+    enqueued_at: int
+    deadline: int
+
+
+@dataclass(slots=True)
+class LockState:
+    name: str
+    holder: Holder | None = None
+    waiters: list[Waiter] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ListState:
+    name: str
+    ttl_ms: int
+    created_at: int
+    #: Log time when the list is torn down; 0 means never.
+    expires_at: int
+    ids: dict[bytes, int] = field(default_factory=dict)
+    #: members[i] has id i + 1.
+    members: list[bytes] = field(default_factory=list)

@@ -1,0 +1,235 @@
+"""Read views of the replicated state: what a read RPC, a metric or a backup reports.
+
+Pure functions of a ``StateMachine``; they never change it. They take ``now`` only to report
+remaining durations. A request that breaks a bound (a bad name, page size or batch, a list
+that does not exist) is answered with the ``Err`` the state machine would have refused a
+command with.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from turnstile.cluster import limits as bounds
+from turnstile.cluster.commands import Err
+from turnstile.cluster.limits import RefusedError
+from turnstile.cluster.reasons import Reason
+from turnstile.cluster.records import ListState, LockState, Session
+from turnstile.cluster.state import StateMachine
+
+
+@dataclass(frozen=True, slots=True)
+class HolderView:
+    session: int
+    token: int
+    held_for_ms: int
+    #: 0 means no cap.
+    expires_in_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class WaiterView:
+    session: int
+    seq: int
+    waited_for_ms: int
+    wait_remaining_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockView:
+    name: str
+    holder: HolderView | None
+    waiters: tuple[WaiterView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    session: int
+    ttl_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    age_ms: int
+    held: tuple[str, ...]
+    waiting: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListView:
+    name: str
+    size: int
+    ttl_ms: int
+    #: 0 means no expiry.
+    expires_in_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    sessions: int
+    locks_held: int
+    waiters: int
+    lists: int
+    members: int
+
+
+Params = ParamSpec("Params")
+View = TypeVar("View")
+
+
+def _refusal_as_err(read: Callable[Params, View]) -> Callable[Params, View | Err]:
+    """Answers a read that raises ``RefusedError`` with that refusal as an ``Err``."""
+
+    @functools.wraps(read)
+    def answer(*args: Params.args, **kwargs: Params.kwargs) -> View | Err:
+        try:
+            return read(*args, **kwargs)
+        except RefusedError as refused:
+            return Err(refused.reason, refused.detail)
+
+    return answer
+
+
+@_refusal_as_err
+def describe_lock(state: StateMachine, name: str, now: int) -> LockView:
+    """The holder and FIFO queue of ``name``; a free lock has no holder and no waiters."""
+    bounds.check_name(state.limits, "lock name", name)
+    lock = state.locks.get(name)
+    return _lock_view(state, lock, now) if lock else LockView(name, None, ())
+
+
+@_refusal_as_err
+def list_locks(
+    state: StateMachine, prefix: str, after: str, limit: int, now: int
+) -> list[LockView]:
+    """Locks in use whose name starts with ``prefix``, by name, after ``after``."""
+    page = bounds.check_page(state.limits, limit)
+    names = sorted(n for n in state.locks if n.startswith(prefix) and n > after)
+    return [_lock_view(state, state.locks[n], now) for n in names[:page]]
+
+
+@_refusal_as_err
+def validate_token(state: StateMachine, name: str, token: int) -> tuple[bool, int]:
+    """(token holds ``name`` now, current holder's token or 0)."""
+    bounds.check_name(state.limits, "lock name", name)
+    lock = state.locks.get(name)
+    current = lock.holder.token if lock and lock.holder else 0
+    return (current != 0 and current == token, current)
+
+
+def session_view(state: StateMachine, session_id: int, now: int) -> SessionView | None:
+    session = state.sessions.get(session_id)
+    return _session_view(session, now) if session else None
+
+
+@_refusal_as_err
+def list_sessions(state: StateMachine, after: int, limit: int, now: int) -> list[SessionView]:
+    page = bounds.check_page(state.limits, limit)
+    ids = sorted(i for i in state.sessions if i > after)[:page]
+    return [_session_view(state.sessions[i], now) for i in ids]
+
+
+@_refusal_as_err
+def contains(state: StateMachine, name: str, members: tuple[bytes, ...]) -> list[int]:
+    """The id of each member, 0 where absent."""
+    bounds.check_name(state.limits, "list name", name)
+    bounds.check_members(state.limits, members)
+    target = state.existing_list(name)
+    return [target.ids.get(m, 0) for m in members]
+
+
+@_refusal_as_err
+def members(state: StateMachine, name: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
+    """(id, member) pairs with id > after_id, in id order, at most one page."""
+    if after_id < 0:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT, f"after_id must not be negative, got {after_id}"
+        )
+    bounds.check_name(state.limits, "list name", name)
+    page = bounds.check_page(state.limits, limit)
+    target = state.existing_list(name)
+    chunk = target.members[after_id : after_id + page]
+    return [(after_id + i + 1, m) for i, m in enumerate(chunk)]
+
+
+@_refusal_as_err
+def list_view(state: StateMachine, name: str, now: int) -> ListView:
+    bounds.check_name(state.limits, "list name", name)
+    return _list_view(state.existing_list(name), now)
+
+
+@_refusal_as_err
+def list_lists(
+    state: StateMachine, prefix: str, after: str, limit: int, now: int
+) -> list[ListView]:
+    page = bounds.check_page(state.limits, limit)
+    names = sorted(n for n in state.lists if n.startswith(prefix) and n > after)[:page]
+    return [_list_view(state.lists[n], now) for n in names]
+
+
+def counts(state: StateMachine) -> Counts:
+    held = sum(1 for lock in state.locks.values() if lock.holder)
+    return Counts(
+        sessions=len(state.sessions),
+        locks_held=held,
+        waiters=state.waiter_count,
+        lists=len(state.lists),
+        members=state.member_count,
+    )
+
+
+def _lock_view(state: StateMachine, lock: LockState, now: int) -> LockView:
+    holder = None
+    if lock.holder:
+        h = lock.holder
+        owner = state.sessions[h.session]
+        holder = HolderView(
+            session=h.session,
+            token=h.token,
+            held_for_ms=max(0, now - h.granted_at),
+            expires_in_ms=max(1, h.expires_at - now) if h.expires_at else 0,
+            client_name=owner.client_name,
+            client_host=owner.client_host,
+            client_pid=owner.client_pid,
+        )
+    waiters = []
+    for w in lock.waiters:
+        owner = state.sessions[w.session]
+        waiters.append(
+            WaiterView(
+                session=w.session,
+                seq=w.seq,
+                waited_for_ms=max(0, now - w.enqueued_at),
+                wait_remaining_ms=max(0, w.deadline - now),
+                client_name=owner.client_name,
+                client_host=owner.client_host,
+                client_pid=owner.client_pid,
+            )
+        )
+    return LockView(lock.name, holder, tuple(waiters))
+
+
+def _session_view(session: Session, now: int) -> SessionView:
+    return SessionView(
+        session=session.id,
+        ttl_ms=session.ttl_ms,
+        client_name=session.client_name,
+        client_host=session.client_host,
+        client_pid=session.client_pid,
+        age_ms=max(0, now - session.opened_at),
+        held=tuple(sorted(session.held)),
+        waiting=tuple(sorted({name for name, _ in session.waiting})),
+    )
+
+
+def _list_view(target: ListState, now: int) -> ListView:
+    remaining = max(1, target.expires_at - now) if target.expires_at else 0
+    return ListView(target.name, len(target.members), target.ttl_ms, remaining)
