@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 FORMAT_VERSION = 2
 #: Record formats ``decode_command`` reads: 1 has no ``term`` field (read as 0).

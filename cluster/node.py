@@ -67,10 +67,10 @@ from turnstile.cluster.config import ConfigError, NodeConfig, Peer
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
 from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.sessions import SessionTracker
 from turnstile.cluster.state import Applied, StateMachine
 from turnstile.cluster.waiters import ReadBarrier, WaiterRegistry
+from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,8 @@ import grpc
 from turnstile.cluster import admission, snapshot
 from turnstile.cluster import commands as cmd
 from turnstile.cluster.config import NODE_ID, NODE_ID_RULE, Peer, address_problem
-from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
+from turnstile.cluster.errors import TurnstileError, to_status
 from turnstile.cluster.node import Node
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import (
     HolderView,
     ListView,
@@ -32,6 +31,8 @@ from turnstile.cluster.state import (
 )
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
 

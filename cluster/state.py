@@ -77,7 +77,7 @@ from turnstile.cluster.commands import (
     since,
 )
 from turnstile.cluster.limits import Limits, RefusedError
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 # Timer kinds, in the order expiries due at the same instant are applied.
 _HOLD = 0

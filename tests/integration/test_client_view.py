@@ -18,8 +18,8 @@ import pytest
 from tests.integration.cluster import Cluster, WireClient, error_reason, wait_until
 from tests.integration.proxy import CuttableProxy
 from turnstile.client import LockLostError, RetryPolicy, UnavailableError, aio, connect
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.integration
 

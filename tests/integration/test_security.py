@@ -24,9 +24,9 @@ from turnstile.client import (
 from turnstile.client.credentials import Credentials
 from turnstile.cluster.certs import CA_NAME, CLIENT_NAME
 from turnstile.cluster.launcher import TLS_DIR, Security, token_path
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+from turnstile.v1.reasons import Reason
 
 from .cluster import Cluster, error_reason
 

@@ -22,8 +22,8 @@ from turnstile.cluster.commands import (
 from turnstile.cluster.config import NodeConfig, Peer
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.raft import SNAPSHOT_FILE
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import StateMachine
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -21,8 +21,8 @@ from turnstile.client.errors import (
 )
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.session import SessionCore
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

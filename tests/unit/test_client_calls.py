@@ -32,9 +32,10 @@ from turnstile.client.errors import (
 from turnstile.client.lock import MAX_WAIT_MS, acquire_timing
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.session import SessionCore, SessionState
-from turnstile.cluster.errors import LEADER_METADATA_KEY, to_status
-from turnstile.cluster.reasons import Reason
+from turnstile.cluster.errors import to_status
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -35,8 +35,8 @@ from turnstile.client.errors import (
     UnknownOutcomeError,
 )
 from turnstile.client.session import CLEANUP_DEADLINE, Session, SessionState
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

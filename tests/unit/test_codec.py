@@ -55,7 +55,7 @@ from turnstile.cluster.commands import (
     result_to_plain,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

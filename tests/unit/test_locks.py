@@ -42,8 +42,8 @@ from turnstile.cluster.commands import (
     WaiterResolved,
 )
 from turnstile.cluster.limits import DAY_MS, Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, HolderView, LockView, StateMachine
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ import pytest
 from turnstile.cluster.commands import Command, ExpireSession
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.node import Node
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.sessions import SessionTracker
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 import turnstile.cluster.commands
 import turnstile.cluster.limits
-import turnstile.cluster.reasons
 import turnstile.cluster.snapshot
 import turnstile.cluster.state
+import turnstile.v1.reasons
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
@@ -58,7 +58,7 @@ PURE_MODULES = [
     turnstile.cluster.snapshot,
     turnstile.cluster.commands,
     turnstile.cluster.limits,
-    turnstile.cluster.reasons,
+    turnstile.v1.reasons,
 ]
 
 #: Modules a pure state machine has no business loading.

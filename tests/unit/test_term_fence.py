@@ -33,8 +33,8 @@ from turnstile.cluster.commands import (
     WaitCancelled,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, SeqRanges, StateMachine
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 
