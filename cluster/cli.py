@@ -31,6 +31,8 @@ from turnstile.cluster.tls import server_credentials
 
 EXIT_CONFIG = 2
 EXIT_START = 1
+#: Exit status when the reader of stdout went away (``turnstile status | head``).
+EXIT_BROKEN_PIPE = 1
 BENCH_HELP = "benchmark a local cluster (optionally side by side with etcd and ZooKeeper)"
 
 
@@ -117,7 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Runs one command. A closed stdout (the reader quit early) ends it quietly, as it ends
+    Unix tools: no traceback, no "Broken pipe"; see the signal module's note on SIGPIPE."""
+    try:
+        code = _run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     if admin.is_lock_command(argv):
