@@ -79,7 +79,7 @@ class TurnstileDriver(Driver):
         self.client = turnstile.client.connect(
             rotated(endpoints, index), session_ttl=ttl_s, name=f"bench-{index}"
         )
-        self.ttl_s = self.client.session.ttl
+        self.ttl_s = self.client.session().ttl
         self._locks: dict[str, Any] = {}
         self._lists: dict[str, Any] = {}
         # Stale reads may be served by any node: this client's own first endpoint.

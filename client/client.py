@@ -222,7 +222,7 @@ class Client:
         """A mutation under a request id of ``session`` (default: the current one): a fresh
         one, or ``request`` when the caller may send it again after an unknown outcome (see
         ``SessionCore.writing``). Every retry reuses the id, so the cluster applies it once."""
-        session = session or self.session
+        session = session or self.session()
         with session.core.writing(request) as request_id:
             return self.invoke(
                 service,
@@ -234,9 +234,9 @@ class Client:
 
     # ------------------------------------------------------------------ session
 
-    @property
     def session(self) -> Session:
-        """The live session, opened on first use and again after one is LOST."""
+        """The live session, opened (a call, and its keep-alive thread started) on first use
+        and again after one is LOST."""
         with self._lock:
             if self._closed:
                 raise ClosedError("the client is closed")

@@ -216,7 +216,7 @@ class Lock:
             return False
         try:
             while True:
-                session = self.client.session
+                session = self.client.session()
                 write = attempts.next(session.core)
                 try:
                     response = self.client.write("locks", "Acquire", session=session, **write)

@@ -98,7 +98,7 @@ class Worker:
 
     def session_id(self) -> int:
         """The current session's id (opening one if needed), watched."""
-        session = self.client.session
+        session = self.client.session()
         self.watch(session)
         return session.id
 

@@ -49,7 +49,7 @@ def test_inspection_commands_print_tables_and_json(cluster: Cluster) -> None:
         assert [(lk["name"], lk["token"]) for lk in locks] == [("job-1", held.token)]
         assert locks[0]["client"].startswith("inspected@")
         shown = json.loads(turnstile(cluster, "lock", "show", "job-1", "--json").stdout)
-        assert shown["session"] == client.session.id and shown["queue"] == []
+        assert shown["session"] == client.session().id and shown["queue"] == []
         sessions = json.loads(turnstile(cluster, "sessions", "--json").stdout)
         assert [s["held"] for s in sessions] == [["job-1"]]
         lists = json.loads(turnstile(cluster, "lists", "--json").stdout)

@@ -150,7 +150,7 @@ def test_an_acquire_given_up_without_its_grant_is_abandoned_and_the_lock_freed(
     try:
         held = holder.lock("unit")
         assert held.acquire()
-        session = waiter.session
+        session = waiter.session()
         outcome: list[object] = []
         thread = outcome_of(lambda: waiter.lock("unit").acquire(timeout=2), outcome)
         wait_until(lambda: waiters_of(cluster, "unit") == 1)

@@ -62,7 +62,7 @@ def lock_client(
 ) -> tuple[Client, FakeCluster, Session]:
     """A client whose session (id 42, TTL 10 s) is open; later calls play ``outcomes``."""
     client, cluster = make_client(monkeypatch, clock, itertools.chain([OPENED], outcomes), **retry)
-    return client, cluster, client.session
+    return client, cluster, client.session()
 
 
 def by_method(**outcomes: Outcome) -> Iterator[Outcome]:
