@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,10 @@ class AsyncSession:
     @property
     def state(self) -> SessionState:
         return self.core.state
+
+    @property
+    def ttl(self) -> float:
+        return self.core.ttl
 
     def alive(self) -> bool:
         return self.core.alive()
@@ -224,15 +229,56 @@ class AsyncClient:
         attempt_timeout: float | None = None,
     ) -> Any:
         """See ``Client.invoke``."""
+        return await self._retrying(
+            service,
+            method,
+            request,
+            deadline=deadline,
+            attempt_timeout=attempt_timeout,
+            read=_response,
+        )
+
+    async def invoke_stream(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        deadline: float | None = None,
+        attempt_timeout: float | None = None,
+    ) -> list[Any]:
+        """See ``Client.invoke_stream``."""
+        return await self._retrying(
+            service,
+            method,
+            request,
+            deadline=deadline,
+            attempt_timeout=attempt_timeout,
+            read=_messages,
+        )
+
+    async def _retrying(
+        self,
+        service: str,
+        method: str,
+        request: Any,
+        *,
+        deadline: float | None,
+        attempt_timeout: float | None,
+        read: Callable[[Any], Awaitable[Any]],
+    ) -> Any:
+        """See ``Client._retrying``: ``read`` awaits what the stub returned."""
         attempts = self.retry.start(deadline)
         while True:
             endpoint = self.router.target()
             call = getattr(self._stub(endpoint, service), method)
             try:
-                response = await call(
-                    request,
-                    timeout=attempts.attempt_timeout(attempt_timeout),
-                    metadata=self.credentials.metadata,
+                response = await read(
+                    call(
+                        request,
+                        timeout=attempts.attempt_timeout(attempt_timeout),
+                        metadata=self.credentials.metadata,
+                    )
                 )
             except grpc.aio.AioRpcError as rpc_error:
                 await asyncio.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
@@ -303,6 +349,14 @@ class AsyncClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def _response(call: Awaitable[Any]) -> Any:
+    return await call
+
+
+async def _messages(call: AsyncIterable[Any]) -> list[Any]:
+    return [message async for message in call]
 
 
 def connect(
@@ -454,7 +508,32 @@ class AsyncLock:
             return False
         return hold.expires_at is None or self.client.retry.clock() < hold.expires_at
 
+    async def extend(self, max_hold: float | None) -> None:
+        """See ``Lock.extend``."""
+        hold = self._hold
+        if hold is None:
+            raise RuntimeError("extend of an unlocked lock")
+        if max_hold is not None and max_hold <= 0:
+            raise ValueError("max_hold must be positive seconds, or None for no cap")
+        sent = self.client.retry.clock()
+        try:
+            await self.client.write(
+                "locks",
+                "Extend",
+                lambda rid: pb.ExtendRequest(
+                    request=rid,
+                    name=self.name,
+                    token=hold.token,
+                    max_hold_ms=int(max_hold * 1000) if max_hold else 0,
+                ),
+                session=hold.session,  # type: ignore[arg-type]
+            )
+        except (NotHolderError, SessionExpiredError) as error:
+            raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+        self._hold = replace(hold, expires_at=sent + max_hold if max_hold else None)
+
     async def validate(self) -> bool:
+        """See ``Lock.validate``."""
         hold = self._hold
         if hold is None:
             return False
@@ -480,6 +559,10 @@ class AsyncLock:
                 self._hold = None
                 self._local.release()
             raise
+
+    def __repr__(self) -> str:
+        state = f"held, token {self.token}" if self._hold else "not held"
+        return f"<turnstile AsyncLock {self.name!r} {state}>"
 
 
 class AsyncDistinctList:
@@ -562,3 +645,6 @@ class AsyncDistinctList:
         )
         self._set_up = False
         return bool(response.removed)
+
+    def __repr__(self) -> str:
+        return f"<turnstile AsyncDistinctList {self.name!r}>"

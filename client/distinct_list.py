@@ -120,6 +120,9 @@ class DistinctList:
     __contains__ = contains
 
     def __len__(self) -> int:
+        return self.size()
+
+    def size(self) -> int:
         """Members in the list; 0 if there is no such list."""
         try:
             response = self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))

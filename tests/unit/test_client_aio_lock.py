@@ -280,3 +280,36 @@ def test_a_cancelled_release_is_left_to_the_keep_alive_task_to_resend(
         assert not lock._local.locked()
 
     asyncio.run(scenario())
+
+
+def test_extend_restarts_the_max_hold_from_its_send_and_a_lost_hold_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(100.0)
+    outcomes = [GRANTED, pb.ExtendResponse(), refused(Reason.NOT_HOLDER, "token 7")]
+    client, cluster = async_client(monkeypatch, clock, outcomes)
+
+    async def scenario() -> None:
+        lock = client.lock("unit", max_hold=1.0)
+        assert await lock.acquire()
+        assert lock.expires_at == 101.0
+        clock.advance(0.5)
+        await lock.extend(30.0)
+        (extend,) = calls_of(cluster, "Extend")
+        assert (extend.request.token, extend.request.max_hold_ms) == (7, 30_000)
+        assert lock.expires_at == 130.5
+        with pytest.raises(LockLostError, match="was lost"):
+            await lock.extend(None)
+        assert lock.expires_at == 130.5
+
+    asyncio.run(scenario())
+
+
+def test_extend_of_an_unlocked_lock_is_a_runtime_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _ = async_client(monkeypatch, FakeClock(100.0), [])
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError):
+            await client.lock("unit").extend(5.0)
+
+    asyncio.run(scenario())
