@@ -72,7 +72,7 @@ class TurnstileDriver(Driver):
         import grpc  # noqa: PLC0415 - imported in the worker process only
 
         import turnstile.client  # noqa: PLC0415
-        from turnstile.client.client import CHANNEL_OPTIONS  # noqa: PLC0415
+        from turnstile.client.core import CHANNEL_OPTIONS  # noqa: PLC0415
         from turnstile.v1 import turnstile_pb2, turnstile_pb2_grpc  # noqa: PLC0415
 
         self._pb = turnstile_pb2
@@ -114,7 +114,7 @@ class TurnstileDriver(Driver):
             else self._pb.CONSISTENCY_STALE,
         )
         if linearizable:
-            self.client.invoke("lists", "Contains", request)
+            self.client.invoke(request)
         else:
             self._local_lists.Contains(request, timeout=5)
 

@@ -36,7 +36,8 @@ from typing import IO, Any
 from turnstile.client import RetryPolicy, TurnstileError, connect
 from turnstile.client.errors import LockLostError, UnavailableError
 from turnstile.client.lock import Lock
-from turnstile.client.session import Session, SessionState
+from turnstile.client.session import Session
+from turnstile.client.session_state import SessionState
 
 
 class History:

@@ -12,6 +12,7 @@ import pytest
 from test_client_calls import Call, FakeClock, FakeCluster, Outcome, refused, transport
 
 from turnstile.client.aio import AsyncClient, AsyncLock, AsyncSession
+from turnstile.client.core import route_of
 from turnstile.client.errors import (
     InternalError,
     LockLostError,
@@ -20,7 +21,7 @@ from turnstile.client.errors import (
     from_rpc_error,
 )
 from turnstile.client.retry import RetryPolicy
-from turnstile.client.session import SessionCore
+from turnstile.client.session_state import SessionCore
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 
@@ -47,9 +48,9 @@ class _Client:
     async def session(self) -> _Session:
         return self._session
 
-    async def write(self, service: str, method: str, build: Any, **_: Any) -> Any:
+    async def write(self, request: Any, **_: Any) -> Any:
         await asyncio.sleep(0)
-        if method == "Acquire":
+        if isinstance(request, pb.AcquireRequest):
             return pb.AcquireResponse(acquired=True, token=next(self._tokens))
         return pb.ReleaseResponse()
 
@@ -85,10 +86,11 @@ def async_client(
 ) -> tuple[AsyncClient, FakeCluster]:
     cluster = FakeCluster([OPENED, *outcomes])
 
-    async def invoke(_self: AsyncClient, service: str, method: str, request: Any, **_: Any) -> Any:
+    async def invoke(_self: AsyncClient, request: Any, **_: Any) -> Any:
         await asyncio.sleep(0)
+        route = route_of(request)
         try:
-            return cluster.play(Call("", service, method, request, 0.0))
+            return cluster.play(Call("", route.service, route.method, request, 0.0))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -264,7 +266,7 @@ def test_a_cancelled_release_is_left_to_the_keep_alive_task_to_resend(
         sent: list[pb.ReleaseRequest] = []
         never = asyncio.Event()
 
-        async def blocked(_service: str, _method: str, request: Any, **_: Any) -> Any:
+        async def blocked(request: Any, **_: Any) -> Any:
             sent.append(request)
             await never.wait()
 
@@ -275,7 +277,7 @@ def test_a_cancelled_release_is_left_to_the_keep_alive_task_to_resend(
         assert not reported(session, release.request.seq)
         assert session._wake.is_set()
         (pending,) = session.core.pending_writes()
-        assert pending.build(pending.request) == release
+        assert pending.message() == pb.ReleaseRequest(name="unit", token=7)
         assert not lock.locked()
         assert not lock._local.locked()
 

@@ -34,7 +34,8 @@ from turnstile.client.errors import (
     UnavailableError,
     UnknownOutcomeError,
 )
-from turnstile.client.session import CLEANUP_DEADLINE, Session, SessionState
+from turnstile.client.session import Session
+from turnstile.client.session_state import CLEANUP_DEADLINE, SessionState
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 
@@ -294,7 +295,7 @@ def test_an_interrupted_release_is_left_to_the_keep_alive_thread_to_resend(
     assert session._wake.is_set()
     (pending,) = session.core.pending_writes()
     assert (pending.request, pending.name, pending.token) == (release.request, "unit", 7)
-    assert pending.build(pending.request) == release
+    assert pending.message() == pb.ReleaseRequest(name="unit", token=7)
     assert not lock.locked()
     assert lock.acquire(blocking=False)  # the object's local lock is free too
     assert lock.token == 8
