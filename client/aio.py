@@ -68,67 +68,28 @@ from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session_state import (
     CLEANUP_DEADLINE,
-    Listener,
-    PendingRelease,
     PendingWrite,
     SessionCore,
-    SessionState,
+    SessionHandle,
 )
 from turnstile.v1 import turnstile_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 
-class AsyncSession:
+class AsyncSession(SessionHandle[asyncio.Event]):
     """A session of an ``AsyncClient``, kept alive by a task at TTL/3; ``lost`` is set when
     it is LOST."""
 
     def __init__(self, client: AsyncClient, core: SessionCore) -> None:
+        #: ``_wake`` wakes the keep-alive task early, to send a write handed to it.
+        super().__init__(core, lost=asyncio.Event(), wake=asyncio.Event())
         self._client = client
-        self.core = core
-        self.lost = asyncio.Event()
-        #: Wakes the keep-alive task early, to send a write handed to it.
-        self._wake = asyncio.Event()
-        core.add_listener(self._on_state)
         self._task = asyncio.get_running_loop().create_task(self._keep_alive())
-
-    @property
-    def id(self) -> int:
-        return self.core.id
-
-    @property
-    def state(self) -> SessionState:
-        return self.core.state
-
-    @property
-    def ttl(self) -> float:
-        return self.core.ttl
-
-    def alive(self) -> bool:
-        return self.core.alive()
-
-    def add_listener(self, listener: Listener) -> None:
-        self.core.add_listener(listener)
-
-    def _on_state(self, state: SessionState) -> None:
-        if state is SessionState.LOST:
-            self.lost.set()
 
     async def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """See ``Session.abandon``."""
         await self._send(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
-
-    def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
-        """See ``Session.abandon_later``: for a task being cancelled."""
-        self._later(self.core.abandoning(name, acquire))
-
-    def release_later(self, name: str, token: int, request: pb.RequestId) -> None:
-        """See ``Session.release_later``: for a task cancelled in ``release()``."""
-        self._later(PendingRelease(name, token, request))
-
-    def _later(self, pending: PendingWrite) -> None:
-        self.core.resend_later(pending)
-        self._wake.set()
 
     async def _send(self, pending: PendingWrite, deadline: float) -> None:
         """See ``Session._send``."""

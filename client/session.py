@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING
 from turnstile.client.errors import TurnstileError
 from turnstile.client.session_state import (
     CLEANUP_DEADLINE,
-    Listener,
-    PendingRelease,
     PendingWrite,
     SessionCore,
-    SessionState,
+    SessionHandle,
 )
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
     from turnstile.client.client import Client
 
 
-class Session:
+class Session(SessionHandle[threading.Event]):
     """One session of a sync ``Client``, kept alive by a background thread at TTL/3.
 
     ``lost`` is set when the session is LOST; every lock it held is gone by then (or will be
@@ -29,60 +27,20 @@ class Session:
     """
 
     def __init__(self, client: Client, core: SessionCore) -> None:
+        #: ``_wake`` wakes the keep-alive thread early: to stop, or to send a write handed to it.
+        super().__init__(core, lost=threading.Event(), wake=threading.Event())
         self._client = client
-        self.core = core
-        self.lost = threading.Event()
         self._closed = threading.Event()
-        #: Wakes the keep-alive thread early: to stop, or to send a write handed to it.
-        self._wake = threading.Event()
-        core.add_listener(self._on_state)
         self._thread = threading.Thread(
             target=self._keep_alive, name=f"turnstile-keepalive-{core.id}", daemon=True
         )
         self._thread.start()
-
-    @property
-    def id(self) -> int:
-        return self.core.id
-
-    @property
-    def state(self) -> SessionState:
-        return self.core.state
-
-    @property
-    def ttl(self) -> float:
-        return self.core.ttl
-
-    def alive(self) -> bool:
-        return self.core.alive()
-
-    def add_listener(self, listener: Listener) -> None:
-        self.core.add_listener(listener)
-
-    def _on_state(self, state: SessionState) -> None:
-        if state is SessionState.LOST:
-            self.lost.set()
 
     def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """Gives up ``acquire``, whose answer never came, so it cannot leave ``name`` held:
         Abandon now, for up to ``CLEANUP_DEADLINE``; if its outcome stays unknown the
         keep-alive thread takes it over and resends it until it is known or the session ends."""
         self._send(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
-
-    def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
-        """``abandon`` sent by the keep-alive thread alone, for a caller being interrupted."""
-        self._later(self.core.abandoning(name, acquire))
-
-    def release_later(self, name: str, token: int, request: pb.RequestId) -> None:
-        """Hands the Release ``request`` of ``token``, interrupted before its answer, to the
-        keep-alive thread, which resends it until its outcome is known or the session ends:
-        otherwise the lock would stay held (the keep-alives keep the session alive) by a
-        caller who gave up."""
-        self._later(PendingRelease(name, token, request))
-
-    def _later(self, pending: PendingWrite) -> None:
-        self.core.resend_later(pending)
-        self._wake.set()
 
     def _send(self, pending: PendingWrite, deadline: float) -> None:
         """One send of ``pending`` by its current sender. An interruption hands it to the

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from turnstile.client.errors import (
     FailedPreconditionError,
@@ -32,6 +33,9 @@ from turnstile.client.errors import (
     outcome_unknown,
 )
 from turnstile.v1 import turnstile_pb2 as pb
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -363,3 +367,56 @@ class SessionCore:
                 listener(state)
             except Exception:
                 log.exception("session listener failed")
+
+
+EventT = TypeVar("EventT", threading.Event, "asyncio.Event")
+
+
+class SessionHandle(Generic[EventT]):
+    """What ``Session`` and ``AsyncSession`` share: the state, read from their ``core``, and
+    the writes handed to their keep-alive loop. ``lost`` is set when the session is LOST;
+    ``_wake`` wakes the loop early. Each adds its loop (a thread, a task) and the sends."""
+
+    def __init__(self, core: SessionCore, lost: EventT, wake: EventT) -> None:
+        self.core = core
+        self.lost: EventT = lost
+        self._wake: EventT = wake
+        core.add_listener(self._on_state)
+
+    @property
+    def id(self) -> int:
+        return self.core.id
+
+    @property
+    def state(self) -> SessionState:
+        return self.core.state
+
+    @property
+    def ttl(self) -> float:
+        return self.core.ttl
+
+    def alive(self) -> bool:
+        return self.core.alive()
+
+    def add_listener(self, listener: Listener) -> None:
+        self.core.add_listener(listener)
+
+    def _on_state(self, state: SessionState) -> None:
+        if state is SessionState.LOST:
+            self.lost.set()
+
+    def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
+        """``abandon`` sent by the keep-alive loop alone, for a caller being interrupted (it
+        must not wait on the network)."""
+        self._later(self.core.abandoning(name, acquire))
+
+    def release_later(self, name: str, token: int, request: pb.RequestId) -> None:
+        """Hands the Release ``request`` of ``token``, interrupted before its answer, to the
+        keep-alive loop, which resends it until its outcome is known or the session ends:
+        otherwise the lock would stay held (the keep-alives keep the session alive) by a
+        caller who gave up."""
+        self._later(PendingRelease(name, token, request))
+
+    def _later(self, pending: PendingWrite) -> None:
+        self.core.resend_later(pending)
+        self._wake.set()
