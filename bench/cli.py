@@ -18,10 +18,9 @@ EXIT_VIOLATIONS = 1
 PEERS = ("etcd", "zookeeper")
 
 
-def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    bench = commands.add_parser(
-        "bench",
-        help="benchmark a local cluster (optionally side by side with etcd and ZooKeeper)",
+def build_parser() -> argparse.ArgumentParser:
+    bench = argparse.ArgumentParser(
+        prog="turnstile bench",
         description="Throughput, latency, failover and idle cost of Turnstile, with "
         "correctness counters next to every number. See docs/benchmarks.md.",
     )
@@ -49,6 +48,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     bench.add_argument("--duration", type=float, default=0.0, help="seconds per row (default 10)")
     bench.add_argument("--quick", action="store_true", help="a short smoke run")
     bench.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    return bench
+
+
+def main(argv: list[str]) -> int:
+    """``turnstile bench ARGS``."""
+    return run(build_parser().parse_args(argv))
 
 
 class UsageError(Exception):

@@ -72,14 +72,14 @@ class TurnstileDriver(Driver):
         import grpc  # noqa: PLC0415 - imported in the worker process only
 
         import turnstile.client  # noqa: PLC0415
-        from turnstile.client.client import CHANNEL_OPTIONS  # noqa: PLC0415
+        from turnstile.client.core import CHANNEL_OPTIONS  # noqa: PLC0415
         from turnstile.v1 import turnstile_pb2, turnstile_pb2_grpc  # noqa: PLC0415
 
         self._pb = turnstile_pb2
         self.client = turnstile.client.connect(
             rotated(endpoints, index), session_ttl=ttl_s, name=f"bench-{index}"
         )
-        self.ttl_s = self.client.session.ttl
+        self.ttl_s = self.client.session().ttl
         self._locks: dict[str, Any] = {}
         self._lists: dict[str, Any] = {}
         # Stale reads may be served by any node: this client's own first endpoint.
@@ -114,7 +114,7 @@ class TurnstileDriver(Driver):
             else self._pb.CONSISTENCY_STALE,
         )
         if linearizable:
-            self.client.invoke("lists", "Contains", request)
+            self.client.invoke(request)
         else:
             self._local_lists.Contains(request, timeout=5)
 

@@ -32,7 +32,8 @@ from turnstile.client.errors import (
 )
 from turnstile.client.lock import Lock
 from turnstile.client.retry import RetryPolicy
-from turnstile.client.session import Session, SessionState
+from turnstile.client.session import Session
+from turnstile.client.session_state import SessionState
 
 __all__ = [
     "Client",

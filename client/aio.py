@@ -6,8 +6,9 @@
         async with client.lock("work-unit-42", max_hold=30) as held:
             await write_result(fence=held.token)
 
-Leader routing, retry policy, error mapping, request ids and session state are the shared
-ones of the sync client; only the I/O (``grpc.aio`` channels, tasks instead of threads) is here.
+Leader routing, retry policy, error mapping, request ids, session state and lock holds are the
+shared ones of ``turnstile.client.core`` and ``session_state``; only the I/O (``grpc.aio``
+channels, tasks instead of threads) is here.
 """
 
 from __future__ import annotations
@@ -15,28 +16,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
-from turnstile.client.client import (
+from turnstile.client.core import (
     CHANNEL_OPTIONS,
-    STUBS,
-    client_identity,
-    open_session_request,
-    parse_endpoints,
-    pause_after,
-)
-from turnstile.client.credentials import Credentials
-from turnstile.client.distinct_list import (
     PAGE,
+    AcquireAttempts,
+    CallAttempts,
+    Hold,
     Member,
+    NumberedRequest,
+    Stubs,
+    check_max_hold,
+    check_ttl,
+    client_identity,
+    extended,
+    extending,
+    first_id,
+    hand_release_over,
+    held,
+    hold_lost,
     insert_batches,
     insert_results,
+    lock_repr,
     member_bytes,
+    numbered,
+    open_session_request,
+    page_after,
+    parse_endpoints,
+    releasing,
+    route_of,
+    set_up_request,
+    unreleased,
 )
+from turnstile.client.credentials import Credentials
 from turnstile.client.errors import (
     ClosedError,
     LockLostError,
@@ -46,79 +64,38 @@ from turnstile.client.errors import (
     TurnstileError,
     outcome_unknown,
 )
-from turnstile.client.lock import AcquireAttempts, Hold, hand_release_over, unreleased
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
-from turnstile.client.session import (
+from turnstile.client.session_state import (
     CLEANUP_DEADLINE,
-    Listener,
-    PendingRelease,
     PendingWrite,
     SessionCore,
-    SessionState,
+    SessionHandle,
 )
 from turnstile.v1 import turnstile_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 
-class AsyncSession:
+class AsyncSession(SessionHandle[asyncio.Event]):
     """A session of an ``AsyncClient``, kept alive by a task at TTL/3; ``lost`` is set when
     it is LOST."""
 
     def __init__(self, client: AsyncClient, core: SessionCore) -> None:
+        #: ``_wake`` wakes the keep-alive task early, to send a write handed to it.
+        super().__init__(core, lost=asyncio.Event(), wake=asyncio.Event())
         self._client = client
-        self.core = core
-        self.lost = asyncio.Event()
-        #: Wakes the keep-alive task early, to send a write handed to it.
-        self._wake = asyncio.Event()
-        core.add_listener(self._on_state)
         self._task = asyncio.get_running_loop().create_task(self._keep_alive())
-
-    @property
-    def id(self) -> int:
-        return self.core.id
-
-    @property
-    def state(self) -> SessionState:
-        return self.core.state
-
-    def alive(self) -> bool:
-        return self.core.alive()
-
-    def add_listener(self, listener: Listener) -> None:
-        self.core.add_listener(listener)
-
-    def _on_state(self, state: SessionState) -> None:
-        if state is SessionState.LOST:
-            self.lost.set()
 
     async def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """See ``Session.abandon``."""
         await self._send(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
 
-    def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
-        """See ``Session.abandon_later``: for a task being cancelled."""
-        self._later(self.core.abandoning(name, acquire))
-
-    def release_later(self, name: str, token: int, request: pb.RequestId) -> None:
-        """See ``Session.release_later``: for a task cancelled in ``release()``."""
-        self._later(PendingRelease(name, token, request))
-
-    def _later(self, pending: PendingWrite) -> None:
-        self.core.resend_later(pending)
-        self._wake.set()
-
     async def _send(self, pending: PendingWrite, deadline: float) -> None:
         """See ``Session._send``."""
         try:
             await self._client.write(
-                "locks",
-                pending.method,
-                pending.build,
-                session=self,
-                request=pending.request,
-                deadline=deadline,
+                pending.message(), session=self, request_id=pending.request, deadline=deadline
             )
         except BaseException as error:
             self.core.pending_answered(pending, error)
@@ -145,15 +122,15 @@ class AsyncSession:
                 request, deadline = core.keep_alive_request(sent)
                 error = None
                 try:
-                    await self._client.invoke("sessions", "KeepAlive", request, deadline=deadline)
+                    await self._client.invoke(request, deadline=deadline)
                 except TurnstileError as failed:
                     error = failed
                 core.keep_alive_answered(sent, error)
             for pending in core.pending_writes():
-                deadline = core.resend_deadline(next_send)
-                if deadline is None:
+                time_left = core.resend_deadline(next_send)
+                if time_left is None:
                     break
-                await self._send(pending, deadline)
+                await self._send(pending, time_left)
 
     async def close(self) -> None:
         """Stops the keep-alives and ends the session in the cluster (releasing its locks)."""
@@ -164,7 +141,7 @@ class AsyncSession:
         if self.core.alive():
             try:
                 await self._client.invoke(
-                    "sessions", "Close", pb.CloseSessionRequest(session_id=self.core.id), deadline=5
+                    pb.CloseSessionRequest(session_id=self.core.id), deadline=5
                 )
             except TurnstileError as failed:
                 error = failed
@@ -195,76 +172,78 @@ class AsyncClient:
         self.retry = retry or RetryPolicy()
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._stubs: dict[tuple[str, str], Any] = {}
+        self._stubs: Stubs[grpc.aio.Channel] = Stubs(
+            lambda endpoint: self.credentials.aio_channel(endpoint, CHANNEL_OPTIONS)
+        )
         self._session: AsyncSession | None = None
         self._opening = asyncio.Lock()
-        self._closed = False
-
-    def _stub(self, endpoint: str, service: str) -> Any:
-        if self._closed:
-            raise ClosedError("the client is closed")
-        stub = self._stubs.get((endpoint, service))
-        if stub is None:
-            channel = self._channels.get(endpoint)
-            if channel is None:
-                channel = self._channels[endpoint] = self.credentials.aio_channel(
-                    endpoint, CHANNEL_OPTIONS
-                )
-            stub = self._stubs[(endpoint, service)] = STUBS[service](channel)
-        return stub
 
     async def invoke(
         self,
-        service: str,
-        method: str,
-        request: Any,
+        request: Message,
         *,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
     ) -> Any:
         """See ``Client.invoke``."""
-        attempts = self.retry.start(deadline)
+        return await self._retrying(
+            request, deadline=deadline, attempt_timeout=attempt_timeout, read=_response
+        )
+
+    async def invoke_stream(
+        self,
+        request: Message,
+        *,
+        deadline: float | None = None,
+        attempt_timeout: float | None = None,
+    ) -> list[Any]:
+        """See ``Client.invoke_stream``."""
+        messages: list[Any] = await self._retrying(
+            request, deadline=deadline, attempt_timeout=attempt_timeout, read=_messages
+        )
+        return messages
+
+    async def _retrying(
+        self,
+        request: Message,
+        *,
+        deadline: float | None,
+        attempt_timeout: float | None,
+        read: Callable[[Any], Awaitable[Any]],
+    ) -> Any:
+        """See ``Client._retrying``: ``read`` awaits what the stub returned."""
+        route = route_of(request)
+        attempts = CallAttempts(self.router, self.retry, deadline, attempt_timeout)
         while True:
-            endpoint = self.router.target()
-            call = getattr(self._stub(endpoint, service), method)
+            endpoint = attempts.target()
+            call = self._stubs.method(endpoint, route)
             try:
-                response = await call(
-                    request,
-                    timeout=attempts.attempt_timeout(attempt_timeout),
-                    metadata=self.credentials.metadata,
+                response = await read(
+                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
                 )
             except grpc.aio.AioRpcError as rpc_error:
-                await asyncio.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
+                await asyncio.sleep(attempts.failed(rpc_error, endpoint))
                 continue
-            self.router.succeeded(endpoint)
+            attempts.succeeded(endpoint)
             return response
 
     async def write(
         self,
-        service: str,
-        method: str,
-        build: Callable[[pb.RequestId], Any],
+        request: NumberedRequest,
         *,
         session: AsyncSession | None = None,
-        request: pb.RequestId | None = None,
+        request_id: pb.RequestId | None = None,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
     ) -> Any:
         """See ``Client.write``."""
         session = session or await self.session()
-        with session.core.writing(request) as request_id:
-            return await self.invoke(
-                service,
-                method,
-                build(request_id),
-                deadline=deadline,
-                attempt_timeout=attempt_timeout,
-            )
+        with numbered(session.core, request, request_id):
+            return await self.invoke(request, deadline=deadline, attempt_timeout=attempt_timeout)
 
     async def session(self) -> AsyncSession:
         """The live session, opened on first use and again after one is LOST."""
-        if self._closed:
+        if self._stubs.closed:
             raise ClosedError("the client is closed")
         current = self._session
         if current is not None and current.alive():
@@ -273,12 +252,8 @@ class AsyncClient:
             if self._session is not None and self._session is not current:
                 return self._session
             sent = self.retry.clock()
-            opened = await self.invoke(
-                "sessions", "Open", open_session_request(self.identity, self.session_ttl)
-            )
-            self._session = AsyncSession(
-                self, SessionCore(opened.session_id, opened.ttl_ms / 1000, sent, self.retry.clock)
-            )
+            opened = await self.invoke(open_session_request(self.identity, self.session_ttl))
+            self._session = AsyncSession(self, SessionCore.opened(opened, sent, self.retry.clock))
             return self._session
 
     def lock(self, name: str, max_hold: float | None = None) -> AsyncLock:
@@ -292,10 +267,7 @@ class AsyncClient:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-        self._closed = True
-        channels, self._channels = self._channels, {}
-        self._stubs.clear()
-        for channel in channels.values():
+        for channel in self._stubs.close():
             await channel.close()
 
     async def __aenter__(self) -> AsyncClient:
@@ -303,6 +275,14 @@ class AsyncClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def _response(call: Awaitable[Any]) -> Any:
+    return await call
+
+
+async def _messages(call: AsyncIterable[Any]) -> list[Any]:
+    return [message async for message in call]
 
 
 def connect(
@@ -333,15 +313,14 @@ class AsyncLock:
     """``turnstile.client.Lock`` for asyncio: ``await lock.acquire()``, ``async with lock``."""
 
     def __init__(self, client: AsyncClient, name: str, max_hold: float | None = None) -> None:
-        if max_hold is not None and max_hold <= 0:
-            raise ValueError("max_hold must be positive seconds, or None for no cap")
+        check_max_hold(max_hold)
         self.client = client
         self.name = name
         self.max_hold = max_hold
         self._local = asyncio.Lock()
         #: Tasks waiting for this object (a non-blocking acquire must not queue behind them).
         self._queued = 0
-        self._hold: Hold | None = None
+        self._hold: Hold[AsyncSession] | None = None
 
     @property
     def token(self) -> int | None:
@@ -375,17 +354,23 @@ class AsyncLock:
                 session = await self.client.session()
                 write = attempts.next(session.core)
                 try:
-                    response = await self.client.write("locks", "Acquire", session=session, **write)
+                    response = await self.client.write(
+                        write.request,
+                        session=session,
+                        request_id=write.request_id,
+                        deadline=write.deadline,
+                        attempt_timeout=write.attempt_timeout,
+                    )
                 except BaseException as error:
                     if outcome_unknown(error):
-                        await self._abandon(session, write["request"], error)
+                        await self._abandon(session, write.request_id, error)
                     raise
                 if response.acquired:
                     break
                 if attempts.gave_up():
                     self._local.release()
                     return False
-            hold = attempts.hold(session, response.token)  # type: ignore[arg-type]
+            hold = attempts.hold(session, response.token)
             lost = attempts.lost(hold)
             if lost is not None:
                 await self._give_back(hold)
@@ -405,14 +390,12 @@ class AsyncLock:
         else:
             session.abandon_later(self.name, request)
 
-    async def _give_back(self, hold: Hold) -> None:
+    async def _give_back(self, hold: Hold[AsyncSession]) -> None:
         """See ``Lock._give_back``."""
         try:
             await self.client.write(
-                "locks",
-                "Release",
-                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
-                session=hold.session,  # type: ignore[arg-type]
+                pb.ReleaseRequest(name=self.name, token=hold.token),
+                session=hold.session,
                 deadline=CLEANUP_DEADLINE,
             )
         except TurnstileError as error:
@@ -424,24 +407,15 @@ class AsyncLock:
         if hold is None:
             raise RuntimeError("release unlocked lock")
         self._hold = None
-        request = hold.release
+        request_id = hold.release
         try:
-            if request is None:
-                if not hold.session.alive():
-                    raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
-                request = hold.session.core.requests.new()
-            await self.client.write(
-                "locks",
-                "Release",
-                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
-                session=hold.session,  # type: ignore[arg-type]
-                request=request,
-            )
+            request, request_id = releasing(self.name, hold)
+            await self.client.write(request, session=hold.session, request_id=request_id)
         except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
-            raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+            raise hold_lost(self.name, error) from error
         except BaseException as error:
-            self._hold = unreleased(self.name, hold, request, error)
+            self._hold = unreleased(self.name, hold, request_id, error)
             if self._hold is None:
                 self._local.release()
             raise
@@ -449,18 +423,24 @@ class AsyncLock:
 
     def locked(self) -> bool:
         """See ``Lock.locked``."""
-        hold = self._hold
-        if hold is None or not hold.session.alive():
-            return False
-        return hold.expires_at is None or self.client.retry.clock() < hold.expires_at
+        return held(self._hold, self.client.retry.clock)
+
+    async def extend(self, max_hold: float | None) -> None:
+        """See ``Lock.extend``."""
+        hold, request = extending(self.name, self._hold, max_hold)
+        sent = self.client.retry.clock()
+        try:
+            await self.client.write(request, session=hold.session)
+        except (NotHolderError, SessionExpiredError) as error:
+            raise hold_lost(self.name, error) from error
+        self._hold = extended(hold, max_hold, sent)
 
     async def validate(self) -> bool:
+        """See ``Lock.validate``."""
         hold = self._hold
         if hold is None:
             return False
-        response = await self.client.invoke(
-            "locks", "Validate", pb.ValidateRequest(name=self.name, token=hold.token)
-        )
+        response = await self.client.invoke(pb.ValidateRequest(name=self.name, token=hold.token))
         return bool(response.valid)
 
     async def __aenter__(self) -> AsyncLock:
@@ -481,25 +461,22 @@ class AsyncLock:
                 self._local.release()
             raise
 
+    def __repr__(self) -> str:
+        return lock_repr("AsyncLock", self.name, self._hold)
+
 
 class AsyncDistinctList:
     """``turnstile.client.DistinctList`` for asyncio."""
 
     def __init__(self, client: AsyncClient, name: str, ttl: float | None = None) -> None:
-        if ttl is not None and ttl <= 0:
-            raise ValueError("ttl must be positive seconds, or None for no expiry")
+        check_ttl(ttl)
         self.client = client
         self.name = name
         self.ttl = ttl
         self._set_up = False
 
     async def set_up(self) -> bool:
-        ttl_ms = int(self.ttl * 1000) if self.ttl else 0
-        response = await self.client.write(
-            "lists",
-            "SetUp",
-            lambda rid: pb.SetUpListRequest(request=rid, name=self.name, ttl_ms=ttl_ms),
-        )
+        response = await self.client.write(set_up_request(self.name, self.ttl))
         self._set_up = True
         return bool(response.created)
 
@@ -514,51 +491,46 @@ class AsyncDistinctList:
         batches = insert_batches(self.name, members)
         await self._ensure_set_up()
         results: list[tuple[bool, int]] = []
-        for build in batches:
-            results += insert_results(await self.client.write("lists", "Insert", build))
+        for batch in batches:
+            results += insert_results(await self.client.write(batch))
         return results
 
     async def id_of(self, member: Member) -> int | None:
         try:
             response = await self.client.invoke(
-                "lists",
-                "Contains",
-                pb.ContainsRequest(name=self.name, members=[member_bytes(member)]),
+                pb.ContainsRequest(name=self.name, members=[member_bytes(member)])
             )
         except NotFoundError:
             return None
-        return response.ids[0] or None
+        return first_id(response)
 
     async def contains(self, member: Member) -> bool:
         return (await self.id_of(member)) is not None
 
     async def size(self) -> int:
         try:
-            response = await self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+            response = await self.client.invoke(pb.SizeRequest(name=self.name))
         except NotFoundError:
             return 0
         return int(response.list.size)
 
     async def __aiter__(self) -> AsyncIterator[tuple[bytes, int]]:
-        after = 0
-        while True:
+        after: int | None = 0
+        while after is not None:
             try:
                 response = await self.client.invoke(
-                    "lists",
-                    "Members",
-                    pb.MembersRequest(name=self.name, after_id=after, limit=PAGE),
+                    pb.MembersRequest(name=self.name, after_id=after, limit=PAGE)
                 )
             except NotFoundError:
                 return
             for item in response.members:
                 yield item.member, item.id
-            if len(response.members) < PAGE:
-                return
-            after = response.members[-1].id
+            after = page_after(response)
 
     async def tear_down(self) -> bool:
-        response = await self.client.write(
-            "lists", "TearDown", lambda rid: pb.TearDownListRequest(request=rid, name=self.name)
-        )
+        response = await self.client.write(pb.TearDownListRequest(name=self.name))
         self._set_up = False
         return bool(response.removed)
+
+    def __repr__(self) -> str:
+        return f"<turnstile AsyncDistinctList {self.name!r}>"

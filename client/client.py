@@ -2,84 +2,34 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
+from turnstile.client.core import (
+    CHANNEL_OPTIONS,
+    CallAttempts,
+    NumberedRequest,
+    Stubs,
+    client_identity,
+    numbered,
+    open_session_request,
+    parse_endpoints,
+    route_of,
+)
 from turnstile.client.credentials import Credentials
 from turnstile.client.distinct_list import DistinctList
-from turnstile.client.errors import ClosedError, from_rpc_error
+from turnstile.client.errors import ClosedError
 from turnstile.client.lock import Lock
-from turnstile.client.retry import Attempts, RetryPolicy
+from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
-from turnstile.client.session import Session, SessionCore
+from turnstile.client.session import Session
+from turnstile.client.session_state import SessionCore
 from turnstile.v1 import turnstile_pb2 as pb
-from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
-
-Response = TypeVar("Response")
-
-#: HTTP/2 keepalive pings, so a call held open (a blocked acquire) to a node that vanished
-#: without closing its connection fails within seconds instead of hanging.
-CHANNEL_OPTIONS = (
-    ("grpc.keepalive_time_ms", 5000),
-    ("grpc.keepalive_timeout_ms", 5000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-)
-#: Environment variable naming the endpoints when none are passed.
-ENDPOINTS_ENV = "TURNSTILE_ENDPOINTS"
-#: The services, by the names ``invoke`` takes.
-STUBS: dict[str, type] = {
-    "sessions": pb_grpc.SessionsStub,
-    "locks": pb_grpc.LocksStub,
-    "lists": pb_grpc.DistinctListsStub,
-    "cluster": pb_grpc.ClusterStub,
-}
-
-
-def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[str]:
-    """``["h:p", ...]``, ``"h:p,h:p"``, or None for the ``TURNSTILE_ENDPOINTS`` variable."""
-    if endpoints is None:
-        endpoints = os.environ.get(ENDPOINTS_ENV, "")
-    if isinstance(endpoints, str):
-        endpoints = endpoints.split(",")
-    found = [e.strip() for e in endpoints if e.strip()]
-    if not found:
-        raise ValueError(f"no endpoints given (pass host:port addresses or set {ENDPOINTS_ENV})")
-    return found
-
-
-def pause_after(
-    rpc_error: grpc.RpcError, endpoint: str, router: Router, attempts: Attempts
-) -> float:
-    """After a failed attempt: the pause before the next one (having told the router), or
-    raises the error as a ``TurnstileError`` when it is not retryable or time is up."""
-    error = from_rpc_error(rpc_error)
-    if not error.retryable:
-        raise error from None
-    router.failed(endpoint, error.leader_hint)
-    pause = attempts.next_backoff()
-    if pause is None:
-        raise error from None
-    return pause
-
-
-def open_session_request(identity: tuple[str, str, int], ttl: float) -> pb.OpenSessionRequest:
-    name, host, pid = identity
-    return pb.OpenSessionRequest(
-        ttl_ms=int(ttl * 1000), client_name=name, client_host=host, client_pid=pid
-    )
-
-
-def client_identity(name: str | None) -> tuple[str, str, int]:
-    """(name, host, pid) shown by the admin tools next to each session."""
-    return (name or os.path.basename(sys.argv[0] or "python"), socket.gethostname(), os.getpid())
 
 
 class Client:
@@ -118,71 +68,47 @@ class Client:
         self.retry = retry or RetryPolicy()
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
-        self._channels: dict[str, grpc.Channel] = {}
-        self._stubs: dict[tuple[str, str], Any] = {}
+        self._stubs: Stubs[grpc.Channel] = Stubs(
+            lambda endpoint: self.credentials.channel(endpoint, CHANNEL_OPTIONS)
+        )
         self._lock = threading.Lock()
         #: Held while a session is being opened, so threads share one.
         self._opening = threading.Lock()
         self._session: Session | None = None
-        self._closed = False
 
     # ------------------------------------------------------------------ calls
 
-    def _stub(self, endpoint: str, service: str) -> Any:
-        with self._lock:
-            if self._closed:
-                raise ClosedError("the client is closed")
-            stub = self._stubs.get((endpoint, service))
-            if stub is None:
-                channel = self._channels.get(endpoint)
-                if channel is None:
-                    channel = self._channels[endpoint] = self.credentials.channel(
-                        endpoint, CHANNEL_OPTIONS
-                    )
-                stub = self._stubs[(endpoint, service)] = STUBS[service](channel)
-            return stub
-
     def invoke(
         self,
-        service: str,
-        method: str,
-        request: Any,
+        request: Message,
         *,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
     ) -> Any:
-        """Calls the leader, following redirects and retrying retryable errors until
-        ``deadline`` (default: the retry policy's). Raises the last error as ``TurnstileError``.
-        """
+        """Sends ``request`` to the stub method its type chooses (``core.ROUTES``) on the
+        leader, following redirects and retrying retryable errors until ``deadline`` (default:
+        the retry policy's). Raises the last error as ``TurnstileError``."""
         return self._retrying(
-            service,
-            method,
-            request,
-            deadline=deadline,
-            attempt_timeout=attempt_timeout,
-            read=_as_is,
+            request, deadline=deadline, attempt_timeout=attempt_timeout, read=_response
         )
 
     def invoke_stream(
         self,
-        service: str,
-        method: str,
-        request: Any,
+        request: Message,
         *,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
     ) -> list[Any]:
         """``invoke`` for a server-streaming method: every message, read from one node.
         A failure part-way restarts the whole stream (on the leader, if that moved)."""
-        return self._retrying(
-            service, method, request, deadline=deadline, attempt_timeout=attempt_timeout, read=list
+        messages: list[Any] = self._retrying(
+            request, deadline=deadline, attempt_timeout=attempt_timeout, read=list
         )
+        return messages
 
     def _retrying(
         self,
-        service: str,
-        method: str,
-        request: Any,
+        request: Message,
         *,
         deadline: float | None,
         attempt_timeout: float | None,
@@ -190,55 +116,45 @@ class Client:
     ) -> Any:
         """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
         returned (a response, or a stream to drain inside the attempt)."""
-        attempts = self.retry.start(deadline)
+        route = route_of(request)
+        attempts = CallAttempts(self.router, self.retry, deadline, attempt_timeout)
         while True:
-            endpoint = self.router.target()
-            call = getattr(self._stub(endpoint, service), method)
+            endpoint = attempts.target()
+            call = self._stubs.method(endpoint, route)
             try:
                 response = read(
-                    call(
-                        request,
-                        timeout=attempts.attempt_timeout(attempt_timeout),
-                        metadata=self.credentials.metadata,
-                    )
+                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
                 )
             except grpc.RpcError as rpc_error:
-                self.retry.sleep(pause_after(rpc_error, endpoint, self.router, attempts))
+                self.retry.sleep(attempts.failed(rpc_error, endpoint))
                 continue
-            self.router.succeeded(endpoint)
+            attempts.succeeded(endpoint)
             return response
 
     def write(
         self,
-        service: str,
-        method: str,
-        build: Callable[[pb.RequestId], Any],
+        request: NumberedRequest,
         *,
         session: Session | None = None,
-        request: pb.RequestId | None = None,
+        request_id: pb.RequestId | None = None,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
     ) -> Any:
-        """A mutation under a request id of ``session`` (default: the current one): a fresh
-        one, or ``request`` when the caller may send it again after an unknown outcome (see
-        ``SessionCore.writing``). Every retry reuses the id, so the cluster applies it once."""
-        session = session or self.session
-        with session.core.writing(request) as request_id:
-            return self.invoke(
-                service,
-                method,
-                build(request_id),
-                deadline=deadline,
-                attempt_timeout=attempt_timeout,
-            )
+        """``invoke`` for a mutation, under a request id of ``session`` (default: the current
+        one) set in ``request``: a fresh one, or ``request_id`` when the caller may send it
+        again after an unknown outcome (see ``SessionCore.writing``). Every retry reuses the
+        id, so the cluster applies it once."""
+        session = session or self.session()
+        with numbered(session.core, request, request_id):
+            return self.invoke(request, deadline=deadline, attempt_timeout=attempt_timeout)
 
     # ------------------------------------------------------------------ session
 
-    @property
     def session(self) -> Session:
-        """The live session, opened on first use and again after one is LOST."""
+        """The live session, opened (a call, and its keep-alive thread started) on first use
+        and again after one is LOST."""
         with self._lock:
-            if self._closed:
+            if self._stubs.closed:
                 raise ClosedError("the client is closed")
             current = self._session
         if current is not None and current.alive():
@@ -247,12 +163,8 @@ class Client:
             if self._session is not None and self._session is not current:
                 return self._session
             sent = self.retry.clock()
-            opened = self.invoke(
-                "sessions", "Open", open_session_request(self.identity, self.session_ttl)
-            )
-            session = Session(
-                self, SessionCore(opened.session_id, opened.ttl_ms / 1000, sent, self.retry.clock)
-            )
+            opened = self.invoke(open_session_request(self.identity, self.session_ttl))
+            session = Session(self, SessionCore.opened(opened, sent, self.retry.clock))
             with self._lock:
                 self._session = session
             return session
@@ -275,11 +187,7 @@ class Client:
             session, self._session = self._session, None
         if session is not None:
             session.close()
-        with self._lock:
-            self._closed = True
-            channels, self._channels = self._channels, {}
-            self._stubs.clear()
-        for channel in channels.values():
+        for channel in self._stubs.close():
             channel.close()
 
     def __enter__(self) -> Client:
@@ -289,7 +197,7 @@ class Client:
         self.close()
 
 
-def _as_is(response: Any) -> Any:
+def _response(response: Any) -> Any:
     return response
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import grpc
 
+from turnstile.v1.metadata import AUTHORIZATION_METADATA_KEY, BEARER_SCHEME
+
 CA_FILE_ENV = "TURNSTILE_CA_FILE"
 CERT_FILE_ENV = "TURNSTILE_CERT_FILE"
 KEY_FILE_ENV = "TURNSTILE_KEY_FILE"
@@ -82,7 +84,7 @@ class Credentials:
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """Call metadata carrying the token, if any."""
-        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        return ((AUTHORIZATION_METADATA_KEY, BEARER_SCHEME + self.token),) if self.token else ()
 
     def _channel_credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(

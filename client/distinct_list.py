@@ -3,46 +3,25 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from turnstile.client.core import (
+    PAGE,
+    Member,
+    check_ttl,
+    first_id,
+    insert_batches,
+    insert_results,
+    member_bytes,
+    page_after,
+    set_up_request,
+)
 from turnstile.client.errors import NotFoundError
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
     from turnstile.client.client import Client
-
-Member = str | bytes
-#: Members per Insert/Contains call; larger batches are split (the server's default bound).
-BATCH = 1000
-#: Members per page when iterating.
-PAGE = 1000
-
-
-def member_bytes(member: Member) -> bytes:
-    """Members travel as bytes; ``str`` is encoded as UTF-8."""
-    if isinstance(member, bytes):
-        return member
-    if isinstance(member, str):
-        return member.encode("utf-8")
-    raise TypeError(f"a member is str or bytes, not {type(member).__name__}")
-
-
-def insert_batches(
-    name: str, members: Iterable[Member]
-) -> list[Callable[[pb.RequestId], pb.InsertRequest]]:
-    """Insert request builders for ``members``, at most ``BATCH`` per request."""
-    encoded = [member_bytes(m) for m in members]
-    return [
-        lambda rid, chunk=encoded[start : start + BATCH]: pb.InsertRequest(
-            request=rid, name=name, members=chunk
-        )
-        for start in range(0, len(encoded), BATCH)
-    ]
-
-
-def insert_results(response: pb.InsertResponse) -> list[tuple[bool, int]]:
-    return [(r.added, r.id) for r in response.results]
 
 
 class DistinctList:
@@ -60,8 +39,7 @@ class DistinctList:
     """
 
     def __init__(self, client: Client, name: str, ttl: float | None = None) -> None:
-        if ttl is not None and ttl <= 0:
-            raise ValueError("ttl must be positive seconds, or None for no expiry")
+        check_ttl(ttl)
         self.client = client
         self.name = name
         self.ttl = ttl
@@ -70,12 +48,7 @@ class DistinctList:
 
     def set_up(self) -> bool:
         """Creates the list, or renews its TTL if it exists. Returns True if created."""
-        ttl_ms = int(self.ttl * 1000) if self.ttl else 0
-        response = self.client.write(
-            "lists",
-            "SetUp",
-            lambda rid: pb.SetUpListRequest(request=rid, name=self.name, ttl_ms=ttl_ms),
-        )
+        response = self.client.write(set_up_request(self.name, self.ttl))
         self._set_up = True
         return bool(response.created)
 
@@ -98,21 +71,19 @@ class DistinctList:
         batches = insert_batches(self.name, members)
         self._ensure_set_up()
         results: list[tuple[bool, int]] = []
-        for build in batches:
-            results += insert_results(self.client.write("lists", "Insert", build))
+        for batch in batches:
+            results += insert_results(self.client.write(batch))
         return results
 
     def id_of(self, member: Member) -> int | None:
         """The member's id, or None if it is not in the list (or there is no such list)."""
         try:
             response = self.client.invoke(
-                "lists",
-                "Contains",
-                pb.ContainsRequest(name=self.name, members=[member_bytes(member)]),
+                pb.ContainsRequest(name=self.name, members=[member_bytes(member)])
             )
         except NotFoundError:
             return None
-        return response.ids[0] or None
+        return first_id(response)
 
     def contains(self, member: Member) -> bool:
         return self.id_of(member) is not None
@@ -120,36 +91,33 @@ class DistinctList:
     __contains__ = contains
 
     def __len__(self) -> int:
+        return self.size()
+
+    def size(self) -> int:
         """Members in the list; 0 if there is no such list."""
         try:
-            response = self.client.invoke("lists", "Size", pb.SizeRequest(name=self.name))
+            response = self.client.invoke(pb.SizeRequest(name=self.name))
         except NotFoundError:
             return 0
         return int(response.list.size)
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
         """(member, id) pairs in id order, fetched a page at a time (none if no such list)."""
-        after = 0
-        while True:
+        after: int | None = 0
+        while after is not None:
             try:
                 response = self.client.invoke(
-                    "lists",
-                    "Members",
-                    pb.MembersRequest(name=self.name, after_id=after, limit=PAGE),
+                    pb.MembersRequest(name=self.name, after_id=after, limit=PAGE)
                 )
             except NotFoundError:
                 return
             for item in response.members:
                 yield item.member, item.id
-            if len(response.members) < PAGE:
-                return
-            after = response.members[-1].id
+            after = page_after(response)
 
     def tear_down(self) -> bool:
         """Deletes the list and its ids. Returns False if it did not exist."""
-        response = self.client.write(
-            "lists", "TearDown", lambda rid: pb.TearDownListRequest(request=rid, name=self.name)
-        )
+        response = self.client.write(pb.TearDownListRequest(name=self.name))
         self._set_up = False
         return bool(response.removed)
 

@@ -11,8 +11,9 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_status import rpc_status
 
-from turnstile.cluster.errors import LEADER_METADATA_KEY, reason_of
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.error_info import reason_of
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 
 class TurnstileError(Exception):

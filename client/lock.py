@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from turnstile.client.core import (
+    AcquireAttempts,
+    Hold,
+    check_max_hold,
+    extended,
+    extending,
+    hand_release_over,
+    held,
+    hold_lost,
+    lock_repr,
+    releasing,
+    unreleased,
+)
 from turnstile.client.errors import (
     LockLostError,
     NotHolderError,
@@ -14,146 +26,14 @@ from turnstile.client.errors import (
     TurnstileError,
     outcome_unknown,
 )
-from turnstile.client.retry import RetryPolicy
-from turnstile.client.session import CLEANUP_DEADLINE
+from turnstile.client.session_state import CLEANUP_DEADLINE
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
     from turnstile.client.client import Client
-    from turnstile.client.session import Session, SessionCore
+    from turnstile.client.session import Session
 
 log = logging.getLogger(__name__)
-
-#: The longest wait one Acquire asks for; "wait forever" asks again after it.
-MAX_WAIT_MS = 24 * 3600 * 1000
-#: How long past its wait a blocked Acquire RPC may take before the client gives up on it.
-WAIT_GRACE = 5.0
-
-
-@dataclass(frozen=True)
-class Hold:
-    """One grant: the session that holds it, its fencing token, and until when it is ours."""
-
-    session: Session
-    token: int
-    #: Client clock (``time.monotonic``) when the granted Acquire was first sent: the hold is
-    #: counted from there, however long it waited, so it ends before the cluster's.
-    acquired_at: float
-    #: Client clock when the max-hold ends; None when uncapped.
-    expires_at: float | None
-    #: A Release whose outcome is unknown: the next ``release()`` sends this id again, so a
-    #: release that did land is answered as such instead of NOT_HOLDER.
-    release: pb.RequestId | None = None
-
-
-def unreleased(
-    name: str, hold: Hold, request: pb.RequestId | None, error: BaseException
-) -> Hold | None:
-    """What is left of ``hold`` once its ``release()`` raised ``error`` (not one saying the
-    hold was over): the hold itself while the Release's outcome is unknown, its id kept for
-    the next ``release()`` to resend; None once the object is free. An interrupted Release
-    is handed to the keep-alive loop to resend instead: the interrupted caller will not call
-    again, and neither the object (an ``async with`` being cancelled) nor the lock in the
-    cluster (the keep-alives keep the session alive) may stay held."""
-    if request is None or not outcome_unknown(error):
-        return None
-    if isinstance(error, Exception):
-        return replace(hold, release=request)
-    hand_release_over(name, replace(hold, release=request))
-    return None
-
-
-def hand_release_over(name: str, hold: Hold | None) -> bool:
-    """Hands ``hold``'s Release whose outcome is unknown to the keep-alive loop, which resends
-    it until it is known; False when there is none. For when the caller will not call
-    ``release()`` again (interrupted, or its ``with`` block is over)."""
-    if hold is None or hold.release is None:
-        return False
-    hold.session.release_later(name, hold.token, hold.release)
-    return True
-
-
-def acquire_timing(blocking: bool, timeout: float) -> int:
-    """wait_ms for an acquire with threading.Lock's (blocking, timeout) arguments."""
-    if not blocking:
-        if timeout != -1:
-            raise ValueError("can't specify a timeout for a non-blocking call")
-        return 0
-    if timeout < 0 and timeout != -1:
-        raise ValueError("timeout value must be a non-negative number or -1")
-    if timeout == -1:
-        return MAX_WAIT_MS
-    return min(MAX_WAIT_MS, int(timeout * 1000))
-
-
-class AcquireAttempts:
-    """The timing of one ``acquire(blocking, timeout)`` call, shared by ``Lock`` and
-    ``AsyncLock``: how long each Acquire request waits, and when to stop asking."""
-
-    def __init__(
-        self,
-        name: str,
-        max_hold: float | None,
-        blocking: bool,
-        timeout: float,
-        retry: RetryPolicy,
-    ) -> None:
-        self._wait_ms = acquire_timing(blocking, timeout)
-        self.name = name
-        self.max_hold = max_hold
-        self.blocking = blocking
-        self.timeout = timeout
-        self.retry = retry
-        self.started = retry.clock()
-        #: When the latest Acquire request id was first sent: a hold is counted from there.
-        #: Only ``next`` sets it, with a new id; the retries of an id never move it.
-        self.sent = self.started
-
-    def next(self, core: SessionCore) -> dict[str, Any]:
-        """The ``request``, ``build``, ``deadline`` and ``attempt_timeout`` of the next Acquire
-        write: a new request id of ``core``, first sent now."""
-        if self.blocking and self.timeout != -1:
-            elapsed = self.retry.clock() - self.started
-            self._wait_ms = max(0, int((self.timeout - elapsed) * 1000))
-        request = core.requests.new()
-        self.sent = self.retry.clock()
-        wait_ms = self._wait_ms
-        max_hold_ms = int(self.max_hold * 1000) if self.max_hold else 0
-        return {
-            "request": request,
-            "build": lambda rid: pb.AcquireRequest(
-                request=rid, name=self.name, max_hold_ms=max_hold_ms, wait_ms=wait_ms
-            ),
-            "deadline": self.retry.deadline + wait_ms / 1000,
-            "attempt_timeout": wait_ms / 1000 + WAIT_GRACE,
-        }
-
-    def gave_up(self) -> bool:
-        """After a "not acquired" answer: True if the call is over. Otherwise the wait ended
-        early (its connection broke, or a 24 h wait ran out) and the caller asks again."""
-        if not self.blocking:
-            return True
-        return self.timeout != -1 and self.retry.clock() - self.started >= self.timeout
-
-    def hold(self, session: Session, token: int) -> Hold:
-        expires_at = self.sent + self.max_hold if self.max_hold else None
-        return Hold(session, token, self.sent, expires_at)
-
-    def lost(self, hold: Hold) -> str | None:
-        """Why a hold just granted is already not ours in this client's view, or None: its
-        session is lost, or its max-hold (counted from the send) passed while it waited."""
-        if not hold.session.alive():
-            return (
-                f"lock {self.name!r}: granted (token {hold.token}) after session "
-                f"{hold.session.id} was lost"
-            )
-        now = self.retry.clock()
-        if hold.expires_at is not None and now >= hold.expires_at:
-            return (
-                f"lock {self.name!r}: granted (token {hold.token}) {now - hold.acquired_at:.3f}s "
-                f"after the acquire was sent, past its max_hold of {self.max_hold}s"
-            )
-        return None
 
 
 class Lock:
@@ -174,13 +54,12 @@ class Lock:
     """
 
     def __init__(self, client: Client, name: str, max_hold: float | None = None) -> None:
-        if max_hold is not None and max_hold <= 0:
-            raise ValueError("max_hold must be positive seconds, or None for no cap")
+        check_max_hold(max_hold)
         self.client = client
         self.name = name
         self.max_hold = max_hold
         self._local = threading.Lock()
-        self._hold: Hold | None = None
+        self._hold: Hold[Session] | None = None
 
     @property
     def token(self) -> int | None:
@@ -216,13 +95,19 @@ class Lock:
             return False
         try:
             while True:
-                session = self.client.session
+                session = self.client.session()
                 write = attempts.next(session.core)
                 try:
-                    response = self.client.write("locks", "Acquire", session=session, **write)
+                    response = self.client.write(
+                        write.request,
+                        session=session,
+                        request_id=write.request_id,
+                        deadline=write.deadline,
+                        attempt_timeout=write.attempt_timeout,
+                    )
                 except BaseException as error:
                     if outcome_unknown(error):
-                        self._abandon(session, write["request"], error)
+                        self._abandon(session, write.request_id, error)
                     raise
                 if response.acquired:
                     break
@@ -249,14 +134,12 @@ class Lock:
         else:
             session.abandon_later(self.name, request)
 
-    def _give_back(self, hold: Hold) -> None:
+    def _give_back(self, hold: Hold[Session]) -> None:
         """Best-effort Release of a grant that came too late to use. Its errors are only
         logged: the cluster frees it soon anyway (max-hold, or the lost session's expiry)."""
         try:
             self.client.write(
-                "locks",
-                "Release",
-                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
+                pb.ReleaseRequest(name=self.name, token=hold.token),
                 session=hold.session,
                 deadline=CLEANUP_DEADLINE,
             )
@@ -281,24 +164,15 @@ class Lock:
         if hold is None:
             raise RuntimeError("release unlocked lock")
         self._hold = None
-        request = hold.release
+        request_id = hold.release
         try:
-            if request is None:
-                if not hold.session.alive():
-                    raise LockLostError(f"lock {self.name!r}: session {hold.session.id} was lost")
-                request = hold.session.core.requests.new()
-            self.client.write(
-                "locks",
-                "Release",
-                lambda rid: pb.ReleaseRequest(request=rid, name=self.name, token=hold.token),
-                session=hold.session,
-                request=request,
-            )
+            request, request_id = releasing(self.name, hold)
+            self.client.write(request, session=hold.session, request_id=request_id)
         except (NotHolderError, SessionExpiredError) as error:
             self._local.release()
-            raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
+            raise hold_lost(self.name, error) from error
         except BaseException as error:
-            self._hold = unreleased(self.name, hold, request, error)
+            self._hold = unreleased(self.name, hold, request_id, error)
             if self._hold is None:
                 self._local.release()
             raise
@@ -306,46 +180,27 @@ class Lock:
 
     def locked(self) -> bool:
         """True while this object holds the lock: session alive and max-hold not passed."""
-        hold = self._hold
-        if hold is None or not hold.session.alive():
-            return False
-        return hold.expires_at is None or self.client.retry.clock() < hold.expires_at
+        return held(self._hold, self.client.retry.clock)
 
     def extend(self, max_hold: float | None) -> None:
         """Restarts the max-hold at ``max_hold`` seconds from now (None: no cap).
 
         :raises RuntimeError: not held. :raises LockLostError: the hold already ended.
         """
-        hold = self._hold
-        if hold is None:
-            raise RuntimeError("extend of an unlocked lock")
-        if max_hold is not None and max_hold <= 0:
-            raise ValueError("max_hold must be positive seconds, or None for no cap")
+        hold, request = extending(self.name, self._hold, max_hold)
         sent = self.client.retry.clock()
         try:
-            self.client.write(
-                "locks",
-                "Extend",
-                lambda rid: pb.ExtendRequest(
-                    request=rid,
-                    name=self.name,
-                    token=hold.token,
-                    max_hold_ms=int(max_hold * 1000) if max_hold else 0,
-                ),
-                session=hold.session,
-            )
+            self.client.write(request, session=hold.session)
         except (NotHolderError, SessionExpiredError) as error:
-            raise LockLostError(f"lock {self.name!r} was lost: {error}") from error
-        self._hold = replace(hold, expires_at=sent + max_hold if max_hold else None)
+            raise hold_lost(self.name, error) from error
+        self._hold = extended(hold, max_hold, sent)
 
     def validate(self) -> bool:
         """Asks the cluster (linearizably) whether this object's token still holds the lock."""
         hold = self._hold
         if hold is None:
             return False
-        response = self.client.invoke(
-            "locks", "Validate", pb.ValidateRequest(name=self.name, token=hold.token)
-        )
+        response = self.client.invoke(pb.ValidateRequest(name=self.name, token=hold.token))
         return bool(response.valid)
 
     def __enter__(self) -> Lock:
@@ -367,5 +222,4 @@ class Lock:
             raise
 
     def __repr__(self) -> str:
-        state = f"held, token {self.token}" if self._hold else "not held"
-        return f"<turnstile Lock {self.name!r} {state}>"
+        return lock_repr("Lock", self.name, self._hold)

@@ -34,7 +34,7 @@ from turnstile.cluster.commands import (
     WaitCancelled,
 )
 from turnstile.cluster.errors import TurnstileError
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 from turnstile.v1.timeouts import SERVER_WAIT_GRACE_S
 
 if TYPE_CHECKING:

@@ -26,8 +26,8 @@ from typing import TypeVar, cast
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.limits import Limits, RefusedError
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 Request = TypeVar("Request")
 

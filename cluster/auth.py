@@ -21,13 +21,11 @@ import grpc
 
 from turnstile.cluster.config import Token
 from turnstile.cluster.errors import to_status
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.metadata import AUTHORIZATION_METADATA_KEY, BEARER_SCHEME
+from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-#: Metadata key carrying the credential (gRPC lower-cases keys).
-AUTHORIZATION = "authorization"
-SCHEME = "Bearer "
 WORKER = "worker"
 ADMIN = "admin"
 
@@ -75,12 +73,12 @@ class TokenAuth(grpc.aio.ServerInterceptor):
     def identify(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Token | None:
         """The configured token the metadata presents, if any."""
         presented = next(
-            (value for key, value in metadata or () if key == AUTHORIZATION),
+            (value for key, value in metadata or () if key == AUTHORIZATION_METADATA_KEY),
             None,
         )
-        if not isinstance(presented, str) or not presented.startswith(SCHEME):
+        if not isinstance(presented, str) or not presented.startswith(BEARER_SCHEME):
             return None
-        digest = hashlib.sha256(presented[len(SCHEME) :].strip().encode("utf-8")).digest()
+        digest = hashlib.sha256(presented[len(BEARER_SCHEME) :].strip().encode("utf-8")).digest()
         found = None
         # Compare with every entry, so timing does not tell which one (if any) matched.
         for expected, token in self._tokens:

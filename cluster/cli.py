@@ -9,7 +9,6 @@ import secrets
 import sys
 from pathlib import Path
 
-from turnstile.bench import cli as bench
 from turnstile.client.admin import commands as admin
 from turnstile.cluster import launcher, logs
 from turnstile.cluster.auth import token_hash
@@ -31,6 +30,9 @@ from turnstile.cluster.tls import server_credentials
 
 EXIT_CONFIG = 2
 EXIT_START = 1
+#: Exit status when the reader of stdout went away (``turnstile status | head``).
+EXIT_BROKEN_PIPE = 1
+BENCH_HELP = "benchmark a local cluster (optionally side by side with etcd and ZooKeeper)"
 
 
 def _flag(option: str) -> str:
@@ -110,12 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument(
         "--config", type=Path, required=True, help="the new node's TOML config"
     )
-    bench.register(commands)
+    # Listed here for --help; its options are turnstile.bench's, parsed by _bench.
+    commands.add_parser("bench", help=BENCH_HELP, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Runs one command. A closed stdout (the reader quit early) ends it quietly, as it ends
+    Unix tools: no traceback, no "Broken pipe"; see the signal module's note on SIGPIPE."""
+    try:
+        code = _run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at devnull so that flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _run(argv: list[str]) -> int:
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     if admin.is_lock_command(argv):
         return admin.run_lock_command(argv[1:])
     args = build_parser().parse_args(argv)
@@ -132,8 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args)
     if args.command == "snapshot":
         return _restore(args)
-    if args.command == "bench":
-        return bench.run(args)
     if args.nodes < 1 or args.nodes % 2 == 0:
         print("turnstile: --nodes must be an odd number >= 1", file=sys.stderr)
         return EXIT_CONFIG
@@ -148,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     return launcher.cluster_up(
         args.data_dir.resolve(), args.nodes, args.host, security, args.durability
     )
+
+
+def _bench(argv: list[str]) -> int:
+    """``turnstile bench``: the benchmark (its drivers, the peers' clients) loads only for it."""
+    from turnstile.bench import cli as bench  # noqa: PLC0415
+
+    return bench.main(argv)
 
 
 def _certs(args: argparse.Namespace) -> int:

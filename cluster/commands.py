@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 #: The newest command set this build applies (see ``since`` and ``SetClusterVersion``).
 PROTOCOL_VERSION = 2

@@ -13,11 +13,8 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from turnstile.cluster.reasons import Reason
-
-DOMAIN = "turnstile.v1"
-#: Trailing metadata key carrying the leader's client address on NOT_LEADER.
-LEADER_METADATA_KEY = "turnstile-leader"
+from turnstile.v1.error_info import DOMAIN
+from turnstile.v1.reasons import Reason
 
 #: Reason -> gRPC status code. Every reason appears exactly once.
 STATUS_CODES: dict[Reason, grpc.StatusCode] = {
@@ -66,19 +63,3 @@ def to_status(reason: Reason, detail: str, metadata: dict[str, str] | None = Non
     rich = rpc_status.to_status(status)
     extra = tuple((metadata or {}).items())
     return _Status(rich.code, rich.details, tuple(rich.trailing_metadata) + extra)
-
-
-def reason_of(status: status_pb2.Status | None) -> Reason | None:
-    """The reason carried in a status's ErrorInfo detail, or None if it carries none."""
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            if info.domain == DOMAIN:
-                try:
-                    return Reason(info.reason)
-                except ValueError:
-                    return None
-    return None

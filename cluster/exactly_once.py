@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from turnstile.cluster.commands import Err, Result, SessionCommand
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.records import SeqRanges, Session
+from turnstile.v1.reasons import Reason
 
 
 def admit(session: Session, command: SessionCommand, limits: Limits) -> Result | None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from turnstile.cluster import views
 from turnstile.cluster.errors import TurnstileError
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 if TYPE_CHECKING:
     from turnstile.cluster.node import Node

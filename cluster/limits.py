@@ -13,7 +13,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, fields
 
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 DAY_MS = 24 * 3600 * 1000
 

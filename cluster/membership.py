@@ -16,7 +16,7 @@ from turnstile.cluster.commands import Command, RemoveMember, SetMember
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.peers import Peer, members_problem
 from turnstile.cluster.raft import SUCCESS
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 if TYPE_CHECKING:
     from turnstile.cluster.node import Node

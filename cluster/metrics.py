@@ -27,7 +27,7 @@ from turnstile.cluster.commands import (
     SessionEnded,
     WaiterResolved,
 )
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 if TYPE_CHECKING:
     from turnstile.cluster.node import Node

@@ -71,10 +71,10 @@ from turnstile.cluster.membership import Membership
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
 from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, ProposalCallback, RaftNode, RaftOptions
 from turnstile.cluster.read_barrier import ReadBarrier
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.replica import ReplicaFactory
 from turnstile.cluster.sessions import SessionTracker
 from turnstile.cluster.state import Applied, StateMachine
+from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
 

@@ -130,8 +130,8 @@ from turnstile.cluster.raftlog import (
     RaftLog,
     migrate_pysyncobj_journal,
 )
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, StateMachine
+from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
 

@@ -19,15 +19,16 @@ import grpc
 
 from turnstile.cluster import admission, snapshot, views
 from turnstile.cluster import commands as cmd
-from turnstile.cluster.errors import LEADER_METADATA_KEY, TurnstileError, to_status
+from turnstile.cluster.errors import TurnstileError, to_status
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.node import Node, RequestFields
 from turnstile.cluster.peers import Peer
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import StateMachine
 from turnstile.cluster.views import HolderView, ListView, LockView, SessionView, WaiterView
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from turnstile.cluster import exactly_once
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.handlers import HANDLERS, check_every_command_is_handled, handles
 from turnstile.cluster.limits import Limits, RefusedError
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.records import Holder, ListState, LockState, Session, Waiter
 from turnstile.cluster.timers import Timer, TimerKind, Timers
+from turnstile.v1.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True)

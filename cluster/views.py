@@ -16,9 +16,9 @@ from typing import ParamSpec, TypeVar
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.commands import Err
 from turnstile.cluster.limits import RefusedError
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.records import ListState, LockState, Session
 from turnstile.cluster.state import StateMachine
+from turnstile.v1.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Run from anywhere: ``python proto/generate.py``. Generating with ``-I proto`` makes the stubs
 import ``from turnstile.v1 import ...``, which the package-dir mapping in pyproject.toml
-resolves, so nobody edits or sed-patches generated files.
+resolves, so nobody edits or sed-patches generated files. It writes only ``*_pb2*`` files: the
+hand-written modules next to them (``reasons``, ``error_info``, ``metadata``) are left alone.
 """
 
 import sys

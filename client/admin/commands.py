@@ -144,6 +144,8 @@ def execute(handler: Handler, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("turnstile: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise  # the reader of stdout quit: the command ends quietly (turnstile.cluster.cli)
     except (ValueError, OSError) as error:
         print(f"turnstile: {error}", file=sys.stderr)
         return EXIT_FAILURE

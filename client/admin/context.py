@@ -9,7 +9,8 @@ from typing import Any
 import grpc
 
 from turnstile.client.admin.printer import Printer
-from turnstile.client.client import Client, parse_endpoints
+from turnstile.client.client import Client
+from turnstile.client.core import parse_endpoints
 from turnstile.client.credentials import Credentials
 from turnstile.client.errors import from_rpc_error
 from turnstile.client.retry import RetryPolicy

@@ -6,7 +6,7 @@ import argparse
 
 from turnstile.client.admin.context import Context
 from turnstile.client.admin.printer import EXIT_OK, EXIT_REFUSED, member_text
-from turnstile.client.distinct_list import insert_batches, insert_results, member_bytes
+from turnstile.client.core import insert_batches, insert_results, member_bytes, set_up_request
 from turnstile.client.errors import NotFoundError
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -18,13 +18,11 @@ def force_release(ctx: Context, args: argparse.Namespace) -> int:
             "say --force --reason TEXT to do that"
         )
         return EXIT_REFUSED
-    lock = ctx.client.invoke("locks", "Describe", pb.DescribeLockRequest(name=args.name)).lock
+    lock = ctx.client.invoke(pb.DescribeLockRequest(name=args.name)).lock
     if not lock.HasField("holder"):
         raise NotFoundError(f"lock {args.name!r} is not held")
     # The token pins the hold being taken: a retry cannot take the next holder's grant.
     reply = ctx.client.invoke(
-        "cluster",
-        "ForceRelease",
         pb.ForceReleaseRequest(name=args.name, reason=args.reason, token=lock.holder.token),
     )
     ctx.printer.emit(
@@ -40,19 +38,13 @@ def force_release(ctx: Context, args: argparse.Namespace) -> int:
 
 def list_insert(ctx: Context, args: argparse.Namespace) -> int:
     results: list[tuple[bool, int]] = []
-    for build in insert_batches(args.name, args.keys):
+    for batch in insert_batches(args.name, args.keys):
         try:
-            reply = ctx.client.write("lists", "Insert", build)
+            reply = ctx.client.write(batch)
         except NotFoundError:
             # Like SADD: a missing list is created (an existing one keeps its TTL).
-            ctx.client.write(
-                "lists",
-                "SetUp",
-                lambda rid: pb.SetUpListRequest(
-                    request=rid, name=args.name, ttl_ms=int(args.ttl * 1000)
-                ),
-            )
-            reply = ctx.client.write("lists", "Insert", build)
+            ctx.client.write(set_up_request(args.name, args.ttl))
+            reply = ctx.client.write(batch)
         results += insert_results(reply)
     records = [
         {"id": id_, "added": added, "member": member_text(member_bytes(key))}
@@ -63,9 +55,7 @@ def list_insert(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def transfer_leadership(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.client.invoke(
-        "cluster", "TransferLeadership", pb.TransferLeadershipRequest(node_id=args.node or "")
-    )
+    ctx.client.invoke(pb.TransferLeadershipRequest(node_id=args.node or ""))
     ctx.printer.message(
         f"leadership transfer to {args.node or 'the most caught-up follower'} requested; "
         "check with: turnstile status"
@@ -74,7 +64,7 @@ def transfer_leadership(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def members_list(ctx: Context, args: argparse.Namespace) -> int:
-    reply = ctx.client.invoke("cluster", "Members", pb.MembersListRequest())
+    reply = ctx.client.invoke(pb.MembersListRequest())
     records = [
         {
             "node": m.node_id,
@@ -100,7 +90,7 @@ def members_add(ctx: Context, args: argparse.Namespace) -> int:
     member = pb.ClusterMember(
         node_id=args.node, peer_address=args.peer_address, client_address=args.client_address
     )
-    ctx.client.invoke("cluster", "AddMember", pb.AddMemberRequest(member=member))
+    ctx.client.invoke(pb.AddMemberRequest(member=member))
     ctx.printer.message(
         f"member {args.node} added; start it with every member (itself included) in its peers"
     )
@@ -108,6 +98,6 @@ def members_add(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def members_remove(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.client.invoke("cluster", "RemoveMember", pb.RemoveMemberRequest(node_id=args.node))
+    ctx.client.invoke(pb.RemoveMemberRequest(node_id=args.node))
     ctx.printer.message(f"member {args.node} removed; stop its process now")
     return EXIT_OK

@@ -57,10 +57,10 @@ def lock_record(info: pb.LockInfo) -> dict[str, Any]:
     }
 
 
-def _pages(ctx: Context, service: str, method: str, request: Any, field: str) -> Iterator[Any]:
+def _pages(ctx: Context, request: Any, field: str) -> Iterator[Any]:
     """Every item of a listing, following the name/id cursor a page at a time."""
     while True:
-        reply = ctx.client.invoke(service, method, request)
+        reply = ctx.client.invoke(request)
         items = list(getattr(reply, field))
         yield from items
         if not items:
@@ -74,13 +74,13 @@ def _pages(ctx: Context, service: str, method: str, request: Any, field: str) ->
 
 def locks(ctx: Context, args: argparse.Namespace) -> int:
     request = pb.ListLocksRequest(prefix=args.prefix or "")
-    records = [lock_record(i) for i in _pages(ctx, "locks", "List", request, "locks")]
+    records = [lock_record(i) for i in _pages(ctx, request, "locks")]
     ctx.printer.emit(records, LOCK_COLUMNS)
     return EXIT_OK
 
 
 def lock_show(ctx: Context, args: argparse.Namespace) -> int:
-    info = ctx.client.invoke("locks", "Describe", pb.DescribeLockRequest(name=args.name)).lock
+    info = ctx.client.invoke(pb.DescribeLockRequest(name=args.name)).lock
     if not info.HasField("holder") and not info.waiters:
         raise NotFoundError(f"lock {args.name!r} is not in use (free, nobody waiting)")
     record = lock_record(info)
@@ -120,7 +120,7 @@ def sessions(ctx: Context, args: argparse.Namespace) -> int:
             "held": list(s.held),
             "waiting": list(s.waiting),
         }
-        for s in _pages(ctx, "sessions", "List", request, "sessions")
+        for s in _pages(ctx, request, "sessions")
     ]
     ctx.printer.emit(records, SESSION_COLUMNS)
     return EXIT_OK
@@ -135,7 +135,7 @@ def lists(ctx: Context, args: argparse.Namespace) -> int:
             "ttl": duration(item.ttl_ms) if item.ttl_ms else None,
             "expires_in": duration(item.expires_in_ms) if item.expires_in_ms else None,
         }
-        for item in _pages(ctx, "lists", "List", request, "lists")
+        for item in _pages(ctx, request, "lists")
     ]
     ctx.printer.emit(records, LIST_COLUMNS)
     return EXIT_OK
@@ -143,8 +143,6 @@ def lists(ctx: Context, args: argparse.Namespace) -> int:
 
 def list_show(ctx: Context, args: argparse.Namespace) -> int:
     reply = ctx.client.invoke(
-        "lists",
-        "Members",
         pb.MembersRequest(name=args.name, after_id=args.after, limit=args.limit),
     )
     records = [{"id": m.id, "member": member_text(m.member)} for m in reply.members]

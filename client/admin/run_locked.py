@@ -37,7 +37,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if not acquired:
         ctx.printer.error(f"turnstile: lock {args.name!r} not acquired within {args.wait}s")
         return EXIT_NOT_ACQUIRED
-    session = ctx.client.session
+    session = ctx.client.session()
     try:
         child = subprocess.Popen(
             command, env={**os.environ, "TURNSTILE_LOCK_TOKEN": str(lock.token)}

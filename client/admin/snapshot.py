@@ -15,9 +15,7 @@ from turnstile.v1 import turnstile_pb2 as pb
 
 
 def save(ctx: Context, args: argparse.Namespace) -> int:
-    chunks = ctx.client.invoke_stream(
-        "cluster", "SaveSnapshot", pb.SaveSnapshotRequest(), attempt_timeout=ctx.timeout
-    )
+    chunks = ctx.client.invoke_stream(pb.SaveSnapshotRequest(), attempt_timeout=ctx.timeout)
     data = b"".join(chunk.data for chunk in chunks)
     offsets = [chunk.offset for chunk in chunks]
     expected = [sum(len(c.data) for c in chunks[:i]) for i in range(len(chunks))]

@@ -36,7 +36,8 @@ from typing import IO, Any
 from turnstile.client import RetryPolicy, TurnstileError, connect
 from turnstile.client.errors import LockLostError, UnavailableError
 from turnstile.client.lock import Lock
-from turnstile.client.session import Session, SessionState
+from turnstile.client.session import Session
+from turnstile.client.session_state import SessionState
 
 
 class History:
@@ -98,7 +99,7 @@ class Worker:
 
     def session_id(self) -> int:
         """The current session's id (opening one if needed), watched."""
-        session = self.client.session
+        session = self.client.session()
         self.watch(session)
         return session.id
 

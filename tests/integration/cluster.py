@@ -19,7 +19,6 @@ import grpc
 from grpc_status import rpc_status
 
 from turnstile.cluster.config import NodeConfig
-from turnstile.cluster.errors import LEADER_METADATA_KEY, reason_of
 from turnstile.cluster.launcher import (
     NodeProcess,
     Security,
@@ -29,9 +28,11 @@ from turnstile.cluster.launcher import (
     write_cluster,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+from turnstile.v1.error_info import reason_of
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Cluster")

@@ -8,9 +8,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.integration.cluster import Cluster, WireClient, error_reason, trailing, wait_until
-from turnstile.cluster.errors import LEADER_METADATA_KEY
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.integration
 

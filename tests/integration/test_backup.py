@@ -19,8 +19,8 @@ import pytest
 from turnstile.cluster import snapshot, views
 from turnstile.cluster.backup import RESTORE_ID_MARGIN
 from turnstile.cluster.launcher import CONFIG_NAME
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 from .cluster import Cluster, WireClient, error_reason, wait_until
 

@@ -11,8 +11,8 @@ import pytest
 from tests.integration.cluster import Cluster, WireClient, error_reason
 from turnstile.cluster.errors import STATUS_CODES
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.integration
 

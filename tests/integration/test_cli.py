@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_inspection_commands_print_tables_and_json(cluster: Cluster) -> None:
         assert [(lk["name"], lk["token"]) for lk in locks] == [("job-1", held.token)]
         assert locks[0]["client"].startswith("inspected@")
         shown = json.loads(turnstile(cluster, "lock", "show", "job-1", "--json").stdout)
-        assert shown["session"] == client.session.id and shown["queue"] == []
+        assert shown["session"] == client.session().id and shown["queue"] == []
         sessions = json.loads(turnstile(cluster, "sessions", "--json").stdout)
         assert [s["held"] for s in sessions] == [["job-1"]]
         lists = json.loads(turnstile(cluster, "lists", "--json").stdout)
@@ -68,6 +69,37 @@ def test_inspection_commands_print_tables_and_json(cluster: Cluster) -> None:
             (2, False),
             (3, True),
         ]
+
+
+def test_output_into_a_closed_pipe_ends_quietly(cluster: Cluster) -> None:
+    """``turnstile list show ... | head``: more output than stdout buffers, and the reader
+    gone before the first write."""
+    with connect(cluster.addresses) as client:
+        client.distinct_list("results").insert_many(f"member-{i:06d}" for i in range(1000))
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "turnstile.cluster",
+                "list",
+                "show",
+                "results",
+                "--limit",
+                "1000",
+            ],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"TURNSTILE_ENDPOINTS": ",".join(cluster.addresses), "PATH": "/usr/bin:/bin"},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (1, "")
 
 
 def test_control_commands_and_their_exit_codes(cluster: Cluster) -> None:

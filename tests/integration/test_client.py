@@ -153,7 +153,7 @@ def test_a_cut_off_client_is_suspended_then_lost_before_anyone_else_gets_its_loc
     try:
         lock = cut_off.lock("unit")
         assert lock.acquire()
-        session = cut_off.session
+        session = cut_off.session()
         session.add_listener(lambda state: note(state.value))
         rival_lock = other.lock("unit")
 

@@ -18,8 +18,8 @@ import pytest
 from tests.integration.cluster import Cluster, WireClient, error_reason, wait_until
 from tests.integration.proxy import CuttableProxy
 from turnstile.client import LockLostError, RetryPolicy, UnavailableError, aio, connect
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +150,7 @@ def test_an_acquire_given_up_without_its_grant_is_abandoned_and_the_lock_freed(
     try:
         held = holder.lock("unit")
         assert held.acquire()
-        session = waiter.session
+        session = waiter.session()
         outcome: list[object] = []
         thread = outcome_of(lambda: waiter.lock("unit").acquire(timeout=2), outcome)
         wait_until(lambda: waiters_of(cluster, "unit") == 1)

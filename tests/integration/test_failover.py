@@ -12,8 +12,8 @@ import grpc
 import pytest
 
 from tests.integration.cluster import Cluster, WireClient, error_reason, wait_until
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.integration
 

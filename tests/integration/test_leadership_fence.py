@@ -26,8 +26,8 @@ from turnstile.cluster.commands import PROTOCOL_VERSION, SetClusterVersion, Tick
 from turnstile.cluster.launcher import NodeProcess, free_ports
 from turnstile.cluster.node import PROTOCOL_VERSION_ENV
 from turnstile.cluster.raft import HALT_EXIT_STATUS
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import turnstile.client
@@ -24,9 +25,9 @@ from turnstile.client import (
 from turnstile.client.credentials import Credentials
 from turnstile.cluster.certs import CA_NAME, CLIENT_NAME
 from turnstile.cluster.launcher import TLS_DIR, Security, token_path
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+from turnstile.v1.reasons import Reason
 
 from .cluster import Cluster, error_reason
 
@@ -80,7 +81,7 @@ def test_worker_over_mutual_tls_locks_and_inserts(secure: Cluster) -> None:
         with client.lock("tls-unit", max_hold=30) as held:
             assert held.token
         assert client.distinct_list("tls-list").insert("k") == (True, 1)
-        status = client.invoke("cluster", "Status", pb.StatusRequest())
+        status = client.invoke(pb.StatusRequest())
         assert status.healthy
 
 
@@ -103,7 +104,7 @@ def test_client_without_a_certificate_is_refused_the_handshake(secure: Cluster) 
         connect(secure, ca_file=files["ca_file"], token=token(secure, "admin")) as client,
         pytest.raises(UnavailableError),
     ):
-        client.invoke("cluster", "Status", pb.StatusRequest())
+        client.invoke(pb.StatusRequest())
 
 
 def test_plaintext_client_is_refused(secure: Cluster) -> None:
@@ -111,7 +112,7 @@ def test_plaintext_client_is_refused(secure: Cluster) -> None:
         connect(secure, credentials=Credentials(token=token(secure, "admin"))) as client,
         pytest.raises(UnavailableError),
     ):
-        client.invoke("cluster", "Status", pb.StatusRequest())
+        client.invoke(pb.StatusRequest())
 
 
 def test_a_certificate_of_another_ca_is_refused(secure: Cluster, tmp_path: Path) -> None:
@@ -129,7 +130,7 @@ def test_a_certificate_of_another_ca_is_refused(secure: Cluster, tmp_path: Path)
         ) as client,
         pytest.raises(UnavailableError),
     ):
-        client.invoke("cluster", "Status", pb.StatusRequest())
+        client.invoke(pb.StatusRequest())
 
 
 @pytest.mark.parametrize("presented", [None, "not-a-valid-token"])
@@ -140,24 +141,25 @@ def test_missing_or_wrong_token_is_unauthenticated(secure: Cluster, presented: s
             client.lock("no-token").acquire(blocking=False)
         assert caught.value.reason is Reason.UNAUTHENTICATED
         with pytest.raises(UnauthenticatedError):
-            client.invoke("cluster", "Status", pb.StatusRequest())
+            client.invoke(pb.StatusRequest())
 
 
 @pytest.mark.parametrize(
-    ("method", "request_"),
+    "request_",
     [
-        ("ForceRelease", pb.ForceReleaseRequest(name="x", reason="test")),
-        ("AddMember", pb.AddMemberRequest()),
-        ("RemoveMember", pb.RemoveMemberRequest(node_id="n3")),
-        ("TransferLeadership", pb.TransferLeadershipRequest()),
+        pb.ForceReleaseRequest(name="x", reason="test"),
+        pb.AddMemberRequest(),
+        pb.RemoveMemberRequest(node_id="n3"),
+        pb.TransferLeadershipRequest(),
     ],
+    ids=lambda request: type(request).__name__,
 )
 def test_worker_calling_an_admin_rpc_is_permission_denied(
-    secure: Cluster, method: str, request_: object
+    secure: Cluster, request_: Message
 ) -> None:
     with connect(secure, token=token(secure, "worker"), **tls_files(secure)) as client:
         with pytest.raises(PermissionDeniedError) as caught:
-            client.invoke("cluster", method, request_)
+            client.invoke(request_)
         assert caught.value.reason is Reason.PERMISSION_DENIED
 
 
@@ -166,9 +168,9 @@ def test_worker_cannot_save_a_snapshot_but_an_admin_can(secure: Cluster) -> None
         connect(secure, token=token(secure, "worker"), **tls_files(secure)) as worker,
         pytest.raises(PermissionDeniedError),
     ):
-        worker.invoke_stream("cluster", "SaveSnapshot", pb.SaveSnapshotRequest())
+        worker.invoke_stream(pb.SaveSnapshotRequest())
     with connect(secure, token=token(secure, "admin"), **tls_files(secure)) as admin:
-        chunks = admin.invoke_stream("cluster", "SaveSnapshot", pb.SaveSnapshotRequest())
+        chunks = admin.invoke_stream(pb.SaveSnapshotRequest())
         assert chunks[0].total_bytes == sum(len(c.data) for c in chunks) > 0
 
 
@@ -177,7 +179,7 @@ def test_admin_may_call_admin_rpcs(secure: Cluster) -> None:
         connect(secure, token=token(secure, "admin"), **tls_files(secure)) as client,
         pytest.raises(turnstile.client.NotFoundError),
     ):
-        client.invoke("cluster", "RemoveMember", pb.RemoveMemberRequest(node_id="nobody"))
+        client.invoke(pb.RemoveMemberRequest(node_id="nobody"))
 
 
 def test_refusal_carries_the_reason_in_error_info(secure: Cluster) -> None:
@@ -264,7 +266,7 @@ def test_server_tls_without_client_certificates(tmp_path: Path) -> None:
             connect(cluster, credentials=Credentials()) as plaintext,
             pytest.raises(UnavailableError),
         ):
-            plaintext.invoke("cluster", "Status", pb.StatusRequest())
+            plaintext.invoke(pb.StatusRequest())
         log = cluster.nodes[0].log_path.read_text()
         assert "authentication is OFF" in log
         assert "WARNING" in log

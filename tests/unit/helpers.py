@@ -32,8 +32,8 @@ from turnstile.cluster.commands import (
     WaiterResolved,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, StateMachine
+from turnstile.v1.reasons import Reason
 
 T = TypeVar("T")
 E = TypeVar("E")

@@ -17,9 +17,9 @@ from turnstile.cluster import admission, views
 from turnstile.cluster import commands as cmd
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import StateMachine
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

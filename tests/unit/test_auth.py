@@ -18,9 +18,9 @@ from turnstile.cluster.auth import (
     token_hash,
 )
 from turnstile.cluster.config import Token
-from turnstile.cluster.errors import reason_of
-from turnstile.cluster.reasons import Reason
 from turnstile.v1 import turnstile_pb2
+from turnstile.v1.error_info import reason_of
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -23,8 +23,8 @@ from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.peers import Peer
 from turnstile.cluster.raft import SNAPSHOT_FILE
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import StateMachine
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -17,9 +17,7 @@ pytestmark = pytest.mark.unit
 
 
 def parse(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    return parser.parse_args(["bench", *argv])
+    return cli.build_parser().parse_args(list(argv))
 
 
 def names(*argv: str, endpoints: list[str] | None = None) -> list[tuple[str, str | None]]:

@@ -12,6 +12,7 @@ import pytest
 from test_client_calls import Call, FakeClock, FakeCluster, Outcome, refused, transport
 
 from turnstile.client.aio import AsyncClient, AsyncLock, AsyncSession
+from turnstile.client.core import route_of
 from turnstile.client.errors import (
     InternalError,
     LockLostError,
@@ -20,9 +21,9 @@ from turnstile.client.errors import (
     from_rpc_error,
 )
 from turnstile.client.retry import RetryPolicy
-from turnstile.client.session import SessionCore
-from turnstile.cluster.reasons import Reason
+from turnstile.client.session_state import SessionCore
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 
@@ -47,9 +48,9 @@ class _Client:
     async def session(self) -> _Session:
         return self._session
 
-    async def write(self, service: str, method: str, build: Any, **_: Any) -> Any:
+    async def write(self, request: Any, **_: Any) -> Any:
         await asyncio.sleep(0)
-        if method == "Acquire":
+        if isinstance(request, pb.AcquireRequest):
             return pb.AcquireResponse(acquired=True, token=next(self._tokens))
         return pb.ReleaseResponse()
 
@@ -85,10 +86,11 @@ def async_client(
 ) -> tuple[AsyncClient, FakeCluster]:
     cluster = FakeCluster([OPENED, *outcomes])
 
-    async def invoke(_self: AsyncClient, service: str, method: str, request: Any, **_: Any) -> Any:
+    async def invoke(_self: AsyncClient, request: Any, **_: Any) -> Any:
         await asyncio.sleep(0)
+        route = route_of(request)
         try:
-            return cluster.play(Call("", service, method, request, 0.0))
+            return cluster.play(Call("", route.service, route.method, request, 0.0))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -264,7 +266,7 @@ def test_a_cancelled_release_is_left_to_the_keep_alive_task_to_resend(
         sent: list[pb.ReleaseRequest] = []
         never = asyncio.Event()
 
-        async def blocked(_service: str, _method: str, request: Any, **_: Any) -> Any:
+        async def blocked(request: Any, **_: Any) -> Any:
             sent.append(request)
             await never.wait()
 
@@ -275,8 +277,41 @@ def test_a_cancelled_release_is_left_to_the_keep_alive_task_to_resend(
         assert not reported(session, release.request.seq)
         assert session._wake.is_set()
         (pending,) = session.core.pending_writes()
-        assert pending.build(pending.request) == release
+        assert pending.message() == pb.ReleaseRequest(name="unit", token=7)
         assert not lock.locked()
         assert not lock._local.locked()
+
+    asyncio.run(scenario())
+
+
+def test_extend_restarts_the_max_hold_from_its_send_and_a_lost_hold_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock(100.0)
+    outcomes = [GRANTED, pb.ExtendResponse(), refused(Reason.NOT_HOLDER, "token 7")]
+    client, cluster = async_client(monkeypatch, clock, outcomes)
+
+    async def scenario() -> None:
+        lock = client.lock("unit", max_hold=1.0)
+        assert await lock.acquire()
+        assert lock.expires_at == 101.0
+        clock.advance(0.5)
+        await lock.extend(30.0)
+        (extend,) = calls_of(cluster, "Extend")
+        assert (extend.request.token, extend.request.max_hold_ms) == (7, 30_000)
+        assert lock.expires_at == 130.5
+        with pytest.raises(LockLostError, match="was lost"):
+            await lock.extend(None)
+        assert lock.expires_at == 130.5
+
+    asyncio.run(scenario())
+
+
+def test_extend_of_an_unlocked_lock_is_a_runtime_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _ = async_client(monkeypatch, FakeClock(100.0), [])
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError):
+            await client.lock("unit").extend(5.0)
 
     asyncio.run(scenario())

@@ -1,7 +1,7 @@
 """Client.invoke / Client.write against a scripted fake stub, plus acquire_timing and
 member_bytes.
 
-``Client._stub`` is replaced by a fake whose methods play a script of outcomes (a response, or
+``Stubs.method`` is replaced by a fake whose methods play a script of outcomes (a response, or
 a grpc-like error built by the server's ``to_status``); the retry policy runs on a fake clock
 whose ``sleep`` only advances it. No channel is opened and nothing waits.
 """
@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from turnstile.client.client import Client
-from turnstile.client.distinct_list import member_bytes
+from turnstile.client.core import MAX_WAIT_MS, Stubs, acquire_timing, member_bytes
 from turnstile.client.errors import (
     ClosedError,
     DeadlineExceededError,
@@ -29,12 +29,12 @@ from turnstile.client.errors import (
     UnavailableError,
     UnknownOutcomeError,
 )
-from turnstile.client.lock import MAX_WAIT_MS, acquire_timing
 from turnstile.client.retry import RetryPolicy
-from turnstile.client.session import SessionCore, SessionState
-from turnstile.cluster.errors import LEADER_METADATA_KEY, to_status
-from turnstile.cluster.reasons import Reason
+from turnstile.client.session_state import SessionCore, SessionState
+from turnstile.cluster.errors import to_status
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 
@@ -185,7 +185,9 @@ def make_client(
     settings.update(retry)
     cluster = FakeCluster(outcomes)
     monkeypatch.setattr(
-        Client, "_stub", lambda _self, endpoint, service: cluster.stub(endpoint, service)
+        Stubs,
+        "method",
+        lambda _self, endpoint, route: getattr(cluster.stub(endpoint, route.service), route.method),
     )
     client = Client([A, B, C], retry=RetryPolicy(**settings), name="unit-test")
     return client, cluster
@@ -213,7 +215,7 @@ def test_invoke_calls_the_first_endpoint_and_pins_it_as_leader(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     client, cluster = make_client(monkeypatch, clock, [RESPONSE])
-    assert client.invoke("locks", "Validate", REQUEST) is RESPONSE
+    assert client.invoke(REQUEST) is RESPONSE
     (call,) = cluster.calls
     assert (call.endpoint, call.service, call.method) == (A, "locks", "Validate")
     assert call.request is REQUEST
@@ -227,11 +229,11 @@ def test_invoke_follows_a_not_leader_hint_to_the_hinted_endpoint(
 ) -> None:
     outcomes = [refused(Reason.NOT_LEADER, "ask c", leader=C), RESPONSE, RESPONSE]
     client, cluster = make_client(monkeypatch, clock, outcomes)
-    assert client.invoke("locks", "Validate", REQUEST) is RESPONSE
+    assert client.invoke(REQUEST) is RESPONSE
     assert cluster.endpoints == [A, C]  # not B, the next in rotation
     assert [c.request for c in cluster.calls] == [REQUEST, REQUEST]
     assert client.router.leader == C
-    client.invoke("locks", "Validate", REQUEST)
+    client.invoke(REQUEST)
     assert cluster.endpoints == [A, C, C]  # the next call goes straight to the leader
 
 
@@ -240,7 +242,7 @@ def test_invoke_follows_a_hint_to_an_endpoint_it_was_not_given(
 ) -> None:
     outcomes = [refused(Reason.NOT_LEADER, "ask d", leader=D), RESPONSE]
     client, cluster = make_client(monkeypatch, clock, outcomes)
-    assert client.invoke("locks", "Validate", REQUEST) is RESPONSE
+    assert client.invoke(REQUEST) is RESPONSE
     assert cluster.endpoints == [A, D]
     assert D in client.router.endpoints
 
@@ -255,7 +257,7 @@ def test_invoke_retries_unavailable_on_the_next_endpoints_with_backoff(
         RESPONSE,
     ]
     client, cluster = make_client(monkeypatch, clock, outcomes, deadline=10.0)
-    assert client.invoke("locks", "Validate", REQUEST) is RESPONSE
+    assert client.invoke(REQUEST) is RESPONSE
     assert cluster.endpoints == [A, B, C, A]
     assert clock.sleeps == [0.125, 0.25, 0.5]
     assert client.router.leader == A
@@ -274,7 +276,7 @@ def test_invoke_retries_every_retryable_error(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock, error: FakeRpcError
 ) -> None:
     client, cluster = make_client(monkeypatch, clock, [error, RESPONSE])
-    assert client.invoke("locks", "Validate", REQUEST) is RESPONSE
+    assert client.invoke(REQUEST) is RESPONSE
     assert cluster.endpoints == [A, B]
 
 
@@ -284,7 +286,7 @@ def test_invoke_raises_a_non_retryable_error_at_once(
 ) -> None:
     client, cluster = make_client(monkeypatch, clock, [refused(reason, "no"), RESPONSE])
     with pytest.raises(NON_RETRYABLE[reason]) as raised:
-        client.invoke("locks", "Validate", REQUEST)
+        client.invoke(REQUEST)
     assert raised.value.reason is reason
     assert not isinstance(raised.value, grpc.RpcError)
     assert len(cluster.calls) == 1
@@ -297,7 +299,7 @@ def test_not_holder_is_one_call_and_a_not_holder_error(
 ) -> None:
     client, cluster = make_client(monkeypatch, clock, [refused(Reason.NOT_HOLDER, "token 7")])
     with pytest.raises(NotHolderError, match="NOT_HOLDER: token 7"):
-        client.invoke("locks", "Validate", REQUEST)
+        client.invoke(REQUEST)
     assert len(cluster.calls) == 1
 
 
@@ -307,7 +309,7 @@ def test_invoke_gives_up_with_the_last_error_when_the_deadline_passes(
     errors = [transport(grpc.StatusCode.UNAVAILABLE, f"attempt {n}") for n in range(1, 10)]
     client, cluster = make_client(monkeypatch, clock, errors, deadline=1.0)
     with pytest.raises(UnavailableError) as raised:
-        client.invoke("locks", "Validate", REQUEST)
+        client.invoke(REQUEST)
     assert str(raised.value) == "UNAVAILABLE: attempt 4"
     assert len(cluster.calls) == 4
     assert clock.sleeps == [0.125, 0.25, 0.5]  # 1.0 more would pass the deadline
@@ -328,7 +330,7 @@ def test_invoke_gives_up_on_paused_nodes_within_the_deadline(
         monkeypatch, clock, always(hang), deadline=5.0, attempt_timeout=2.0
     )
     with pytest.raises(DeadlineExceededError):
-        client.invoke("locks", "Validate", REQUEST)
+        client.invoke(REQUEST)
     assert cluster.timeouts == [2.0, 2.0, 0.625]  # the last one gets only what remains
     assert cluster.endpoints == [A, B, C]
     assert clock.now == 5.0
@@ -341,7 +343,7 @@ def test_invoke_honours_a_per_call_deadline(
         monkeypatch, clock, always(lambda _call: transport(grpc.StatusCode.UNAVAILABLE))
     )
     with pytest.raises(UnavailableError):
-        client.invoke("locks", "Validate", REQUEST, deadline=0.5)
+        client.invoke(REQUEST, deadline=0.5)
     assert len(cluster.calls) == 3
     assert clock.sleeps == [0.125, 0.25]
     assert cluster.timeouts[0] == 0.5
@@ -351,8 +353,8 @@ def test_invoke_passes_a_per_call_attempt_timeout(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     client, cluster = make_client(monkeypatch, clock, [RESPONSE, RESPONSE], deadline=30.0)
-    client.invoke("locks", "Validate", REQUEST, attempt_timeout=0.25)
-    client.invoke("locks", "Validate", REQUEST, attempt_timeout=20.0)
+    client.invoke(REQUEST, attempt_timeout=0.25)
+    client.invoke(REQUEST, attempt_timeout=20.0)
     assert cluster.timeouts == [0.25, 20.0]
 
 
@@ -362,7 +364,7 @@ def test_invoke_on_a_closed_client_raises_closed_error(
     client = Client([A], retry=RetryPolicy(clock=clock, sleep=clock.sleep))
     client.close()
     with pytest.raises(ClosedError):
-        client.invoke("locks", "Validate", REQUEST)
+        client.invoke(REQUEST)
     assert clock.sleeps == []
 
 
@@ -373,15 +375,15 @@ def test_invoke_treats_a_corrupt_rich_status_as_its_code(
         grpc.StatusCode.UNAVAILABLE, "bad proxy", [("grpc-status-details-bin", b"\xff\xff")]
     )
     client, cluster = make_client(monkeypatch, clock, [corrupt, RESPONSE])
-    assert client.invoke("locks", "Validate", REQUEST) is RESPONSE
+    assert client.invoke(REQUEST) is RESPONSE
     assert cluster.endpoints == [A, B]
 
 
 # ---------------------------------------------------------------------- write
 
 
-def acquire(rid: pb.RequestId) -> pb.AcquireRequest:
-    return pb.AcquireRequest(request=rid, name="work-unit-42", wait_ms=0)
+def acquire() -> pb.AcquireRequest:
+    return pb.AcquireRequest(name="work-unit-42", wait_ms=0)
 
 
 def test_write_reuses_the_same_request_id_across_retries_and_marks_it_answered(
@@ -396,14 +398,9 @@ def test_write_reuses_the_same_request_id_across_retries_and_marks_it_answered(
     ]
     client, cluster = make_client(monkeypatch, clock, outcomes, deadline=10.0)
     session = session_on(clock)
-    built: list[pb.RequestId] = []
-
-    def build(rid: pb.RequestId) -> pb.AcquireRequest:
-        built.append(rid)
-        return acquire(rid)
-
-    assert client.write("locks", "Acquire", build, session=session) is granted
-    assert len(built) == 1
+    request = acquire()
+    assert client.write(request, session=session) is granted
+    assert all(c.request is request for c in cluster.calls)  # built once, numbered once
     sent = [c.request.request for c in cluster.calls]
     assert len(sent) == 4
     assert {(r.session_id, r.seq) for r in sent} == {(42, 1)}
@@ -421,12 +418,7 @@ def test_write_numbers_successive_writes_and_acks_the_answered_ones(
     client, cluster = make_client(monkeypatch, clock, [ok, ok, ok])
     session = session_on(clock)
     for _ in range(3):
-        client.write(
-            "locks",
-            "Release",
-            lambda rid: pb.ReleaseRequest(request=rid, name="x"),
-            session=session,
-        )
+        client.write(pb.ReleaseRequest(name="x"), session=session)
     ids = [c.request.request for c in cluster.calls]
     assert [(r.seq, r.acked) for r in ids] == [(1, 0), (2, 1), (3, 2)]
 
@@ -437,7 +429,7 @@ def test_write_marks_the_request_answered_after_a_non_retryable_error(
     client, cluster = make_client(monkeypatch, clock, [refused(Reason.NOT_HOLDER, "token 9")])
     session = session_on(clock)
     with pytest.raises(NotHolderError):
-        client.write("locks", "Acquire", acquire, session=session)
+        client.write(acquire(), session=session)
     assert len(cluster.calls) == 1
     assert session.core.requests.outstanding == 0
     assert session.core.requests.new().acked == 1
@@ -452,7 +444,7 @@ def test_write_given_up_at_the_deadline_is_marked_answered_too(
     )
     session = session_on(clock)
     with pytest.raises(UnknownOutcomeError):
-        client.write("locks", "Acquire", acquire, session=session)
+        client.write(acquire(), session=session)
     assert len(cluster.calls) == 4
     assert {c.request.request.seq for c in cluster.calls} == {1}
     assert session.core.requests.new().acked == 1
@@ -467,10 +459,10 @@ def test_write_under_the_callers_request_id_leaves_it_open_when_the_outcome_is_u
     session = session_on(clock)
     request = session.core.requests.new()
     with pytest.raises(UnknownOutcomeError):
-        client.write("locks", "Acquire", acquire, session=session, request=request)
+        client.write(acquire(), session=session, request_id=request)
     assert {c.request.request.seq for c in cluster.calls} == {request.seq}
     assert session.core.requests.outstanding == 1
-    client.write("locks", "Acquire", acquire, session=session, request=request)
+    client.write(acquire(), session=session, request_id=request)
     assert cluster.calls[-1].request.request.seq == request.seq
     assert session.core.requests.outstanding == 0
 
@@ -481,7 +473,7 @@ def test_write_refused_with_session_expired_loses_the_session(
     client, _ = make_client(monkeypatch, clock, [refused(Reason.SESSION_EXPIRED, "gone")])
     session = session_on(clock)
     with pytest.raises(SessionExpiredError):
-        client.write("locks", "Acquire", acquire, session=session)
+        client.write(acquire(), session=session)
     assert session.core.state is SessionState.LOST
     assert session.core.requests.outstanding == 0
 
@@ -544,6 +536,6 @@ def test_errors_raised_by_invoke_are_turnstile_errors(
 ) -> None:
     client, _ = make_client(monkeypatch, clock, [transport(grpc.StatusCode.DATA_LOSS, "odd")])
     with pytest.raises(TurnstileError) as raised:
-        client.invoke("locks", "Validate", REQUEST)
+        client.invoke(REQUEST)
     assert not raised.value.retryable
     assert raised.value.__cause__ is None

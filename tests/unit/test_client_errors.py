@@ -32,8 +32,10 @@ from turnstile.client.errors import (
     UnknownOutcomeError,
     from_rpc_error,
 )
-from turnstile.cluster.errors import DOMAIN, LEADER_METADATA_KEY, STATUS_CODES, to_status
-from turnstile.cluster.reasons import Reason
+from turnstile.cluster.errors import STATUS_CODES, to_status
+from turnstile.v1.error_info import DOMAIN
+from turnstile.v1.metadata import LEADER_METADATA_KEY
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -14,13 +14,15 @@ from typing import Any
 import pytest
 
 from turnstile.client.aio import AsyncSession
+from turnstile.client.core import route_of
 from turnstile.client.errors import (
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
     UnavailableError,
 )
-from turnstile.client.session import Session, SessionCore, SessionState
+from turnstile.client.session import Session
+from turnstile.client.session_state import SessionCore, SessionState
 from turnstile.v1 import turnstile_pb2 as pb
 
 pytestmark = pytest.mark.unit
@@ -51,16 +53,23 @@ class Script:
         self.releases: list[pb.ReleaseRequest] = []
         self.overlaps: list[int] = []
 
-    def invoked(self, method: str) -> Any:
-        if method == "KeepAlive" and isinstance(self._keep_alive, TurnstileError):
+    def invoked(self, request: Any) -> Any:
+        if isinstance(request, pb.KeepAliveRequest) and isinstance(
+            self._keep_alive, TurnstileError
+        ):
             raise self._keep_alive
         return self._keep_alive
 
-    def sending(self, service: str, method: str, build: Any, request: pb.RequestId) -> Any:
-        """Records the send; the outcome to play (a response or an exception)."""
-        assert (service, method) in {("locks", "Abandon"), ("locks", "Release")}
+    def sending(self, message: Any, request: pb.RequestId) -> Any:
+        """Records the send, numbered as the client numbers it; the outcome to play (a
+        response or an exception)."""
+        method = route_of(message).method
+        assert method in {"Abandon", "Release"}
+        sent = type(message)()
+        sent.CopyFrom(message)
+        sent.request.CopyFrom(request)
         with self._lock:
-            (self.abandons if method == "Abandon" else self.releases).append(build(request))
+            (self.abandons if method == "Abandon" else self.releases).append(sent)
             if request.seq in self._in_flight:
                 self.overlaps.append(request.seq)
             self._in_flight.add(request.seq)
@@ -79,27 +88,27 @@ class FakeClient(Script):
     #: How long the first write takes (a caller's try to a slow cluster).
     first_write_takes = 0.0
 
-    def invoke(self, service: str, method: str, request: Any, **_: Any) -> Any:
-        return self.invoked(method)
+    def invoke(self, request: Any, **_: Any) -> Any:
+        return self.invoked(request)
 
-    def write(self, service: str, method: str, build: Any, *, request: Any, **_: Any) -> Any:
-        outcome = self.sending(service, method, build, request)
+    def write(self, message: Any, *, request_id: Any, **_: Any) -> Any:
+        outcome = self.sending(message, request_id)
         if len(self.abandons) + len(self.releases) == 1:
             time.sleep(self.first_write_takes)
-        return self.sent(request, outcome)
+        return self.sent(request_id, outcome)
 
 
 class FakeAsyncClient(Script):
     first_write_takes = 0.0
 
-    async def invoke(self, service: str, method: str, request: Any, **_: Any) -> Any:
-        return self.invoked(method)
+    async def invoke(self, request: Any, **_: Any) -> Any:
+        return self.invoked(request)
 
-    async def write(self, service: str, method: str, build: Any, *, request: Any, **_: Any) -> Any:
-        outcome = self.sending(service, method, build, request)
+    async def write(self, message: Any, *, request_id: Any, **_: Any) -> Any:
+        outcome = self.sending(message, request_id)
         if len(self.abandons) + len(self.releases) == 1:
             await asyncio.sleep(self.first_write_takes)
-        return self.sent(request, outcome)
+        return self.sent(request_id, outcome)
 
 
 def new_core(ttl: float) -> SessionCore:

@@ -34,9 +34,10 @@ from turnstile.client.errors import (
     UnavailableError,
     UnknownOutcomeError,
 )
-from turnstile.client.session import CLEANUP_DEADLINE, Session, SessionState
-from turnstile.cluster.reasons import Reason
+from turnstile.client.session import Session
+from turnstile.client.session_state import CLEANUP_DEADLINE, SessionState
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 
@@ -62,7 +63,7 @@ def lock_client(
 ) -> tuple[Client, FakeCluster, Session]:
     """A client whose session (id 42, TTL 10 s) is open; later calls play ``outcomes``."""
     client, cluster = make_client(monkeypatch, clock, itertools.chain([OPENED], outcomes), **retry)
-    return client, cluster, client.session
+    return client, cluster, client.session()
 
 
 def by_method(**outcomes: Outcome) -> Iterator[Outcome]:
@@ -294,7 +295,7 @@ def test_an_interrupted_release_is_left_to_the_keep_alive_thread_to_resend(
     assert session._wake.is_set()
     (pending,) = session.core.pending_writes()
     assert (pending.request, pending.name, pending.token) == (release.request, "unit", 7)
-    assert pending.build(pending.request) == release
+    assert pending.message() == pb.ReleaseRequest(name="unit", token=7)
     assert not lock.locked()
     assert lock.acquire(blocking=False)  # the object's local lock is free too
     assert lock.token == 8

@@ -11,7 +11,7 @@ import pytest
 from test_client_calls import refused, transport
 
 from turnstile.client.errors import ClosedError, LockLostError, from_rpc_error, outcome_unknown
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from turnstile.client.client import ENDPOINTS_ENV, parse_endpoints
+from turnstile.client.core import ENDPOINTS_ENV, parse_endpoints
 from turnstile.client.routing import Router
 
 pytestmark = pytest.mark.unit

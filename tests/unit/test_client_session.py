@@ -19,7 +19,7 @@ from turnstile.client.errors import (
     UnknownOutcomeError,
     from_rpc_error,
 )
-from turnstile.client.session import PendingRelease, RequestIds, SessionCore, SessionState
+from turnstile.client.session_state import PendingRelease, RequestIds, SessionCore, SessionState
 from turnstile.v1 import turnstile_pb2 as pb
 
 pytestmark = pytest.mark.unit
@@ -320,7 +320,7 @@ def test_a_raising_listener_does_not_break_the_others(caplog: pytest.LogCaptureF
     core.add_listener(before)
     core.add_listener(broken)
     core.add_listener(after)
-    with caplog.at_level(logging.ERROR, logger="turnstile.client.session"):
+    with caplog.at_level(logging.ERROR, logger="turnstile.client.session_state"):
         core.keep_alive_failed()
         core.expire()
     assert calls == [SUSPENDED, LOST]
@@ -431,9 +431,7 @@ def test_an_abandon_is_the_callers_to_send_until_a_send_leaves_its_outcome_unkno
     core = core_at(FakeClock())
     acquire = core.requests.new()
     abandon = core.abandoning("unit", acquire)
-    assert abandon.build(abandon.request) == pb.AbandonRequest(
-        request=abandon.request, name="unit", acquire_seq=acquire.seq
-    )
+    assert abandon.message() == pb.AbandonRequest(name="unit", acquire_seq=acquire.seq)
     assert core.pending_writes() == []  # the caller sends it first
     core.pending_answered(abandon, UnavailableError("no leader"))
     assert core.pending_writes() == [abandon]
@@ -479,7 +477,7 @@ def test_an_abandon_refused_by_the_cluster_ends_without_a_retry(
 ) -> None:
     core = core_at(FakeClock())
     abandon = core.abandoning("unit", core.requests.new())
-    with caplog.at_level(logging.INFO, logger="turnstile.client.session"):
+    with caplog.at_level(logging.INFO, logger="turnstile.client.session_state"):
         core.pending_answered(abandon, error)
     assert core.pending_writes() == []
     assert core.requests.outstanding == 0
@@ -490,9 +488,7 @@ def test_an_abandon_refused_by_the_cluster_ends_without_a_retry(
 def test_a_pending_release_ends_with_its_answer_and_reports_its_id() -> None:
     core = core_at(FakeClock())
     release = PendingRelease("unit", 7, core.requests.new())
-    assert release.build(release.request) == pb.ReleaseRequest(
-        request=release.request, name="unit", token=7
-    )
+    assert release.message() == pb.ReleaseRequest(name="unit", token=7)
     core.resend_later(release)
     core.pending_answered(release, UnavailableError("no leader"))
     assert core.pending_writes() == [release]

@@ -9,7 +9,7 @@ import pytest
 
 from turnstile.cluster.config import load_config, option_names
 from turnstile.cluster.errors import STATUS_CODES
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

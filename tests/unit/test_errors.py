@@ -4,8 +4,9 @@ import grpc
 import pytest
 from google.rpc import status_pb2
 
-from turnstile.cluster.errors import STATUS_CODES, TurnstileError, reason_of, to_status
-from turnstile.cluster.reasons import Reason
+from turnstile.cluster.errors import STATUS_CODES, TurnstileError, to_status
+from turnstile.v1.error_info import reason_of
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

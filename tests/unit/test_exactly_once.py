@@ -21,8 +21,8 @@ from turnstile.cluster.commands import (
     TornDown,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import StateMachine
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from inmem_raft import leading_node, run, until
 from turnstile.cluster.commands import ExpireSession, OpenSession, SessionOpened, Tick
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.node import Node
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,8 @@ from turnstile.cluster.commands import (
     TornDown,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.views import ListView
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -43,9 +43,9 @@ from turnstile.cluster.commands import (
     WaiterResolved,
 )
 from turnstile.cluster.limits import DAY_MS, Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, StateMachine
 from turnstile.cluster.views import HolderView, LockView
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

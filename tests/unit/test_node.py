@@ -22,7 +22,7 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.node import Node
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -78,9 +78,9 @@ from turnstile.cluster.commands import (
     WaiterResolved,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.state import Applied, StateMachine
 from turnstile.cluster.views import Counts
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

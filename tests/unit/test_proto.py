@@ -1,8 +1,10 @@
 """The proto is the documented contract: stubs are fresh and every RPC and field says its rule."""
 
+import fnmatch
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "proto" / "turnstile" / "v1"
+#: The modules of turnstile.v1 written by hand, next to the generated stubs.
+HAND_WRITTEN = ("__init__.py", "error_info.py", "metadata.py", "reasons.py")
 DECLARATION = re.compile(
     r"^\s*(rpc \w+\(|(repeated |optional )?[\w.]+(<[\w, ]+>)? \w+ = \d+;|\w+ = \d+;)"
 )
@@ -28,6 +32,18 @@ def test_committed_stubs_match_a_fresh_generation(tmp_path: Path) -> None:
         if (ROOT / "proto" / rel).read_bytes() != (tmp_path / rel).read_bytes()
     ]
     assert not stale, f"stale stubs (run python proto/generate.py): {stale}"
+    assert not {rel.name for rel in generated} & set(HAND_WRITTEN)
+
+
+def test_the_hand_written_modules_are_linted() -> None:
+    """ruff skips the generated stubs only."""
+    excluded = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"][
+        "extend-exclude"
+    ]
+    for name in HAND_WRITTEN:
+        assert (PROTO_DIR / name).is_file()
+        path = f"proto/turnstile/v1/{name}"
+        assert not any(fnmatch.fnmatch(path, pattern) for pattern in excluded), path
 
 
 def test_every_rpc_field_and_enum_value_has_a_comment() -> None:

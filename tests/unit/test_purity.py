@@ -23,12 +23,12 @@ import turnstile.cluster.commands
 import turnstile.cluster.exactly_once
 import turnstile.cluster.handlers
 import turnstile.cluster.limits
-import turnstile.cluster.reasons
 import turnstile.cluster.records
 import turnstile.cluster.snapshot
 import turnstile.cluster.state
 import turnstile.cluster.timers
 import turnstile.cluster.views
+import turnstile.v1.reasons
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
@@ -70,7 +70,7 @@ PURE_MODULES = [
     turnstile.cluster.commands,
     turnstile.cluster.codec,
     turnstile.cluster.limits,
-    turnstile.cluster.reasons,
+    turnstile.v1.reasons,
 ]
 
 #: Modules a pure state machine has no business loading.

@@ -14,8 +14,8 @@ import pytest
 from inmem_raft import leading_node, run, until
 
 from turnstile.cluster import service
-from turnstile.cluster.errors import LEADER_METADATA_KEY
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.metadata import LEADER_METADATA_KEY
 
 pytestmark = pytest.mark.unit
 

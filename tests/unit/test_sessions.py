@@ -29,7 +29,7 @@ from turnstile.cluster.commands import (
     WaiterResolved,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

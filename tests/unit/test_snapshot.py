@@ -30,9 +30,9 @@ from turnstile.cluster.commands import (
     WaiterResolved,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.snapshot import SNAPSHOT_VERSION, SnapshotError, dump, load
 from turnstile.cluster.state import Applied, StateMachine
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -33,9 +33,9 @@ from turnstile.cluster.commands import (
     WaitCancelled,
 )
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.reasons import Reason
 from turnstile.cluster.records import SeqRanges
 from turnstile.cluster.state import Applied, StateMachine
+from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 

@@ -1,1 +1,3 @@
-"""Turnstile v1 gRPC API: generated stubs (regenerate with python proto/generate.py)."""
+"""Turnstile v1 API: the generated stubs of turnstile.proto (regenerate with
+python proto/generate.py), and the hand-written values both sides share with them: the error
+reasons (``reasons``, ``error_info``) and the metadata keys (``metadata``)."""

@@ -1,8 +1,9 @@
 """The closed set of error reasons shared by the state machine, the server and the client.
 
-Pure: no grpc import here, so the state machine can use it. The table from reason to gRPC
-status code lives in ``turnstile.cluster.errors``; clients switch on the reason string that
-travels in the status details (``google.rpc.ErrorInfo.reason``).
+Part of the wire contract: the reason travels as ``google.rpc.ErrorInfo.reason`` in a failed
+call's status details, and clients switch on it. Pure: no grpc import here, so the state
+machine can use it. The table from reason to gRPC status code is the server's
+(``turnstile.cluster.errors``); reading a reason back from a status is ``turnstile.v1.error_info``.
 """
 
 from enum import StrEnum

@@ -1,0 +1,495 @@
+"""What the sync and asyncio clients share and does no I/O: which stub method a request goes to,
+one call's attempts, a write's request id, a lock's hold and acquire timing, and a list's
+batches. The I/O is theirs (channels, threads or tasks, sleeping): ``client``, ``session``,
+``lock`` and ``distinct_list`` for the sync client, ``aio`` for the asyncio one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from turnstile.client.errors import (
+    ClosedError,
+    LockLostError,
+    NotHolderError,
+    SessionExpiredError,
+    from_rpc_error,
+    outcome_unknown,
+)
+from turnstile.client.retry import RetryPolicy
+from turnstile.client.routing import Router
+from turnstile.client.session_state import SessionCore
+from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+
+# ---------------------------------------------------------------------------- calls
+
+#: HTTP/2 keepalive pings, so a call held open (a blocked acquire) to a node that vanished
+#: without closing its connection fails within seconds instead of hanging.
+CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+#: Environment variable naming the endpoints when none are passed.
+ENDPOINTS_ENV = "TURNSTILE_ENDPOINTS"
+
+
+class Idempotency(enum.Enum):
+    """What sending a request again does. The library resends every request on a retryable
+    error until its deadline; this says why that is safe for each."""
+
+    #: Changes nothing: a resend reads again.
+    READ = "read"
+    #: Carries a request id, reused by every resend, so the cluster applies it once.
+    NUMBERED = "numbered"
+    #: Changes state without a request id: a resend of one that landed is applied again
+    #: harmlessly (a KeepAlive renews again, an Open leaves a spare session to expire) or
+    #: refused as done already (Close, ForceRelease, a membership change).
+    UNNUMBERED = "unnumbered"
+
+
+class Route(NamedTuple):
+    """Where a request goes: its service (a key of ``STUBS``), method, and idempotency."""
+
+    service: str
+    method: str
+    idempotency: Idempotency
+
+
+#: The stub class of each service.
+STUBS: dict[str, type] = {
+    "sessions": pb_grpc.SessionsStub,
+    "locks": pb_grpc.LocksStub,
+    "lists": pb_grpc.DistinctListsStub,
+    "cluster": pb_grpc.ClusterStub,
+}
+_READ, _NUMBERED, _UNNUMBERED = Idempotency.READ, Idempotency.NUMBERED, Idempotency.UNNUMBERED
+#: The request type chooses the stub method: every RPC of turnstile.proto, by request type.
+ROUTES: dict[type[Message], Route] = {
+    pb.OpenSessionRequest: Route("sessions", "Open", _UNNUMBERED),
+    pb.KeepAliveRequest: Route("sessions", "KeepAlive", _UNNUMBERED),
+    pb.CloseSessionRequest: Route("sessions", "Close", _UNNUMBERED),
+    pb.ListSessionsRequest: Route("sessions", "List", _READ),
+    pb.AcquireRequest: Route("locks", "Acquire", _NUMBERED),
+    pb.ReleaseRequest: Route("locks", "Release", _NUMBERED),
+    pb.AbandonRequest: Route("locks", "Abandon", _NUMBERED),
+    pb.ExtendRequest: Route("locks", "Extend", _NUMBERED),
+    pb.ValidateRequest: Route("locks", "Validate", _READ),
+    pb.DescribeLockRequest: Route("locks", "Describe", _READ),
+    pb.ListLocksRequest: Route("locks", "List", _READ),
+    pb.SetUpListRequest: Route("lists", "SetUp", _NUMBERED),
+    pb.InsertRequest: Route("lists", "Insert", _NUMBERED),
+    pb.ContainsRequest: Route("lists", "Contains", _READ),
+    pb.MembersRequest: Route("lists", "Members", _READ),
+    pb.SizeRequest: Route("lists", "Size", _READ),
+    pb.TearDownListRequest: Route("lists", "TearDown", _NUMBERED),
+    pb.ListListsRequest: Route("lists", "List", _READ),
+    pb.StatusRequest: Route("cluster", "Status", _READ),
+    pb.MembersListRequest: Route("cluster", "Members", _READ),
+    pb.AddMemberRequest: Route("cluster", "AddMember", _UNNUMBERED),
+    pb.RemoveMemberRequest: Route("cluster", "RemoveMember", _UNNUMBERED),
+    pb.ForceReleaseRequest: Route("cluster", "ForceRelease", _UNNUMBERED),
+    pb.TransferLeadershipRequest: Route("cluster", "TransferLeadership", _UNNUMBERED),
+    pb.SaveSnapshotRequest: Route("cluster", "SaveSnapshot", _READ),
+}
+#: The requests that carry a request id (``Idempotency.NUMBERED``): what ``write`` sends.
+NumberedRequest = (
+    pb.AcquireRequest
+    | pb.ReleaseRequest
+    | pb.AbandonRequest
+    | pb.ExtendRequest
+    | pb.SetUpListRequest
+    | pb.InsertRequest
+    | pb.TearDownListRequest
+)
+
+
+def route_of(request: Message) -> Route:
+    """The route of ``request``; TypeError for a message that is no request of the API."""
+    route = ROUTES.get(type(request))
+    if route is None:
+        raise TypeError(f"{type(request).__name__} is not a Turnstile request")
+    return route
+
+
+def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[str]:
+    """``["h:p", ...]``, ``"h:p,h:p"``, or None for the ``TURNSTILE_ENDPOINTS`` variable."""
+    if endpoints is None:
+        endpoints = os.environ.get(ENDPOINTS_ENV, "")
+    if isinstance(endpoints, str):
+        endpoints = endpoints.split(",")
+    found = [e.strip() for e in endpoints if e.strip()]
+    if not found:
+        raise ValueError(f"no endpoints given (pass host:port addresses or set {ENDPOINTS_ENV})")
+    return found
+
+
+def client_identity(name: str | None) -> tuple[str, str, int]:
+    """(name, host, pid) shown by the admin tools next to each session."""
+    return (name or os.path.basename(sys.argv[0] or "python"), socket.gethostname(), os.getpid())
+
+
+def open_session_request(identity: tuple[str, str, int], ttl: float) -> pb.OpenSessionRequest:
+    name, host, pid = identity
+    return pb.OpenSessionRequest(
+        ttl_ms=int(ttl * 1000), client_name=name, client_host=host, client_pid=pid
+    )
+
+
+ChannelT = TypeVar("ChannelT", grpc.Channel, grpc.aio.Channel)
+
+
+class Stubs(Generic[ChannelT]):
+    """The channel to each endpoint, opened on first use, and the stubs on it. Thread-safe."""
+
+    def __init__(self, open_channel: Callable[[str], ChannelT]) -> None:
+        self._open_channel = open_channel
+        self._channels: dict[str, ChannelT] = {}
+        self._stubs: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def method(self, endpoint: str, route: Route) -> Any:
+        """The stub method ``route`` names, on ``endpoint``'s channel."""
+        with self._lock:
+            if self._closed:
+                raise ClosedError("the client is closed")
+            stub = self._stubs.get((endpoint, route.service))
+            if stub is None:
+                channel = self._channels.get(endpoint)
+                if channel is None:
+                    channel = self._channels[endpoint] = self._open_channel(endpoint)
+                stub = self._stubs[(endpoint, route.service)] = STUBS[route.service](channel)
+        return getattr(stub, route.method)
+
+    def close(self) -> list[ChannelT]:
+        """Refuses calls from now on; returns the channels, for the caller to close."""
+        with self._lock:
+            self._closed = True
+            channels, self._channels = list(self._channels.values()), {}
+            self._stubs.clear()
+        return channels
+
+
+class CallAttempts:
+    """One call's attempts: the endpoint and timeout of each, and what a failure means."""
+
+    def __init__(
+        self,
+        router: Router,
+        retry: RetryPolicy,
+        deadline: float | None,
+        attempt_timeout: float | None,
+    ) -> None:
+        self._router = router
+        self._attempts = retry.start(deadline)
+        self._longest = attempt_timeout
+
+    def target(self) -> str:
+        return self._router.target()
+
+    def timeout(self) -> float:
+        return self._attempts.attempt_timeout(self._longest)
+
+    def succeeded(self, endpoint: str) -> None:
+        self._router.succeeded(endpoint)
+
+    def failed(self, rpc_error: grpc.RpcError, endpoint: str) -> float:
+        """The pause before the next attempt (having told the router), or raises the error as
+        a ``TurnstileError`` when it is not retryable or time is up."""
+        error = from_rpc_error(rpc_error)
+        if not error.retryable:
+            raise error from None
+        self._router.failed(endpoint, error.leader_hint)
+        pause = self._attempts.next_backoff()
+        if pause is None:
+            raise error from None
+        return pause
+
+
+@contextlib.contextmanager
+def numbered(
+    core: SessionCore, request: NumberedRequest, request_id: pb.RequestId | None
+) -> Iterator[None]:
+    """``request`` under its id for one write: ``request_id``, which its caller may send again
+    after an unknown outcome, or a fresh one of ``core`` (see ``SessionCore.writing``)."""
+    with core.writing(request_id) as rid:
+        request.request.CopyFrom(rid)
+        yield
+
+
+# ---------------------------------------------------------------------------- locks
+
+#: The longest wait one Acquire asks for; "wait forever" asks again after it.
+MAX_WAIT_MS = 24 * 3600 * 1000
+#: How long past its wait a blocked Acquire RPC may take before the client gives up on it.
+WAIT_GRACE = 5.0
+
+
+class HoldingSession(Protocol):
+    """What a hold needs of its session: a ``Session`` or an ``AsyncSession``."""
+
+    core: SessionCore
+
+    @property
+    def id(self) -> int: ...
+
+    def alive(self) -> bool: ...
+
+    def release_later(self, name: str, token: int, request: pb.RequestId) -> None: ...
+
+
+SessionT = TypeVar("SessionT", bound=HoldingSession)
+
+
+@dataclass(frozen=True)
+class Hold(Generic[SessionT]):
+    """One grant: the session that holds it, its fencing token, and until when it is ours."""
+
+    session: SessionT
+    token: int
+    #: Client clock (``time.monotonic``) when the granted Acquire was first sent: the hold is
+    #: counted from there, however long it waited, so it ends before the cluster's.
+    acquired_at: float
+    #: Client clock when the max-hold ends; None when uncapped.
+    expires_at: float | None
+    #: A Release whose outcome is unknown: the next ``release()`` sends this id again, so a
+    #: release that did land is answered as such instead of NOT_HOLDER.
+    release: pb.RequestId | None = None
+
+
+def check_max_hold(max_hold: float | None) -> None:
+    if max_hold is not None and max_hold <= 0:
+        raise ValueError("max_hold must be positive seconds, or None for no cap")
+
+
+def max_hold_ms(max_hold: float | None) -> int:
+    return int(max_hold * 1000) if max_hold else 0
+
+
+def releasing(name: str, hold: Hold[SessionT]) -> tuple[pb.ReleaseRequest, pb.RequestId]:
+    """The Release of ``hold`` and its id: the one of an earlier Release whose outcome is
+    unknown, else a fresh one. LockLostError when the session is lost already."""
+    request_id = hold.release
+    if request_id is None:
+        if not hold.session.alive():
+            raise LockLostError(f"lock {name!r}: session {hold.session.id} was lost")
+        request_id = hold.session.core.requests.new()
+    return pb.ReleaseRequest(name=name, token=hold.token), request_id
+
+
+def hold_lost(name: str, error: NotHolderError | SessionExpiredError) -> LockLostError:
+    """The error for a hold the cluster says is over."""
+    return LockLostError(f"lock {name!r} was lost: {error}")
+
+
+def unreleased(
+    name: str, hold: Hold[SessionT], request: pb.RequestId | None, error: BaseException
+) -> Hold[SessionT] | None:
+    """What is left of ``hold`` once its ``release()`` raised ``error`` (not one saying the
+    hold was over): the hold itself while the Release's outcome is unknown, its id kept for
+    the next ``release()`` to resend; None once the object is free. An interrupted Release
+    is handed to the keep-alive loop to resend instead: the interrupted caller will not call
+    again, and neither the object (an ``async with`` being cancelled) nor the lock in the
+    cluster (the keep-alives keep the session alive) may stay held."""
+    if request is None or not outcome_unknown(error):
+        return None
+    if isinstance(error, Exception):
+        return replace(hold, release=request)
+    hand_release_over(name, replace(hold, release=request))
+    return None
+
+
+def hand_release_over(name: str, hold: Hold[SessionT] | None) -> bool:
+    """Hands ``hold``'s Release whose outcome is unknown to the keep-alive loop, which resends
+    it until it is known; False when there is none. For when the caller will not call
+    ``release()`` again (interrupted, or its ``with`` block is over)."""
+    if hold is None or hold.release is None:
+        return False
+    hold.session.release_later(name, hold.token, hold.release)
+    return True
+
+
+def acquire_timing(blocking: bool, timeout: float) -> int:
+    """wait_ms for an acquire with threading.Lock's (blocking, timeout) arguments."""
+    if not blocking:
+        if timeout != -1:
+            raise ValueError("can't specify a timeout for a non-blocking call")
+        return 0
+    if timeout < 0 and timeout != -1:
+        raise ValueError("timeout value must be a non-negative number or -1")
+    if timeout == -1:
+        return MAX_WAIT_MS
+    return min(MAX_WAIT_MS, int(timeout * 1000))
+
+
+class AcquireWrite(NamedTuple):
+    """One Acquire write: the request, its id, and how long it may take."""
+
+    request: pb.AcquireRequest
+    request_id: pb.RequestId
+    deadline: float
+    attempt_timeout: float
+
+
+class AcquireAttempts:
+    """The timing of one ``acquire(blocking, timeout)`` call, shared by ``Lock`` and
+    ``AsyncLock``: how long each Acquire request waits, and when to stop asking."""
+
+    def __init__(
+        self,
+        name: str,
+        max_hold: float | None,
+        blocking: bool,
+        timeout: float,
+        retry: RetryPolicy,
+    ) -> None:
+        self._wait_ms = acquire_timing(blocking, timeout)
+        self.name = name
+        self.max_hold = max_hold
+        self.blocking = blocking
+        self.timeout = timeout
+        self.retry = retry
+        self.started = retry.clock()
+        #: When the latest Acquire request id was first sent: a hold is counted from there.
+        #: Only ``next`` sets it, with a new id; the retries of an id never move it.
+        self.sent = self.started
+
+    def next(self, core: SessionCore) -> AcquireWrite:
+        """The next Acquire write: under a new request id of ``core``, first sent now."""
+        if self.blocking and self.timeout != -1:
+            elapsed = self.retry.clock() - self.started
+            self._wait_ms = max(0, int((self.timeout - elapsed) * 1000))
+        request_id = core.requests.new()
+        self.sent = self.retry.clock()
+        wait_ms = self._wait_ms
+        return AcquireWrite(
+            pb.AcquireRequest(
+                name=self.name, max_hold_ms=max_hold_ms(self.max_hold), wait_ms=wait_ms
+            ),
+            request_id,
+            self.retry.deadline + wait_ms / 1000,
+            wait_ms / 1000 + WAIT_GRACE,
+        )
+
+    def gave_up(self) -> bool:
+        """After a "not acquired" answer: True if the call is over. Otherwise the wait ended
+        early (its connection broke, or a 24 h wait ran out) and the caller asks again."""
+        if not self.blocking:
+            return True
+        return self.timeout != -1 and self.retry.clock() - self.started >= self.timeout
+
+    def hold(self, session: SessionT, token: int) -> Hold[SessionT]:
+        expires_at = self.sent + self.max_hold if self.max_hold else None
+        return Hold(session, token, self.sent, expires_at)
+
+    def lost(self, hold: Hold[SessionT]) -> str | None:
+        """Why a hold just granted is already not ours in this client's view, or None: its
+        session is lost, or its max-hold (counted from the send) passed while it waited."""
+        if not hold.session.alive():
+            return (
+                f"lock {self.name!r}: granted (token {hold.token}) after session "
+                f"{hold.session.id} was lost"
+            )
+        now = self.retry.clock()
+        if hold.expires_at is not None and now >= hold.expires_at:
+            return (
+                f"lock {self.name!r}: granted (token {hold.token}) {now - hold.acquired_at:.3f}s "
+                f"after the acquire was sent, past its max_hold of {self.max_hold}s"
+            )
+        return None
+
+
+def held(hold: Hold[SessionT] | None, clock: Callable[[], float]) -> bool:
+    """``locked()``: a hold whose session is alive and whose max-hold has not passed."""
+    if hold is None or not hold.session.alive():
+        return False
+    return hold.expires_at is None or clock() < hold.expires_at
+
+
+def lock_repr(kind: str, name: str, hold: Hold[SessionT] | None) -> str:
+    state = f"held, token {hold.token}" if hold else "not held"
+    return f"<turnstile {kind} {name!r} {state}>"
+
+
+def extending(
+    name: str, hold: Hold[SessionT] | None, max_hold: float | None
+) -> tuple[Hold[SessionT], pb.ExtendRequest]:
+    """The hold ``extend(max_hold)`` extends, and its Extend request."""
+    if hold is None:
+        raise RuntimeError("extend of an unlocked lock")
+    check_max_hold(max_hold)
+    return hold, pb.ExtendRequest(name=name, token=hold.token, max_hold_ms=max_hold_ms(max_hold))
+
+
+def extended(hold: Hold[SessionT], max_hold: float | None, sent: float) -> Hold[SessionT]:
+    """``hold`` once an Extend sent at ``sent`` was answered."""
+    return replace(hold, expires_at=sent + max_hold if max_hold else None)
+
+
+# ---------------------------------------------------------------------------- distinct lists
+
+Member = str | bytes
+#: Members per Insert/Contains call; larger batches are split (the server's default bound).
+BATCH = 1000
+#: Members per page when iterating.
+PAGE = 1000
+
+
+def check_ttl(ttl: float | None) -> None:
+    if ttl is not None and ttl <= 0:
+        raise ValueError("ttl must be positive seconds, or None for no expiry")
+
+
+def member_bytes(member: Member) -> bytes:
+    """Members travel as bytes; ``str`` is encoded as UTF-8."""
+    if isinstance(member, bytes):
+        return member
+    if isinstance(member, str):
+        return member.encode("utf-8")
+    raise TypeError(f"a member is str or bytes, not {type(member).__name__}")
+
+
+def set_up_request(name: str, ttl: float | None) -> pb.SetUpListRequest:
+    return pb.SetUpListRequest(name=name, ttl_ms=int(ttl * 1000) if ttl else 0)
+
+
+def insert_batches(name: str, members: Iterable[Member]) -> list[pb.InsertRequest]:
+    """Insert requests for ``members``, at most ``BATCH`` per request."""
+    encoded = [member_bytes(m) for m in members]
+    return [
+        pb.InsertRequest(name=name, members=encoded[start : start + BATCH])
+        for start in range(0, len(encoded), BATCH)
+    ]
+
+
+def insert_results(response: pb.InsertResponse) -> list[tuple[bool, int]]:
+    return [(r.added, r.id) for r in response.results]
+
+
+def first_id(response: pb.ContainsResponse) -> int | None:
+    return response.ids[0] or None
+
+
+def page_after(response: pb.MembersResponse) -> int | None:
+    """The id to read the next page after, or None when this page was the last."""
+    if len(response.members) < PAGE:
+        return None
+    return int(response.members[-1].id)
