@@ -32,6 +32,7 @@ from turnstile.client.routing import Router
 from turnstile.client.session_state import SessionCore
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+from turnstile.v1.timeouts import CLIENT_WAIT_GRACE_S
 
 # ---------------------------------------------------------------------------- calls
 
@@ -239,8 +240,6 @@ def numbered(
 
 #: The longest wait one Acquire asks for; "wait forever" asks again after it.
 MAX_WAIT_MS = 24 * 3600 * 1000
-#: How long past its wait a blocked Acquire RPC may take before the client gives up on it.
-WAIT_GRACE = 5.0
 
 
 class HoldingSession(Protocol):
@@ -386,7 +385,7 @@ class AcquireAttempts:
             ),
             request_id,
             self.retry.deadline + wait_ms / 1000,
-            wait_ms / 1000 + WAIT_GRACE,
+            wait_ms / 1000 + CLIENT_WAIT_GRACE_S,
         )
 
     def gave_up(self) -> bool:

@@ -12,13 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from turnstile.v1.timeouts import ATTEMPT_TIMEOUT_S, CALL_DEADLINE_S
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retry a call until ``deadline`` seconds after it started, backing off between tries."""
 
-    #: Total time one call may take, retries included.
-    deadline: float = 30.0
+    #: Total time one call may take, retries included (see ``turnstile.v1.timeouts``).
+    deadline: float = CALL_DEADLINE_S
     #: First backoff; each next one is ``multiplier`` times longer, up to ``max_backoff``.
     #: Short, because the usual reason to retry is an election: a client backing off for a
     #: second would find the new leader up to a second after it is serving.
@@ -28,7 +30,7 @@ class RetryPolicy:
     #: Each backoff is shortened by a random fraction up to this (0: no jitter).
     jitter: float = 0.5
     #: Longest single attempt (a paused node is given up on after this).
-    attempt_timeout: float = 5.0
+    attempt_timeout: float = ATTEMPT_TIMEOUT_S
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     random: Callable[[], float] = field(default=random.random, compare=False)

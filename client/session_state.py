@@ -33,6 +33,7 @@ from turnstile.client.errors import (
     outcome_unknown,
 )
 from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1.timeouts import KEEP_ALIVES_PER_TTL
 
 if TYPE_CHECKING:
     import asyncio
@@ -318,7 +319,7 @@ class SessionCore:
 
     @property
     def keep_alive_interval(self) -> float:
-        return self.ttl / 3
+        return self.ttl / KEEP_ALIVES_PER_TTL
 
     def keep_alive_wake(self, next_send: float) -> float:
         """When the loop wakes next: its next send, or the deadline if that comes first, so

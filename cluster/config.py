@@ -20,6 +20,7 @@ from pathlib import Path
 
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.peers import NODE_ID, NODE_ID_RULE, Peer, address_problem, members_problem
+from turnstile.v1.timeouts import COMMIT_TIMEOUT_MS
 
 #: Prefix of every environment variable the loader reads.
 ENV_PREFIX = "TURNSTILE_"
@@ -71,8 +72,9 @@ class Timing:
     election_timeout_max_ms: int = 1000
     #: Raft append-entries period; at most a third of the shortest election timeout.
     heartbeat_ms: int = 50
-    #: How long a proposal may wait for commit before the caller gets UNKNOWN_OUTCOME.
-    commit_timeout_ms: int = 5000
+    #: How long a proposal may wait for commit before the caller gets UNKNOWN_OUTCOME
+    #: (the budget it fits in: ``turnstile.v1.timeouts``).
+    commit_timeout_ms: int = COMMIT_TIMEOUT_MS
     #: Reconnect period to a lost peer.
     connection_retry_ms: int = 300
 

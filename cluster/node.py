@@ -84,7 +84,7 @@ T = TypeVar("T")
 _NOTEWORTHY = frozenset({CAUSE_MAX_HOLD, CAUSE_SESSION_EXPIRED, CAUSE_FORCE_RELEASED})
 
 #: Longest sleep of the duties loop when nothing is due (it also refreshes health).
-_DUTIES_IDLE_S = 0.5
+DUTIES_IDLE_S = 0.5
 #: Test-only environment switches (see the module docstring).
 NO_TERM_FENCE_ENV = "TURNSTILE_TEST_NO_TERM_FENCE"
 PROTOCOL_VERSION_ENV = "TURNSTILE_TEST_PROTOCOL_VERSION"
@@ -457,12 +457,12 @@ class Node:
     def _perform_duties(self) -> float:
         """Proposes due expiries; returns seconds until the next one (capped)."""
         if not self.leading:
-            return _DUTIES_IDLE_S
+            return DUTIES_IDLE_S
         self._raise_cluster_version()
         now_mono = time.monotonic()
         for session in self.tracker.take_due(now_mono):
             self.spawn(self._expire(session))
-        wake_at = now_mono + _DUTIES_IDLE_S
+        wake_at = now_mono + DUTIES_IDLE_S
         next_session = self.tracker.next_deadline()
         if next_session is not None:
             wake_at = min(wake_at, next_session)

@@ -15,8 +15,9 @@ read barrier, each bounded by ``COMMIT_TIMEOUT_MS``.
 
 #: How long past its deadline a blocked acquire waits for the state machine's answer (the
 #: Tick that ends the wait). The leader's duties loop notices a due deadline within half a
-#: second and its Tick commits in milliseconds; the rest is room for a slow disk or a busy
-#: leader. Longer only delays the UNKNOWN_OUTCOME of a leader in trouble.
+#: second (``DUTIES_IDLE_S`` in turnstile.cluster.node) and its Tick commits in milliseconds;
+#: the rest is room for a slow disk or a busy leader. Longer only delays the UNKNOWN_OUTCOME
+#: of a leader in trouble.
 SERVER_WAIT_GRACE_S = 2.0
 
 #: How long past its wait a client gives one blocked Acquire attempt. Above
