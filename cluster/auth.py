@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -50,6 +50,8 @@ WORKER_METHODS = frozenset(
 )
 #: Services anyone who reaches the port may call.
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+#: A method handler of any request and response type (generic in the stubs only).
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 def token_hash(token: str) -> str:
@@ -88,14 +90,14 @@ class TokenAuth(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         method = details.method or ""
         handler = await continuation(details)
         if handler is None or method.startswith(OPEN_SERVICES):
             return handler
-        token = self.identify(details.invocation_metadata)  # type: ignore[arg-type]
+        token = self.identify(details.invocation_metadata)
         if token is None:
             log.warning("refused %s: missing or unknown bearer token", method)
             return _refusal(
@@ -113,12 +115,12 @@ class TokenAuth(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _refusal(handler: grpc.RpcMethodHandler, reason: Reason, detail: str) -> grpc.RpcMethodHandler:
+def _refusal(handler: Handler, reason: Reason, detail: str) -> Handler:
     """A handler of the same shape as ``handler`` that only aborts with ``reason``."""
     status = to_status(reason, detail)
 
     # A coroutine serves every shape: grpc.aio lets streaming handlers write via the context.
-    async def abort(_request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def abort(_request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         context.set_trailing_metadata(status.trailing_metadata)
         await context.abort(status.code, status.details)
 

@@ -150,6 +150,7 @@ def _unpack(data: bytes) -> Any:
 
 
 def _decode_record(data: Any, table: CodeTable[Any], what: str) -> Any:
+    """The record ``data`` holds, of the class its code names in ``table``."""
     if not isinstance(data, list) or len(data) != 3:
         raise CodecError(f"a {what} is [version, code, fields]")
     version, code, values = data
@@ -163,7 +164,8 @@ def _decode_record(data: Any, table: CodeTable[Any], what: str) -> Any:
 
 def decode_command(data: bytes) -> Command:
     """Decodes one log entry; raises CodecError for anything but a known, well-typed command."""
-    return _decode_record(_unpack(data), COMMANDS, "command")
+    command: Command = _decode_record(_unpack(data), COMMANDS, "command")
+    return command
 
 
 #: Op code of a log entry that carries several commands, applied in order. Not a command:
@@ -218,7 +220,8 @@ def decode_entry(data: bytes) -> Command | list[Command | CodecError]:
             except CodecError as exc:
                 decoded.append(exc)
         return decoded
-    return _decode_record(record, COMMANDS, "command")
+    command: Command = _decode_record(record, COMMANDS, "command")
+    return command
 
 
 def result_to_plain(result: Result) -> list[Any]:
@@ -226,7 +229,8 @@ def result_to_plain(result: Result) -> list[Any]:
 
 
 def result_from_plain(data: Any) -> Result:
-    return _decode_record(data, RESULTS, "result")
+    result: Result = _decode_record(data, RESULTS, "result")
+    return result
 
 
 def limits_to_plain(limits: Limits) -> list[Any]:
@@ -234,4 +238,5 @@ def limits_to_plain(limits: Limits) -> list[Any]:
 
 
 def limits_from_plain(data: Any) -> Limits:
-    return _codec_for(Limits).from_values(data)
+    limits: Limits = _codec_for(Limits).from_values(data)
+    return limits

@@ -28,12 +28,12 @@ from turnstile.cluster.certs import CA_NAME, CLIENT_NAME, write_dev_pki
 from turnstile.cluster.config import (
     ConfigError,
     NodeConfig,
-    Peer,
     Token,
     config_to_toml,
     load_config,
 )
 from turnstile.cluster.limits import Limits
+from turnstile.cluster.peers import Peer
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
@@ -262,9 +262,10 @@ def node_status(
     credentials = credentials or Credentials()
     with credentials.channel(client_address) as channel:
         try:
-            return pb_grpc.ClusterStub(channel).Status(
+            status: pb.StatusResponse = pb_grpc.ClusterStub(channel).Status(
                 pb.StatusRequest(), timeout=timeout, metadata=credentials.metadata
             )
+            return status
         except grpc.RpcError:
             return None
 

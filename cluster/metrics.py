@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from turnstile.cluster import views
+from turnstile.cluster.auth import Handler
 from turnstile.cluster.commands import (
     Acquire,
     Command,
@@ -212,13 +213,13 @@ class _RpcMetrics(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: NodeMetrics) -> None:
         self.metrics = metrics
         #: Method path -> (the handler the chain returned, its wrapper); one entry per method.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
@@ -231,16 +232,19 @@ class _RpcMetrics(grpc.aio.ServerInterceptor):
             self._wrapped[path] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, path: str) -> grpc.RpcMethodHandler:
+    def _wrap(self, handler: Handler, path: str) -> Handler:
         method = path.rsplit("/", 1)[-1] if path else "unknown"
         service = path.split("/")[1] if path else ""
         label = f"{service.rsplit('.', 1)[-1]}.{method}"
-        behavior = handler.unary_unary
+        # grpc-stubs types handlers for the sync server; under grpc.aio a behaviour is a
+        # coroutine function taking the aio context.
+        behavior: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+        behavior = handler.unary_unary  # type: ignore[assignment]
         metrics = self.metrics
         succeeded = metrics.rpc_requests.labels(label, "OK")
         seconds = metrics.rpc_seconds.labels(label)
 
-        async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = time.perf_counter()
             try:
                 response = await behavior(request, context)

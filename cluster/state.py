@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from turnstile.cluster import commands as cmd
 from turnstile.cluster import exactly_once
@@ -137,7 +138,8 @@ class StateMachine:
         self._advance(command.now)
         try:
             if handler.spec.exactly_once:
-                result = self._apply_once(command, handler.method)
+                # Registered exactly_once: it carries the request id fields.
+                result = self._apply_once(cast(cmd.SessionCommand, command), handler.method)
             else:
                 result = handler.method(self, command)
         except RefusedError as refused:

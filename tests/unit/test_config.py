@@ -11,7 +11,6 @@ import pytest
 from turnstile.cluster.config import (
     ConfigError,
     NodeConfig,
-    Peer,
     Timing,
     Token,
     config_to_toml,
@@ -20,6 +19,7 @@ from turnstile.cluster.config import (
     option_names,
 )
 from turnstile.cluster.limits import Limits
+from turnstile.cluster.peers import Peer
 
 pytestmark = pytest.mark.unit
 
