@@ -157,7 +157,7 @@ class Stubs(Generic[ChannelT]):
     """The channel to each endpoint, opened on first use, and the stubs on it. Thread-safe."""
 
     def __init__(self, open_channel: Callable[[str], ChannelT]) -> None:
-        self._open_channel = open_channel
+        self._open_channel: Callable[[str], ChannelT] = open_channel
         self._channels: dict[str, ChannelT] = {}
         self._stubs: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()

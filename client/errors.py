@@ -159,10 +159,14 @@ BY_CODE: dict[grpc.StatusCode, type[TurnstileError]] = {
 
 def from_rpc_error(error: grpc.RpcError) -> TurnstileError:
     """The exception for a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    details: str = error.details() or code.name  # type: ignore[attr-defined]
-    metadata = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
+    details: str = error.details() or code.name
+    # types-grpcio types the entries as a non-tuple class with bytes values: sync calls return
+    # (key, value) namedtuples, grpc.aio a Metadata mapping; values are str but for -bin keys
+    metadata: dict[str, str | bytes] = dict(error.trailing_metadata() or ())  # type: ignore[arg-type]
     try:
+        # types-grpcio-status wants a grpc.Call; from_call only reads code(), details() and
+        # trailing_metadata(), which every RpcError the library sees (sync or aio) has
         reason = reason_of(rpc_status.from_call(error))  # type: ignore[arg-type]
     except (ValueError, DecodeError):  # inconsistent or corrupt details: map by code
         reason = None

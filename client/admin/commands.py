@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TypeAlias
 
 from turnstile.client.admin import control, health, inspect, run_locked, snapshot, status
 from turnstile.client.admin.context import Context, add_common_options
@@ -19,18 +20,20 @@ from turnstile.client.admin.printer import (
 from turnstile.client.errors import NotFoundError, TurnstileError, UnavailableError
 
 Handler = Callable[[Context, argparse.Namespace], int]
+#: What ``add_subparsers`` returns (generic only in the stubs, so quoted).
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _LOCK_VERBS = ("show", "release")
 
 
-def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+def register(commands: Subcommands) -> Subcommands:
     """Adds the admin commands; returns the ``snapshot`` verbs, for the node-side restore."""
     common = argparse.ArgumentParser(add_help=False)
     add_common_options(common)
 
     def add(
-        name: str, handler: Handler, help_text: str, parent: object = commands
+        name: str, handler: Handler, help_text: str, parent: Subcommands = commands
     ) -> argparse.ArgumentParser:
-        parser = parent.add_parser(name, parents=[common], help=help_text)  # type: ignore[attr-defined]
+        parser = parent.add_parser(name, parents=[common], help=help_text)
         parser.set_defaults(admin=handler)
         return parser
 
@@ -153,7 +156,7 @@ def execute(handler: Handler, args: argparse.Namespace) -> int:
         ctx.client.close()
 
 
-def _number(kind: type, minimum: float, strict: bool) -> Callable[[str], float]:
+def _number(kind: Callable[[str], float], minimum: float, strict: bool) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = kind(text)

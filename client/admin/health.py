@@ -23,12 +23,16 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     for address in ctx.endpoints():
         with credentials.channel(address) as channel:
             try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
+                stub = health_pb2_grpc.HealthStub(channel)
+                # types-grpcio-health-checking declares HealthStub without the methods its
+                # __init__ sets (Check, Watch)
+                check = stub.Check  # type: ignore[attr-defined]
+                reply: health_pb2.HealthCheckResponse = check(
                     health_pb2.HealthCheckRequest(service=""), timeout=min(2.0, ctx.timeout)
                 )
                 status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
             except grpc.RpcError as error:
-                status = f"unreachable: {error.code().name}"  # type: ignore[attr-defined]
+                status = f"unreachable: {error.code().name}"
         records.append({"endpoint": address, "status": status})
     ctx.printer.emit(records, [("endpoint", "ENDPOINT"), ("status", "STATUS")])
     healthy = all(

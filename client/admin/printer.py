@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 EXIT_OK = 0
@@ -50,7 +50,7 @@ class Printer:
         rows = data if isinstance(data, list) else [data]
         self.table(rows, columns or [(k, k.upper()) for k in (rows[0] if rows else {})])
 
-    def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> None:
+    def table(self, rows: Sequence[Mapping[str, object]], columns: Sequence[Column]) -> None:
         cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
         headers = [header for _, header in columns]
         widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]

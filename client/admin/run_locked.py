@@ -14,6 +14,9 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TypeAlias
 
 from turnstile.client.admin.context import Context
 from turnstile.client.admin.printer import EXIT_LOCK_LOST, EXIT_NOT_ACQUIRED
@@ -24,6 +27,10 @@ EXIT_CANNOT_RUN = 127
 
 #: How often the lock's validity is re-checked locally while the command runs.
 _CHECK_INTERVAL = 0.1
+
+#: What ``signal.signal`` returns and takes back: a function, SIG_DFL or SIG_IGN, or None (a
+#: handler not installed from Python).
+_SignalHandler: TypeAlias = Callable[[int, FrameType | None], object] | int | None
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -80,9 +87,9 @@ def _stop(child: subprocess.Popen[bytes], kill_after: float) -> None:
         child.kill()
 
 
-def _forward_signals(child: subprocess.Popen[bytes]) -> dict[int, signal.Handlers]:
+def _forward_signals(child: subprocess.Popen[bytes]) -> dict[signal.Signals, _SignalHandler]:
     """SIGINT/SIGTERM to us go to the command; we release the lock once it exits."""
-    previous = {}
+    previous: dict[signal.Signals, _SignalHandler] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, lambda n, _f: child.send_signal(n))
     return previous

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import NotRequired, TypedDict
 
 from turnstile.client.admin.context import Context
 from turnstile.client.admin.printer import EXIT_DEGRADED, EXIT_OK, EXIT_UNREACHABLE, duration
@@ -24,6 +25,24 @@ COLUMNS = [
 ]
 
 
+class _Node(TypedDict):
+    """One row of the table: a node that answered has every field but ``error``; one that
+    did not has ``error`` and ``role`` (unreachable) besides the first four."""
+
+    node: str
+    address: str
+    reachable: bool
+    healthy: bool
+    error: NotRequired[str]
+    role: NotRequired[str]
+    term: NotRequired[int]
+    commit: NotRequired[int]
+    applied: NotRequired[int]
+    lag: NotRequired[int | None]
+    contact: NotRequired[str]
+    version: NotRequired[str]
+
+
 def members(ctx: Context) -> list[tuple[str, str]]:
     """(node id, client address) of every member, from the first node that answers."""
     for address in ctx.endpoints():
@@ -38,7 +57,7 @@ def members(ctx: Context) -> list[tuple[str, str]]:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    nodes = []
+    nodes: list[_Node] = []
     statuses: dict[str, pb.StatusResponse] = {}
     for node_id, address in members(ctx):
         try:
