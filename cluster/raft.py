@@ -1,7 +1,8 @@
 """The pysyncobj adapter: one Raft replica of the state machine, driven by a loop we own.
 
-Everything that touches pysyncobj lives here. It reaches into name-mangled internals of
-pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pysyncobj internal``:
+Everything that touches pysyncobj lives here and in ``peer_auth``. It reaches into
+name-mangled internals of pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use
+marked ``# pysyncobj internal``:
 
 - ``SyncObj._SyncObj__onMessageReceived`` is wrapped with the *nextIndex guard*: after a
   successful, non-reset ``next_node_idx`` ack, the leader never lets ``nextIndex`` of that
@@ -50,8 +51,8 @@ pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pys
   stops the process (``halt``, exit status 70) rather than being refused: refusing it would
   leave this replica's state different from its peers' during a mixed-version upgrade.
 - Refused peers. pysyncobj drops a connection whose message fails decryption (a wrong or
-  missing peer password) without a word; ``_log_refused_peers`` wraps its Fernet encryptor
-  (``SyncObj._SyncObj__encryptor``, and per incoming connection via the TCP server's
+  missing peer password) without a word; ``peer_auth.log_refused_peers`` wraps its Fernet
+  encryptor (``SyncObj._SyncObj__encryptor``, and per incoming connection via the TCP server's
   ``_TcpServer__onNewConnectionCallback``) so each refusal is logged with the remote address.
 - Commit latency. In batch mode pysyncobj sends AppendEntries only when
   ``__newAppendEntriesTime`` has passed, and moves queued commands into the log *after* that
@@ -112,7 +113,6 @@ from typing import Any, NoReturn
 import msgpack
 import pysyncobj.serializer
 import pysyncobj.syncobj
-from cryptography.fernet import Fernet, InvalidToken
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE
@@ -128,6 +128,7 @@ from turnstile.cluster.commands import (
     decode_entry,
     encode_batch,
 )
+from turnstile.cluster.peer_auth import log_refused_peers
 from turnstile.cluster.raftlog import (
     COMMIT_FILE,
     LOG_FILE,
@@ -339,7 +340,7 @@ class RaftNode:
         self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
         # After the tick has sent AppendEntries, before it waits for the acks.
         self.replica.addOnTickCallback(self.log.sync)
-        _log_refused_peers(self.replica, transport)
+        log_refused_peers(self.replica, transport)
         self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -862,83 +863,6 @@ class RaftNode:
         if self.is_leader:
             return 0.0
         return max(0.0, time.monotonic() - self._last_leader_contact)
-
-
-class _PeerRefusals:
-    """Logs peer messages that failed authentication: the first at once, then at most one
-    line per ``interval`` seconds with a count, so a flood cannot fill the disk."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        self.interval = interval
-        self.total = 0
-        self._suppressed = 0
-        self._last_logged = -interval
-
-    def refused(self, peer: str) -> None:
-        self.total += 1
-        now = time.monotonic()
-        if now - self._last_logged < self.interval:
-            self._suppressed += 1
-            return
-        self._last_logged = now
-        also = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
-        self._suppressed = 0
-        log.warning(
-            "refused a peer connection from %s: its message failed authentication (wrong or "
-            "no peer password, or not a Turnstile peer); connection closed%s",
-            peer,
-            also,
-        )
-
-
-class _AuthenticatedFernet:
-    """pysyncobj's encryptor with refusals reported (it only needs these three methods)."""
-
-    def __init__(self, fernet: Fernet, refusals: _PeerRefusals, peer: str) -> None:
-        self._fernet = fernet
-        self._refusals = refusals
-        self._peer = peer
-
-    def encrypt_at_time(self, data: bytes, current_time: int) -> bytes:
-        return self._fernet.encrypt_at_time(data, current_time)
-
-    def extract_timestamp(self, token: bytes) -> int:
-        try:
-            return self._fernet.extract_timestamp(token)
-        except InvalidToken:
-            self._refusals.refused(self._peer)
-            raise
-
-    def decrypt(self, token: bytes) -> bytes:
-        try:
-            return self._fernet.decrypt(token)
-        except InvalidToken:
-            self._refusals.refused(self._peer)
-            raise
-
-
-def _log_refused_peers(replica: SyncObj, transport: Any) -> None:
-    fernet = replica.encryptor
-    if fernet is None:
-        return
-    refusals = _PeerRefusals()
-    # Outgoing connections take the replica's encryptor as it is when they are made.
-    replica._SyncObj__encryptor = _AuthenticatedFernet(  # pysyncobj internal
-        fernet, refusals, "a peer this node connected to"
-    )
-    server = transport._server  # pysyncobj internal: created (bound or not) in __init__
-    accept = server._TcpServer__onNewConnectionCallback  # pysyncobj internal
-
-    def accept_labelled(conn: Any) -> None:
-        accept(conn)
-        try:
-            host, port = conn._TcpConnection__socket.getpeername()[:2]  # pysyncobj internal
-            peer = f"{host}:{port}"
-        except (AttributeError, OSError):
-            peer = "an unknown address"
-        conn.encryptor = _AuthenticatedFernet(fernet, refusals, peer)
-
-    server._TcpServer__onNewConnectionCallback = accept_labelled  # pysyncobj internal
 
 
 def _read_snapshot_document(path: str) -> dict[str, Any]:
