@@ -1,8 +1,8 @@
 """The pysyncobj adapter: one Raft replica of the state machine, driven by a loop we own.
 
-Everything that touches pysyncobj lives here and in ``peer_auth``. It reaches into
-name-mangled internals of pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use
-marked ``# pysyncobj internal``:
+Everything that touches pysyncobj lives here, in ``peer_auth`` and in ``snapshot_file``. It
+reaches into name-mangled internals of pysyncobj **0.3.17** (pinned exactly in
+pyproject.toml), each use marked ``# pysyncobj internal``:
 
 - ``SyncObj._SyncObj__onMessageReceived`` is wrapped with the *nextIndex guard*: after a
   successful, non-reset ``next_node_idx`` ack, the leader never lets ``nextIndex`` of that
@@ -89,8 +89,8 @@ The replicated surface is one method, ``apply(payload: bytes)``: pysyncobj numbe
 methods by sorted name, so a second one would renumber ids stored in old journals. The payload
 is our own versioned msgpack command (``turnstile.cluster.commands``).
 
-Snapshots go through pysyncobj's serializer hooks as a msgpack document holding our versioned
-state snapshot and pysyncobj's raft metadata. With ``durability = "none"``
+Snapshots go through pysyncobj's serializer hooks as ``snapshot_file``'s msgpack document
+holding our versioned state snapshot and pysyncobj's raft metadata. With ``durability = "none"``
 (``RaftOptions.durable`` off) log entries are never synced (term, vote, snapshots and
 compaction still are): durable against a process crash, not against a power loss of a
 majority.
@@ -110,11 +110,9 @@ from dataclasses import dataclass
 from queue import Empty
 from typing import Any, NoReturn
 
-import msgpack
 import pysyncobj.serializer
 import pysyncobj.syncobj
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
-from pysyncobj.node import TCPNode
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import _COMMAND_TYPE
 
@@ -139,6 +137,12 @@ from turnstile.cluster.raftlog import (
     migrate_pysyncobj_journal,
 )
 from turnstile.cluster.reasons import Reason
+from turnstile.cluster.snapshot_file import (
+    pack_snapshot_file,
+    raft_metadata,
+    read_snapshot_file,
+    write_replica_snapshot,
+)
 from turnstile.cluster.state import Applied, StateMachine
 
 log = logging.getLogger(__name__)
@@ -150,7 +154,6 @@ AppliedHook = Callable[[Command | None, Applied], None]
 #: Called on the raft loop thread when the Raft role changes: (was_leader, is_leader).
 RoleHook = Callable[[bool, bool], None]
 
-_SNAPSHOT_FILE_VERSION = 1
 #: The snapshot's file name in a node's data directory (the log's are in ``raftlog``).
 SNAPSHOT_FILE = "raft.snapshot"
 #: Files that make a data directory a Raft member's.
@@ -744,20 +747,11 @@ class RaftNode:
     # ------------------------------------------------------------------ snapshots
 
     def _write_snapshot(self, path: str, raft_data: tuple[Any, ...]) -> None:
-        """pysyncobj serializer hook: our state plus pysyncobj's metadata (pysyncobj then
-        renames the file into place, by ``_durable_replace``)."""
-        last_entry, previous_entry, cluster = raft_data
+        """pysyncobj serializer hook (pysyncobj then renames the file into place, by
+        ``_durable_replace``)."""
         with self._state_lock:
             state_bytes = snapshot.dump(self.state)
-        document = {
-            "version": _SNAPSHOT_FILE_VERSION,
-            "state": state_bytes,
-            "last_entry": list(last_entry),
-            "previous_entry": list(previous_entry),
-            "cluster": sorted(node.id for node in cluster),
-        }
-        with open(path, "wb") as file:
-            file.write(msgpack.packb(document, use_bin_type=True))
+        write_replica_snapshot(path, state_bytes, raft_data)
 
     def _read_snapshot(self, path: str) -> tuple[Any, ...]:
         """pysyncobj deserializer hook: replaces our state, returns pysyncobj's metadata.
@@ -766,26 +760,15 @@ class RaftNode:
         go on applying later entries to the old state, and this replica would diverge.
         """
         try:
-            return self._load_snapshot(path)
+            document = read_snapshot_file(path)
+            state = snapshot.load(document.state, term_fence=self.options.term_fence)
         except Exception:
             log.exception("loading the snapshot %s failed", path)
             halt(f"cannot restore the snapshot {path}")
-
-    def _load_snapshot(self, path: str) -> tuple[Any, ...]:
-        document = _read_snapshot_document(path)
-        if document.get("version") != _SNAPSHOT_FILE_VERSION:
-            raise snapshot.SnapshotError(
-                f"snapshot file version {document.get('version')!r} is not supported"
-            )
-        state = snapshot.load(document["state"], term_fence=self.options.term_fence)
         with self._state_lock:
             self.state = state
             self.snapshot_installs += 1
-        return (
-            tuple(document["last_entry"]),
-            tuple(document["previous_entry"]),
-            {TCPNode(address) for address in document["cluster"]},
-        )
+        return raft_metadata(document)
 
     def _finish_compaction(self) -> None:
         """Drops the log prefix the snapshot covers, if a stop came between the two steps.
@@ -801,11 +784,10 @@ class RaftNode:
         if not os.path.exists(path) or len(self.log) < 2:
             return
         try:
-            document = _read_snapshot_document(path)
-            previous = tuple(document["previous_entry"])
-            last = tuple(document["last_entry"])
-        except (OSError, ValueError, KeyError, TypeError, snapshot.SnapshotError):
+            document = read_snapshot_file(path)
+        except (OSError, ValueError):
             return
+        previous, last = document.previous_entry, document.last_entry
         position = previous[1] - self.log[0][1]
         if 0 < position < len(self.log) - 1 and self.log[position : position + 2] == [
             previous,
@@ -863,14 +845,6 @@ class RaftNode:
         if self.is_leader:
             return 0.0
         return max(0.0, time.monotonic() - self._last_leader_contact)
-
-
-def _read_snapshot_document(path: str) -> dict[str, Any]:
-    with open(path, "rb") as file:
-        document = msgpack.unpackb(file.read(), raw=False)
-    if not isinstance(document, dict):
-        raise snapshot.SnapshotError(f"{path} is not a snapshot document")
-    return document
 
 
 def _durable_replace(source: str, target: str) -> None:
@@ -955,13 +929,7 @@ def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]
         if os.path.exists(os.path.join(data_dir, name)):
             raise FileExistsError(f"{data_dir} already holds {name}; restore into an empty one")
     no_op = bytes([_COMMAND_TYPE.NO_OP])  # pysyncobj internal: its log entry type
-    document = {
-        "version": _SNAPSHOT_FILE_VERSION,
-        "state": state_bytes,
-        "last_entry": [no_op, 3, 0],
-        "previous_entry": [no_op, 2, 0],
-        "cluster": sorted(cluster),
-    }
+    data = pack_snapshot_file(state_bytes, [no_op, 3, 0], [no_op, 2, 0], cluster)
     files = DiskFiles(data_dir)
-    files.replace(SNAPSHOT_FILE, msgpack.packb(document, use_bin_type=True), durable=True)
+    files.replace(SNAPSHOT_FILE, data, durable=True)
     return files.path(SNAPSHOT_FILE)
