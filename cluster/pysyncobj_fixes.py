@@ -35,7 +35,7 @@ MessageHandler = Callable[[Any, dict[str, Any]], None]
 Callback = Callable[[Any, int], None]
 
 #: pysyncobj's ``appendEntriesBatchSizeBytes``: above any one log entry. An entry is at most
-#: one request (gRPC refuses more than 8 MiB) plus a group's bytes (``raft._GROUP_MAX_BYTES``).
+#: one request (gRPC refuses more than 8 MiB) plus a group's bytes (``proposals.GROUP_MAX_BYTES``).
 _WHOLE_ENTRY_BYTES = 16 * 1024 * 1024
 
 #: ``journal_factory_returning`` swaps a module global: one construction at a time.

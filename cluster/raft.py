@@ -6,7 +6,7 @@ that shows it), each use marked ``# pysyncobj internal``. The seams:
 
 - ``SyncObj._SyncObj__onMessageReceived``, wrapped by ``RaftNode._on_message``: AppendEntries
   pass ``rewrite_by_append_rule``, forwarded commands are dropped (``ForwardedCommands``);
-  on the leader, replies pass ``guard_next_index`` and report protocol versions.
+  on the leader, replies pass ``guard_next_index`` and report versions (``member_protocols``).
 - ``SyncObj._SyncObj__sendNextNodeIdx``, replaced by ``RaftNode._send_next_index``: the reply
   with ``fast_log_repair``, acknowledging no more than a rewritten AppendEntries covered, sent
   once what it acknowledges is synced, with this build's protocol version.
@@ -57,9 +57,16 @@ from turnstile.cluster.commands import (
     Err,
     SetClusterVersion,
     decode_entry,
-    encode_batch,
 )
+from turnstile.cluster.member_protocols import PROTOCOL_FIELD, MemberProtocols
 from turnstile.cluster.peer_auth import log_refused_peers
+from turnstile.cluster.proposals import (
+    GROUP_MAX_COMMANDS,
+    Proposal,
+    ProposalCallback,
+    group_entry,
+    take_group,
+)
 from turnstile.cluster.pysyncobj_fixes import guarded_callback
 from turnstile.cluster.raftlog import (
     COMMIT_FILE,
@@ -81,8 +88,6 @@ from turnstile.cluster.state import Applied, StateMachine
 
 log = logging.getLogger(__name__)
 
-#: (result or None, pysyncobj FAIL_REASON) - called on the raft loop thread; must not raise.
-ProposalCallback = Callable[[Any, int], None]
 #: Called on the raft loop thread after every applied command (all nodes, not only the leader).
 AppliedHook = Callable[[Command | None, Applied], None]
 #: Called on the raft loop thread when the Raft role changes: (was_leader, is_leader).
@@ -92,9 +97,6 @@ RoleHook = Callable[[bool, bool], None]
 SNAPSHOT_FILE = "raft.snapshot"
 #: Files that make a data directory a Raft member's.
 RAFT_FILES = (LOG_FILE, META_FILE, COMMIT_FILE, PYSYNCOBJ_JOURNAL_FILE, SNAPSHOT_FILE)
-#: Bounds of one grouped log entry: commands, and bytes (a big entry stalls every follower).
-_GROUP_MAX_COMMANDS = 1000
-_GROUP_MAX_BYTES = 256 * 1024
 _RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 pysyncobj_fixes.make_snapshot_renames_durable()
@@ -182,7 +184,7 @@ class RaftNode:
         self._calls: deque[Callable[[], None]] = deque()
         #: Submitted commands not yet handed to pysyncobj, with the term each was stamped in;
         #: the loop groups them per tick.
-        self._proposals: deque[tuple[bytes, ProposalCallback, int]] = deque()
+        self._proposals: deque[Proposal] = deque()
         self._announced_commit = 0
         self._last_leader_contact = time.monotonic()
         #: Snapshots installed into the state (the state object was replaced).
@@ -200,8 +202,7 @@ class RaftNode:
         self._forwarded = pysyncobj_fixes.ForwardedCommands()
         #: While pysyncobj handles a rewritten AppendEntries: the most its reply may acknowledge.
         self._ack_at_most: int | None = None
-        #: On the leader: (term, {peer address: protocol version it reported in that term}).
-        self._protocol_reports: tuple[int, dict[str, int]] = (-1, {})
+        self._protocols = MemberProtocols()
         os.makedirs(options.data_dir, exist_ok=True)
         if migrate_pysyncobj_journal(options.data_dir):
             log.info("converted pysyncobj's %s to %s", PYSYNCOBJ_JOURNAL_FILE, LOG_FILE)
@@ -303,8 +304,8 @@ class RaftNode:
             if self.replica._isLeader():
                 if not was_leader:
                     self.log.sync()  # the no-op of a leader just elected, sent at once
-            elif self._protocol_reports[1]:
-                self._protocol_reports = (-1, {})  # reports are the leader's, for its term
+            else:
+                self._protocols.forget()
 
     def _dispatch(self, node: Any, message: dict[str, Any]) -> None:
         """Routes one peer message through the fix that applies to its kind."""
@@ -316,7 +317,7 @@ class RaftNode:
             self.forwarded_commands_refused += 1
             self._forwarded.refuse(self.replica, node, message)
         elif kind == "next_node_idx" and self.replica._isLeader():
-            self._record_protocol(node, message)
+            self._protocols.record(self.replica.raftCurrentTerm, node.id, message)
             if self.options.next_index_guard:
                 pysyncobj_fixes.guard_next_index(self.replica, handle, node, message)
             else:
@@ -337,33 +338,16 @@ class RaftNode:
         finally:
             self._ack_at_most = None
 
-    def _record_protocol(self, node: Any, message: dict[str, Any]) -> None:
-        """Leader side: the protocol version a follower reported in its reply (none: 1)."""
-        term = self.replica.raftCurrentTerm
-        reports_term, reports = self._protocol_reports
-        if reports_term != term:
-            reports = {}
-            self._protocol_reports = (term, reports)
-        version = message.get("turnstile_protocol", 1)
-        reports[node.id] = version if type(version) is int else 1
-
     def member_protocol_versions(self) -> dict[str, int]:
-        """On the leader: the protocol version of each member of the current Raft
+        """On the leader (any thread): the protocol version of each member of the current Raft
         configuration, itself included, as reported in this term (0: not heard from yet), so
-        a new kind of command is proposed only once every member supports it. {} elsewhere.
-
-        Any thread: it reads copies, and reports of another term (a leadership since lost)
-        never count.
-        """
+        a new kind of command is proposed only once every member supports it. {} elsewhere."""
         replica = self.replica
         if not replica._isLeader():
             return {}
-        reports_term, reports = self._protocol_reports
-        heard = dict(reports) if reports_term == replica.raftCurrentTerm else {}
-        members = replica._SyncObj__otherNodes.copy()  # pysyncobj internal: set of TCPNode
-        versions = {member.id: heard.get(member.id, 0) for member in members}
-        versions[self.options.self_address] = self.options.protocol_version
-        return versions
+        members = {m.id for m in replica._SyncObj__otherNodes.copy()}  # pysyncobj internal
+        own = (self.options.self_address, self.options.protocol_version)
+        return self._protocols.versions(replica.raftCurrentTerm, members, *own)
 
     def _send_next_index(
         self,
@@ -396,7 +380,7 @@ class RaftNode:
                 "next_node_idx": nextNodeIdx,
                 "reset": reset,
                 "success": success,
-                "turnstile_protocol": self.options.protocol_version,
+                PROTOCOL_FIELD: self.options.protocol_version,
             },
         )
 
@@ -415,36 +399,14 @@ class RaftNode:
         self._wake()
 
     def _propose_pending(self) -> None:
-        """Loop thread: hands what was submitted since the last tick to pysyncobj, grouped.
-
-        Commands submitted together become one log entry (``encode_batch``), up to the group
-        bounds: one pickle, one journal record and one apply call for all of them. Every
-        command of a group shares its entry's fate: applied in order, or not at all. A command
-        stamped in another term than this node's current leadership is refused here.
-        """
-        proposals = self._proposals
-        most = _GROUP_MAX_COMMANDS if self.options.group_commands else 1
-        while proposals:
-            group: list[tuple[bytes, ProposalCallback]] = []
-            size = 0
-            while proposals and len(group) < most and size < _GROUP_MAX_BYTES:
-                payload, callback, term = proposals.popleft()
-                if not self._leads_in(term):
-                    guarded_callback(callback)(None, FAIL_REASON.NOT_LEADER)
-                    continue
-                group.append((payload, callback))
-                size += len(payload)
-            if not group:
-                continue
-            if len(group) == 1:
-                payload, callback = group[0]
+        """Loop thread: hands what was submitted since the last tick to pysyncobj, grouped
+        (``proposals``); one stamped in a term this node does not lead in is refused."""
+        most = GROUP_MAX_COMMANDS if self.options.group_commands else 1
+        while self._proposals:
+            group = take_group(self._proposals, most, self._leads_in)
+            if group:
+                payload, callback = group_entry(group)
                 self.replica.apply(payload, callback=guarded_callback(callback))
-            else:
-                callbacks = [callback for _payload, callback in group]
-                self.replica.apply(
-                    encode_batch([payload for payload, _callback in group]),
-                    callback=guarded_callback(_split_group(callbacks)),
-                )
 
     def _leads_in(self, term: int) -> bool:
         """This node is leader in ``term`` right now (loop thread, so nothing moves meanwhile)."""
@@ -601,23 +563,6 @@ def halt(why: str) -> NoReturn:
     log.critical("%s; stopping this node", why)
     logging.shutdown()
     os._exit(HALT_EXIT_STATUS)
-
-
-def _split_group(callbacks: list[ProposalCallback]) -> ProposalCallback:
-    """One group entry's callback: each command's own result, or the entry's failure to all."""
-
-    def split(result: Any, error: int) -> None:
-        if error == SUCCESS and isinstance(result, list) and len(result) == len(callbacks):
-            for callback, applied in zip(callbacks, result, strict=True):
-                guarded_callback(callback)(applied, SUCCESS)
-            return
-        if error == SUCCESS:
-            log.error("a grouped entry returned %r for %d commands", result, len(callbacks))
-            error = FAIL_REASON.UNKNOWN_OUTCOME
-        for callback in callbacks:
-            guarded_callback(callback)(None, error)
-
-    return split
 
 
 #: pysyncobj failure codes that guarantee the command was not applied.
