@@ -240,8 +240,10 @@ def fail_queued_commands(replica: SyncObj) -> None:
     the session TTL resumed, proposed ``ExpireSession`` for every session its successor kept
     alive, and the successor applied them.
 
-    Fails without it: tests/integration/test_leadership_fence.py::
-    test_a_command_submitted_on_a_follower_is_not_applied. No upstream report found.
+    Fails without it: tests/integration/test_raft_guard.py::
+    test_a_follower_forwards_no_queued_command (``submit`` refuses first on a follower, so
+    test_leadership_fence.py::test_a_command_submitted_on_a_follower_is_not_applied does
+    not). No upstream report found.
     """
     queue = replica._SyncObj__commandsQueue  # pysyncobj internal
     while True:
@@ -337,8 +339,9 @@ def journal_factory_returning(raft_log: RaftLog) -> Iterator[None]:
     after it sent and before the commit computation).
 
     Fails without it: tests/integration/test_durability.py::
-    test_a_follower_syncs_its_log_before_it_sends_on_a_peer_socket[fsync] (and the other
-    tests of that file and of tests/integration/test_raft_log.py that read ``raft.log``).
+    test_a_follower_syncs_its_log_before_it_sends_on_a_peer_socket[fsync] and [none],
+    test_every_member_syncs_at_least_once_per_twenty_acknowledged_writes; tests/integration/
+    test_raft_log.py::test_a_stop_between_the_snapshot_and_the_log_drop_keeps_the_later_entries.
     Upstream: bakwc/PySyncObj#98 (the journal is never flushed; open).
     """
     with _JOURNAL_FACTORY_LOCK:

@@ -470,6 +470,28 @@ def test_a_forwarded_command_is_refused(tmp_path: Path) -> None:
     assert leader.forwarded_commands_refused == 2
 
 
+def test_a_follower_forwards_no_queued_command(tmp_path: Path) -> None:
+    """A command still in pysyncobj's queue on a node that is not leader (the loop hands one
+    over only while this node leads, so this is the last line) fails with NOT_LEADER, not
+    applied; pysyncobj would send it to the leader as ``apply_command``."""
+    nodes = _replicas(tmp_path, guard=True, batch=True)
+    try:
+        leader = _start_and_elect(nodes)
+        follower = next(n for n in nodes if n is not leader)
+        wait_until(lambda: follower.leader_address is not None, timeout=20)
+        _freeze(follower)
+        recorded = _Recorded(follower)
+        outcome: list[int] = []
+        payload = encode_command(Tick(1))
+        follower.replica.apply(payload, callback=lambda _result, error: outcome.append(error))
+        follower.replica._checkCommandsToApply()
+    finally:
+        for node in nodes:
+            node.stop()
+    assert [m for m in recorded.sent if m.get("type") == "apply_command"] == []
+    assert outcome == [FAIL_REASON.NOT_LEADER]
+
+
 def _transfer(leader: RaftNode, to: RaftNode) -> None:
     """Hands leadership over (pysyncobj denies it while ``to`` is not caught up: retried)."""
 
