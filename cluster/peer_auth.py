@@ -2,8 +2,11 @@
 
 pysyncobj encrypts peer traffic with Fernet under the peer password and drops a connection
 whose message fails decryption (a wrong or missing password, or not a Turnstile peer) without
-a word. ``log_refused_peers`` wraps its encryptor so each refusal is logged with the remote
-address, rate-limited so that a flood cannot fill the disk.
+a word (``tcp_connection.py``, ``TcpConnection.__processParseMessage``). ``log_refused_peers``
+wraps its encryptor so each refusal is logged with the remote address, rate-limited so that a
+flood cannot fill the disk. Without it tests/integration/test_peer_auth.py::
+test_impostor_without_the_password_is_refused_and_changes_nothing fails. Upstream:
+bakwc/PySyncObj#175 (an open pull request logging such drops).
 """
 
 from __future__ import annotations
