@@ -69,7 +69,8 @@ from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.keepalive import KeepAlives
 from turnstile.cluster.membership import Membership
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
-from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, ProposalCallback, RaftNode, RaftOptions
+from turnstile.cluster.proposals import ProposalCallback
+from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
 from turnstile.cluster.read_barrier import ReadBarrier
 from turnstile.cluster.replica import ReplicaFactory
 from turnstile.cluster.sessions import SessionTracker

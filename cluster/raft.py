@@ -1,126 +1,67 @@
 """The pysyncobj adapter: one Raft replica of the state machine, driven by a loop we own.
 
-Everything that touches pysyncobj lives here. It reaches into name-mangled internals of
-pysyncobj **0.3.17** (pinned exactly in pyproject.toml), each use marked ``# pysyncobj internal``:
+pysyncobj **0.3.17** is pinned exactly in pyproject.toml. Its name-mangled internals are used
+here and in ``pysyncobj_fixes`` (every correction of its behaviour, each with why and the test
+that shows it), each use marked ``# pysyncobj internal``. The seams:
 
-- ``SyncObj._SyncObj__onMessageReceived`` is wrapped with the *nextIndex guard*: after a
-  successful, non-reset ``next_node_idx`` ack, the leader never lets ``nextIndex`` of that
-  follower move backwards. Without it a late ack of an older batch rewinds ``nextIndex``, the
-  leader resends entries the follower already has with an older ``prevLogIdx``, and the
-  follower truncates already-applied entries ("truncating already-applied log entries",
-  CRITICAL) - a committed entry can then be lost if the leader dies in that window.
-  Symmetrically, a *reset* (a follower saying "resend from here") never moves ``nextIndex``
-  forwards. pysyncobj sends several batches per tick; to a follower with a divergent tail the
-  first gets "mismatch, resend from N" and a later one "my log ends at M > N": applied in
-  that order, the second undid the first and the leader resent the same batches forever (a
-  livelock the chaos suite hit after a deposed leader's tail: no commit for 30 s and more).
-- ``SyncObj._SyncObj__sendNextNodeIdx`` is replaced by ours (the same ``next_node_idx``
-  message, plus ``turnstile_protocol``: this build's protocol version, which pysyncobj
-  ignores; the leader keeps each member's, ``member_protocol_versions``, so that it proposes
-  a new kind of command only once every member supports it). It does *fast log repair*: a
-  follower whose entry at ``prevLogIdx`` has another term answers "try ``prevLogIdx``", so
-  the leader walks back one entry per round trip (per heartbeat). After a deposed leader
-  appended entries nobody committed, that took tens of seconds of no commits in the chaos
-  suite once the other follower was down. Every entry up to the follower's commit index is
-  committed, so it matches the leader's; the follower answers "try commit index + 1" instead,
-  and the repair takes one round trip. Nothing at or below the commit index is truncated, so
-  nothing applied is.
-- The same handler applies the *Raft append rule* (follower side). pysyncobj deletes every
-  entry after ``prevLogIdx`` whenever the follower has one, without comparing terms, even for
-  an empty heartbeat: a late AppendEntries (a reply that crossed a newer one, so the leader
-  resent from an old index; fast repair makes such resends reach further back) deleted
-  entries the follower had acknowledged, applied ones with the CRITICAL line again. The
-  message is rewritten to start at its first entry that is new or has another term than the
-  local one, so pysyncobj truncates only from a real conflict (and its CRITICAL line then
-  means real divergence); one that only repeats local entries becomes an empty AppendEntries
-  on the local last entry, its commit index and the reply's ack capped at the last index it
-  covered (``RaftNode._append_rule``).
-- The same handler drops commands forwarded by other nodes (pysyncobj's ``apply_command``):
-  a Turnstile node forwards none, and a late one from a node that lost leadership must not be
-  applied (with ``term_fence`` on). A caller waiting on an older peer gets NOT_LEADER.
-- ``SyncObj._checkCommandsToApply`` is overridden so that a node that is not leader never
-  forwards its queued commands to the leader (pysyncobj sends them as ``apply_command``): each
-  fails with NOT_LEADER, not applied. Before this, a leader stopped past the session TTL
-  resumed, proposed ``ExpireSession`` for every session its successor kept alive, and the
-  successor applied them. ``submit`` also takes the term a command was stamped in; the loop
-  hands it to pysyncobj only while this node leads in that very term (a command stamped in an
-  earlier leadership of this node would otherwise enter the log of a later one). The state
-  machine's term fence refuses whatever still arrives late.
-- A committed entry this build cannot decode, or a cluster version above the one it supports,
-  stops the process (``halt``, exit status 70) rather than being refused: refusing it would
-  leave this replica's state different from its peers' during a mixed-version upgrade.
-- Refused peers. pysyncobj drops a connection whose message fails decryption (a wrong or
-  missing peer password) without a word; ``_log_refused_peers`` wraps its Fernet encryptor
-  (``SyncObj._SyncObj__encryptor``, and per incoming connection via the TCP server's
-  ``_TcpServer__onNewConnectionCallback``) so each refusal is logged with the remote address.
-- Commit latency. In batch mode pysyncobj sends AppendEntries only when
-  ``__newAppendEntriesTime`` has passed, and moves queued commands into the log *after* that
-  check, so every command waits about two ticks. Our loop moves the queue into the log first
-  (``_checkCommandsToApply``), is woken by a socketpair on submit, and zeroes
-  ``__newAppendEntriesTime`` when there is something to send and no batch is in flight to any
-  connected follower (one batch in flight per follower), or the commit index moved.
-- The log on disk. pysyncobj builds its journal in ``SyncObj.__init__`` through the module
-  global ``pysyncobj.syncobj.createJournal``; ``_Replica`` swaps it, for the time of its own
-  construction, for a factory returning our ``raftlog.RaftLog`` (pysyncobj's ``Journal``
-  interface: pysyncobj's own is an mmap it never syncs). Entries count toward commit only once
-  fdatasynced, one sync for everything appended since the last (group commit). A follower
-  syncs in ``_send_next_index`` before it acknowledges. pysyncobj counts the leader's whole
-  log as matched when a tick computes the commit index (first thing in ``_onTick``), so the
-  leader syncs before any entry can be counted, but after sending it, in parallel with the
-  followers' writes (Raft allows this): in an on-tick callback, which runs after the tick's
-  AppendEntries and before it waits for the acks; and after the peer message that made it
-  leader (pysyncobj then appends a no-op and sends it at once). An entry appended between a
-  sync and the next commit computation has not been sent, so no follower can have
-  acknowledged it (acks are read only while the tick waits). Alone, the
-  leader syncs before each tick. Term and vote are synced by ``RaftLog.setCurrentTerm``,
-  which pysyncobj calls before it sends a vote request or grant. One gap is left: in a
-  one-node cluster the no-op pysyncobj appends on election commits in that same tick.
-- Snapshots on disk. pysyncobj renames a snapshot into place (the one this node wrote, or one
-  a leader sent) with ``pysyncobj.serializer.atomicReplace``, a plain rename; it is replaced
-  at import by ``_durable_replace`` (file synced before, directory after), so a snapshot is on
-  disk before pysyncobj drops or clears the log entries it covers. pysyncobj drops them one
-  tick after the rename, and a node stopped in between would on start clear its log down to
-  the snapshot, losing later entries: ``_finish_compaction`` completes the drop first.
-- A failed write or sync of the log stops the node (``halt``): after a failed fdatasync the
-  kernel may have dropped the dirty pages, and a retry that succeeds would vouch for them.
+- ``SyncObj._SyncObj__onMessageReceived``, wrapped by ``RaftNode._on_message``: AppendEntries
+  pass ``rewrite_by_append_rule``, forwarded commands are dropped (``ForwardedCommands``);
+  on the leader, replies pass ``guard_next_index`` and report versions (``member_protocols``).
+- ``SyncObj._SyncObj__sendNextNodeIdx``, replaced by ``RaftNode._send_next_index``: the reply
+  with ``fast_log_repair``, acknowledging no more than a rewritten AppendEntries covered, sent
+  once what it acknowledges is synced, with this build's protocol version.
+- ``SyncObj._checkCommandsToApply``, overridden by ``_Replica``: ``fail_queued_commands`` off
+  the leader. The loop hands a command over only while this node leads in the term it was
+  stamped in; the state machine's term fence refuses whatever still arrives late.
+- The loop: ``autoTick`` off, one thread owns every pysyncobj call, woken on submit through
+  the replica's ``_poller`` (``LoopWakeup``); ``send_immediately`` runs before each tick.
+- The log: ``journal_factory_returning`` gives pysyncobj our ``raftlog.RaftLog``. A follower
+  syncs before it acknowledges. pysyncobj counts the leader's whole log as matched when a tick
+  computes the commit index, so the leader syncs in an on-tick callback (after the tick's
+  AppendEntries, before it waits for acks), after the message that made it leader (its no-op
+  is sent at once), and alone before each tick. ``RaftLog.setCurrentTerm`` syncs term and
+  vote. Left: in a one-node cluster the election no-op commits in that same tick.
+- Snapshots: the serializer hooks write and read ``snapshot_file``'s document; one that cannot
+  be read stops the node. ``serializer.atomicReplace`` is ``durable_replace``, and
+  ``finish_interrupted_compaction`` runs before pysyncobj loads.
+- ``never_send_entries_in_chunks`` sets the batch size; callbacks handed to pysyncobj are
+  ``guarded_callback``s; ``peer_auth`` wraps the encryptor.
 
-The replicated surface is one method, ``apply(payload: bytes)``: pysyncobj numbers replicated
-methods by sorted name, so a second one would renumber ids stored in old journals. The payload
-is our own versioned msgpack command (``turnstile.cluster.commands``).
-
-Snapshots go through pysyncobj's serializer hooks as a msgpack document holding our versioned
-state snapshot and pysyncobj's raft metadata. With ``durability = "none"``
-(``RaftOptions.durable`` off) log entries are never synced (term, vote, snapshots and
-compaction still are): durable against a process crash, not against a power loss of a
-majority.
+A committed entry this build cannot decode, or a cluster version above the one it supports,
+stops the process (``halt``): refusing it would leave this replica's state different from its
+peers'. The replicated surface is one method, ``apply(payload: bytes)`` (pysyncobj numbers
+replicated methods by sorted name: a second would renumber ids in old journals), taking our
+versioned msgpack command. With ``durability = "none"`` log entries are never synced (term,
+vote, snapshots and compaction still are): durable against a process crash, not a power loss.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from queue import Empty
 from typing import Any, NoReturn
 
-import msgpack
-import pysyncobj.serializer
-import pysyncobj.syncobj
-from cryptography.fernet import Fernet, InvalidToken
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
-from pysyncobj.node import TCPNode
-from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import _COMMAND_TYPE
 
-from turnstile.cluster import snapshot
-from turnstile.cluster.codec import CodecError, decode_entry, encode_batch
+from turnstile.cluster import pysyncobj_fixes, snapshot
+from turnstile.cluster.codec import CodecError, decode_entry
 from turnstile.cluster.commands import PROTOCOL_VERSION, Command, Err, SetClusterVersion
+from turnstile.cluster.member_protocols import PROTOCOL_FIELD, MemberProtocols
+from turnstile.cluster.peer_auth import log_refused_peers
+from turnstile.cluster.proposals import (
+    GROUP_MAX_COMMANDS,
+    Proposal,
+    ProposalCallback,
+    group_entry,
+    take_group,
+)
+from turnstile.cluster.pysyncobj_fixes import guarded_callback
 from turnstile.cluster.raftlog import (
     COMMIT_FILE,
     LOG_FILE,
@@ -130,35 +71,29 @@ from turnstile.cluster.raftlog import (
     RaftLog,
     migrate_pysyncobj_journal,
 )
+from turnstile.cluster.snapshot_file import (
+    pack_snapshot_file,
+    raft_metadata,
+    read_snapshot_file,
+    write_replica_snapshot,
+)
 from turnstile.cluster.state import Applied, StateMachine
 from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
 
-#: (result or None, pysyncobj FAIL_REASON) - called on the raft loop thread; must not raise.
-ProposalCallback = Callable[[Any, int], None]
 #: Called on the raft loop thread after every applied command (all nodes, not only the leader).
 AppliedHook = Callable[[Command | None, Applied], None]
 #: Called on the raft loop thread when the Raft role changes: (was_leader, is_leader).
 RoleHook = Callable[[bool, bool], None]
 
-_SNAPSHOT_FILE_VERSION = 1
 #: The snapshot's file name in a node's data directory (the log's are in ``raftlog``).
 SNAPSHOT_FILE = "raft.snapshot"
 #: Files that make a data directory a Raft member's.
 RAFT_FILES = (LOG_FILE, META_FILE, COMMIT_FILE, PYSYNCOBJ_JOURNAL_FILE, SNAPSHOT_FILE)
-#: Bounds of one grouped log entry: commands, and bytes (a big entry stalls every follower).
-_GROUP_MAX_COMMANDS = 1000
-_GROUP_MAX_BYTES = 256 * 1024
-#: pysyncobj's ``appendEntriesBatchSizeBytes``: above any one log entry, so none is ever sent
-#: in pieces. pysyncobj splits an entry at least this big (64 KiB by default) into
-#: "transmission" chunks, which the follower handles on a path that deletes every entry after
-#: ``prevLogIdx`` without the append rule; it also decides the last chunk by the command's
-#: length rather than the pickled entry's (a 6 MB entry was seen failing with UnpicklingError
-#: on every resend). An entry is at most one request (gRPC refuses more than 8 MiB) plus a
-#: group's ``_GROUP_MAX_BYTES``.
-_APPEND_BATCH_BYTES = 16 * 1024 * 1024
 _RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+
+pysyncobj_fixes.make_snapshot_renames_durable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,11 +130,6 @@ class RaftOptions:
     durable: bool = True
 
 
-#: pysyncobj builds its journal in ``SyncObj.__init__`` from a module-level factory; it is
-#: swapped for the time of one construction, one construction at a time.
-_JOURNAL_FACTORY_LOCK = threading.Lock()
-
-
 class _Replica(SyncObj):
     """The SyncObj with our single replicated entry point, our log, and no forwarding of
     commands."""
@@ -209,37 +139,19 @@ class _Replica(SyncObj):
     ) -> None:
         self._node = node
         self._forward = not options.term_fence
-        with _JOURNAL_FACTORY_LOCK:
-            factory = pysyncobj.syncobj.createJournal  # pysyncobj internal
-            pysyncobj.syncobj.createJournal = lambda _path: raft_log  # pysyncobj internal
-            try:
-                super().__init__(options.self_address, list(options.other_addresses), conf)
-            finally:
-                pysyncobj.syncobj.createJournal = factory  # pysyncobj internal
+        with pysyncobj_fixes.journal_factory_returning(raft_log):
+            super().__init__(options.self_address, list(options.other_addresses), conf)
 
     @replicated
     def apply(self, payload: bytes) -> Applied | list[Applied]:
         return self._node._apply_entry(payload)
 
     def _checkCommandsToApply(self) -> None:  # noqa: N802 - pysyncobj's name
-        """Moves queued commands into the log, on the leader only.
-
-        pysyncobj sends a follower's queued commands to the leader (``apply_command``), so a
-        node that lost leadership while its duties still ran had its stale commands applied
-        by its successor. Ours are never forwarded: on a node that is not leader each one
-        fails with NOT_LEADER (not applied) and its caller retries on the leader.
-        """
+        """Moves queued commands into the log, on the leader only (``fail_queued_commands``)."""
         if self._forward or self._isLeader():
             super()._checkCommandsToApply()
-            return
-        queue = self._SyncObj__commandsQueue  # pysyncobj internal
-        while True:
-            try:
-                _command, callback = queue.get_nowait()
-            except Empty:
-                return
-            if callable(callback):
-                callback(None, FAIL_REASON.NOT_LEADER)
+        else:
+            pysyncobj_fixes.fail_queued_commands(self)
 
 
 class RaftNode:
@@ -266,7 +178,7 @@ class RaftNode:
         self._calls: deque[Callable[[], None]] = deque()
         #: Submitted commands not yet handed to pysyncobj, with the term each was stamped in;
         #: the loop groups them per tick.
-        self._proposals: deque[tuple[bytes, ProposalCallback, int]] = deque()
+        self._proposals: deque[Proposal] = deque()
         self._announced_commit = 0
         self._last_leader_contact = time.monotonic()
         #: Snapshots installed into the state (the state object was replaced).
@@ -281,24 +193,21 @@ class RaftNode:
         self.late_appends_rewritten = 0
         #: Commands other nodes forwarded to this one (pysyncobj's ``apply_command``), refused.
         self.forwarded_commands_refused = 0
-        self._forwarded_logged_at = float("-inf")
-        self._forwarded_unlogged = 0
-        #: While pysyncobj handles a rewritten AppendEntries: the last index it covered, the
-        #: most ``_send_next_index`` may acknowledge.
+        self._forwarded = pysyncobj_fixes.ForwardedCommands()
+        #: While pysyncobj handles a rewritten AppendEntries: the most its reply may acknowledge.
         self._ack_at_most: int | None = None
-        #: On the leader: (term, {peer address: protocol version it reported in that term}).
-        self._protocol_reports: tuple[int, dict[str, int]] = (-1, {})
+        self._protocols = MemberProtocols()
         os.makedirs(options.data_dir, exist_ok=True)
         if migrate_pysyncobj_journal(options.data_dir):
             log.info("converted pysyncobj's %s to %s", PYSYNCOBJ_JOURNAL_FILE, LOG_FILE)
         #: The Raft log on disk (entries, term, vote): ours, synced (see ``raftlog``).
         self.log = RaftLog(DiskFiles(options.data_dir), durable=options.durable, fail=halt)
-        self._finish_compaction()
+        snapshot_path = os.path.join(options.data_dir, SNAPSHOT_FILE)
+        pysyncobj_fixes.finish_interrupted_compaction(self.log, snapshot_path)
         conf = SyncObjConf(
             autoTick=False,
             appendEntriesUseBatch=options.batch,
             appendEntriesPeriod=options.heartbeat_s,
-            appendEntriesBatchSizeBytes=_APPEND_BATCH_BYTES,
             raftMinTimeout=options.election_timeout_min_s,
             raftMaxTimeout=options.election_timeout_max_s,
             # A leader that hears from no majority for an election timeout steps down.
@@ -306,7 +215,7 @@ class RaftNode:
             connectionRetryTime=options.connection_retry_s,
             connectionTimeout=max(1.0, options.election_timeout_max_s * 2),
             journalFile=os.path.join(options.data_dir, LOG_FILE),
-            fullDumpFile=os.path.join(options.data_dir, SNAPSHOT_FILE),
+            fullDumpFile=snapshot_path,
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             useFork=False,
@@ -319,20 +228,17 @@ class RaftNode:
             dynamicMembershipChange=True,
             onStateChanged=self._role_changed,
         )
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_reader.setblocking(False)
-        self._wake_writer.setblocking(False)
+        pysyncobj_fixes.never_send_entries_in_chunks(conf)
+        self._wakeup = pysyncobj_fixes.LoopWakeup()
         self.replica = _Replica(self, conf, options, self.log)
-        self.replica._poller.subscribe(  # pysyncobj internal: the loop's poller
-            self._wake_reader.fileno(), self._drain_wakeups, POLL_EVENT_TYPE.READ
-        )
+        self._wakeup.subscribe(self.replica)
         transport = self.replica._SyncObj__transport  # pysyncobj internal
         self._original_on_message = self.replica._SyncObj__onMessageReceived  # pysyncobj internal
         transport.setOnMessageReceivedCallback(self._on_message)
         self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
         # After the tick has sent AppendEntries, before it waits for the acks.
         self.replica.addOnTickCallback(self.log.sync)
-        _log_refused_peers(self.replica, transport)
+        log_refused_peers(self.replica, transport)
         self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -350,8 +256,7 @@ class RaftNode:
             log.error("raft loop did not stop within 10 s; leaving its sockets to the process exit")
             return
         self.replica.destroy()  # with autoTick off: closes transport and journal right here
-        self._wake_reader.close()
-        self._wake_writer.close()
+        self._wakeup.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -361,8 +266,9 @@ class RaftNode:
                     self._calls.popleft()()
                 self._propose_pending()
                 if self.options.batch:
-                    self.replica._checkCommandsToApply()
-                    self._send_now_if_idle()
+                    self._announced_commit = pysyncobj_fixes.send_immediately(
+                        self.replica, self._announced_commit
+                    )
                 if not self.replica._SyncObj__otherNodes:  # pysyncobj internal
                     # Alone, the tick commits what this node holds: synced first.
                     self.log.sync()
@@ -381,29 +287,10 @@ class RaftNode:
                 # leader also misses that it was deposed. Worth a line when it happens.
                 log.warning("raft loop iteration took %.2f s (CPU starved or blocked)", took)
 
-    def _send_now_if_idle(self) -> None:
-        """Send AppendEntries this tick if it cannot put a second batch in flight."""
-        replica = self.replica
-        if not replica._isLeader():
-            return
-        next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
-        match_index = replica._SyncObj__raftMatchIndex  # pysyncobj internal
-        connected = replica._SyncObj__connectedNodes  # pysyncobj internal
-        last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
-        commit = replica.raftCommitIndex
-        followers = [n for n in connected if n in next_index]
-        if not followers:
-            return
-        idle = all(next_index[n] == match_index[n] + 1 for n in followers)
-        has_new = any(next_index[n] <= last_index for n in followers)
-        if idle and (has_new or commit > self._announced_commit):
-            replica._SyncObj__newAppendEntriesTime = 0  # pysyncobj internal
-            self._announced_commit = commit
+    # ------------------------------------------------------------------ peer messages
 
     def _on_message(self, node: Any, message: dict[str, Any]) -> None:
-        """pysyncobj's message handler behind our guards (see module docstring): the Raft
-        append rule on a follower, no forwarded commands, and on the leader the nextIndex
-        guard and the members' protocol versions."""
+        """pysyncobj's message handler behind the fixes (see module docstring)."""
         was_leader = self.replica._isLeader()
         try:
             self._dispatch(node, message)
@@ -411,169 +298,50 @@ class RaftNode:
             if self.replica._isLeader():
                 if not was_leader:
                     self.log.sync()  # the no-op of a leader just elected, sent at once
-            elif self._protocol_reports[1]:
-                self._protocol_reports = (-1, {})  # reports are the leader's, for its term
+            else:
+                self._protocols.forget()
 
     def _dispatch(self, node: Any, message: dict[str, Any]) -> None:
-        """Routes one peer message through the guard that applies to its kind."""
-        kind = message.get("type")
+        """Routes one peer message through the fix that applies to its kind."""
+        kind, handle = message.get("type"), self._original_on_message
         if kind == "append_entries":
             self._last_leader_contact = time.monotonic()
             self._append_entries(node, message)
-            return
-        if kind == "apply_command" and self.options.term_fence:
-            self._refuse_forwarded(node, message)
-            return
-        ack = kind == "next_node_idx" and self.replica._isLeader()
-        if ack:
-            self._record_protocol(node, message)
-        reset = bool(message.get("reset"))
-        guarded = self.options.next_index_guard and ack and (reset or message.get("success"))
-        if not guarded:
-            self._original_on_message(node, message)
-            return
-        next_index = self.replica._SyncObj__raftNextIndex  # pysyncobj internal
-        before = next_index.get(node)
-        self._original_on_message(node, message)
-        after = next_index.get(node, before)
-        if before is not None and (after > before if reset else after < before):
-            next_index[node] = before
+        elif kind == "apply_command" and self.options.term_fence:
+            self.forwarded_commands_refused += 1
+            self._forwarded.refuse(self.replica, node, message)
+        elif kind == "next_node_idx" and self.replica._isLeader():
+            self._protocols.record(self.replica.raftCurrentTerm, node.id, message)
+            if self.options.next_index_guard:
+                pysyncobj_fixes.guard_next_index(self.replica, handle, node, message)
+            else:
+                handle(node, message)
+        else:
+            handle(node, message)
 
     def _append_entries(self, node: Any, message: dict[str, Any]) -> None:
         """Follower side: hands pysyncobj the AppendEntries rewritten by the Raft append rule;
-        while it handles one that only repeated entries held here, its reply acknowledges no
-        more than the message covered (``_send_next_index`` is called from the handler)."""
-        rewritten, covered = self._raft_append_rule(message)
+        its reply (``_send_next_index``, called from the handler) acknowledges no more than
+        a rewritten message covered."""
+        rewritten, covered = pysyncobj_fixes.rewrite_by_append_rule(self.replica, message)
+        if rewritten is not message:
+            self.late_appends_rewritten += 1
         self._ack_at_most = covered
         try:
             self._original_on_message(node, rewritten)
         finally:
             self._ack_at_most = None
 
-    def _raft_append_rule(self, message: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
-        """``_append_rule`` against this node's log; counts the messages it rewrote."""
-        replica = self.replica
-        if (
-            "prevLogIdx" not in message
-            or "transmission" in message
-            or message.get("term", 0) < replica.raftCurrentTerm  # pysyncobj ignores it
-        ):
-            return message, None
-        raft_log = replica._SyncObj__raftLog  # pysyncobj internal: entries (command, index, term)
-        first = raft_log[0][1]
-        rewritten, covered = self._append_rule(
-            message, first, raft_log[-1][1], lambda index: raft_log[index - first][2]
-        )
-        if rewritten is not message:
-            self.late_appends_rewritten += 1
-        return rewritten, covered
-
-    @staticmethod
-    def _append_rule(
-        message: dict[str, Any], first: int, last: int, term_at: Callable[[int], int]
-    ) -> tuple[dict[str, Any], int | None]:
-        """The Raft AppendEntries rule as a rewrite of the message pysyncobj then handles, for
-        a follower holding entries ``first``..``last`` (``term_at(i)``: the local term at i).
-
-        pysyncobj deletes every local entry after ``prevLogIdx`` whenever there is one, without
-        comparing terms; a late resend or a heartbeat behind this log would delete entries this
-        node acknowledged (a committed entry could be lost). Raft deletes only from the first
-        entry whose term conflicts: the message is rewritten to start there, so pysyncobj's
-        truncation (and its CRITICAL line, if that reaches an applied entry: real divergence)
-        happens only then. A ``prevLogIdx`` below ``first`` (compacted into a snapshot:
-        committed, so equal to the leader's) is anchored on ``first``.
-
-        A message whose entries are all here already is rewritten to an empty one anchored on
-        ``last`` rather than dropped: pysyncobj still resets the election timer, and learns the
-        commit index, capped at the last index the message covered (entries past it may not be
-        the leader's). Returns the message to hand on (the same object when unchanged) and,
-        for such a message, that covered index: the most the reply may acknowledge.
-        """
-        previous = message["prevLogIdx"]
-        if previous >= last:
-            return message, None  # nothing after prevLogIdx to delete
-        entries = message.get("entries") or []
-        if previous < first:
-            anchor = first
-            entries = [entry for entry in entries if entry[1] > first]
-        elif term_at(previous) != message["prevLogTerm"]:
-            return message, None  # pysyncobj answers "mismatch"
-        else:
-            anchor = previous
-        for position, entry in enumerate(entries):
-            index = entry[1]
-            if index != anchor + 1 + position:
-                return message, None  # not one run of entries: pysyncobj's business
-            if index <= last and term_at(index) == entry[2]:
-                continue
-            if index - 1 == previous:
-                return message, None  # the first entry is new or conflicts: as it is
-            return {
-                **message,
-                "prevLogIdx": index - 1,
-                "prevLogTerm": term_at(index - 1),
-                "entries": entries[position:],
-            }, None
-        covered = entries[-1][1] if entries else anchor
-        return {
-            **message,
-            "prevLogIdx": last,
-            "prevLogTerm": term_at(last),
-            "entries": [],
-            "commit_index": min(message["commit_index"], covered),
-        }, covered
-
-    def _refuse_forwarded(self, node: Any, message: dict[str, Any]) -> None:
-        """Drops a command another node forwarded (pysyncobj's ``apply_command``): only the
-        leader's own, term-checked submissions may reach the log. A waiting caller on an older
-        peer is told NOT_LEADER (not applied). Logged at most once per 10 s, with a count."""
-        self.forwarded_commands_refused += 1
-        if "request_id" in message:
-            response = {
-                "type": "apply_command_response",
-                "request_id": message["request_id"],
-                "error": FAIL_REASON.NOT_LEADER,
-            }
-            self.replica._SyncObj__transport.send(node, response)  # pysyncobj internal
-        now = time.monotonic()
-        if now - self._forwarded_logged_at < 10.0:
-            self._forwarded_unlogged += 1
-            return
-        unlogged, self._forwarded_unlogged = self._forwarded_unlogged, 0
-        self._forwarded_logged_at = now
-        log.warning(
-            "refused a command forwarded by %s (Turnstile nodes forward none: an older build?)%s",
-            getattr(node, "id", node),
-            f" ({unlogged} more since the last report)" if unlogged else "",
-        )
-
-    def _record_protocol(self, node: Any, message: dict[str, Any]) -> None:
-        """Leader side: the protocol version a follower reported in its reply (none: 1)."""
-        term = self.replica.raftCurrentTerm
-        reports_term, reports = self._protocol_reports
-        if reports_term != term:
-            reports = {}
-            self._protocol_reports = (term, reports)
-        version = message.get("turnstile_protocol", 1)
-        reports[node.id] = version if type(version) is int else 1
-
     def member_protocol_versions(self) -> dict[str, int]:
-        """On the leader: the protocol version of each member of the current Raft
+        """On the leader (any thread): the protocol version of each member of the current Raft
         configuration, itself included, as reported in this term (0: not heard from yet), so
-        a new kind of command is proposed only once every member supports it. {} elsewhere.
-
-        Any thread: it reads copies, and reports of another term (a leadership since lost)
-        never count.
-        """
+        a new kind of command is proposed only once every member supports it. {} elsewhere."""
         replica = self.replica
         if not replica._isLeader():
             return {}
-        reports_term, reports = self._protocol_reports
-        heard = dict(reports) if reports_term == replica.raftCurrentTerm else {}
-        members = replica._SyncObj__otherNodes.copy()  # pysyncobj internal: set of TCPNode
-        versions = {member.id: heard.get(member.id, 0) for member in members}
-        versions[self.options.self_address] = self.options.protocol_version
-        return versions
+        members = {m.id for m in replica._SyncObj__otherNodes.copy()}  # pysyncobj internal
+        own = (self.options.self_address, self.options.protocol_version)
+        return self._protocols.versions(replica.raftCurrentTerm, members, *own)
 
     def _send_next_index(
         self,
@@ -582,18 +350,17 @@ class RaftNode:
         nextNodeIdx: int | None = None,  # noqa: N803 - pysyncobj's keyword
         success: bool = False,
     ) -> None:
-        """A follower's answer to AppendEntries, in place of pysyncobj's (same fields): with
-        fast log repair, acknowledging no more than a rewritten AppendEntries covered, sent
-        only once the entries it acknowledges are synced, and with this build's protocol
-        version (see module docstring)."""
+        """A follower's answer to AppendEntries, in place of pysyncobj's (same fields; see the
+        module docstring for what it adds)."""
         replica = self.replica
         if reset and not success and nextNodeIdx is not None:
             self.log_repair_replies += 1
             if self.options.fast_log_repair:
-                nextNodeIdx = min(nextNodeIdx, replica.raftCommitIndex + 1)  # noqa: N806
-        if nextNodeIdx is None:
-            last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
-            nextNodeIdx = last_index + 1  # noqa: N806
+                nextNodeIdx = pysyncobj_fixes.fast_log_repair(  # noqa: N806
+                    nextNodeIdx, replica.raftCommitIndex
+                )
+        if nextNodeIdx is None:  # pysyncobj internal: its last log index
+            nextNodeIdx = replica._SyncObj__getCurrentLogIndex() + 1  # noqa: N806
         if success and self._ack_at_most is not None:
             nextNodeIdx = min(nextNodeIdx, self._ack_at_most + 1)  # noqa: N806
         if success:
@@ -607,7 +374,7 @@ class RaftNode:
                 "next_node_idx": nextNodeIdx,
                 "reset": reset,
                 "success": success,
-                "turnstile_protocol": self.options.protocol_version,
+                PROTOCOL_FIELD: self.options.protocol_version,
             },
         )
 
@@ -626,36 +393,14 @@ class RaftNode:
         self._wake()
 
     def _propose_pending(self) -> None:
-        """Loop thread: hands what was submitted since the last tick to pysyncobj, grouped.
-
-        Commands submitted together become one log entry (``encode_batch``), up to the group
-        bounds: one pickle, one journal record and one apply call for all of them. Every
-        command of a group shares its entry's fate: applied in order, or not at all. A command
-        stamped in another term than this node's current leadership is refused here.
-        """
-        proposals = self._proposals
-        most = _GROUP_MAX_COMMANDS if self.options.group_commands else 1
-        while proposals:
-            group: list[tuple[bytes, ProposalCallback]] = []
-            size = 0
-            while proposals and len(group) < most and size < _GROUP_MAX_BYTES:
-                payload, callback, term = proposals.popleft()
-                if not self._leads_in(term):
-                    _guarded(callback)(None, FAIL_REASON.NOT_LEADER)
-                    continue
-                group.append((payload, callback))
-                size += len(payload)
-            if not group:
-                continue
-            if len(group) == 1:
-                payload, callback = group[0]
-                self.replica.apply(payload, callback=_guarded(callback))
-            else:
-                callbacks = [callback for _payload, callback in group]
-                self.replica.apply(
-                    encode_batch([payload for payload, _callback in group]),
-                    callback=_guarded(_split_group(callbacks)),
-                )
+        """Loop thread: hands what was submitted since the last tick to pysyncobj, grouped
+        (``proposals``); one stamped in a term this node does not lead in is refused."""
+        most = GROUP_MAX_COMMANDS if self.options.group_commands else 1
+        while self._proposals:
+            group = take_group(self._proposals, most, self._leads_in)
+            if group:
+                payload, callback = group_entry(group)
+                self.replica.apply(payload, callback=guarded_callback(callback))
 
     def _leads_in(self, term: int) -> bool:
         """This node is leader in ``term`` right now (loop thread, so nothing moves meanwhile)."""
@@ -666,35 +411,26 @@ class RaftNode:
     def transfer_leadership(self, peer_address: str | None, callback: ProposalCallback) -> None:
         """Asks pysyncobj (on the loop thread) to hand leadership to ``peer_address``, or to
         the most caught-up follower; ``callback(None, reason)`` says whether it was sent."""
-        guarded = _guarded(callback)
+        guarded = guarded_callback(callback)
         self._calls.append(lambda: self.replica.transferLeadership(peer_address, callback=guarded))
         self._wake()
 
     def change_membership(self, add: bool, peer_address: str, callback: ProposalCallback) -> None:
         """Adds or removes a Raft member through the log (pysyncobj allows one change at a
         time and answers REQUEST_DENIED otherwise)."""
-        guarded = _guarded(callback)
+        guarded = guarded_callback(callback)
         change = self.replica.addNodeToCluster if add else self.replica.removeNodeFromCluster
         self._calls.append(lambda: change(peer_address, callback=guarded))
         self._wake()
 
     def _wake(self) -> None:
-        # BlockingIOError: a wake-up is already pending; OSError: we are shutting down.
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._wake_writer.send(b"\0")
-
-    def _drain_wakeups(self, _descr: int, _event: int) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            while self._wake_reader.recv(4096):
-                pass
+        self._wakeup.wake()
 
     # ------------------------------------------------------------------ applying
 
     def _apply_entry(self, payload: bytes) -> Applied | list[Applied]:
-        """Runs on every replica for every committed entry. Never raises.
-
-        Returns the ``Applied`` of a one-command entry, or a list of them for a group.
-        """
+        """Runs on every replica for every committed entry; never raises. Returns the
+        ``Applied`` of a one-command entry, or a list of them for a group."""
         try:
             decoded = decode_entry(payload)
         except CodecError as exc:
@@ -703,13 +439,12 @@ class RaftNode:
             return [self._apply_one(command) for command in decoded]
         return self._apply_one(decoded)
 
-    def _apply_one(self, decoded: Command | CodecError) -> Applied:
+    def _apply_one(self, command: Command | CodecError) -> Applied:
         """Applies one decoded command. A command this build cannot apply halts the node:
         refusing it would leave this replica's state different from its peers' (during a
         rolling upgrade, say), so it stops loudly like a snapshot that fails to load."""
-        if isinstance(decoded, CodecError):
-            halt(f"a committed log entry cannot be decoded by this build ({decoded})")
-        command = decoded
+        if isinstance(command, CodecError):
+            halt(f"a committed log entry cannot be decoded by this build ({command})")
         if isinstance(command, SetClusterVersion) and command.version > PROTOCOL_VERSION:
             halt(
                 f"the cluster moved to version {command.version}; this build supports "
@@ -736,20 +471,10 @@ class RaftNode:
     # ------------------------------------------------------------------ snapshots
 
     def _write_snapshot(self, path: str, raft_data: tuple[Any, ...]) -> None:
-        """pysyncobj serializer hook: our state plus pysyncobj's metadata (pysyncobj then
-        renames the file into place, by ``_durable_replace``)."""
-        last_entry, previous_entry, cluster = raft_data
+        """pysyncobj serializer hook (pysyncobj then renames the file into place)."""
         with self._state_lock:
             state_bytes = snapshot.dump(self.state)
-        document = {
-            "version": _SNAPSHOT_FILE_VERSION,
-            "state": state_bytes,
-            "last_entry": list(last_entry),
-            "previous_entry": list(previous_entry),
-            "cluster": sorted(node.id for node in cluster),
-        }
-        with open(path, "wb") as file:
-            file.write(msgpack.packb(document, use_bin_type=True))
+        write_replica_snapshot(path, state_bytes, raft_data)
 
     def _read_snapshot(self, path: str) -> tuple[Any, ...]:
         """pysyncobj deserializer hook: replaces our state, returns pysyncobj's metadata.
@@ -758,53 +483,15 @@ class RaftNode:
         go on applying later entries to the old state, and this replica would diverge.
         """
         try:
-            return self._load_snapshot(path)
+            document = read_snapshot_file(path)
+            state = snapshot.load(document.state, term_fence=self.options.term_fence)
         except Exception:
             log.exception("loading the snapshot %s failed", path)
             halt(f"cannot restore the snapshot {path}")
-
-    def _load_snapshot(self, path: str) -> tuple[Any, ...]:
-        document = _read_snapshot_document(path)
-        if document.get("version") != _SNAPSHOT_FILE_VERSION:
-            raise snapshot.SnapshotError(
-                f"snapshot file version {document.get('version')!r} is not supported"
-            )
-        state = snapshot.load(document["state"], term_fence=self.options.term_fence)
         with self._state_lock:
             self.state = state
             self.snapshot_installs += 1
-        return (
-            tuple(document["last_entry"]),
-            tuple(document["previous_entry"]),
-            {TCPNode(address) for address in document["cluster"]},
-        )
-
-    def _finish_compaction(self) -> None:
-        """Drops the log prefix the snapshot covers, if a stop came between the two steps.
-
-        pysyncobj renames a new snapshot into place in one tick and drops the entries it
-        covers in a later one. On start it compares the log's first two entries with the
-        snapshot's and, when they differ, clears the log down to the snapshot: a node stopped
-        (or killed) between the two steps lost every entry after the snapshot, acknowledged
-        ones included. Finishing the drop first keeps them. A snapshot that cannot be read is
-        left to pysyncobj's load, which stops the node with the reason.
-        """
-        path = os.path.join(self.options.data_dir, SNAPSHOT_FILE)
-        if not os.path.exists(path) or len(self.log) < 2:
-            return
-        try:
-            document = _read_snapshot_document(path)
-            previous = tuple(document["previous_entry"])
-            last = tuple(document["last_entry"])
-        except (OSError, ValueError, KeyError, TypeError, snapshot.SnapshotError):
-            return
-        position = previous[1] - self.log[0][1]
-        if 0 < position < len(self.log) - 1 and self.log[position : position + 2] == [
-            previous,
-            last,
-        ]:
-            log.info("finishing a log compaction a stop interrupted (up to index %d)", last[1])
-            self.log.deleteEntriesTo(position)
+        return raft_metadata(document)
 
     # ------------------------------------------------------------------ status
 
@@ -857,104 +544,6 @@ class RaftNode:
         return max(0.0, time.monotonic() - self._last_leader_contact)
 
 
-class _PeerRefusals:
-    """Logs peer messages that failed authentication: the first at once, then at most one
-    line per ``interval`` seconds with a count, so a flood cannot fill the disk."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        self.interval = interval
-        self.total = 0
-        self._suppressed = 0
-        self._last_logged = -interval
-
-    def refused(self, peer: str) -> None:
-        self.total += 1
-        now = time.monotonic()
-        if now - self._last_logged < self.interval:
-            self._suppressed += 1
-            return
-        self._last_logged = now
-        also = f" ({self._suppressed} more since the last report)" if self._suppressed else ""
-        self._suppressed = 0
-        log.warning(
-            "refused a peer connection from %s: its message failed authentication (wrong or "
-            "no peer password, or not a Turnstile peer); connection closed%s",
-            peer,
-            also,
-        )
-
-
-class _AuthenticatedFernet:
-    """pysyncobj's encryptor with refusals reported (it only needs these three methods)."""
-
-    def __init__(self, fernet: Fernet, refusals: _PeerRefusals, peer: str) -> None:
-        self._fernet = fernet
-        self._refusals = refusals
-        self._peer = peer
-
-    def encrypt_at_time(self, data: bytes, current_time: int) -> bytes:
-        return self._fernet.encrypt_at_time(data, current_time)
-
-    def extract_timestamp(self, token: bytes) -> int:
-        try:
-            return self._fernet.extract_timestamp(token)
-        except InvalidToken:
-            self._refusals.refused(self._peer)
-            raise
-
-    def decrypt(self, token: bytes) -> bytes:
-        try:
-            return self._fernet.decrypt(token)
-        except InvalidToken:
-            self._refusals.refused(self._peer)
-            raise
-
-
-def _log_refused_peers(replica: SyncObj, transport: Any) -> None:
-    fernet = replica.encryptor
-    if fernet is None:
-        return
-    refusals = _PeerRefusals()
-    # Outgoing connections take the replica's encryptor as it is when they are made.
-    replica._SyncObj__encryptor = _AuthenticatedFernet(  # pysyncobj internal
-        fernet, refusals, "a peer this node connected to"
-    )
-    server = transport._server  # pysyncobj internal: created (bound or not) in __init__
-    accept = server._TcpServer__onNewConnectionCallback  # pysyncobj internal
-
-    def accept_labelled(conn: Any) -> None:
-        accept(conn)
-        try:
-            host, port = conn._TcpConnection__socket.getpeername()[:2]  # pysyncobj internal
-            peer = f"{host}:{port}"
-        except (AttributeError, OSError):
-            peer = "an unknown address"
-        conn.encryptor = _AuthenticatedFernet(fernet, refusals, peer)
-
-    server._TcpServer__onNewConnectionCallback = accept_labelled  # pysyncobj internal
-
-
-def _read_snapshot_document(path: str) -> dict[str, Any]:
-    with open(path, "rb") as file:
-        document = msgpack.unpackb(file.read(), raw=False)
-    if not isinstance(document, dict):
-        raise snapshot.SnapshotError(f"{path} is not a snapshot document")
-    return document
-
-
-def _durable_replace(source: str, target: str) -> None:
-    """pysyncobj's rename of a snapshot into place (the one it wrote, or the one a leader
-    sent), with the file synced before and the directory after: a power loss must not leave
-    an empty snapshot beside a log it already dropped, or undo the rename after the log it
-    replaces was cleared. Always synced: snapshots are rare."""
-    with open(source, "rb") as file:
-        os.fsync(file.fileno())
-    os.replace(source, target)
-    DiskFiles(os.path.dirname(target) or ".").sync_directory()
-
-
-pysyncobj.serializer.atomicReplace = _durable_replace  # pysyncobj internal
-
 #: Exit status of a node that stopped because continuing could make its state diverge.
 HALT_EXIT_STATUS = 70
 
@@ -968,33 +557,6 @@ def halt(why: str) -> NoReturn:
     log.critical("%s; stopping this node", why)
     logging.shutdown()
     os._exit(HALT_EXIT_STATUS)
-
-
-def _split_group(callbacks: list[ProposalCallback]) -> ProposalCallback:
-    """One group entry's callback: each command's own result, or the entry's failure to all."""
-
-    def split(result: Any, error: int) -> None:
-        if error == SUCCESS and isinstance(result, list) and len(result) == len(callbacks):
-            for callback, applied in zip(callbacks, result, strict=True):
-                _guarded(callback)(applied, SUCCESS)
-            return
-        if error == SUCCESS:
-            log.error("a grouped entry returned %r for %d commands", result, len(callbacks))
-            error = FAIL_REASON.UNKNOWN_OUTCOME
-        for callback in callbacks:
-            _guarded(callback)(None, error)
-
-    return split
-
-
-def _guarded(callback: ProposalCallback) -> ProposalCallback:
-    def guarded(result: Any, error: int) -> None:
-        try:
-            callback(result, error)
-        except Exception:
-            log.exception("proposal callback failed")
-
-    return guarded
 
 
 #: pysyncobj failure codes that guarantee the command was not applied.
@@ -1024,13 +586,7 @@ def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]
         if os.path.exists(os.path.join(data_dir, name)):
             raise FileExistsError(f"{data_dir} already holds {name}; restore into an empty one")
     no_op = bytes([_COMMAND_TYPE.NO_OP])  # pysyncobj internal: its log entry type
-    document = {
-        "version": _SNAPSHOT_FILE_VERSION,
-        "state": state_bytes,
-        "last_entry": [no_op, 3, 0],
-        "previous_entry": [no_op, 2, 0],
-        "cluster": sorted(cluster),
-    }
+    data = pack_snapshot_file(state_bytes, [no_op, 3, 0], [no_op, 2, 0], cluster)
     files = DiskFiles(data_dir)
-    files.replace(SNAPSHOT_FILE, msgpack.packb(document, use_bin_type=True), durable=True)
+    files.replace(SNAPSHOT_FILE, data, durable=True)
     return files.path(SNAPSHOT_FILE)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from turnstile.cluster.raft import AppliedHook, ProposalCallback, RaftOptions, RoleHook
+from turnstile.cluster.proposals import ProposalCallback
+from turnstile.cluster.raft import AppliedHook, RaftOptions, RoleHook
 from turnstile.cluster.state import StateMachine
 
 T = TypeVar("T")

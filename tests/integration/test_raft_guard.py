@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from pysyncobj import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tests.integration.cluster import wait_until
+from turnstile.cluster import pysyncobj_fixes
 from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import Insert, Tick
 from turnstile.cluster.launcher import free_ports
@@ -469,6 +471,28 @@ def test_a_forwarded_command_is_refused(tmp_path: Path) -> None:
     assert leader.forwarded_commands_refused == 2
 
 
+def test_a_follower_forwards_no_queued_command(tmp_path: Path) -> None:
+    """A command still in pysyncobj's queue on a node that is not leader (the loop hands one
+    over only while this node leads, so this is the last line) fails with NOT_LEADER, not
+    applied; pysyncobj would send it to the leader as ``apply_command``."""
+    nodes = _replicas(tmp_path, guard=True, batch=True)
+    try:
+        leader = _start_and_elect(nodes)
+        follower = next(n for n in nodes if n is not leader)
+        wait_until(lambda: follower.leader_address is not None, timeout=20)
+        _freeze(follower)
+        recorded = _Recorded(follower)
+        outcome: list[int] = []
+        payload = encode_command(Tick(1))
+        follower.replica.apply(payload, callback=lambda _result, error: outcome.append(error))
+        follower.replica._checkCommandsToApply()
+    finally:
+        for node in nodes:
+            node.stop()
+    assert [m for m in recorded.sent if m.get("type") == "apply_command"] == []
+    assert outcome == [FAIL_REASON.NOT_LEADER]
+
+
 def _transfer(leader: RaftNode, to: RaftNode) -> None:
     """Hands leadership over (pysyncobj denies it while ``to`` is not caught up: retried)."""
 
@@ -513,7 +537,9 @@ def test_the_leader_knows_each_members_protocol_version(tmp_path: Path) -> None:
             node.stop()
 
 
-def test_a_big_entry_is_never_sent_in_chunks_past_the_append_rule(tmp_path: Path) -> None:
+def test_a_big_entry_is_never_sent_in_chunks_past_the_append_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """pysyncobj sends an entry of ``appendEntriesBatchSizeBytes`` (64 KiB by default) or more
     as "transmission" chunks, which the follower handles on a path that deletes every entry
     after ``prevLogIdx`` without the append rule (and whose last chunk is decided by the
@@ -522,15 +548,14 @@ def test_a_big_entry_is_never_sent_in_chunks_past_the_append_rule(tmp_path: Path
     addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
     nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
     chunked: list[int] = []
-    for node in nodes:
-        rule = node._raft_append_rule
+    rule = pysyncobj_fixes.rewrite_by_append_rule
 
-        def watched(message: dict[str, Any], rule: Any = rule) -> Any:
-            if "transmission" in message:
-                chunked.append(message["prevLogIdx"])
-            return rule(message)
+    def watched(replica: Any, message: dict[str, Any]) -> Any:
+        if "transmission" in message:
+            chunked.append(message["prevLogIdx"])
+        return rule(replica, message)
 
-        node._raft_append_rule = watched  # type: ignore[method-assign]
+    monkeypatch.setattr(pysyncobj_fixes, "rewrite_by_append_rule", watched)
     try:
         leader = _start_and_elect(nodes)
         done = threading.Semaphore(0)
@@ -543,3 +568,30 @@ def test_a_big_entry_is_never_sent_in_chunks_past_the_append_rule(tmp_path: Path
     finally:
         for node in nodes:
             node.stop()
+
+
+def test_a_command_commits_without_waiting_for_the_next_heartbeat(tmp_path: Path) -> None:
+    """pysyncobj in batch mode sends AppendEntries only once per ``appendEntriesPeriod`` (the
+    heartbeat) and moves a new command into the log after that check, so a command waits for
+    the next send slot. The loop sends at once when no batch is in flight: with a 0.5 s
+    heartbeat, commands one at a time commit in a few milliseconds, not a quarter second."""
+    heartbeat = 0.5
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    timeouts = {"election_timeout_min_s": 4 * heartbeat, "election_timeout_max_s": 8 * heartbeat}
+    nodes = [_replica(tmp_path, addresses, i, heartbeat_s=heartbeat, **timeouts) for i in range(3)]
+    try:
+        leader = _start_and_elect(nodes)
+        _submit_all(leader, 1, wait=True)
+        done = threading.Semaphore(0)
+        latencies = []
+        for i in range(10):
+            started = time.monotonic()
+            leader.submit(encode_command(Tick(i)), lambda _r, _e: done.release(), leader.term)
+            assert done.acquire(timeout=10)
+            latencies.append(time.monotonic() - started)
+    finally:
+        for node in nodes:
+            node.stop()
+    median = sorted(latencies)[len(latencies) // 2]
+    print(f"commit latency, one command at a time: median {median * 1000:.1f} ms")
+    assert median < heartbeat / 5

@@ -23,7 +23,8 @@ from turnstile.cluster.commands import PROTOCOL_VERSION, Command
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.node import Node
 from turnstile.cluster.peers import Peer
-from turnstile.cluster.raft import AppliedHook, ProposalCallback, RaftOptions, RoleHook
+from turnstile.cluster.proposals import ProposalCallback
+from turnstile.cluster.raft import AppliedHook, RaftOptions, RoleHook
 from turnstile.cluster.state import StateMachine
 
 T = TypeVar("T")

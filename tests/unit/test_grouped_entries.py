@@ -18,7 +18,8 @@ from turnstile.cluster.codec import (
     encode_command,
 )
 from turnstile.cluster.commands import COMMANDS, Tick
-from turnstile.cluster.raft import SUCCESS, _split_group
+from turnstile.cluster.proposals import split_group
+from turnstile.cluster.raft import SUCCESS
 from turnstile.cluster.state import Applied
 
 pytestmark = pytest.mark.unit
@@ -69,14 +70,14 @@ def _recorder() -> tuple[list[tuple[Any, int]], Any]:
 def test_each_command_of_a_group_gets_its_own_result() -> None:
     (first, one), (second, two) = _recorder(), _recorder()
     results = [Applied(Tick(1), ()), Applied(Tick(2), ())]
-    _split_group([one, two])(results, SUCCESS)
+    split_group([one, two])(results, SUCCESS)
     assert first == [(results[0], SUCCESS)]
     assert second == [(results[1], SUCCESS)]
 
 
 def test_a_group_that_failed_fails_every_command_with_its_reason() -> None:
     (first, one), (second, two) = _recorder(), _recorder()
-    _split_group([one, two])(None, FAIL_REASON.NOT_LEADER)
+    split_group([one, two])(None, FAIL_REASON.NOT_LEADER)
     assert first == second == [(None, FAIL_REASON.NOT_LEADER)]
 
 
@@ -85,5 +86,5 @@ def test_a_callback_that_raises_does_not_stop_the_others() -> None:
         raise RuntimeError("callback bug")
 
     seen, fine = _recorder()
-    _split_group([broken, fine])([Applied(Tick(1), ()), Applied(Tick(2), ())], SUCCESS)
+    split_group([broken, fine])([Applied(Tick(1), ()), Applied(Tick(2), ())], SUCCESS)
     assert seen == [(Applied(Tick(2), ()), SUCCESS)]

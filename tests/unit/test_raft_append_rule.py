@@ -1,4 +1,5 @@
-"""The Raft append rule (``RaftNode._append_rule``): which AppendEntries pysyncobj gets."""
+"""The Raft append rule (``pysyncobj_fixes.raft_append_rule``): which AppendEntries pysyncobj
+gets."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from turnstile.cluster.raft import RaftNode
+from turnstile.cluster.pysyncobj_fixes import raft_append_rule
 
 pytestmark = pytest.mark.unit
 
@@ -16,7 +17,7 @@ TERMS = {5: 1, 6: 1, 7: 2, 8: 2, 9: 2, 10: 3, 11: 3, 12: 3}
 
 
 def _rule(message: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
-    return RaftNode._append_rule(message, FIRST, LAST, TERMS.__getitem__)
+    return raft_append_rule(message, FIRST, LAST, TERMS.__getitem__)
 
 
 def _append(
