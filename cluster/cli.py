@@ -23,6 +23,7 @@ from turnstile.cluster.config import (
     option_names,
 )
 from turnstile.cluster.node import read_test_switches
+from turnstile.cluster.peer_auth import read_peer_password
 from turnstile.cluster.peers import NODE_ID, NODE_ID_RULE
 from turnstile.cluster.raftlog import RaftLogError
 from turnstile.cluster.server import PortInUseError, serve
@@ -242,7 +243,7 @@ def _serve(args: argparse.Namespace) -> int:
     }
     try:
         config = load_config(args.config, env=os.environ, flags=flags)
-        config.read_password()
+        read_peer_password(config.peer_password_file)
         server_credentials(config)
         read_test_switches(os.environ)
     except ConfigError as exc:

@@ -26,8 +26,6 @@ from turnstile.v1.timeouts import COMMIT_TIMEOUT_MS
 ENV_PREFIX = "TURNSTILE_"
 #: Name used in errors about the configuration file itself (the CLI's ``--config``).
 CONFIG_OPTION = "config"
-#: Shortest peer password accepted; shorter ones are too easy to guess for a cluster secret.
-MIN_PASSWORD_CHARS = 16
 #: Largest integer option: every value travels as a signed 64-bit integer.
 MAX_INT = 2**63 - 1
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -113,26 +111,6 @@ class NodeConfig:
     def others(self) -> tuple[Peer, ...]:
         """The members this node replicates to: every peer except itself."""
         return tuple(peer for peer in self.peers if peer.node_id != self.node_id)
-
-    def read_password(self) -> str:
-        """The shared peer secret, read on demand so it is never kept in the config or logged."""
-        path = self.peer_password_file
-        try:
-            password = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"peer_password_file: cannot read {path}: {exc.strerror or exc}"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"peer_password_file: {path} is not UTF-8 text") from exc
-        if not password:
-            raise ConfigError(f"peer_password_file: {path} is empty")
-        if len(password) < MIN_PASSWORD_CHARS:
-            raise ConfigError(
-                f"peer_password_file: the password in {path} has {len(password)} characters, "
-                f"need at least {MIN_PASSWORD_CHARS}"
-            )
-        return password
 
 
 _TOP_LEVEL = (

@@ -69,6 +69,7 @@ from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.keepalive import KeepAlives
 from turnstile.cluster.membership import Membership
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
+from turnstile.cluster.peer_auth import read_peer_password
 from turnstile.cluster.proposals import ProposalCallback
 from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
 from turnstile.cluster.read_barrier import ReadBarrier
@@ -168,7 +169,7 @@ class Node:
                 self_address=config.peer_address,
                 other_addresses=tuple(p.peer_address for p in config.others()),
                 data_dir=str(config.data_dir),
-                password=config.read_password(),
+                password=read_peer_password(config.peer_password_file),
                 election_timeout_min_s=timing.election_timeout_min_ms / 1000,
                 election_timeout_max_s=timing.election_timeout_max_ms / 1000,
                 heartbeat_s=timing.heartbeat_ms / 1000,

@@ -1,4 +1,4 @@
-"""Peer authentication, reported: every peer message that fails it is logged.
+"""Peer authentication: the shared password, and every peer message that fails it logged.
 
 pysyncobj encrypts peer traffic with Fernet under the peer password and drops a connection
 whose message fails decryption (a wrong or missing password, or not a Turnstile peer) without
@@ -13,12 +13,40 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from pysyncobj import SyncObj
 
+from turnstile.cluster.config import ConfigError
+
 log = logging.getLogger(__name__)
+
+#: Shortest peer password accepted; shorter ones are too easy to guess for a cluster secret.
+MIN_PASSWORD_CHARS = 16
+
+
+def read_peer_password(path: Path) -> str:
+    """The shared peer secret from ``path`` (the ``peer_password_file`` option), read on
+    demand so it is never kept in the config or logged.
+
+    :raises ConfigError: unreadable, not UTF-8, empty, or too short.
+    """
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"peer_password_file: cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"peer_password_file: {path} is not UTF-8 text") from exc
+    if not password:
+        raise ConfigError(f"peer_password_file: {path} is empty")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ConfigError(
+            f"peer_password_file: the password in {path} has {len(password)} characters, "
+            f"need at least {MIN_PASSWORD_CHARS}"
+        )
+    return password
 
 
 class PeerRefusals:

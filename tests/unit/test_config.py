@@ -19,6 +19,7 @@ from turnstile.cluster.config import (
     option_names,
 )
 from turnstile.cluster.limits import Limits
+from turnstile.cluster.peer_auth import read_peer_password
 from turnstile.cluster.peers import Peer
 
 pytestmark = pytest.mark.unit
@@ -534,7 +535,7 @@ def config_with_password(flags: dict[str, str], text: str | None) -> NodeConfig:
 
 def test_password_is_read_and_stripped(flags: dict[str, str]) -> None:
     config = config_with_password(flags, "  0123456789abcdef \n")
-    assert config.read_password() == "0123456789abcdef"
+    assert read_peer_password(config.peer_password_file) == "0123456789abcdef"
 
 
 @pytest.mark.parametrize(
@@ -544,20 +545,20 @@ def test_password_is_read_and_stripped(flags: dict[str, str]) -> None:
 def test_bad_password_file(flags: dict[str, str], text: str | None, match: str) -> None:
     config = config_with_password(flags, text)
     with pytest.raises(ConfigError, match=rf"^peer_password_file: .*{match}"):
-        config.read_password()
+        read_peer_password(config.peer_password_file)
 
 
 def test_password_is_not_in_the_error(flags: dict[str, str]) -> None:
     config = config_with_password(flags, "short-secret")
     with pytest.raises(ConfigError) as caught:
-        config.read_password()
+        read_peer_password(config.peer_password_file)
     assert "short-secret" not in str(caught.value)
 
 
 def test_directory_as_password_file(flags: dict[str, str], tmp_path: Path) -> None:
     config = replace(config_with_password(flags, None), peer_password_file=tmp_path)
     with pytest.raises(ConfigError, match=r"^peer_password_file: cannot read"):
-        config.read_password()
+        read_peer_password(config.peer_password_file)
 
 
 def test_metrics_address_is_checked_and_optional(tmp_path: Path, flags: dict[str, str]) -> None:
