@@ -78,7 +78,13 @@ class BlockingAcquires:
             self._discard(key, waiter)
         if isinstance(result, Err):
             raise TurnstileError(result.reason, result.detail)
-        assert isinstance(result, Granted | NotAcquired), result
+        if not isinstance(result, Granted | NotAcquired):
+            # The state machine answers a retried seq with its first result, whatever wrote it.
+            raise TurnstileError(
+                Reason.INVALID_ARGUMENT,
+                f"request {request['seq']} of session {request['session']} was another "
+                "command; an acquire needs a request id of its own",
+            )
         return result
 
     async def abandon(self, name: str, acquire_seq: int, request: RequestFields) -> WaitCancelled:

@@ -19,7 +19,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from turnstile.cluster.limits import Limits
-from turnstile.cluster.peers import NODE_ID, NODE_ID_RULE, Peer, address_problem, members_problem
+from turnstile.cluster.peers import (
+    NODE_ID,
+    NODE_ID_RULE,
+    Peer,
+    address_problem,
+    cluster_problem,
+    with_this_node,
+)
 from turnstile.v1.timeouts import COMMIT_TIMEOUT_MS
 
 #: Prefix of every environment variable the loader reads.
@@ -442,19 +449,10 @@ def _check_peers(this: Peer, peers: list[Peer]) -> tuple[Peer, ...]:
     """
     if not peers:
         raise ConfigError("peers: must list at least one node")
-    listed = next((peer for peer in peers if peer.node_id == this.node_id), None)
-    members = peers if listed is not None else [*peers, this]
-    problem = members_problem(members)
+    problem = cluster_problem(this, peers)
     if problem:
         raise ConfigError(f"peers: {problem}")
-    if listed is not None:
-        for kind in ("peer_address", "client_address"):
-            if getattr(listed, kind) != getattr(this, kind):
-                raise ConfigError(
-                    f"peers: entry for this node {this.node_id} has {kind} "
-                    f"{getattr(listed, kind)}, but {kind} is {getattr(this, kind)}"
-                )
-    return tuple(sorted(members, key=lambda peer: peer.node_id))
+    return with_this_node(this, peers)
 
 
 def _tokens(raw: _Raw) -> list[Token]:

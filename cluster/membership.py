@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from turnstile.cluster.commands import Command, RemoveMember, SetMember
 from turnstile.cluster.errors import TurnstileError
-from turnstile.cluster.peers import Peer, members_problem
+from turnstile.cluster.peers import Peer, clash_problem, peer_problem
 from turnstile.cluster.raft import SUCCESS
 from turnstile.v1.reasons import Reason
 
@@ -80,12 +80,13 @@ class Membership:
         return peer
 
     async def add(self, peer: Peer) -> None:
-        """Adds ``peer``, which must be valid and share no id or address with a member.
+        """Adds ``peer``, which must be valid and share no id or address with a member (the
+        members themselves are not judged again: a rule added later cannot block additions).
 
         :raises TurnstileError: INVALID_ARGUMENT, NOT_LEADER, FAILED_PRECONDITION, or
             UNKNOWN_OUTCOME.
         """
-        problem = members_problem([*self.members(), peer])
+        problem = peer_problem(peer) or clash_problem(peer, self.members())
         if problem:
             raise TurnstileError(Reason.INVALID_ARGUMENT, problem)
         await self._change(peer, add=True)
