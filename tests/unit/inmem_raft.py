@@ -103,6 +103,13 @@ class InMemoryRaft:
     def hold(self) -> None:
         self.holding = True
 
+    def take_held(self, kind: type[Command]) -> Proposal:
+        """Takes the first held proposal of ``kind`` out of the queue: the test answers it
+        later (``proposal.callback(None, code)``), as a late outcome from an old term."""
+        proposal = next(p for p in self.held if isinstance(p.command, kind))
+        self.held.remove(proposal)
+        return proposal
+
     def commit_held(self) -> None:
         """Commits every held proposal in one burst, in order, and commits at once again."""
         self.holding = False

@@ -128,7 +128,7 @@ def test_a_wait_whose_end_is_not_committed_is_an_unknown_outcome_and_gives_no_gr
         node, raft = await leading_node(tmp_path)
         a, b = await open_session(node), await open_session(node)
         await node.acquires.acquire("L", 0, 0, request(a, 1))
-        waiting = asyncio.create_task(node.acquires.acquire("L", 0, 20, request(b, 1)))
+        waiting = asyncio.create_task(node.acquires.acquire("L", 0, 500, request(b, 1)))
         await until(lambda: queue_of(raft, "L") == [(b, 1)])
         raft.hold()
         with pytest.raises(TurnstileError) as refused:
@@ -202,6 +202,21 @@ def test_abandon_releases_a_grant_the_caller_gave_up_on(tmp_path: Path) -> None:
         result = await node.acquires.abandon("L", 1, request(a, 2))
         assert (result.removed, result.released) == (False, True)
         assert holder_of(raft, "L") is None
+        await node.stop()
+
+    run(body)
+
+
+def test_an_acquire_reusing_the_request_id_of_another_command_is_refused(tmp_path: Path) -> None:
+    async def body() -> None:
+        node, _raft = await leading_node(tmp_path)
+        a = await open_session(node)
+        held = await node.acquires.acquire("L", 0, 0, request(a, 1))
+        assert isinstance(held, Granted)
+        await release(node, a, 2, "L", held.token)
+        with pytest.raises(TurnstileError) as refused:
+            await node.acquires.acquire("M", 0, 0, request(a, 2))
+        assert refused.value.reason is Reason.INVALID_ARGUMENT
         await node.stop()
 
     run(body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from inmem_raft import run, until
@@ -21,9 +22,14 @@ def test_callbacks_posted_from_another_thread_run_on_the_loop_in_order() -> None
         def record(n: int) -> None:
             seen.append((n, threading.get_ident()))
 
-        poster = threading.Thread(target=lambda: [bridge.post(record, n) for n in range(1000)])
-        poster.start()
-        poster.join()
+        def post_all() -> None:
+            for n in range(1000):
+                bridge.post(record, n)
+                if n % 50 == 0:
+                    time.sleep(0.001)  # let drains run between the posts
+
+        # The loop keeps running (and draining) while the other thread posts.
+        await asyncio.to_thread(post_all)
         await until(lambda: len(seen) == 1000)
         assert [n for n, _ in seen] == list(range(1000))
         assert {thread for _, thread in seen} == {threading.get_ident()}

@@ -28,10 +28,11 @@ def test_keep_alives_keep_a_session_past_its_ttl_and_without_them_it_expires(
 ) -> None:
     async def body() -> None:
         node, raft = await leading_node(tmp_path)
-        kept, left = await open_session(node, 300), await open_session(node, 300)
-        for _ in range(10):
-            assert await node.keep_alives.renew(kept) == 300
+        kept, left = await open_session(node, 600), await open_session(node, 600)
+        for _ in range(12):  # 1.2 s, twice the TTL; a renewal every sixth of it
+            assert await node.keep_alives.renew(kept) == 600
             await asyncio.sleep(0.1)
+        await until(lambda: left not in raft.state.sessions)
         assert kept in raft.state.sessions
         assert left not in raft.state.sessions
         expiries = [c.session for c in raft.applied if isinstance(c, ExpireSession)]
@@ -84,7 +85,7 @@ def test_a_session_whose_expiry_was_proposed_is_not_renewed(tmp_path: Path) -> N
         raft.hold()
         await until(lambda: any(isinstance(p.command, ExpireSession) for p in raft.held))
         renewing = asyncio.create_task(node.keep_alives.renew(session))
-        await asyncio.sleep(0.01)
+        await until(renewing.done)
         raft.commit_held()
         with pytest.raises(TurnstileError) as refused:
             await renewing

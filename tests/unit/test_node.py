@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from inmem_raft import InMemoryRaft, leading_node, node_config, run, until
+from pysyncobj import FAIL_REASON
 
 from turnstile.cluster.commands import (
     Abandon,
@@ -93,14 +94,20 @@ def test_a_stale_expiry_that_fails_does_not_expire_the_session_in_a_new_office(
         session = await open_session(node, ttl_ms=200)
         raft.hold()
         await until(lambda: any(isinstance(p.command, ExpireSession) for p in raft.held))
-        raft.depose()  # the stale expiry fails: discarded
-        raft.commit_held()  # the next office commits again
+        stale = raft.take_held(ExpireSession)
+        raft.depose()
         await until(lambda: not node.leading)
+        raft.commit_held()
         raft.elect()
         await until(lambda: node.leading)
-        await asyncio.sleep(0.1)  # half the TTL: the new office's deadline is not due yet
+        new_office = node.tracker.next_deadline()
+        # The old office's proposal fails only now, in the new office.
+        stale.callback(None, FAIL_REASON.LEADER_CHANGED)
+        for _ in range(20):  # the failure crosses the bridge and reaches the old duty
+            await asyncio.sleep(0)
+        assert node.tracker.take_due(time.monotonic()) == [], "the fresh TTL was cut short"
+        assert node.tracker.next_deadline() == new_office
         assert session in raft.state.sessions
-        assert node.tracker.take_due(time.monotonic()) == []
         await node.stop()
 
     run(body)

@@ -4,7 +4,7 @@ call, proto out, and every refusal as a status with its reason."""
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,7 @@ def test_bad_input_is_invalid_argument_naming_the_field(tmp_path: Path) -> None:
             pb.ClusterMember(node_id="n1", peer_address="h:1", client_address="h:2"),
             "'n1' is already used",
         ),
+        (pb.ClusterMember(node_id="n2", peer_address="h:1", client_address="h:1"), "differ"),
         (
             pb.ClusterMember(node_id="n2", peer_address="127.0.0.1:7101", client_address="h:2"),
             "127.0.0.1:7101 is already used by n1 peer_address",
@@ -148,11 +149,14 @@ def test_a_member_raft_refuses_is_not_left_in_the_registry(tmp_path: Path) -> No
     run(body)
 
 
-def test_status_reports_the_installed_version(tmp_path: Path) -> None:
+def test_status_reports_the_version_of_this_build(tmp_path: Path) -> None:
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    version = project["project"]["version"]
+
     async def body() -> None:
         node, _raft = await leading_node(tmp_path)
         status = await service.ClusterService(node).Status(pb.StatusRequest(), Context())
-        assert status.version == importlib.metadata.version("turnstile")
+        assert status.version == version, "reinstall: the package metadata is stale"
         assert status.role == pb.ROLE_LEADER and status.healthy
         await node.stop()
 
