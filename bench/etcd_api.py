@@ -15,8 +15,8 @@ import grpc
 _HERE = str(Path(__file__).resolve().parent)
 sys.path.insert(0, _HERE)
 try:
-    rpc, rpc_grpc = grpc.protos_and_services("etcd_rpc.proto")  # type: ignore[attr-defined]
-    lock, lock_grpc = grpc.protos_and_services("etcd_lock.proto")  # type: ignore[attr-defined]
+    rpc, rpc_grpc = grpc.protos_and_services("etcd_rpc.proto")
+    lock, lock_grpc = grpc.protos_and_services("etcd_lock.proto")
 finally:
     sys.path.remove(_HERE)
 

@@ -63,6 +63,19 @@ def test_every_relative_link_resolves_inside_the_repository(document: Path) -> N
             assert anchor in _anchors(path.read_text()), f"{target}: no such heading"
 
 
+#: A repository path in backticks, as the docs cite modules and tests: `cluster/node.py`,
+#: `tests/unit/test_node.py::test_x`.
+CITED_PATH = re.compile(
+    r"`((?:cluster|client|bench|proto|tests|docs|deploy)/[\w./-]+\.(?:py|md|proto))"
+)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_cited_repository_path_exists(document: Path) -> None:
+    missing = [p for p in CITED_PATH.findall(document.read_text()) if not (ROOT / p).exists()]
+    assert missing == []
+
+
 def test_nothing_cites_the_design_file_outside_the_repository() -> None:
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
