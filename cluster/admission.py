@@ -49,17 +49,7 @@ def _refusing(
 
 def _request_id(limits: Limits, rid: pb.RequestId) -> None:
     """What ``StateMachine._apply_once`` refuses without looking at the session, in O(1)."""
-    if rid.seq < 1 or rid.acked >= rid.seq:
-        raise RefusedError(
-            Reason.INVALID_ARGUMENT,
-            f"seq must be >= 1 and above acked, got seq={rid.seq} acked={rid.acked}",
-        )
-    if len(rid.answered) > limits.max_results_per_session:
-        raise RefusedError(
-            Reason.INVALID_ARGUMENT,
-            f"{len(rid.answered)} answered seqs in one request, over "
-            f"max_results_per_session={limits.max_results_per_session}",
-        )
+    bounds.check_request_id(limits, rid.seq, rid.acked, len(rid.answered))
     late = next((seq for seq in rid.answered if seq >= rid.seq), None)
     if late is not None:
         raise RefusedError(

@@ -9,7 +9,7 @@ machine that calls it.
 from __future__ import annotations
 
 from turnstile.cluster.commands import Err, Result, SessionCommand
-from turnstile.cluster.limits import Limits
+from turnstile.cluster.limits import Limits, check_request_id
 from turnstile.cluster.records import SeqRanges, Session
 from turnstile.v1.reasons import Reason
 
@@ -17,18 +17,11 @@ from turnstile.v1.reasons import Reason
 def admit(session: Session, command: SessionCommand, limits: Limits) -> Result | None:
     """None if ``command`` is to be applied now; otherwise its answer: the first result of a
     retry, or an ``Err``. What the client reported answered is pruned from ``session`` first,
-    unless the request is refused before that."""
-    if command.seq < 1 or command.acked >= command.seq:
-        return Err(
-            Reason.INVALID_ARGUMENT,
-            f"seq must be >= 1 and above acked, got seq={command.seq} acked={command.acked}",
-        )
-    if len(command.answered) > limits.max_results_per_session:
-        return Err(
-            Reason.INVALID_ARGUMENT,
-            f"{len(command.answered)} answered seqs in one request, over "
-            f"max_results_per_session={limits.max_results_per_session}",
-        )
+    unless the request is refused before that.
+
+    :raises RefusedError: a malformed request id (the check admission also makes).
+    """
+    check_request_id(limits, command.seq, command.acked, len(command.answered))
     first = session.results.get(command.seq)
     if first is not None:
         return first

@@ -112,6 +112,22 @@ def check_duration(limits: Limits, what: str, value_ms: int, *, zero_ok: bool) -
         )
 
 
+def check_request_id(limits: Limits, seq: int, acked: int, answered: int) -> None:
+    """A request id on its own: ``seq`` above ``acked``, and at most max_results_per_session
+    ``answered`` seqs reported with it."""
+    if seq < 1 or acked >= seq:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"seq must be >= 1 and above acked, got seq={seq} acked={acked}",
+        )
+    if answered > limits.max_results_per_session:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"{answered} answered seqs in one request, over "
+            f"max_results_per_session={limits.max_results_per_session}",
+        )
+
+
 def check_session_ttl(limits: Limits, ttl_ms: int) -> None:
     if not limits.min_session_ttl_ms <= ttl_ms <= limits.max_session_ttl_ms:
         raise RefusedError(
