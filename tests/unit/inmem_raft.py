@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pysyncobj import FAIL_REASON
 
 from turnstile.cluster.codec import decode_command
-from turnstile.cluster.commands import PROTOCOL_VERSION, Command
+from turnstile.cluster.commands import PROTOCOL_VERSION, Command, OpenSession, SessionOpened
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.node import Node
 from turnstile.cluster.peers import Peer
@@ -204,6 +204,13 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         await asyncio.sleep(0.001)
+
+
+async def open_session(node: Node, ttl_ms: int = 30_000) -> int:
+    """Opens a session through the node, as the Open RPC does; returns its id."""
+    opened = await node.execute(lambda now: OpenSession(now, ttl_ms, "worker", "host", 1))
+    assert isinstance(opened, SessionOpened)
+    return opened.session
 
 
 async def leading_node(data_dir: Path) -> tuple[Node, InMemoryRaft]:

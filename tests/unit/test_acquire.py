@@ -4,31 +4,24 @@ a blocked request answers, and what the cluster keeps when its caller goes away.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from inmem_raft import InMemoryRaft, leading_node, run, until
+from inmem_raft import InMemoryRaft, leading_node, open_session, run, until
 
 from turnstile.cluster import acquire
 from turnstile.cluster.commands import (
     CancelWait,
     Granted,
     NotAcquired,
-    OpenSession,
     Release,
-    SessionOpened,
 )
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.node import Node, RequestFields
 from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
-
-
-async def open_session(node: Node) -> int:
-    opened = await node.execute(lambda now: OpenSession(now, 30_000, "worker", "host", 1))
-    assert isinstance(opened, SessionOpened)
-    return opened.session
 
 
 def request(session: int, seq: int) -> RequestFields:
@@ -49,6 +42,25 @@ async def release(node: Node, session: int, seq: int, name: str, token: int) -> 
     await node.execute(lambda now: Release(now, session, seq, seq - 1, name=name, token=token))
 
 
+@dataclass
+class Contended:
+    """Session ``a`` holds ``L`` (``held``); session ``b``'s acquire waits behind it."""
+
+    a: int
+    b: int
+    held: Granted
+    waiting: asyncio.Task[Granted | NotAcquired]
+
+
+async def contended(node: Node, raft: InMemoryRaft, wait_ms: int = 60_000) -> Contended:
+    a, b = await open_session(node), await open_session(node)
+    held = await node.acquires.acquire("L", 0, 0, request(a, 1))
+    assert isinstance(held, Granted)
+    waiting = asyncio.create_task(node.acquires.acquire("L", 0, wait_ms, request(b, 1)))
+    await until(lambda: queue_of(raft, "L") == [(b, 1)])
+    return Contended(a, b, held, waiting)
+
+
 def test_a_free_lock_is_granted_at_once(tmp_path: Path) -> None:
     async def body() -> None:
         node, raft = await leading_node(tmp_path)
@@ -64,16 +76,12 @@ def test_a_free_lock_is_granted_at_once(tmp_path: Path) -> None:
 def test_a_blocked_acquire_is_answered_by_the_hand_off(tmp_path: Path) -> None:
     async def body() -> None:
         node, raft = await leading_node(tmp_path)
-        a, b = await open_session(node), await open_session(node)
-        held = await node.acquires.acquire("L", 0, 0, request(a, 1))
-        assert isinstance(held, Granted)
-        waiting = asyncio.create_task(node.acquires.acquire("L", 0, 60_000, request(b, 1)))
-        await until(lambda: queue_of(raft, "L") == [(b, 1)])
-        assert not waiting.done()
-        await release(node, a, 2, "L", held.token)
-        granted = await waiting
-        assert isinstance(granted, Granted) and granted.token == held.token + 1
-        assert holder_of(raft, "L") == b
+        lock = await contended(node, raft)
+        assert not lock.waiting.done()
+        await release(node, lock.a, 2, "L", lock.held.token)
+        granted = await lock.waiting
+        assert isinstance(granted, Granted) and granted.token == lock.held.token + 1
+        assert holder_of(raft, "L") == lock.b
         assert len(node.acquires) == 0
         await node.stop()
 
@@ -126,13 +134,10 @@ def test_a_wait_whose_end_is_not_committed_is_an_unknown_outcome_and_gives_no_gr
 
     async def body() -> None:
         node, raft = await leading_node(tmp_path)
-        a, b = await open_session(node), await open_session(node)
-        await node.acquires.acquire("L", 0, 0, request(a, 1))
-        waiting = asyncio.create_task(node.acquires.acquire("L", 0, 500, request(b, 1)))
-        await until(lambda: queue_of(raft, "L") == [(b, 1)])
+        lock = await contended(node, raft, wait_ms=500)
         raft.hold()
         with pytest.raises(TurnstileError) as refused:
-            await waiting
+            await lock.waiting
         assert refused.value.reason is Reason.UNKNOWN_OUTCOME
         raft.commit_held()
         given_back = [c for c in raft.applied if isinstance(c, CancelWait) and c.release_grant]
@@ -145,14 +150,13 @@ def test_a_wait_whose_end_is_not_committed_is_an_unknown_outcome_and_gives_no_gr
 def test_a_caller_that_goes_away_withdraws_its_wait_but_never_a_grant(tmp_path: Path) -> None:
     async def body() -> None:
         node, raft = await leading_node(tmp_path)
-        a, b = await open_session(node), await open_session(node)
-        await node.acquires.acquire("L", 0, 0, request(a, 1))
-        waiting = asyncio.create_task(node.acquires.acquire("L", 0, 60_000, request(b, 1)))
-        await until(lambda: queue_of(raft, "L") == [(b, 1)])
-        waiting.cancel()
+        lock = await contended(node, raft)
+        lock.waiting.cancel()
         await until(lambda: queue_of(raft, "L") == [])
         cancels = [c for c in raft.applied if isinstance(c, CancelWait)]
-        assert [(c.session, c.acquire_seq, c.release_grant) for c in cancels] == [(b, 1, False)]
+        assert [(c.session, c.acquire_seq, c.release_grant) for c in cancels] == [
+            (lock.b, 1, False)
+        ]
         await node.stop()
 
     run(body)
@@ -161,16 +165,13 @@ def test_a_caller_that_goes_away_withdraws_its_wait_but_never_a_grant(tmp_path: 
 def test_a_stopping_node_leaves_the_wait_queued_for_the_next_leader(tmp_path: Path) -> None:
     async def body() -> None:
         node, raft = await leading_node(tmp_path)
-        a, b = await open_session(node), await open_session(node)
-        await node.acquires.acquire("L", 0, 0, request(a, 1))
-        waiting = asyncio.create_task(node.acquires.acquire("L", 0, 60_000, request(b, 1)))
-        await until(lambda: queue_of(raft, "L") == [(b, 1)])
+        lock = await contended(node, raft)
         node.begin_shutdown()
         with pytest.raises(TurnstileError) as refused:
-            await waiting
+            await lock.waiting
         assert refused.value.reason is Reason.UNAVAILABLE
         await asyncio.sleep(0.05)
-        assert queue_of(raft, "L") == [(b, 1)]
+        assert queue_of(raft, "L") == [(lock.b, 1)]
         assert not [c for c in raft.applied if isinstance(c, CancelWait)]
         await node.stop()
 
@@ -180,13 +181,10 @@ def test_a_stopping_node_leaves_the_wait_queued_for_the_next_leader(tmp_path: Pa
 def test_losing_leadership_answers_blocked_acquires_not_leader(tmp_path: Path) -> None:
     async def body() -> None:
         node, raft = await leading_node(tmp_path)
-        a, b = await open_session(node), await open_session(node)
-        await node.acquires.acquire("L", 0, 0, request(a, 1))
-        waiting = asyncio.create_task(node.acquires.acquire("L", 0, 60_000, request(b, 1)))
-        await until(lambda: queue_of(raft, "L") == [(b, 1)])
+        lock = await contended(node, raft)
         raft.depose()
         with pytest.raises(TurnstileError) as refused:
-            await waiting
+            await lock.waiting
         assert refused.value.reason is Reason.NOT_LEADER
         assert len(node.acquires) == 0
         await node.stop()

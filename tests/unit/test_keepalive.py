@@ -7,20 +7,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from inmem_raft import leading_node, run, until
+from inmem_raft import leading_node, open_session, run, until
 
-from turnstile.cluster.commands import ExpireSession, OpenSession, SessionOpened, Tick
+from turnstile.cluster.commands import ExpireSession, Tick
 from turnstile.cluster.errors import TurnstileError
-from turnstile.cluster.node import Node
 from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
-
-
-async def open_session(node: Node, ttl_ms: int) -> int:
-    opened = await node.execute(lambda now: OpenSession(now, ttl_ms, "worker", "host", 1))
-    assert isinstance(opened, SessionOpened)
-    return opened.session
 
 
 def test_keep_alives_keep_a_session_past_its_ttl_and_without_them_it_expires(

@@ -9,14 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from inmem_raft import InMemoryRaft, leading_node, node_config, run, until
+from inmem_raft import InMemoryRaft, leading_node, node_config, open_session, run, until
 from pysyncobj import FAIL_REASON
 
 from turnstile.cluster.commands import (
     Abandon,
     ExpireSession,
-    OpenSession,
-    SessionOpened,
     SetClusterVersion,
     SetMember,
     Tick,
@@ -26,12 +24,6 @@ from turnstile.cluster.node import Node
 from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
-
-
-async def open_session(node: Node, ttl_ms: int = 30_000) -> int:
-    opened = await node.execute(lambda now: OpenSession(now, ttl_ms, "worker", "host", 1))
-    assert isinstance(opened, SessionOpened)
-    return opened.session
 
 
 def test_a_new_leader_serves_only_once_its_first_entry_is_applied(tmp_path: Path) -> None:
