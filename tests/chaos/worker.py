@@ -204,17 +204,21 @@ class Worker:
         self.history.write({"e": "resource-write", "v": token, "ok": wrote["ok"], "t": now()})
 
     def release(self, lock: Lock, name: str, token: int, session: int) -> None:
-        """Releases, retrying while the outcome is unknown; each attempt is one operation."""
+        """Releases, retrying while the outcome is unknown. A retry resends the same request
+        id, so all attempts are one operation, invoked with the first: a first attempt that
+        landed unanswered (the cluster was killed) freed the lock then, and the retry's "ok"
+        is that first outcome. Recording each attempt as an operation of its own made the
+        checker see the lock still held until the retry, and report a false violation."""
+        op = self.history.invoke("release", name)
         while True:
-            op = self.history.invoke("release", name)
             try:
                 lock.release()
             except LockLostError:
                 self.history.complete(op, "fail", token, session)
                 return
             except UnavailableError:
-                self.history.complete(op, "info", token, session)
                 if self.stopping.is_set():
+                    self.history.complete(op, "info", token, session)
                     return
                 continue
             except TurnstileError:
