@@ -52,10 +52,11 @@ def critical() -> Iterator[_CriticalCounter]:
         logger.removeHandler(counter)
 
 
-def _replicas(directory: Path, guard: bool, batch: bool) -> list[RaftNode]:
+def _replicas(directory: Path, guard: bool, batch: bool, **options: Any) -> list[RaftNode]:
     addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
     return [
-        _replica(directory, addresses, i, next_index_guard=guard, batch=batch) for i in range(3)
+        _replica(directory, addresses, i, next_index_guard=guard, batch=batch, **options)
+        for i in range(3)
     ]
 
 
@@ -92,8 +93,15 @@ def _freeze(node: RaftNode) -> None:
 
 
 def _load(directory: Path, guard: bool, batch: bool, commands: int) -> None:
-    """Runs ``commands`` proposals in flight at once and waits until every replica has them."""
-    nodes = _replicas(directory, guard, batch)
+    """Runs ``commands`` proposals in flight at once and waits until every replica has them.
+
+    The load starves the replicas' loops (iterations of over a second were seen in CI), so
+    the election timeouts are longer than a stall: an election would fail proposals with
+    NOT_LEADER, which is not what this load is about.
+    """
+    nodes = _replicas(
+        directory, guard, batch, election_timeout_min_s=3.0, election_timeout_max_s=6.0
+    )
     try:
         leader = _start_and_elect(nodes)
         done = threading.Semaphore(0)
