@@ -24,6 +24,7 @@ that shows it), each use marked ``# pysyncobj internal``. The seams:
 - Snapshots: the serializer hooks write and read ``snapshot_file``'s document; one that cannot
   be read stops the node. ``serializer.atomicReplace`` is ``durable_replace``, and
   ``finish_interrupted_compaction`` runs before pysyncobj loads.
+- ``QuietTransfer`` holds proposals while a leadership transfer is pending.
 - ``never_send_entries_in_chunks`` sets the batch size; callbacks handed to pysyncobj are
   ``guarded_callback``s; ``peer_auth`` wraps the encryptor.
 
@@ -122,6 +123,8 @@ class RaftOptions:
     #: The term fence and the no-forwarding rule; off only in the chaos control run that shows
     #: what they prevent (a deposed leader's commands are then forwarded and applied).
     term_fence: bool = True
+    #: ``QuietTransfer``; off only in the test that shows why it exists.
+    quiet_transfer: bool = True
     #: The protocol version this build supports, reported to the leader in every
     #: AppendEntries reply (``RaftNode.member_protocol_versions``).
     protocol_version: int = PROTOCOL_VERSION
@@ -194,6 +197,9 @@ class RaftNode:
         #: Commands other nodes forwarded to this one (pysyncobj's ``apply_command``), refused.
         self.forwarded_commands_refused = 0
         self._forwarded = pysyncobj_fixes.ForwardedCommands()
+        self._transfer = pysyncobj_fixes.QuietTransfer(
+            options.election_timeout_max_s if options.quiet_transfer else 0.0
+        )
         #: While pysyncobj handles a rewritten AppendEntries: the most its reply may acknowledge.
         self._ack_at_most: int | None = None
         self._protocols = MemberProtocols()
@@ -396,6 +402,8 @@ class RaftNode:
         """Loop thread: hands what was submitted since the last tick to pysyncobj, grouped
         (``proposals``); one stamped in a term this node does not lead in is refused."""
         most = GROUP_MAX_COMMANDS if self.options.group_commands else 1
+        if self._transfer.holding(self.replica):
+            return
         while self._proposals:
             group = take_group(self._proposals, most, self._leads_in)
             if group:
@@ -412,7 +420,7 @@ class RaftNode:
         """Asks pysyncobj (on the loop thread) to hand leadership to ``peer_address``, or to
         the most caught-up follower; ``callback(None, reason)`` says whether it was sent."""
         guarded = guarded_callback(callback)
-        self._calls.append(lambda: self.replica.transferLeadership(peer_address, callback=guarded))
+        self._calls.append(lambda: self._transfer.request(self.replica, peer_address, guarded))
         self._wake()
 
     def change_membership(self, add: bool, peer_address: str, callback: ProposalCallback) -> None:
