@@ -26,11 +26,13 @@ from google.protobuf.message import Message
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
     PAGE,
+    STALL_CHECK_S,
     AcquireAttempts,
     CallAttempts,
     Hold,
     Member,
     NumberedRequest,
+    StalledNode,
     Stubs,
     check_max_hold,
     check_ttl,
@@ -119,10 +121,10 @@ class AsyncSession(SessionHandle[asyncio.Event]):
             if core.clock() >= next_send:
                 sent = core.clock()
                 next_send = sent + core.keep_alive_interval
-                request, deadline = core.keep_alive_request(sent)
+                request, deadline, attempt = core.keep_alive_request(sent)
                 error = None
                 try:
-                    await self._client.invoke(request, deadline=deadline)
+                    await self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
                 except TurnstileError as failed:
                     error = failed
                 core.keep_alive_answered(sent, error)
@@ -165,11 +167,11 @@ class AsyncClient:
         token: str | None = None,
         credentials: Credentials | None = None,
     ) -> None:
-        self.router = Router(parse_endpoints(endpoints))
         self.credentials = credentials or Credentials.load(
             ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
         )
         self.retry = retry or RetryPolicy()
+        self.router = Router(parse_endpoints(endpoints), clock=self.retry.clock)
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
         self._stubs: Stubs[grpc.aio.Channel] = Stubs(
@@ -209,7 +211,7 @@ class AsyncClient:
         *,
         deadline: float | None,
         attempt_timeout: float | None,
-        read: Callable[[Any], Awaitable[Any]],
+        read: Callable[[Any, CallAttempts, str], Awaitable[Any]],
     ) -> Any:
         """See ``Client._retrying``: ``read`` awaits what the stub returned."""
         route = route_of(request)
@@ -219,10 +221,15 @@ class AsyncClient:
             call = self._stubs.method(endpoint, route)
             try:
                 response = await read(
-                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
+                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata),
+                    attempts,
+                    endpoint,
                 )
             except grpc.aio.AioRpcError as rpc_error:
                 await asyncio.sleep(attempts.failed(rpc_error, endpoint))
+                continue
+            except StalledNode:
+                await asyncio.sleep(attempts.abandoned(endpoint))
                 continue
             attempts.succeeded(endpoint)
             return response
@@ -277,11 +284,21 @@ class AsyncClient:
         await self.close()
 
 
-async def _response(call: Awaitable[Any]) -> Any:
-    return await call
+async def _response(call: Any, attempts: CallAttempts, endpoint: str) -> Any:
+    """A unary call's response, given up as soon as another call found ``endpoint`` stalled
+    (see ``client._answer``)."""
+    answer = asyncio.ensure_future(call)
+    while True:
+        done, _ = await asyncio.wait({answer}, timeout=STALL_CHECK_S)
+        if done:
+            return answer.result()
+        if attempts.stalled(endpoint):
+            call.cancel()
+            answer.cancel()
+            raise StalledNode(endpoint)
 
 
-async def _messages(call: AsyncIterable[Any]) -> list[Any]:
+async def _messages(call: AsyncIterable[Any], _attempts: CallAttempts, _endpoint: str) -> Any:
     return [message async for message in call]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,10 @@ from google.protobuf.message import Message
 
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
+    STALL_CHECK_S,
     CallAttempts,
     NumberedRequest,
+    StalledNode,
     Stubs,
     client_identity,
     numbered,
@@ -61,11 +63,11 @@ class Client:
         token: str | None = None,
         credentials: Credentials | None = None,
     ) -> None:
-        self.router = Router(parse_endpoints(endpoints))
         self.credentials = credentials or Credentials.load(
             ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
         )
         self.retry = retry or RetryPolicy()
+        self.router = Router(parse_endpoints(endpoints), clock=self.retry.clock)
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
         self._stubs: Stubs[grpc.Channel] = Stubs(
@@ -89,7 +91,7 @@ class Client:
         leader, following redirects and retrying retryable errors until ``deadline`` (default:
         the retry policy's). Raises the last error as ``TurnstileError``."""
         return self._retrying(
-            request, deadline=deadline, attempt_timeout=attempt_timeout, read=_response
+            request, deadline=deadline, attempt_timeout=attempt_timeout, streaming=False
         )
 
     def invoke_stream(
@@ -102,7 +104,7 @@ class Client:
         """``invoke`` for a server-streaming method: every message, read from one node.
         A failure part-way restarts the whole stream (on the leader, if that moved)."""
         messages: list[Any] = self._retrying(
-            request, deadline=deadline, attempt_timeout=attempt_timeout, read=list
+            request, deadline=deadline, attempt_timeout=attempt_timeout, streaming=True
         )
         return messages
 
@@ -112,21 +114,27 @@ class Client:
         *,
         deadline: float | None,
         attempt_timeout: float | None,
-        read: Callable[[Any], Any],
+        streaming: bool,
     ) -> Any:
-        """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
-        returned (a response, or a stream to drain inside the attempt)."""
+        """The retry loop of ``invoke`` and ``invoke_stream`` (a stream is drained inside
+        the attempt)."""
         route = route_of(request)
         attempts = CallAttempts(self.router, self.retry, deadline, attempt_timeout)
+        metadata = self.credentials.metadata
         while True:
             endpoint = attempts.target()
             call = self._stubs.method(endpoint, route)
             try:
-                response = read(
-                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
-                )
+                if streaming:
+                    response = list(call(request, timeout=attempts.timeout(), metadata=metadata))
+                else:
+                    future = call.future(request, timeout=attempts.timeout(), metadata=metadata)
+                    response = _answer(future, attempts, endpoint)
             except grpc.RpcError as rpc_error:
                 self.retry.sleep(attempts.failed(rpc_error, endpoint))
+                continue
+            except StalledNode:
+                self.retry.sleep(attempts.abandoned(endpoint))
                 continue
             attempts.succeeded(endpoint)
             return response
@@ -197,8 +205,17 @@ class Client:
         self.close()
 
 
-def _response(response: Any) -> Any:
-    return response
+def _answer(future: grpc.Future[Any], attempts: CallAttempts, endpoint: str) -> Any:
+    """A unary call's response (or its ``RpcError``), given up as soon as another call found
+    ``endpoint`` stalled: the retry goes to another node at once, not after this attempt's
+    timeout."""
+    while True:
+        try:
+            return future.result(timeout=STALL_CHECK_S)
+        except grpc.FutureTimeoutError:
+            if attempts.stalled(endpoint):
+                future.cancel()
+                raise StalledNode(endpoint) from None
 
 
 def connect(

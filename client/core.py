@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from turnstile.client.errors import (
     ClosedError,
+    DeadlineExceededError,
     LockLostError,
     NotHolderError,
     SessionExpiredError,
@@ -189,6 +190,14 @@ class Stubs(Generic[ChannelT]):
         return channels
 
 
+#: How often a unary call in flight checks whether its node was found stalled meanwhile.
+STALL_CHECK_S = 0.05
+
+
+class StalledNode(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """An attempt given up because another call found its node stalled."""
+
+
 class CallAttempts:
     """One call's attempts: the endpoint and timeout of each, and what a failure means."""
 
@@ -212,13 +221,31 @@ class CallAttempts:
     def succeeded(self, endpoint: str) -> None:
         self._router.succeeded(endpoint)
 
+    def stalled(self, endpoint: str) -> bool:
+        """Another call found ``endpoint`` stalled: this attempt on it is given up."""
+        return self._router.stalled(endpoint)
+
+    def abandoned(self, endpoint: str) -> float:
+        """The pause before the next attempt, after giving one up on a stalled node (the
+        retry carries the same request id); raises when time is up."""
+        self._router.failed(endpoint)
+        pause = self._attempts.next_backoff()
+        if pause is None:
+            raise DeadlineExceededError(f"{endpoint} stalled, and the call's time is up")
+        return pause
+
     def failed(self, rpc_error: grpc.RpcError, endpoint: str) -> float:
         """The pause before the next attempt (having told the router), or raises the error as
         a ``TurnstileError`` when it is not retryable or time is up."""
         error = from_rpc_error(rpc_error)
         if not error.retryable:
             raise error from None
-        self._router.failed(endpoint, error.leader_hint)
+        # No answer in time, or no connection at all (no Turnstile reason): a frozen or dead
+        # node, which the router steers clear of for a while.
+        stalled = isinstance(error, DeadlineExceededError) or (
+            error.reason is None and error.code == grpc.StatusCode.UNAVAILABLE
+        )
+        self._router.failed(endpoint, error.leader_hint, stalled=stalled)
         pause = self._attempts.next_backoff()
         if pause is None:
             raise error from None

@@ -1,20 +1,34 @@
-"""Which node to call: the cached leader, else the endpoints in turn; follows redirects."""
+"""Which node to call: the cached leader, else the endpoints in turn; follows redirects, and
+steers clear for a while of a node that timed out or could not be reached (a paused, frozen
+or dead process)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+
+from turnstile.v1.timeouts import STALLED_NODE_AVOID_S
 
 
 class Router:
-    """Thread-safe choice of endpoint, shared by the sync and asyncio clients."""
+    """Thread-safe choice of endpoint, shared by the sync and asyncio clients.
 
-    def __init__(self, endpoints: Sequence[str]) -> None:
+    A node that let an attempt time out, or could not be reached, is *stalled* for
+    ``STALLED_NODE_AVOID_S``: calls go to the other endpoints, and a follower's hint that
+    names it is not followed (a follower keeps naming a frozen leader until its election
+    timeout). It is tried again when every endpoint is stalled, or once it answers."""
+
+    def __init__(
+        self, endpoints: Sequence[str], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint (host:port) is required")
         self._endpoints = list(dict.fromkeys(endpoints))
         self._leader: str | None = None
         self._next = 0
+        self._stalled_until: dict[str, float] = {}
+        self._clock = clock
         self._lock = threading.Lock()
 
     @property
@@ -29,24 +43,47 @@ class Router:
 
     def target(self) -> str:
         with self._lock:
-            if self._leader is not None:
+            if self._leader is not None and not self._stalled(self._leader):
                 return self._leader
-            return self._endpoints[self._next % len(self._endpoints)]
+            count = len(self._endpoints)
+            for step in range(count):
+                endpoint = self._endpoints[(self._next + step) % count]
+                if not self._stalled(endpoint):
+                    return endpoint
+            return self._leader or self._endpoints[self._next % count]
 
     def succeeded(self, endpoint: str) -> None:
         """``endpoint`` served a leader-only call: it is the leader."""
         with self._lock:
             self._leader = endpoint
+            self._stalled_until.pop(endpoint, None)
 
-    def failed(self, endpoint: str, leader_hint: str = "") -> None:
-        """``endpoint`` could not serve; follow the hint, else move on to the next endpoint."""
+    def failed(self, endpoint: str, leader_hint: str = "", stalled: bool = False) -> None:
+        """``endpoint`` could not serve (``stalled``: its attempt timed out); follow the hint,
+        else move on to the next endpoint."""
         with self._lock:
-            if leader_hint and leader_hint != endpoint:
+            if stalled:
+                self._stalled_until[endpoint] = self._clock() + STALLED_NODE_AVOID_S
+            if leader_hint and leader_hint != endpoint and not self._stalled(leader_hint):
                 if leader_hint not in self._endpoints:
                     self._endpoints.append(leader_hint)
                 self._leader = leader_hint
                 return
-            if self._leader == endpoint or self._leader is None:
+            if self._leader == endpoint or self._leader is None or self._stalled(self._leader):
                 self._leader = None
                 position = self._endpoints.index(endpoint) if endpoint in self._endpoints else -1
                 self._next = position + 1
+
+    def stalled(self, endpoint: str) -> bool:
+        """``endpoint`` timed out or was unreachable within the last ``STALLED_NODE_AVOID_S``."""
+        with self._lock:
+            return self._stalled(endpoint)
+
+    def _stalled(self, endpoint: str) -> bool:
+        until = self._stalled_until.get(endpoint)
+        if until is None:
+            return False
+        if self._clock() < until:
+            return True
+        del self._stalled_until[endpoint]
+        return False

@@ -68,10 +68,10 @@ class Session(SessionHandle[threading.Event]):
             if core.clock() >= next_send:
                 sent = core.clock()
                 next_send = sent + core.keep_alive_interval
-                request, deadline = core.keep_alive_request(sent)
+                request, deadline, attempt = core.keep_alive_request(sent)
                 error = None
                 try:
-                    self._client.invoke(request, deadline=deadline)
+                    self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
                 except TurnstileError as failed:
                     error = failed
                 core.keep_alive_answered(sent, error)

@@ -33,7 +33,7 @@ from turnstile.client.errors import (
     outcome_unknown,
 )
 from turnstile.v1 import turnstile_pb2 as pb
-from turnstile.v1.timeouts import KEEP_ALIVES_PER_TTL
+from turnstile.v1.timeouts import KEEP_ALIVE_ATTEMPT_SHARE, KEEP_ALIVES_PER_TTL
 
 if TYPE_CHECKING:
     import asyncio
@@ -326,10 +326,13 @@ class SessionCore:
         LOST is announced when it happens, not at the next send."""
         return min(next_send, self._alive_until)
 
-    def keep_alive_request(self, sent: float) -> tuple[pb.KeepAliveRequest, float]:
-        """The request, and how long it may be retried: no later than the deadline."""
-        deadline = max(0.001, min(self.keep_alive_interval, self._alive_until - sent))
-        return pb.KeepAliveRequest(session_id=self.id), deadline
+    def keep_alive_request(self, sent: float) -> tuple[pb.KeepAliveRequest, float, float]:
+        """The request, how long it may be retried (until the session would lapse: a
+        keep-alive that fails on a frozen leader goes on to the new one), and the longest
+        attempt (a share of the interval, so a frozen node costs less than one interval)."""
+        deadline = max(0.001, self._alive_until - sent)
+        attempt = self.keep_alive_interval * KEEP_ALIVE_ATTEMPT_SHARE
+        return pb.KeepAliveRequest(session_id=self.id), deadline, attempt
 
     def keep_alive_answered(self, sent: float, error: TurnstileError | None) -> None:
         """Records how the keep-alive sent at ``sent`` ended."""

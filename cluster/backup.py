@@ -2,8 +2,8 @@
 
 ``turnstile snapshot restore FILE --config node.toml`` runs on every node of the new cluster,
 before its first start, with that node's config. Each node builds the same Raft snapshot (see
-``raft.write_initial_snapshot``) from the saved state by the same deterministic steps, so every
-node starts from identical bytes:
+``snapshot_file.write_initial_snapshot``) from the saved state by the same deterministic steps,
+so every node starts from identical bytes:
 
 - Every distinct list comes back with its members, their ids and its TTL; so do the configured
   limits, the cluster version and the log clock (max-hold, waits and list TTLs resume from it:
@@ -30,7 +30,7 @@ from turnstile.cluster import snapshot, views
 from turnstile.cluster.commands import Done, ExpireSession
 from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.peers import Peer
-from turnstile.cluster.raft import write_initial_snapshot
+from turnstile.cluster.snapshot_file import write_initial_snapshot
 from turnstile.cluster.state import StateMachine
 from turnstile.cluster.views import Counts
 

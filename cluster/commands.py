@@ -31,8 +31,9 @@ from typing import Generic, Protocol, TypeVar
 from turnstile.cluster.limits import Limits
 from turnstile.v1.reasons import Reason
 
-#: The newest command set this build applies (see ``since`` and ``SetClusterVersion``).
-PROTOCOL_VERSION = 2
+#: The newest command set this build applies (see ``since`` and ``SetClusterVersion``); 3 adds
+#: no command, only the pre-vote messages between replicas (``elections``).
+PROTOCOL_VERSION = 3
 
 
 # --------------------------------------------------------------------------- tables

@@ -25,6 +25,9 @@ that shows it), each use marked ``# pysyncobj internal``. The seams:
   be read stops the node. ``serializer.atomicReplace`` is ``durable_replace``, and
   ``finish_interrupted_compaction`` runs before pysyncobj loads.
 - ``QuietTransfer`` holds proposals while a leadership transfer is pending.
+- ``elections.Elections``: pre-vote, and standing at once when the leader's connection closes
+  or a refused vote had the worse log; it sees every peer message first and runs before each
+  tick.
 - ``never_send_entries_in_chunks`` sets the batch size; callbacks handed to pysyncobj are
   ``guarded_callback``s; ``peer_auth`` wraps the encryptor.
 
@@ -48,11 +51,11 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
-from pysyncobj.syncobj import _COMMAND_TYPE
 
 from turnstile.cluster import pysyncobj_fixes, snapshot
 from turnstile.cluster.codec import CodecError, decode_entry
 from turnstile.cluster.commands import PROTOCOL_VERSION, Command, Err, SetClusterVersion
+from turnstile.cluster.elections import PRE_VOTE_VERSION, Elections
 from turnstile.cluster.member_protocols import PROTOCOL_FIELD, MemberProtocols
 from turnstile.cluster.peer_auth import log_refused_peers
 from turnstile.cluster.proposals import (
@@ -64,16 +67,14 @@ from turnstile.cluster.proposals import (
 )
 from turnstile.cluster.pysyncobj_fixes import guarded_callback
 from turnstile.cluster.raftlog import (
-    COMMIT_FILE,
     LOG_FILE,
-    META_FILE,
     PYSYNCOBJ_JOURNAL_FILE,
     DiskFiles,
     RaftLog,
     migrate_pysyncobj_journal,
 )
 from turnstile.cluster.snapshot_file import (
-    pack_snapshot_file,
+    SNAPSHOT_FILE,
     raft_metadata,
     read_snapshot_file,
     write_replica_snapshot,
@@ -88,10 +89,6 @@ AppliedHook = Callable[[Command | None, Applied], None]
 #: Called on the raft loop thread when the Raft role changes: (was_leader, is_leader).
 RoleHook = Callable[[bool, bool], None]
 
-#: The snapshot's file name in a node's data directory (the log's are in ``raftlog``).
-SNAPSHOT_FILE = "raft.snapshot"
-#: Files that make a data directory a Raft member's.
-RAFT_FILES = (LOG_FILE, META_FILE, COMMIT_FILE, PYSYNCOBJ_JOURNAL_FILE, SNAPSHOT_FILE)
 _RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 pysyncobj_fixes.make_snapshot_renames_durable()
@@ -245,6 +242,11 @@ class RaftNode:
         # After the tick has sent AppendEntries, before it waits for the acks.
         self.replica.addOnTickCallback(self.log.sync)
         log_refused_peers(self.replica, transport)
+        self.elections = Elections(
+            self.replica,
+            enabled=lambda: self.state.cluster_version >= PRE_VOTE_VERSION,
+            timeout_s=(options.election_timeout_min_s, options.election_timeout_max_s),
+        )
         self._thread = threading.Thread(target=self._run, name="turnstile-raft", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -278,6 +280,7 @@ class RaftNode:
                 if not self.replica._SyncObj__otherNodes:  # pysyncobj internal
                     # Alone, the tick commits what this node holds: synced first.
                     self.log.sync()
+                self.elections.before_tick()
                 self.replica.doTick(self.options.heartbeat_s / 2)
                 leader = self.leader_address
                 if leader != self._last_leader:
@@ -310,6 +313,8 @@ class RaftNode:
     def _dispatch(self, node: Any, message: dict[str, Any]) -> None:
         """Routes one peer message through the fix that applies to its kind."""
         kind, handle = message.get("type"), self._original_on_message
+        if self.elections.receive(handle, node, message):
+            return
         if kind == "append_entries":
             self._last_leader_contact = time.monotonic()
             self._append_entries(node, message)
@@ -577,24 +582,3 @@ NOT_APPLIED = frozenset(
     }
 )
 SUCCESS = FAIL_REASON.SUCCESS
-
-
-def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]) -> str:
-    """Writes the Raft snapshot a node of a *new* cluster starts from; returns its path.
-
-    Used by ``turnstile snapshot restore``. The log it describes holds two no-op entries at
-    indexes 2 and 3 of term 0, both applied, so every restored node starts with the same log
-    and the same state. Index 2, not 1: a node started with an empty data directory instead
-    (its log is one no-op at index 1) then cannot match the leader's log and is sent the
-    snapshot, rather than silently replaying from an empty state. ``cluster`` is every
-    member's peer address. Refuses a data directory that already holds Raft files.
-    """
-    os.makedirs(data_dir, exist_ok=True)
-    for name in RAFT_FILES:
-        if os.path.exists(os.path.join(data_dir, name)):
-            raise FileExistsError(f"{data_dir} already holds {name}; restore into an empty one")
-    no_op = bytes([_COMMAND_TYPE.NO_OP])  # pysyncobj internal: its log entry type
-    data = pack_snapshot_file(state_bytes, [no_op, 3, 0], [no_op, 2, 0], cluster)
-    files = DiskFiles(data_dir)
-    files.replace(SNAPSHOT_FILE, data, durable=True)
-    return files.path(SNAPSHOT_FILE)

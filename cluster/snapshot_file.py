@@ -9,14 +9,28 @@ compaction. The state itself is ``turnstile.cluster.snapshot``'s document, kept 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 from pysyncobj.node import TCPNode
+from pysyncobj.syncobj import _COMMAND_TYPE
 
+from turnstile.cluster.raftlog import (
+    COMMIT_FILE,
+    LOG_FILE,
+    META_FILE,
+    PYSYNCOBJ_JOURNAL_FILE,
+    DiskFiles,
+)
 from turnstile.cluster.snapshot import SnapshotError
+
+#: The snapshot's file name in a node's data directory (the log's are in ``raftlog``).
+SNAPSHOT_FILE = "raft.snapshot"
+#: Files that make a data directory a Raft member's.
+RAFT_FILES = (LOG_FILE, META_FILE, COMMIT_FILE, PYSYNCOBJ_JOURNAL_FILE, SNAPSHOT_FILE)
 
 #: The version of this file's document (the state inside has its own).
 SNAPSHOT_FILE_VERSION = 1
@@ -88,3 +102,24 @@ def read_snapshot_file(path: str) -> SnapshotFile:
         )
     except (KeyError, TypeError) as exc:
         raise SnapshotError(f"{path} is not a complete snapshot document ({exc!r})") from exc
+
+
+def write_initial_snapshot(data_dir: str, state_bytes: bytes, cluster: list[str]) -> str:
+    """Writes the Raft snapshot a node of a *new* cluster starts from; returns its path.
+
+    Used by ``turnstile snapshot restore``. The log it describes holds two no-op entries at
+    indexes 2 and 3 of term 0, both applied, so every restored node starts with the same log
+    and the same state. Index 2, not 1: a node started with an empty data directory instead
+    (its log is one no-op at index 1) then cannot match the leader's log and is sent the
+    snapshot, rather than silently replaying from an empty state. ``cluster`` is every
+    member's peer address. Refuses a data directory that already holds Raft files.
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    for name in RAFT_FILES:
+        if os.path.exists(os.path.join(data_dir, name)):
+            raise FileExistsError(f"{data_dir} already holds {name}; restore into an empty one")
+    no_op = bytes([_COMMAND_TYPE.NO_OP])  # pysyncobj internal: its log entry type
+    data = pack_snapshot_file(state_bytes, [no_op, 3, 0], [no_op, 2, 0], cluster)
+    files = DiskFiles(data_dir)
+    files.replace(SNAPSHOT_FILE, data, durable=True)
+    return files.path(SNAPSHOT_FILE)

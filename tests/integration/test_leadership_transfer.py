@@ -20,7 +20,7 @@ from turnstile.cluster.commands import Tick
 from turnstile.cluster.launcher import free_ports
 from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
 
-ROUNDS = 4
+ROUNDS = 3
 #: Long enough that the submitter's load starves no loop into an election of its own.
 ELECTION_TIMEOUT_S = (1.0, 2.0)
 #: Commands the submitter keeps in flight.

@@ -150,7 +150,29 @@ class FakeStub:
                 Call(self._endpoint, self._service, method, request, timeout, metadata)
             )
 
+        def future(request: Any, timeout: float, metadata: tuple[tuple[str, str], ...]) -> Any:
+            return Answered(lambda: call(request, timeout, metadata))
+
+        call.future = future  # type: ignore[attr-defined]
         return call
+
+
+class Answered:
+    """A unary call's future whose outcome is already known (the script plays at once)."""
+
+    def __init__(self, play: Callable[[], Any]) -> None:
+        try:
+            self._response, self._error = play(), None
+        except grpc.RpcError as error:
+            self._response, self._error = None, error
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._response
+
+    def cancel(self) -> bool:
+        return False
 
 
 def always(outcome: Callable[[Call], Outcome]) -> Iterator[Outcome]:
@@ -258,9 +280,9 @@ def test_invoke_retries_unavailable_on_the_next_endpoints_with_backoff(
     ]
     client, cluster = make_client(monkeypatch, clock, outcomes, deadline=10.0)
     assert client.invoke(REQUEST) is RESPONSE
-    assert cluster.endpoints == [A, B, C, A]
+    assert cluster.endpoints == [A, B, C, B]  # A, unreachable 0.875 s ago, is stalled still
     assert clock.sleeps == [0.125, 0.25, 0.5]
-    assert client.router.leader == A
+    assert client.router.leader == B
 
 
 @pytest.mark.parametrize(
@@ -404,8 +426,9 @@ def test_write_reuses_the_same_request_id_across_retries_and_marks_it_answered(
     sent = [c.request.request for c in cluster.calls]
     assert len(sent) == 4
     assert {(r.session_id, r.seq) for r in sent} == {(42, 1)}
-    # B's hint leads to C; C's unknown outcome (it lost office mid-commit) moves on to A
-    assert cluster.endpoints == [A, B, C, A]
+    # B's hint leads to C; C's unknown outcome (it lost office mid-commit) moves on, past A,
+    # which could not be reached a moment ago
+    assert cluster.endpoints == [A, B, C, B]
     assert session.core.requests.outstanding == 0
     following = session.core.requests.new()
     assert (following.seq, following.acked) == (2, 1)
@@ -539,3 +562,51 @@ def test_errors_raised_by_invoke_are_turnstile_errors(
         client.invoke(REQUEST)
     assert not raised.value.retryable
     assert raised.value.__cause__ is None
+
+
+class Pending:
+    """A unary call's future that never answers until cancelled."""
+
+    def __init__(self, on_wait: Callable[[], None]) -> None:
+        self._on_wait = on_wait
+        self.waits = 0
+        self.cancelled = False
+
+    def result(self, timeout: float | None = None) -> Any:
+        self.waits += 1
+        self._on_wait()
+        raise grpc.FutureTimeoutError()
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+def test_a_call_in_flight_moves_on_once_another_call_finds_its_node_stalled(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """The keep-alive's short attempt found A frozen; a write waiting on A (its attempt
+    timeout far off) gives up at its next check and goes on to B with the same request id."""
+    client, cluster = make_client(monkeypatch, clock, [RESPONSE], attempt_timeout=5.0)
+
+    def keep_alive_finds_a_stalled() -> None:
+        if pending.waits == 3:
+            client.router.failed(A, stalled=True)
+
+    pending = Pending(keep_alive_finds_a_stalled)
+    answered = FakeStub(cluster, B, "locks")
+    monkeypatch.setattr(
+        Stubs,
+        "method",
+        lambda _self, endpoint, route: SimpleNamespace(
+            future=lambda request, timeout, metadata: (
+                pending
+                if endpoint == A
+                else getattr(answered, route.method).future(request, timeout, metadata)  # type: ignore[attr-defined]
+            )
+        ),
+    )
+    assert client.invoke(REQUEST) is RESPONSE
+    assert (pending.waits, pending.cancelled) == (3, True)
+    assert cluster.endpoints == [B]
+    assert client.router.leader == B

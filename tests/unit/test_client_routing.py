@@ -7,6 +7,7 @@ import pytest
 
 from turnstile.client.core import ENDPOINTS_ENV, parse_endpoints
 from turnstile.client.routing import Router
+from turnstile.v1.timeouts import STALLED_NODE_AVOID_S
 
 pytestmark = pytest.mark.unit
 
@@ -180,3 +181,48 @@ def test_parse_endpoints_without_any_is_a_value_error(
     monkeypatch.delenv(ENDPOINTS_ENV, raising=False)
     with pytest.raises(ValueError, match=ENDPOINTS_ENV):
         parse_endpoints(given)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_stalled_leader_is_avoided_and_hints_naming_it_are_not_followed() -> None:
+    clock = Clock()
+    router = Router([A, B, C], clock=clock)
+    router.succeeded(A)
+    router.failed(A, stalled=True)
+    assert router.stalled(A)
+    assert router.target() == B
+    router.failed(B, A)  # a follower that has not noticed yet still names A
+    assert router.target() == C
+    router.failed(C, A)
+    assert router.target() == B  # A is skipped in the rotation too
+    router.failed(B, C)  # the new leader, once elected
+    assert router.target() == C
+
+
+def test_a_stalled_node_is_tried_again_after_the_avoid_time_or_once_it_answers() -> None:
+    clock = Clock()
+    router = Router([A, B], clock=clock)
+    router.failed(A, stalled=True)
+    assert router.target() == B
+    clock.now = STALLED_NODE_AVOID_S
+    assert not router.stalled(A)
+    router.failed(B, A)
+    assert router.target() == A
+    router.failed(A, stalled=True)
+    router.succeeded(A)
+    assert not router.stalled(A)
+
+
+def test_when_every_node_is_stalled_the_rotation_goes_on() -> None:
+    clock = Clock()
+    router = Router([A, B], clock=clock)
+    for endpoint in (A, B):
+        router.failed(endpoint, stalled=True)
+    assert router.target() in (A, B)
