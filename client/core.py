@@ -44,6 +44,11 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 5000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # A restarted node is back within seconds: reconnect at most a second apart (gRPC's
+    # default backoff grows to two minutes, so a node down for a while stayed unreachable).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 )
 #: Environment variable naming the endpoints when none are passed.
 ENDPOINTS_ENV = "TURNSTILE_ENDPOINTS"

@@ -23,10 +23,11 @@ nobody. With that guard, a follower whose leader's connection closes, or one tha
 vote with the better log, stands at once (after a short random stagger, so two followers
 seldom split the vote). A transfer's ``timeout_now`` skips the pre-vote, as in the thesis.
 
-The messages are ``pre_vote`` and ``pre_vote_reply``. They are used only from cluster version
-``PRE_VOTE_VERSION`` on, which a leader sets once every member reports it; until then the
-replicas elect as pysyncobj does, so a mixed-version cluster never waits on a reply an older
-member would not send. The pysyncobj internals read here are marked ``# pysyncobj internal``.
+The messages are ``pre_vote`` and ``pre_vote_reply``. A replica asks for pre-votes only from
+cluster version ``PRE_VOTE_VERSION`` on, which a leader sets once every member reports it;
+until then it elects as pysyncobj does, so a mixed-version cluster never waits on a reply an
+older member would not send. Every replica of this build answers them. The pysyncobj
+internals read here are marked ``# pysyncobj internal``.
 """
 
 from __future__ import annotations
@@ -172,12 +173,13 @@ class Elections:
 
     def pre_vote(self, node: Any, message: dict[str, Any]) -> None:
         """Answers a pre-vote: yes if the asker's log is as up to date as this replica's and
-        this replica has lost its leader too (it is no leader itself)."""
+        this replica has lost its leader too (it is no leader itself). Answered whatever the
+        cluster version this replica has applied: one just restarted has not replayed its
+        log yet, and a refusal for that reason would leave the asker no majority."""
         replica = self._replica
         theirs = (message.get("last_log_term", 0), message.get("last_log_index", 0))
         yes = (
-            self._enabled()
-            and replica._SyncObj__raftState != 2  # pysyncobj internal: not the leader
+            replica._SyncObj__raftState != 2  # pysyncobj internal: not the leader
             and message.get("term", 0) > replica.raftCurrentTerm
             and theirs >= self._last_log()
             and self._lost_leader()
