@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from turnstile.bench import report
@@ -48,6 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=0.0, help="seconds per row (default 10)")
     bench.add_argument("--quick", action="store_true", help="a short smoke run")
     bench.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    bench.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also draw the charts (PNG) into DIR (needs the plot extra: matplotlib)",
+    )
+    bench.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="run nothing: print (and --plot) the results a --json run saved in FILE",
+    )
     return bench
 
 
@@ -113,9 +125,46 @@ def systems(args: argparse.Namespace, endpoints: list[str] | None) -> list[Syste
     ]
 
 
+def saved_results(path: str) -> dict[str, Any]:
+    """The results a ``--json`` run wrote to ``path``."""
+    try:
+        results = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"--from: cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise UsageError(f"--from: {path} is not JSON (save `turnstile bench --json`)") from None
+    if not isinstance(results, dict) or not isinstance(results.get("systems"), dict):
+        raise UsageError(f"--from: {path} holds no bench results (no 'systems')")
+    return results
+
+
+def output(results: dict[str, Any], args: argparse.Namespace) -> int:
+    """Prints the table or JSON, draws the charts if asked; the exit status of the run."""
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(report.table(results))
+    if args.plot:
+        from turnstile.bench import plot  # noqa: PLC0415 - matplotlib only when asked
+
+        try:
+            charts = plot.draw(results, Path(args.plot))
+        except (plot.PlotError, OSError) as exc:
+            print(f"turnstile bench: --plot: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{len(charts)} charts in {args.plot}", file=sys.stderr)
+    return EXIT_VIOLATIONS if results.get("violations") or results.get("failed_rows") else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the bench; exit 0, 1 when a correctness counter is not zero or a row failed, 2 on
     bad options."""
+    if args.from_file:
+        try:
+            return output(saved_results(args.from_file), args)
+        except UsageError as exc:
+            print(f"turnstile bench: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         plan = build_plan(args)
         endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()] or None
@@ -157,8 +206,4 @@ def run(args: argparse.Namespace) -> int:
         for row in info.get("rows", {}).values()
         if "error" in row
     )
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        print(report.table(results))
-    return EXIT_VIOLATIONS if results["violations"] or results["failed_rows"] else 0
+    return output(results, args)

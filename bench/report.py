@@ -67,7 +67,7 @@ def _cpu(row: dict[str, Any]) -> str:
 
 def ratio(ours: dict[str, Any] | None, others: list[dict[str, Any] | None], prefix: str) -> str:
     """``ours`` against the best of ``others`` on the row's metric (>1: ours better)."""
-    _label, metric, higher = ROWS[_family(prefix)]
+    _label, metric, higher = ROWS[row_family(prefix)]
     value = (ours or {}).get(metric)
     best_of = [r[metric] for r in others if r is not None and metric in r and r[metric] > 0]
     if value is None or not best_of or value <= 0:
@@ -79,7 +79,7 @@ def ratio(ours: dict[str, Any] | None, others: list[dict[str, Any] | None], pref
 def sync_ratio(fsync: dict[str, Any] | None, none: dict[str, Any] | None, prefix: str) -> str:
     """Throughput with the Raft log synced over throughput without; "-" on the rows that are
     not a throughput (failover gap, dead client)."""
-    return ratio(fsync, [none], prefix) if ROWS[_family(prefix)][2] else "-"
+    return ratio(fsync, [none], prefix) if ROWS[row_family(prefix)][2] else "-"
 
 
 def durabilities(results: dict[str, Any]) -> dict[str, str]:
@@ -91,7 +91,8 @@ def durabilities(results: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _family(prefix: str) -> str:
+def row_family(prefix: str) -> str:
+    """The ``ROWS`` entry of a row key's prefix (every batch size is one family)."""
     return "insert_batch" if prefix.startswith("insert_batch") else prefix
 
 
@@ -100,13 +101,13 @@ def row_keys(results: dict[str, Any]) -> list[str]:
     seen: list[str] = []
     for system in results["systems"].values():
         for key in system.get("rows", {}):
-            if key not in seen and _family(key.split("@")[0]) in ROWS:
+            if key not in seen and row_family(key.split("@")[0]) in ROWS:
                 seen.append(key)
     order = list(ROWS)
     return sorted(
         seen,
         key=lambda k: (
-            order.index(_family(k.split("@")[0])),
+            order.index(row_family(k.split("@")[0])),
             int(k.split("@")[1]) if "@" in k else 0,
         ),
     )
@@ -130,7 +131,7 @@ def table(results: dict[str, Any]) -> str:
     lines = []
     for key in row_keys(results):
         prefix, _, clients = key.partition("@")
-        label = ROWS[_family(prefix)][0]
+        label = ROWS[row_family(prefix)][0]
         if prefix.startswith("insert_batch"):
             label = label.replace("batches", f"batches of {prefix.removeprefix('insert_batch')}")
         per_system = {s: results["systems"][s].get("rows", {}).get(key) for s in systems}

@@ -90,10 +90,12 @@ def throughput_rows(batch: int) -> list[tuple[str, str, int]]:
 def summarize(records: Records, duration: float, batch: int = 1) -> dict[str, Any]:
     """Throughput, latency and the correctness counters of one run."""
     ops = len(records.ops)
+    latencies = [done - sent for sent, done in records.ops]
     row: dict[str, Any] = {
         "ops": ops,
         "ops_per_s": round(ops / duration, 1),
-        **stats.latency_ms(done - sent for sent, done in records.ops),
+        **stats.latency_ms(latencies),
+        "cdf_ms": stats.cdf_ms(latencies),
         "errors": records.errors,
         "violations": 0,
     }

@@ -39,6 +39,18 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+#: Where a row's latency CDF is sampled: every percent, and the 99.9th.
+CDF_FRACTIONS = (*(i / 100 for i in range(1, 100)), 0.999, 1.0)
+
+
+def cdf_ms(samples: Iterable[float]) -> list[float]:
+    """Latencies in milliseconds at ``CDF_FRACTIONS`` of durations in seconds ([] if none)."""
+    ordered = sorted(samples)
+    if not ordered:
+        return []
+    return [round(percentile(ordered, fraction) * 1000, 3) for fraction in CDF_FRACTIONS]
+
+
 def latency_ms(samples: Iterable[float]) -> dict[str, float]:
     """p50/p99/max in milliseconds of durations in seconds."""
     ordered = sorted(samples)
