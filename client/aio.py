@@ -26,13 +26,11 @@ from google.protobuf.message import Message
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
     PAGE,
-    STALL_CHECK_S,
     AcquireAttempts,
     CallAttempts,
     Hold,
     Member,
     NumberedRequest,
-    StalledNode,
     Stubs,
     check_max_hold,
     check_ttl,
@@ -174,6 +172,8 @@ class AsyncClient:
         self.router = Router(parse_endpoints(endpoints), clock=self.retry.clock)
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
+        #: Channels of stalled nodes being closed (``_drop_channel``), kept until they are.
+        self._closing: set[asyncio.Task[None]] = set()
         self._stubs: Stubs[grpc.aio.Channel] = Stubs(
             lambda endpoint: self.credentials.aio_channel(endpoint, CHANNEL_OPTIONS)
         )
@@ -211,26 +211,27 @@ class AsyncClient:
         *,
         deadline: float | None,
         attempt_timeout: float | None,
-        read: Callable[[Any, CallAttempts, str], Awaitable[Any]],
+        read: Callable[[Any], Awaitable[Any]],
     ) -> Any:
         """See ``Client._retrying``: ``read`` awaits what the stub returned."""
         route = route_of(request)
-        attempts = CallAttempts(self.router, self.retry, deadline, attempt_timeout)
+        attempts = CallAttempts(
+            self.router, self.retry, deadline, attempt_timeout, on_stalled=self._drop_channel
+        )
         while True:
             endpoint = attempts.target()
             call = self._stubs.method(endpoint, route)
             try:
                 response = await read(
-                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata),
-                    attempts,
-                    endpoint,
+                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
                 )
             except grpc.aio.AioRpcError as rpc_error:
                 await asyncio.sleep(attempts.failed(rpc_error, endpoint))
                 continue
-            except StalledNode:
-                await asyncio.sleep(attempts.abandoned(endpoint))
-                continue
+            except grpc.aio.UsageError as error:  # "Channel is closed."
+                if "closed" not in str(error):
+                    raise
+                continue  # dropped by another call just now (or the client closed: ClosedError)
             attempts.succeeded(endpoint)
             return response
 
@@ -269,6 +270,14 @@ class AsyncClient:
     def distinct_list(self, name: str, ttl: float | None = None) -> AsyncDistinctList:
         return AsyncDistinctList(self, name, ttl)
 
+    def _drop_channel(self, endpoint: str) -> None:
+        """See ``Client._drop_channel``; the channel closes in a task of its own."""
+        channel = self._stubs.drop(endpoint)
+        if channel is not None:
+            task = asyncio.get_running_loop().create_task(channel.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
         """Closes the session (releasing every lock it holds at once) and the channels."""
         session, self._session = self._session, None
@@ -284,21 +293,11 @@ class AsyncClient:
         await self.close()
 
 
-async def _response(call: Any, attempts: CallAttempts, endpoint: str) -> Any:
-    """A unary call's response, given up as soon as another call found ``endpoint`` stalled
-    (see ``client._answer``)."""
-    answer = asyncio.ensure_future(call)
-    while True:
-        done, _ = await asyncio.wait({answer}, timeout=STALL_CHECK_S)
-        if done:
-            return answer.result()
-        if attempts.stalled(endpoint):
-            call.cancel()
-            answer.cancel()
-            raise StalledNode(endpoint)
+async def _response(call: Awaitable[Any]) -> Any:
+    return await call
 
 
-async def _messages(call: AsyncIterable[Any], _attempts: CallAttempts, _endpoint: str) -> Any:
+async def _messages(call: AsyncIterable[Any]) -> list[Any]:
     return [message async for message in call]
 
 

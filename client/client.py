@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,8 @@ from google.protobuf.message import Message
 
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
-    STALL_CHECK_S,
     CallAttempts,
     NumberedRequest,
-    StalledNode,
     Stubs,
     client_identity,
     numbered,
@@ -91,7 +89,7 @@ class Client:
         leader, following redirects and retrying retryable errors until ``deadline`` (default:
         the retry policy's). Raises the last error as ``TurnstileError``."""
         return self._retrying(
-            request, deadline=deadline, attempt_timeout=attempt_timeout, streaming=False
+            request, deadline=deadline, attempt_timeout=attempt_timeout, read=_response
         )
 
     def invoke_stream(
@@ -104,7 +102,7 @@ class Client:
         """``invoke`` for a server-streaming method: every message, read from one node.
         A failure part-way restarts the whole stream (on the leader, if that moved)."""
         messages: list[Any] = self._retrying(
-            request, deadline=deadline, attempt_timeout=attempt_timeout, streaming=True
+            request, deadline=deadline, attempt_timeout=attempt_timeout, read=list
         )
         return messages
 
@@ -114,28 +112,28 @@ class Client:
         *,
         deadline: float | None,
         attempt_timeout: float | None,
-        streaming: bool,
+        read: Callable[[Any], Any],
     ) -> Any:
-        """The retry loop of ``invoke`` and ``invoke_stream`` (a stream is drained inside
-        the attempt)."""
+        """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
+        returned (a response, or a stream to drain inside the attempt)."""
         route = route_of(request)
-        attempts = CallAttempts(self.router, self.retry, deadline, attempt_timeout)
-        metadata = self.credentials.metadata
+        attempts = CallAttempts(
+            self.router, self.retry, deadline, attempt_timeout, on_stalled=self._drop_channel
+        )
         while True:
             endpoint = attempts.target()
             call = self._stubs.method(endpoint, route)
             try:
-                if streaming:
-                    response = list(call(request, timeout=attempts.timeout(), metadata=metadata))
-                else:
-                    future = call.future(request, timeout=attempts.timeout(), metadata=metadata)
-                    response = _answer(future, attempts, endpoint)
+                response = read(
+                    call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
+                )
             except grpc.RpcError as rpc_error:
                 self.retry.sleep(attempts.failed(rpc_error, endpoint))
                 continue
-            except StalledNode:
-                self.retry.sleep(attempts.abandoned(endpoint))
-                continue
+            except ValueError as error:  # grpc's "Cannot invoke RPC on closed channel!"
+                if "closed channel" not in str(error):
+                    raise
+                continue  # dropped by another call just now (or the client closed: ClosedError)
             attempts.succeeded(endpoint)
             return response
 
@@ -189,6 +187,14 @@ class Client:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _drop_channel(self, endpoint: str) -> None:
+        """Closes the channel to a node that stalled: every call still waiting on it fails at
+        once (``CANCELLED``) and is retried on another node, with the same request id, rather
+        than waiting out its attempt timeout. The next call to it opens a new channel."""
+        channel = self._stubs.drop(endpoint)
+        if channel is not None:
+            channel.close()
+
     def close(self) -> None:
         """Closes the session (releasing every lock it holds at once) and the channels."""
         with self._lock:
@@ -205,17 +211,8 @@ class Client:
         self.close()
 
 
-def _answer(future: grpc.Future[Any], attempts: CallAttempts, endpoint: str) -> Any:
-    """A unary call's response (or its ``RpcError``), given up as soon as another call found
-    ``endpoint`` stalled: the retry goes to another node at once, not after this attempt's
-    timeout."""
-    while True:
-        try:
-            return future.result(timeout=STALL_CHECK_S)
-        except grpc.FutureTimeoutError:
-            if attempts.stalled(endpoint):
-                future.cancel()
-                raise StalledNode(endpoint) from None
+def _response(response: Any) -> Any:
+    return response
 
 
 def connect(

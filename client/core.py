@@ -186,6 +186,14 @@ class Stubs(Generic[ChannelT]):
                 stub = self._stubs[(endpoint, route.service)] = STUBS[route.service](channel)
         return getattr(stub, route.method)
 
+    def drop(self, endpoint: str) -> ChannelT | None:
+        """Forgets ``endpoint``'s channel and stubs (the next call opens new ones); returns
+        the channel, for the caller to close."""
+        with self._lock:
+            for key in [k for k in self._stubs if k[0] == endpoint]:
+                del self._stubs[key]
+            return self._channels.pop(endpoint, None)
+
     def close(self) -> list[ChannelT]:
         """Refuses calls from now on; returns the channels, for the caller to close."""
         with self._lock:
@@ -193,14 +201,6 @@ class Stubs(Generic[ChannelT]):
             channels, self._channels = list(self._channels.values()), {}
             self._stubs.clear()
         return channels
-
-
-#: How often a unary call in flight checks whether its node was found stalled meanwhile.
-STALL_CHECK_S = 0.05
-
-
-class StalledNode(Exception):  # noqa: N818 - a signal between two functions, not an error
-    """An attempt given up because another call found its node stalled."""
 
 
 class CallAttempts:
@@ -212,10 +212,14 @@ class CallAttempts:
         retry: RetryPolicy,
         deadline: float | None,
         attempt_timeout: float | None,
+        on_stalled: Callable[[str], None] | None = None,
     ) -> None:
         self._router = router
         self._attempts = retry.start(deadline)
         self._longest = attempt_timeout
+        #: Told of an endpoint that stalled or could not be reached (the client drops its
+        #: channel, which fails every other call still waiting on it).
+        self._on_stalled = on_stalled
 
     def target(self) -> str:
         return self._router.target()
@@ -225,19 +229,6 @@ class CallAttempts:
 
     def succeeded(self, endpoint: str) -> None:
         self._router.succeeded(endpoint)
-
-    def stalled(self, endpoint: str) -> bool:
-        """Another call found ``endpoint`` stalled: this attempt on it is given up."""
-        return self._router.stalled(endpoint)
-
-    def abandoned(self, endpoint: str) -> float:
-        """The pause before the next attempt, after giving one up on a stalled node (the
-        retry carries the same request id); raises when time is up."""
-        self._router.failed(endpoint)
-        pause = self._attempts.next_backoff()
-        if pause is None:
-            raise DeadlineExceededError(f"{endpoint} stalled, and the call's time is up")
-        return pause
 
     def failed(self, rpc_error: grpc.RpcError, endpoint: str) -> float:
         """The pause before the next attempt (having told the router), or raises the error as
@@ -251,6 +242,8 @@ class CallAttempts:
             error.reason is None and error.code == grpc.StatusCode.UNAVAILABLE
         )
         self._router.failed(endpoint, error.leader_hint, stalled=stalled)
+        if stalled and self._on_stalled is not None:
+            self._on_stalled(endpoint)
         pause = self._attempts.next_backoff()
         if pause is None:
             raise error from None

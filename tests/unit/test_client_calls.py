@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from turnstile.client.client import Client
-from turnstile.client.core import MAX_WAIT_MS, Stubs, acquire_timing, member_bytes
+from turnstile.client.core import MAX_WAIT_MS, Stubs, acquire_timing, member_bytes, route_of
 from turnstile.client.errors import (
     ClosedError,
     DeadlineExceededError,
@@ -150,29 +150,7 @@ class FakeStub:
                 Call(self._endpoint, self._service, method, request, timeout, metadata)
             )
 
-        def future(request: Any, timeout: float, metadata: tuple[tuple[str, str], ...]) -> Any:
-            return Answered(lambda: call(request, timeout, metadata))
-
-        call.future = future  # type: ignore[attr-defined]
         return call
-
-
-class Answered:
-    """A unary call's future whose outcome is already known (the script plays at once)."""
-
-    def __init__(self, play: Callable[[], Any]) -> None:
-        try:
-            self._response, self._error = play(), None
-        except grpc.RpcError as error:
-            self._response, self._error = None, error
-
-    def result(self, timeout: float | None = None) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._response
-
-    def cancel(self) -> bool:
-        return False
 
 
 def always(outcome: Callable[[Call], Outcome]) -> Iterator[Outcome]:
@@ -564,49 +542,41 @@ def test_errors_raised_by_invoke_are_turnstile_errors(
     assert raised.value.__cause__ is None
 
 
-class Pending:
-    """A unary call's future that never answers until cancelled."""
-
-    def __init__(self, on_wait: Callable[[], None]) -> None:
-        self._on_wait = on_wait
-        self.waits = 0
-        self.cancelled = False
-
-    def result(self, timeout: float | None = None) -> Any:
-        self.waits += 1
-        self._on_wait()
-        raise grpc.FutureTimeoutError()
-
-    def cancel(self) -> bool:
-        self.cancelled = True
-        return True
-
-
-def test_a_call_in_flight_moves_on_once_another_call_finds_its_node_stalled(
+def test_a_node_that_stalls_or_cannot_be_reached_has_its_channel_dropped(
     monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
-    """The keep-alive's short attempt found A frozen; a write waiting on A (its attempt
-    timeout far off) gives up at its next check and goes on to B with the same request id."""
-    client, cluster = make_client(monkeypatch, clock, [RESPONSE], attempt_timeout=5.0)
-
-    def keep_alive_finds_a_stalled() -> None:
-        if pending.waits == 3:
-            client.router.failed(A, stalled=True)
-
-    pending = Pending(keep_alive_finds_a_stalled)
-    answered = FakeStub(cluster, B, "locks")
-    monkeypatch.setattr(
-        Stubs,
-        "method",
-        lambda _self, endpoint, route: SimpleNamespace(
-            future=lambda request, timeout, metadata: (
-                pending
-                if endpoint == A
-                else getattr(answered, route.method).future(request, timeout, metadata)  # type: ignore[attr-defined]
-            )
-        ),
-    )
+    """Closing the channel fails every other call still waiting on that node at once (they
+    retry elsewhere, same request id); a refusal with a reason is an answer, not a stall."""
+    outcomes = [
+        transport(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+        refused(Reason.NOT_LEADER, "no leader known"),
+        transport(grpc.StatusCode.UNAVAILABLE),
+        RESPONSE,
+    ]
+    client, cluster = make_client(monkeypatch, clock, outcomes, deadline=10.0)
+    dropped: list[str] = []
+    monkeypatch.setattr(Stubs, "drop", lambda _self, endpoint: dropped.append(endpoint))
     assert client.invoke(REQUEST) is RESPONSE
-    assert (pending.waits, pending.cancelled) == (3, True)
-    assert cluster.endpoints == [B]
-    assert client.router.leader == B
+    assert cluster.endpoints == [A, B, C, B]  # A and C stalled: B, the one left, again
+    assert dropped == [A, C]
+    assert client.router.stalled(A) and client.router.stalled(C)
+
+
+def test_dropping_forgets_the_channel_and_its_stubs() -> None:
+    opened: list[str] = []
+
+    def open_channel(endpoint: str) -> Any:
+        opened.append(endpoint)
+        return grpc.insecure_channel(endpoint)  # lazy: nothing connects until a call
+
+    stubs: Stubs[Any] = Stubs(open_channel)
+    route = route_of(REQUEST)
+    stubs.method(A, route)
+    channel = stubs.drop(A)
+    assert channel is not None
+    channel.close()
+    assert stubs.drop(A) is None
+    stubs.method(A, route)
+    assert opened == [A, A]
+    for left in stubs.close():
+        left.close()
