@@ -88,7 +88,7 @@ class Elections:
         self._yeses: set[str] = set()
         #: A round was won: the next tick runs pysyncobj's election.
         self._won = False
-        #: Pre-vote rounds started, and won (for tests and metrics).
+        #: Pre-vote rounds started, and won (``turnstile_raft_pre_vote_rounds_total``).
         self.rounds = 0
         self.rounds_won = 0
 

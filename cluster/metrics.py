@@ -60,6 +60,16 @@ class _NodeCollector(Collector):
             "Times this node saw the leader change (elections it took part in or heard of)",
             value=raft.leader_changes,
         )
+        asked, won = raft.pre_vote_rounds
+        pre_votes = CounterMetricFamily(
+            "turnstile_raft_pre_vote_rounds",
+            "Pre-vote rounds this node asked for and won; asked and not won is mostly a node "
+            "that lost its leader alone (starved, cut off) and deposed nobody",
+            labels=["result"],
+        )
+        pre_votes.add_metric(["asked"], asked)
+        pre_votes.add_metric(["won"], won)
+        yield pre_votes
         role = GaugeMetricFamily(
             "turnstile_raft_role", "1 for this node's current Raft role", labels=["role"]
         )

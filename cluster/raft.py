@@ -517,6 +517,10 @@ class RaftNode:
             log.exception("role hook failed")
 
     @property
+    def pre_vote_rounds(self) -> tuple[int, int]:
+        return self.elections.rounds, self.elections.rounds_won
+
+    @property
     def is_leader(self) -> bool:
         return bool(self.replica._isLeader())
 

@@ -10,6 +10,7 @@ import itertools
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,10 +90,26 @@ def test_a_follower_resumed_after_its_election_timeout_deposes_no_leader(
             time.sleep(1.5)  # what the follower does within an election timeout of resuming
             now_leader = cluster.leader(timeout=30)
             deposed.append((now_leader, _term(cluster, now_leader)) != (leader, term))
+            if pre_vote:
+                asked, won = _pre_vote_rounds(cluster, cluster.nodes.index(follower))
+                assert asked >= 1 and won == 0, "the follower asked and was refused"
     if pre_vote:
         assert not any(deposed)
     else:
         assert any(deposed)
+
+
+def _pre_vote_rounds(cluster: Cluster, index: int) -> tuple[int, int]:
+    """(asked, won) from node ``index``'s /metrics."""
+    url = f"http://{cluster.configs[index].metrics_address}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    counts = dict.fromkeys(("asked", "won"), -1)
+    for result in counts:
+        prefix = f'turnstile_raft_pre_vote_rounds_total{{result="{result}"}} '
+        line = next(line for line in text.splitlines() if line.startswith(prefix))
+        counts[result] = int(float(line.removeprefix(prefix)))
+    return counts["asked"], counts["won"]
 
 
 @dataclass

@@ -68,6 +68,7 @@ class InMemoryRaft:
         self.commit_index = 0
         self.snapshot_installs = 0
         self.leader_changes = 0
+        self.pre_vote_rounds = (0, 0)
         self.started = False
         #: Every command applied, in log order.
         self.applied: list[Command] = []
