@@ -33,7 +33,11 @@ from turnstile.client.routing import Router
 from turnstile.client.session_state import SessionCore
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
-from turnstile.v1.timeouts import CLIENT_WAIT_GRACE_S
+from turnstile.v1.timeouts import (
+    CLIENT_WAIT_GRACE_S,
+    STALLED_NODE_AVOID_S,
+    UNREACHABLE_NODE_AVOID_S,
+)
 
 # ---------------------------------------------------------------------------- calls
 
@@ -236,13 +240,15 @@ class CallAttempts:
         error = from_rpc_error(rpc_error)
         if not error.retryable:
             raise error from None
-        # No answer in time, or no connection at all (no Turnstile reason): a frozen or dead
-        # node, which the router steers clear of for a while.
-        stalled = isinstance(error, DeadlineExceededError) or (
-            error.reason is None and error.code == grpc.StatusCode.UNAVAILABLE
-        )
-        self._router.failed(endpoint, error.leader_hint, stalled=stalled)
-        if stalled and self._on_stalled is not None:
+        # No answer in time (a frozen node: costly to try again), or no connection at all (no
+        # Turnstile reason: a dead node, cheap to try again once it restarted).
+        avoid_for = 0.0
+        if isinstance(error, DeadlineExceededError):
+            avoid_for = STALLED_NODE_AVOID_S
+        elif error.reason is None and error.code == grpc.StatusCode.UNAVAILABLE:
+            avoid_for = UNREACHABLE_NODE_AVOID_S
+        self._router.failed(endpoint, error.leader_hint, avoid_for=avoid_for)
+        if avoid_for and self._on_stalled is not None:
             self._on_stalled(endpoint)
         pause = self._attempts.next_backoff()
         if pause is None:

@@ -8,16 +8,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from turnstile.v1.timeouts import STALLED_NODE_AVOID_S
-
 
 class Router:
     """Thread-safe choice of endpoint, shared by the sync and asyncio clients.
 
-    A node that let an attempt time out, or could not be reached, is *stalled* for
-    ``STALLED_NODE_AVOID_S``: calls go to the other endpoints, and a follower's hint that
-    names it is not followed (a follower keeps naming a frozen leader until its election
-    timeout). It is tried again when every endpoint is stalled, or once it answers."""
+    A node that let an attempt time out (``STALLED_NODE_AVOID_S``), or could not be reached
+    (``UNREACHABLE_NODE_AVOID_S``), is *stalled* for a while: calls go to the other endpoints,
+    and a follower's hint that names it is not followed (a follower keeps naming a frozen
+    leader until its election timeout). It is tried again when every endpoint is stalled, or
+    once it answers."""
 
     def __init__(
         self, endpoints: Sequence[str], clock: Callable[[], float] = time.monotonic
@@ -58,12 +57,12 @@ class Router:
             self._leader = endpoint
             self._stalled_until.pop(endpoint, None)
 
-    def failed(self, endpoint: str, leader_hint: str = "", stalled: bool = False) -> None:
-        """``endpoint`` could not serve (``stalled``: its attempt timed out); follow the hint,
-        else move on to the next endpoint."""
+    def failed(self, endpoint: str, leader_hint: str = "", avoid_for: float = 0.0) -> None:
+        """``endpoint`` could not serve (if it stalled, avoid it for ``avoid_for`` seconds);
+        follow the hint, else move on to the next endpoint."""
         with self._lock:
-            if stalled:
-                self._stalled_until[endpoint] = self._clock() + STALLED_NODE_AVOID_S
+            if avoid_for > 0:
+                self._stalled_until[endpoint] = self._clock() + avoid_for
             if leader_hint and leader_hint != endpoint and not self._stalled(leader_hint):
                 if leader_hint not in self._endpoints:
                     self._endpoints.append(leader_hint)
@@ -75,7 +74,7 @@ class Router:
                 self._next = position + 1
 
     def stalled(self, endpoint: str) -> bool:
-        """``endpoint`` timed out or was unreachable within the last ``STALLED_NODE_AVOID_S``."""
+        """``endpoint`` timed out or was unreachable a moment ago (see ``failed``)."""
         with self._lock:
             return self._stalled(endpoint)
 

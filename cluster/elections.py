@@ -44,6 +44,10 @@ PRE_VOTE_VERSION = 3
 #: A follower whose leader's connection closed stands after a random delay up to this, so
 #: the two followers of a three-member cluster seldom stand in the same instant.
 STAGGER_S = 0.05
+#: A pre-vote round that was not won is asked again after a random time in this range, not
+#: an election timeout later: a follower asked a moment before it lost the leader itself says
+#: no, and a paused leader's followers should not wait another timeout for that.
+PRE_VOTE_RETRY_S = (0.1, 0.2)
 #: Stand this close to the deadline already: pysyncobj would elect in the very next tick.
 _EARLY_S = 0.005
 
@@ -116,6 +120,8 @@ class Elections:
             return
         replica._SyncObj__raftElectionDeadline = now + self._timeout()  # pysyncobj internal
         self._start_round()
+        low, high = PRE_VOTE_RETRY_S
+        self._stand(low + (high - low) * self._random())
 
     def receive(self, handle: MessageHandler, node: Any, message: dict[str, Any]) -> bool:
         """Handles a message of the elections (``handle`` is pysyncobj's handler); False for

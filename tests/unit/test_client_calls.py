@@ -258,9 +258,9 @@ def test_invoke_retries_unavailable_on_the_next_endpoints_with_backoff(
     ]
     client, cluster = make_client(monkeypatch, clock, outcomes, deadline=10.0)
     assert client.invoke(REQUEST) is RESPONSE
-    assert cluster.endpoints == [A, B, C, B]  # A, unreachable 0.875 s ago, is stalled still
+    assert cluster.endpoints == [A, B, C, A]  # A was unreachable, but 0.875 s ago (0.5 s avoided)
     assert clock.sleeps == [0.125, 0.25, 0.5]
-    assert client.router.leader == B
+    assert client.router.leader == A
 
 
 @pytest.mark.parametrize(
@@ -404,9 +404,8 @@ def test_write_reuses_the_same_request_id_across_retries_and_marks_it_answered(
     sent = [c.request.request for c in cluster.calls]
     assert len(sent) == 4
     assert {(r.session_id, r.seq) for r in sent} == {(42, 1)}
-    # B's hint leads to C; C's unknown outcome (it lost office mid-commit) moves on, past A,
-    # which could not be reached a moment ago
-    assert cluster.endpoints == [A, B, C, B]
+    # B's hint leads to C; C's unknown outcome (it lost office mid-commit) moves on to A
+    assert cluster.endpoints == [A, B, C, A]
     assert session.core.requests.outstanding == 0
     following = session.core.requests.new()
     assert (following.seq, following.acked) == (2, 1)
@@ -553,11 +552,13 @@ def test_a_node_that_stalls_or_cannot_be_reached_has_its_channel_dropped(
         transport(grpc.StatusCode.UNAVAILABLE),
         RESPONSE,
     ]
-    client, cluster = make_client(monkeypatch, clock, outcomes, deadline=10.0)
+    client, cluster = make_client(
+        monkeypatch, clock, outcomes, deadline=10.0, initial_backoff=0.01, max_backoff=0.04
+    )
     dropped: list[str] = []
     monkeypatch.setattr(Stubs, "drop", lambda _self, endpoint: dropped.append(endpoint))
     assert client.invoke(REQUEST) is RESPONSE
-    assert cluster.endpoints == [A, B, C, B]  # A and C stalled: B, the one left, again
+    assert cluster.endpoints == [A, B, C, B]  # A timed out (2 s avoided), C refused (0.5 s)
     assert dropped == [A, C]
     assert client.router.stalled(A) and client.router.stalled(C)
 

@@ -195,7 +195,7 @@ def test_a_stalled_leader_is_avoided_and_hints_naming_it_are_not_followed() -> N
     clock = Clock()
     router = Router([A, B, C], clock=clock)
     router.succeeded(A)
-    router.failed(A, stalled=True)
+    router.failed(A, avoid_for=STALLED_NODE_AVOID_S)
     assert router.stalled(A)
     assert router.target() == B
     router.failed(B, A)  # a follower that has not noticed yet still names A
@@ -209,13 +209,13 @@ def test_a_stalled_leader_is_avoided_and_hints_naming_it_are_not_followed() -> N
 def test_a_stalled_node_is_tried_again_after_the_avoid_time_or_once_it_answers() -> None:
     clock = Clock()
     router = Router([A, B], clock=clock)
-    router.failed(A, stalled=True)
+    router.failed(A, avoid_for=STALLED_NODE_AVOID_S)
     assert router.target() == B
     clock.now = STALLED_NODE_AVOID_S
     assert not router.stalled(A)
     router.failed(B, A)
     assert router.target() == A
-    router.failed(A, stalled=True)
+    router.failed(A, avoid_for=STALLED_NODE_AVOID_S)
     router.succeeded(A)
     assert not router.stalled(A)
 
@@ -224,5 +224,5 @@ def test_when_every_node_is_stalled_the_rotation_goes_on() -> None:
     clock = Clock()
     router = Router([A, B], clock=clock)
     for endpoint in (A, B):
-        router.failed(endpoint, stalled=True)
+        router.failed(endpoint, avoid_for=STALLED_NODE_AVOID_S)
     assert router.target() in (A, B)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from turnstile.cluster.elections import STAGGER_S, Elections
+from turnstile.cluster.elections import PRE_VOTE_RETRY_S, STAGGER_S, Elections
 
 pytestmark = pytest.mark.unit
 
@@ -132,18 +132,29 @@ def test_a_majority_of_yeses_lets_pysyncobjs_election_run_on_the_next_tick(
     assert (unit.rounds, unit.rounds_won) == (1, 1)
 
 
-def test_noes_leave_the_election_to_the_next_deadline(replica: Replica, clock: Clock) -> None:
+def test_a_round_not_won_is_asked_again_soon_not_an_election_timeout_later(
+    replica: Replica, clock: Clock
+) -> None:
     unit = elections(replica, clock)
     clock.now = 101.0
     unit.before_tick()
     round_ = pre_votes(replica)[0][1]["round"]
+    no = {"type": "pre_vote_reply", "round": round_, "yes": False}
     for peer in (A, B):
-        unit.receive(
-            lambda *_: None, peer, {"type": "pre_vote_reply", "round": round_, "yes": False}
-        )
+        unit.receive(lambda *_: None, peer, no)
+    retry = PRE_VOTE_RETRY_S[0] + (PRE_VOTE_RETRY_S[1] - PRE_VOTE_RETRY_S[0]) * 0.5
+    clock.now = 101.0 + retry - 0.01
     unit.before_tick()
-    assert replica._SyncObj__raftElectionDeadline == 101.75
-    assert unit.rounds_won == 0
+    assert (unit.rounds, unit.rounds_won) == (1, 0)
+    assert replica._SyncObj__raftElectionDeadline == 101.75  # pysyncobj does not elect
+    clock.now = 101.0 + retry
+    unit.before_tick()
+    assert unit.rounds == 2
+    assert len(pre_votes(replica)) == 4
+    unit.receive(lambda *_: None, A, {"type": "append_entries", "term": 5})
+    clock.now += 0.5  # past the retry, before the deadline (pysyncobj moves it on heartbeats)
+    unit.before_tick()
+    assert unit.rounds == 2  # a leader was heard: no more rounds before the deadline
 
 
 def _answer(unit: Elections, replica: Replica, **message: Any) -> bool:

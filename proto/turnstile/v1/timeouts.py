@@ -44,10 +44,14 @@ CALL_DEADLINE_S = 30.0
 #: A session's keep-alives go every TTL / 3, so two may be lost before the session expires.
 KEEP_ALIVES_PER_TTL = 3
 
-#: How long a client steers clear of a node that let an attempt time out or could not be
-#: reached: calls go to the other nodes, and hints naming it are not followed. About two
-#: default election timeouts, by when the others have elected a leader if it is frozen.
+#: How long a client steers clear of a node that let an attempt time out: calls go to the
+#: other nodes, and hints naming it are not followed. About two default election timeouts, by
+#: when the others have elected a leader if it is frozen.
 STALLED_NODE_AVOID_S = 2.0
+
+#: The same for a node that refused the connection (a dead process): short, because trying
+#: it again costs a millisecond, and a restarted node may be the new leader a moment later.
+UNREACHABLE_NODE_AVOID_S = 0.5
 
 #: A keep-alive attempt may take this share of the keep-alive interval, so a keep-alive that
 #: meets a frozen node has tried another before the next one is due.
