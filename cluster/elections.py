@@ -227,10 +227,14 @@ class Elections:
         at = self._clock() + delay
         self._stand_at = at if self._stand_at is None else min(self._stand_at, at)
 
+    def since_leader_contact(self) -> float:
+        """Seconds since the last AppendEntries of this term or a later one."""
+        return max(0.0, self._clock() - self._leader_contact)
+
     def _lost_leader(self) -> bool:
         if self._replica._SyncObj__raftLeader is None or self._leader_lost:  # pysyncobj internal
             return True
-        return self._clock() - self._leader_contact >= self._min_timeout_s
+        return self.since_leader_contact() >= self._min_timeout_s
 
     def _last_log(self) -> tuple[int, int]:
         entry = self._replica._SyncObj__raftLog[-1]  # pysyncobj internal: (command, index, term)

@@ -180,7 +180,6 @@ class RaftNode:
         #: the loop groups them per tick.
         self._proposals: deque[Proposal] = deque()
         self._announced_commit = 0
-        self._last_leader_contact = time.monotonic()
         #: Snapshots installed into the state (the state object was replaced).
         self.snapshot_installs = 0
         #: Times the known leader changed (to another node or to none).
@@ -316,7 +315,6 @@ class RaftNode:
         if self.elections.receive(handle, node, message):
             return
         if kind == "append_entries":
-            self._last_leader_contact = time.monotonic()
             self._append_entries(node, message)
         elif kind == "apply_command" and self.options.term_fence:
             self.forwarded_commands_refused += 1
@@ -556,9 +554,7 @@ class RaftNode:
 
     def last_contact_s(self) -> float:
         """Seconds since the last AppendEntries from a leader (0 on the leader)."""
-        if self.is_leader:
-            return 0.0
-        return max(0.0, time.monotonic() - self._last_leader_contact)
+        return 0.0 if self.is_leader else self.elections.since_leader_contact()
 
 
 #: Exit status of a node that stopped because continuing could make its state diverge.
