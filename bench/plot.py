@@ -67,7 +67,7 @@ def draw(results: dict[str, Any], directory: Path) -> list[Path]:
         for system, info in systems.items():
             cdf = info.get("rows", {}).get(key, {}).get("cdf_ms")
             if cdf:
-                axes.plot(cdf, [p for p, _ in _percentiles(len(cdf))], label=system)
+                axes.plot(cdf, _percentiles(len(cdf)), label=system)
                 drawn = True
         if drawn:
             title = f"{ROWS[row_family(prefix)][0]}, {clients} clients: latency"
@@ -82,10 +82,11 @@ def draw(results: dict[str, Any], directory: Path) -> list[Path]:
     return written
 
 
-def _percentiles(count: int) -> list[tuple[float, float]]:
+def _percentiles(count: int) -> list[float]:
+    """The percentile of each point of a row's ``cdf_ms`` (``count`` of them)."""
     if count != len(CDF_FRACTIONS):
         raise PlotError(f"a latency CDF of {count} points; this build writes {len(CDF_FRACTIONS)}")
-    return [(100 * f, f) for f in CDF_FRACTIONS]
+    return [100 * f for f in CDF_FRACTIONS]
 
 
 def _save(fig: Any, path: Path) -> Path:
