@@ -10,34 +10,19 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import wait_until
+from tests.integration.replicas import replicas
 from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import Tick
-from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import SUCCESS
 from turnstile.cluster.state import Applied
 
 pytestmark = pytest.mark.integration
 
 
-def _cluster(directory: Path) -> list[RaftNode]:
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
-    return [
-        RaftNode(
-            RaftOptions(
-                self_address=address,
-                other_addresses=tuple(a for a in addresses if a != address),
-                data_dir=str(directory / str(i)),
-                password="grouping-test-password",
-            )
-        )
-        for i, address in enumerate(addresses)
-    ]
-
-
 def test_commands_submitted_together_share_entries_and_keep_their_own_results(
     tmp_path: Path,
 ) -> None:
-    nodes = _cluster(tmp_path)
+    nodes = replicas(tmp_path)
     commands = 500
     outcomes: dict[int, tuple[Any, int]] = {}
     done = threading.Semaphore(0)

@@ -15,35 +15,16 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import wait_until
+from tests.integration.replicas import replicas
 from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import Tick
-from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import SUCCESS, RaftNode
 
 ROUNDS = 3
 #: Long enough that the submitter's load starves no loop into an election of its own.
 ELECTION_TIMEOUT_S = (1.0, 2.0)
 #: Commands the submitter keeps in flight.
 IN_FLIGHT = 32
-
-
-def _replicas(directory: Path, quiet_transfer: bool) -> list[RaftNode]:
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
-    return [
-        RaftNode(
-            RaftOptions(
-                self_address=address,
-                other_addresses=tuple(a for a in addresses if a != address),
-                data_dir=str(directory / str(i)),
-                password="transfer-test-password",
-                election_timeout_min_s=ELECTION_TIMEOUT_S[0],
-                election_timeout_max_s=ELECTION_TIMEOUT_S[1],
-                quiet_transfer=quiet_transfer,
-                durable=False,
-            )
-        )
-        for i, address in enumerate(addresses)
-    ]
 
 
 class _Submitter:
@@ -100,7 +81,13 @@ def _ask_transfer(leader: RaftNode, target: RaftNode) -> None:
 
 def _transfers_that_land(directory: Path, quiet_transfer: bool) -> tuple[int, int]:
     """(transfers whose target led within two election timeouts, commands committed meanwhile)."""
-    nodes = _replicas(directory, quiet_transfer)
+    nodes = replicas(
+        directory,
+        election_timeout_min_s=ELECTION_TIMEOUT_S[0],
+        election_timeout_max_s=ELECTION_TIMEOUT_S[1],
+        quiet_transfer=quiet_transfer,
+        durable=False,
+    )
     landed = 0
     try:
         for node in nodes:

@@ -22,11 +22,11 @@ from pysyncobj import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tests.integration.cluster import wait_until
+from tests.integration.replicas import peer_addresses, replica, start_and_elect
 from turnstile.cluster import pysyncobj_fixes
 from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import Insert, Tick
-from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import SUCCESS, RaftNode
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def critical() -> Iterator[_CriticalCounter]:
 
 
 def _replicas(directory: Path, guard: bool, batch: bool, **options: Any) -> list[RaftNode]:
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    addresses = peer_addresses()
     return [
         _replica(directory, addresses, i, next_index_guard=guard, batch=batch, **options)
         for i in range(3)
@@ -66,25 +66,10 @@ def _replica(
     directory: Path, addresses: list[str], i: int, fast_repair: bool = True, **options: Any
 ) -> RaftNode:
     """Replica ``i`` of the cluster at ``addresses`` (again, on its own data, if restarted)."""
-    return RaftNode(
-        RaftOptions(
-            self_address=addresses[i],
-            other_addresses=tuple(a for a in addresses if a != addresses[i]),
-            data_dir=str(directory / str(i)),
-            password="guard-test-password",
-            fast_log_repair=fast_repair,
-            # These tests count log entries: one per command.
-            group_commands=False,
-            **options,
-        )
+    # These tests count log entries: one per command.
+    return replica(
+        directory, addresses, i, fast_log_repair=fast_repair, group_commands=False, **options
     )
-
-
-def _start_and_elect(nodes: list[RaftNode]) -> RaftNode:
-    """Starts every replica; returns the one elected leader."""
-    for node in nodes:
-        node.start()
-    return wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
 
 
 def _freeze(node: RaftNode) -> None:
@@ -105,7 +90,7 @@ def _load(directory: Path, guard: bool, batch: bool, commands: int) -> None:
         directory, guard, batch, election_timeout_min_s=3.0, election_timeout_max_s=6.0
     )
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         done = threading.Semaphore(0)
         failures: list[int] = []
 
@@ -134,7 +119,7 @@ def test_a_late_ack_moves_next_index_backwards_only_without_the_guard(
     follower gets the (late) ack of the batch ending at 10."""
     nodes = _replicas(tmp_path, guard=guard, batch=True)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         _freeze(leader)
         replica = leader.replica
         next_index = replica._SyncObj__raftNextIndex
@@ -159,7 +144,7 @@ def test_a_later_reset_cannot_undo_an_earlier_one_only_with_the_guard(
     wins, the leader resends the mismatching batch, and that repeats forever."""
     nodes = _replicas(tmp_path, guard=guard, batch=True)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         _freeze(leader)
         next_index = leader.replica._SyncObj__raftNextIndex  # pysyncobj internal
         follower = next(iter(next_index))
@@ -215,7 +200,7 @@ def test_a_deposed_leaders_divergent_entries_are_repaired_in_one_round_trip(
     connected, its log must be repaired: pysyncobj alone walks back one entry per round trip
     (one per heartbeat); with fast repair the follower answers with its commit index instead."""
     divergent = 300
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    addresses = peer_addresses()
 
     def replica(i: int) -> RaftNode:
         return _replica(tmp_path, addresses, i, fast_repair)
@@ -282,7 +267,7 @@ def test_a_late_append_below_the_applied_index_truncates_nothing(
     applied-entries guard drops what is already applied."""
     nodes = _replicas(tmp_path, guard=True, batch=True)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         _submit_all(leader, 50, wait=True)
         follower = next(n for n in nodes if n is not leader)
         wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
@@ -342,7 +327,7 @@ def _acknowledged_not_applied(
     """Freezes a caught-up follower, then hands it ``unapplied`` more entries of the leader as
     the leader does (it acknowledges them); its loop is stopped, so it applies none of them.
     Returns the follower, its last applied index and the entries it holds past it."""
-    leader = _start_and_elect(nodes)
+    leader = start_and_elect(nodes)
     _submit_all(leader, 20, wait=True)
     follower = next(n for n in nodes if n is not leader)
     wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
@@ -460,7 +445,7 @@ def test_a_forwarded_command_is_refused(tmp_path: Path) -> None:
     leader's log; a caller waiting for the answer gets NOT_LEADER (not applied, retry)."""
     nodes = _replicas(tmp_path, guard=True, batch=True)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         _freeze(leader)
         recorded = _Recorded(leader)
         replica = leader.replica
@@ -487,7 +472,7 @@ def test_a_follower_forwards_no_queued_command(tmp_path: Path) -> None:
     applied; pysyncobj would send it to the leader as ``apply_command``."""
     nodes = _replicas(tmp_path, guard=True, batch=True)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         follower = next(n for n in nodes if n is not leader)
         wait_until(lambda: follower.leader_address is not None, timeout=20)
         _freeze(follower)
@@ -522,13 +507,13 @@ def test_the_leader_knows_each_members_protocol_version(tmp_path: Path) -> None:
     """Followers report their protocol version in every reply; the leader lists every member
     of the configuration: 0 for one not heard from (never started here), 1 for a reply
     without a version (an older Turnstile). A node that lost leadership reports nothing."""
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    addresses = peer_addresses()
     versions = {addresses[0]: 2, addresses[1]: 1}
     nodes = [
         _replica(tmp_path, addresses, i, protocol_version=versions[addresses[i]]) for i in (0, 1)
     ]
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         expected = {**versions, addresses[2]: 0}
         wait_until(lambda: leader.member_protocol_versions() == expected, timeout=20)
         other = next(n for n in nodes if n is not leader)
@@ -555,7 +540,7 @@ def test_a_big_entry_is_never_sent_in_chunks_past_the_append_rule(
     after ``prevLogIdx`` without the append rule (and whose last chunk is decided by the
     command's length, not the pickled entry's). The adapter sets the bound above any entry:
     a 200 KiB entry (a 1,000-member Insert is about 1 MB) arrives whole."""
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    addresses = peer_addresses()
     nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
     chunked: list[int] = []
     rule = pysyncobj_fixes.rewrite_by_append_rule
@@ -567,7 +552,7 @@ def test_a_big_entry_is_never_sent_in_chunks_past_the_append_rule(
 
     monkeypatch.setattr(pysyncobj_fixes, "rewrite_by_append_rule", watched)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         done = threading.Semaphore(0)
         command = Insert(1, 1, 1, 0, "big", (b"x" * 200_000,))
         leader.submit(encode_command(command), lambda _r, _e: done.release(), leader.term)
@@ -586,11 +571,11 @@ def test_a_command_commits_without_waiting_for_the_next_heartbeat(tmp_path: Path
     the next send slot. The loop sends at once when no batch is in flight: with a 0.5 s
     heartbeat, commands one at a time commit in a few milliseconds, not a quarter second."""
     heartbeat = 0.5
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    addresses = peer_addresses()
     timeouts = {"election_timeout_min_s": 4 * heartbeat, "election_timeout_max_s": 8 * heartbeat}
     nodes = [_replica(tmp_path, addresses, i, heartbeat_s=heartbeat, **timeouts) for i in range(3)]
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         _submit_all(leader, 1, wait=True)
         done = threading.Semaphore(0)
         latencies = []

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import wait_until
-from tests.integration.test_raft_guard import _replica as replica
-from tests.integration.test_raft_guard import _start_and_elect, _submit_all
+from tests.integration.replicas import peer_addresses, replica, start_and_elect
+from tests.integration.test_raft_guard import _submit_all
 from turnstile.cluster import snapshot
-from turnstile.cluster.launcher import free_ports
 from turnstile.cluster.raft import SNAPSHOT_FILE, RaftNode
 from turnstile.cluster.raftlog import LOG_FILE, DiskFiles, RaftLog
 
@@ -29,7 +28,10 @@ COMPACT_AFTER = 100
 def _replica(
     directory: Path, addresses: list[str], i: int, compact_after: int = COMPACT_AFTER
 ) -> RaftNode:
-    return replica(directory, addresses, i, compaction_min_entries=compact_after)
+    # The log is counted in entries: one per command.
+    return replica(
+        directory, addresses, i, compaction_min_entries=compact_after, group_commands=False
+    )
 
 
 def _same_state(nodes: list[RaftNode], leader: RaftNode) -> bytes:
@@ -41,11 +43,11 @@ def _same_state(nodes: list[RaftNode], leader: RaftNode) -> bytes:
 
 
 def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: Path) -> None:
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    addresses = peer_addresses()
     nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
     running = list(nodes)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         _submit_all(leader, 5 * COMPACT_AFTER, wait=True)
         # Every replica compacts on its own: its log is a short tail behind a snapshot.
         wait_until(lambda: all(len(node.log) < 2 * COMPACT_AFTER for node in nodes), timeout=60)
@@ -75,7 +77,7 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
         nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
         assert all(len(node.log) < 2 * COMPACT_AFTER for node in nodes)
         running.extend(nodes)
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         wait_until(lambda: leader.commit_index >= leader.replica._SyncObj__getCurrentLogIndex())
         assert _same_state(nodes, leader) == before  # the new leader's no-op changes nothing
         _submit_all(leader, 10, wait=True)
@@ -92,11 +94,11 @@ def test_a_stop_between_the_snapshot_and_the_log_drop_keeps_the_later_entries(
     """pysyncobj renames a snapshot into place one tick before it drops the log prefix the
     snapshot covers. A node stopped in between must come back with every entry after the
     snapshot (pysyncobj alone clears its log down to the snapshot's two entries)."""
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    addresses = peer_addresses()
     nodes = [_replica(tmp_path, addresses, i, compact_after=100_000) for i in range(3)]
     running = list(nodes)
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         _submit_all(leader, 100, wait=True)
         follower = next(node for node in nodes if node is not leader)
         wait_until(lambda: follower.applied_index >= leader.commit_index)

@@ -90,13 +90,32 @@ def pre_votes(replica: Replica) -> list[tuple[str, dict[str, Any]]]:
     return [(to, m) for to, m in replica.transport.sent if m["type"] == "pre_vote"]
 
 
+#: A second past the stand-in's election deadline (100.0).
+PAST_DEADLINE = 101.0
+
+
+def past_the_deadline(replica: Replica, clock: Clock, enabled: bool = True) -> Elections:
+    """``Elections`` ticked once a second after the deadline passed."""
+    unit = elections(replica, clock, enabled)
+    clock.now = PAST_DEADLINE
+    unit.before_tick()
+    return unit
+
+
+def reply(unit: Elections, peer: Peer, round_: int, yes: bool) -> None:
+    unit.receive(lambda *_: None, peer, {"type": "pre_vote_reply", "round": round_, "yes": yes})
+
+
+def round_asked(replica: Replica) -> int:
+    """The round of the first pre-vote request sent."""
+    return int(pre_votes(replica)[0][1]["round"])
+
+
 def test_a_passed_deadline_asks_for_pre_votes_instead_of_electing(
     replica: Replica, clock: Clock
 ) -> None:
-    unit = elections(replica, clock)
-    clock.now = 101.0
-    unit.before_tick()
-    assert replica._SyncObj__raftElectionDeadline == 101.0 + 0.75
+    past_the_deadline(replica, clock)
+    assert replica._SyncObj__raftElectionDeadline == PAST_DEADLINE + 0.75
     asked = pre_votes(replica)
     assert sorted(to for to, _ in asked) == ["n2", "n3"]
     assert asked[0][1] | {"round": 0} == {
@@ -119,14 +138,12 @@ def test_a_deadline_not_yet_passed_changes_nothing(replica: Replica, clock: Cloc
 def test_a_majority_of_yeses_lets_pysyncobjs_election_run_on_the_next_tick(
     replica: Replica, clock: Clock
 ) -> None:
-    unit = elections(replica, clock)
-    clock.now = 101.0
-    unit.before_tick()
-    round_ = pre_votes(replica)[0][1]["round"]
-    unit.receive(lambda *_: None, A, {"type": "pre_vote_reply", "round": round_ - 1, "yes": True})
+    unit = past_the_deadline(replica, clock)
+    round_ = round_asked(replica)
+    reply(unit, A, round_ - 1, yes=True)
     unit.before_tick()
     assert replica._SyncObj__raftElectionDeadline > clock.now  # a late yes of an old round
-    unit.receive(lambda *_: None, B, {"type": "pre_vote_reply", "round": round_, "yes": True})
+    reply(unit, B, round_, yes=True)
     unit.before_tick()
     assert replica._SyncObj__raftElectionDeadline == 0
     assert (unit.rounds, unit.rounds_won) == (1, 1)
@@ -135,19 +152,16 @@ def test_a_majority_of_yeses_lets_pysyncobjs_election_run_on_the_next_tick(
 def test_a_round_not_won_is_asked_again_soon_not_an_election_timeout_later(
     replica: Replica, clock: Clock
 ) -> None:
-    unit = elections(replica, clock)
-    clock.now = 101.0
-    unit.before_tick()
-    round_ = pre_votes(replica)[0][1]["round"]
-    no = {"type": "pre_vote_reply", "round": round_, "yes": False}
+    unit = past_the_deadline(replica, clock)
+    round_ = round_asked(replica)
     for peer in (A, B):
-        unit.receive(lambda *_: None, peer, no)
+        reply(unit, peer, round_, yes=False)
     retry = PRE_VOTE_RETRY_S[0] + (PRE_VOTE_RETRY_S[1] - PRE_VOTE_RETRY_S[0]) * 0.5
-    clock.now = 101.0 + retry - 0.01
+    clock.now = PAST_DEADLINE + retry - 0.01
     unit.before_tick()
     assert (unit.rounds, unit.rounds_won) == (1, 0)
-    assert replica._SyncObj__raftElectionDeadline == 101.75  # pysyncobj does not elect
-    clock.now = 101.0 + retry
+    assert replica._SyncObj__raftElectionDeadline == PAST_DEADLINE + 0.75  # pysyncobj waits
+    clock.now = PAST_DEADLINE + retry
     unit.before_tick()
     assert unit.rounds == 2
     assert len(pre_votes(replica)) == 4
@@ -198,9 +212,7 @@ def test_a_leader_says_no_and_any_cluster_version_answers(replica: Replica, cloc
 
 
 def test_an_older_cluster_version_elects_as_pysyncobj_does(replica: Replica, clock: Clock) -> None:
-    unit = elections(replica, clock, enabled=False)
-    clock.now = 101.0
-    unit.before_tick()
+    past_the_deadline(replica, clock, enabled=False)
     assert replica._SyncObj__raftElectionDeadline == 100.0
     assert replica.transport.sent == []
 
