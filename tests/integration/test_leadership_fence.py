@@ -18,7 +18,8 @@ import pytest
 from pysyncobj import FAIL_REASON
 
 from tests.integration.cluster import Cluster, WireClient, error_reason, wait_until
-from tests.integration.test_raft_guard import _replica, _start_and_elect
+from tests.integration.replicas import start_and_elect
+from tests.integration.test_raft_guard import _replica
 from turnstile.client import RetryPolicy, connect
 from turnstile.client.errors import LockLostError
 from turnstile.cluster.codec import FORMAT_VERSION, encode_command
@@ -113,7 +114,7 @@ def test_a_command_submitted_on_a_follower_is_not_applied(tmp_path: Path) -> Non
     addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
     nodes = [_replica(tmp_path, addresses, i) for i in range(3)]
     try:
-        leader = _start_and_elect(nodes)
+        leader = start_and_elect(nodes)
         follower = next(n for n in nodes if n is not leader)
         wait_until(lambda: follower.leader_address is not None, timeout=20)
         before = leader.commit_index
