@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
+from turnstile.client.aio_stream import AsyncSessionStream
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
     PAGE,
@@ -50,7 +51,6 @@ from turnstile.client.core import (
     page_after,
     parse_endpoints,
     releasing,
-    route_of,
     set_up_request,
     unreleased,
 )
@@ -164,6 +164,7 @@ class AsyncClient:
         key_file: str | Path | None = None,
         token: str | None = None,
         credentials: Credentials | None = None,
+        session_stream: bool = True,
     ) -> None:
         self.credentials = credentials or Credentials.load(
             ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
@@ -175,7 +176,8 @@ class AsyncClient:
         #: Channels of stalled nodes being closed (``_drop_channel``), kept until they are.
         self._closing: set[asyncio.Task[None]] = set()
         self._stubs: Stubs[grpc.aio.Channel] = Stubs(
-            lambda endpoint: self.credentials.aio_channel(endpoint, CHANNEL_OPTIONS)
+            lambda endpoint: self.credentials.aio_channel(endpoint, CHANNEL_OPTIONS),
+            self._open_stream if session_stream else None,
         )
         self._session: AsyncSession | None = None
         self._opening = asyncio.Lock()
@@ -214,18 +216,17 @@ class AsyncClient:
         read: Callable[[Any], Awaitable[Any]],
     ) -> Any:
         """See ``Client._retrying``: ``read`` awaits what the stub returned."""
-        route = route_of(request)
         attempts = CallAttempts(
             self.router, self.retry, deadline, attempt_timeout, on_stalled=self._drop_channel
         )
         while True:
             endpoint = attempts.target()
-            call = self._stubs.method(endpoint, route)
+            call = self._stubs.method(endpoint, request)
             try:
                 response = await read(
                     call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
                 )
-            except grpc.aio.AioRpcError as rpc_error:
+            except grpc.RpcError as rpc_error:  # AioRpcError, or a stream's StreamCallError
                 await asyncio.sleep(attempts.failed(rpc_error, endpoint))
                 continue
             except grpc.aio.UsageError as error:  # "Channel is closed."
@@ -269,6 +270,9 @@ class AsyncClient:
 
     def distinct_list(self, name: str, ttl: float | None = None) -> AsyncDistinctList:
         return AsyncDistinctList(self, name, ttl)
+
+    def _open_stream(self, channel: grpc.aio.Channel) -> AsyncSessionStream:
+        return AsyncSessionStream(channel, self.credentials.metadata)
 
     def _drop_channel(self, endpoint: str) -> None:
         """See ``Client._drop_channel``; the channel closes in a task of its own."""

@@ -19,7 +19,6 @@ from turnstile.client.core import (
     numbered,
     open_session_request,
     parse_endpoints,
-    route_of,
 )
 from turnstile.client.credentials import Credentials
 from turnstile.client.distinct_list import DistinctList
@@ -29,6 +28,7 @@ from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionCore
+from turnstile.client.stream import SessionStream
 from turnstile.v1 import turnstile_pb2 as pb
 
 
@@ -45,6 +45,8 @@ class Client:
     :param token: bearer token sent with every call.
     :param credentials: all of the above at once (see ``Credentials``); when none is given,
         unset ones are taken from the ``TURNSTILE_*`` variables listed there.
+    :param session_stream: carry the session's keep-alives and the workers' calls on one
+        stream per node (``Sessions.Stream``); False sends each as a unary call.
     :raises ValueError: a file cannot be read, or a certificate comes without its key.
     """
 
@@ -60,6 +62,7 @@ class Client:
         key_file: str | Path | None = None,
         token: str | None = None,
         credentials: Credentials | None = None,
+        session_stream: bool = True,
     ) -> None:
         self.credentials = credentials or Credentials.load(
             ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
@@ -69,7 +72,8 @@ class Client:
         self.session_ttl = session_ttl
         self.identity = client_identity(name)
         self._stubs: Stubs[grpc.Channel] = Stubs(
-            lambda endpoint: self.credentials.channel(endpoint, CHANNEL_OPTIONS)
+            lambda endpoint: self.credentials.channel(endpoint, CHANNEL_OPTIONS),
+            self._open_stream if session_stream else None,
         )
         self._lock = threading.Lock()
         #: Held while a session is being opened, so threads share one.
@@ -116,13 +120,12 @@ class Client:
     ) -> Any:
         """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
         returned (a response, or a stream to drain inside the attempt)."""
-        route = route_of(request)
         attempts = CallAttempts(
             self.router, self.retry, deadline, attempt_timeout, on_stalled=self._drop_channel
         )
         while True:
             endpoint = attempts.target()
-            call = self._stubs.method(endpoint, route)
+            call = self._stubs.method(endpoint, request)
             try:
                 response = read(
                     call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
@@ -186,6 +189,9 @@ class Client:
         return DistinctList(self, name, ttl)
 
     # ------------------------------------------------------------------ lifecycle
+
+    def _open_stream(self, channel: grpc.Channel) -> SessionStream:
+        return SessionStream(channel, self.credentials.metadata)
 
     def _drop_channel(self, endpoint: str) -> None:
         """Closes the channel to a node that stalled: every call still waiting on it fails at

@@ -31,6 +31,7 @@ from turnstile.client.errors import (
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session_state import SessionCore
+from turnstile.client.stream_calls import carried
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 from turnstile.v1.timeouts import (
@@ -163,13 +164,34 @@ def open_session_request(identity: tuple[str, str, int], ttl: float) -> pb.OpenS
 ChannelT = TypeVar("ChannelT", grpc.Channel, grpc.aio.Channel)
 
 
-class Stubs(Generic[ChannelT]):
-    """The channel to each endpoint, opened on first use, and the stubs on it. Thread-safe."""
+class CallStream(Protocol):
+    """A session stream to one node (``SessionStream`` or ``AsyncSessionStream``), called as
+    a stub method."""
 
-    def __init__(self, open_channel: Callable[[str], ChannelT]) -> None:
+    unimplemented: bool
+
+    @property
+    def broken(self) -> bool: ...
+
+    def __call__(self, request: Any, *, timeout: float | None, metadata: Any) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class Stubs(Generic[ChannelT]):
+    """The channel to each endpoint, opened on first use, the stubs on it, and the session
+    stream on it when ``open_stream`` is given. Thread-safe."""
+
+    def __init__(
+        self,
+        open_channel: Callable[[str], ChannelT],
+        open_stream: Callable[[ChannelT], CallStream] | None = None,
+    ) -> None:
         self._open_channel: Callable[[str], ChannelT] = open_channel
+        self._open_stream: Callable[[ChannelT], CallStream] | None = open_stream
         self._channels: dict[str, ChannelT] = {}
         self._stubs: dict[tuple[str, str], Any] = {}
+        self._streams: dict[str, CallStream] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -177,33 +199,48 @@ class Stubs(Generic[ChannelT]):
     def closed(self) -> bool:
         return self._closed
 
-    def method(self, endpoint: str, route: Route) -> Any:
-        """The stub method ``route`` names, on ``endpoint``'s channel."""
+    def method(self, endpoint: str, request: Message) -> Any:
+        """What sends ``request`` to ``endpoint``: the session stream when it carries the
+        request and the node has one, else the unary stub method its route names."""
+        route = route_of(request)
         with self._lock:
             if self._closed:
                 raise ClosedError("the client is closed")
+            channel = self._channels.get(endpoint)
+            if channel is None:
+                channel = self._channels[endpoint] = self._open_channel(endpoint)
+            if self._open_stream is not None and carried(request):
+                stream = self._streams.get(endpoint)
+                if stream is None or (stream.broken and not stream.unimplemented):
+                    stream = self._streams[endpoint] = self._open_stream(channel)
+                if not stream.unimplemented:
+                    return stream
             stub = self._stubs.get((endpoint, route.service))
             if stub is None:
-                channel = self._channels.get(endpoint)
-                if channel is None:
-                    channel = self._channels[endpoint] = self._open_channel(endpoint)
                 stub = self._stubs[(endpoint, route.service)] = STUBS[route.service](channel)
         return getattr(stub, route.method)
 
     def drop(self, endpoint: str) -> ChannelT | None:
-        """Forgets ``endpoint``'s channel and stubs (the next call opens new ones); returns
-        the channel, for the caller to close."""
+        """Forgets ``endpoint``'s channel, stubs and stream (the next call opens new ones);
+        returns the channel, for the caller to close."""
         with self._lock:
             for key in [k for k in self._stubs if k[0] == endpoint]:
                 del self._stubs[key]
-            return self._channels.pop(endpoint, None)
+            stream = self._streams.pop(endpoint, None)
+            channel = self._channels.pop(endpoint, None)
+        if stream is not None:
+            stream.close()
+        return channel
 
     def close(self) -> list[ChannelT]:
         """Refuses calls from now on; returns the channels, for the caller to close."""
         with self._lock:
             self._closed = True
             channels, self._channels = list(self._channels.values()), {}
+            streams, self._streams = list(self._streams.values()), {}
             self._stubs.clear()
+        for stream in streams:
+            stream.close()
         return channels
 
 

@@ -157,8 +157,37 @@ BY_CODE: dict[grpc.StatusCode, type[TurnstileError]] = {
 }
 
 
+class StreamCallError(grpc.RpcError):
+    """A call of a session stream that failed, or the stream under it: the ``RpcError`` its
+    unary call would have raised, so the retry loops treat both alike."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, reason: str = "", leader_address: str = ""
+    ) -> None:
+        super().__init__(message)
+        self._code = code
+        self._message = message
+        #: The server's reason (a ``Reason`` value), empty when it sent none.
+        self.reason = reason
+        self.leader_address = leader_address
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._message
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
 def from_rpc_error(error: grpc.RpcError) -> TurnstileError:
-    """The exception for a failed call (sync ``grpc.RpcError`` or ``grpc.aio.AioRpcError``)."""
+    """The exception for a failed call (sync ``grpc.RpcError``, ``grpc.aio.AioRpcError``, or
+    a ``StreamCallError``)."""
+    if isinstance(error, StreamCallError):
+        return _classified(
+            error.code(), error.details(), _reason(error.reason), error.leader_address
+        )
     code: grpc.StatusCode = error.code()
     details: str = error.details() or code.name
     # types-grpcio types the entries as a non-tuple class with bytes values: sync calls return
@@ -171,8 +200,21 @@ def from_rpc_error(error: grpc.RpcError) -> TurnstileError:
     except (ValueError, DecodeError):  # inconsistent or corrupt details: map by code
         reason = None
     hint = metadata.get(LEADER_METADATA_KEY, "")
+    return _classified(code, details, reason, hint if isinstance(hint, str) else "")
+
+
+def _reason(value: str) -> Reason | None:
+    try:
+        return Reason(value) if value else None
+    except ValueError:  # a reason this client does not know: map by code
+        return None
+
+
+def _classified(
+    code: grpc.StatusCode, details: str, reason: Reason | None, hint: str
+) -> TurnstileError:
     cls = BY_REASON.get(reason) if reason else None
     if cls is None:
         cls = BY_CODE.get(code, InternalError)
         details = f"{code.name}: {details}"
-    return cls(details, reason, hint if isinstance(hint, str) else "", code)
+    return cls(details, reason, hint, code)

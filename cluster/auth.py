@@ -35,7 +35,7 @@ _V1 = "/turnstile.v1."
 #: including any added later and not listed here.
 WORKER_METHODS = frozenset(
     {
-        *(f"{_V1}Sessions/{m}" for m in ("Open", "KeepAlive", "Close", "List")),
+        *(f"{_V1}Sessions/{m}" for m in ("Open", "KeepAlive", "Close", "List", "Stream")),
         *(
             f"{_V1}Locks/{m}"
             for m in ("Acquire", "Release", "Abandon", "Extend", "Validate", "Describe", "List")

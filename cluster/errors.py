@@ -13,6 +13,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.error_info import DOMAIN
 from turnstile.v1.reasons import Reason
 
@@ -63,3 +64,14 @@ def to_status(reason: Reason, detail: str, metadata: dict[str, str] | None = Non
     rich = rpc_status.to_status(status)
     extra = tuple((metadata or {}).items())
     return _Status(rich.code, rich.details, tuple(rich.trailing_metadata) + extra)
+
+
+def stream_error(reason: Reason, detail: str, leader_address: str = "") -> pb.StreamError:
+    """A refused call of a session stream: what ``to_status`` makes of it for a unary call,
+    as one answer message (``leader_address`` is the NOT_LEADER hint)."""
+    return pb.StreamError(
+        code=STATUS_CODES[reason].value[0],
+        message=f"{reason.value}: {detail}",
+        reason=reason.value,
+        leader_address=leader_address,
+    )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.metadata
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -23,6 +24,7 @@ from turnstile.cluster.errors import TurnstileError, to_status
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.node import Node, RequestFields
 from turnstile.cluster.peers import Peer
+from turnstile.cluster.session_stream import SessionStreams, StreamMethod
 from turnstile.cluster.state import StateMachine
 from turnstile.cluster.views import HolderView, ListView, LockView, SessionView, WaiterView
 from turnstile.v1 import turnstile_pb2 as pb
@@ -103,6 +105,15 @@ def _linearizable(consistency: int) -> bool:
 
 
 class SessionsService(_Servicer, pb_grpc.SessionsServicer):
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        self.streams = SessionStreams(
+            _stream_methods(self),
+            lambda: node.membership.leader_ids()[1],
+            node.metrics.rpc_requests,
+            node.metrics.rpc_seconds,
+        )
+
     @_rpc
     async def Open(self, request: pb.OpenSessionRequest, context: Any) -> pb.OpenSessionResponse:
         admission.check_open(self.limits(), request)
@@ -139,6 +150,47 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
         return pb.ListSessionsResponse(
             header=self.header(), sessions=[_session_info(v) for v in found]
         )
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[pb.StreamRequest], context: Any
+    ) -> AsyncIterator[pb.StreamResponse]:
+        async for response in self.streams.serve(request_iterator):
+            yield response
+
+
+def _stream_methods(sessions: SessionsService) -> dict[str, StreamMethod]:
+    """How each call of a session stream is served: by its unary RPC's method, by the
+    ``StreamCall.request`` field name."""
+    locks, lists = LocksService(sessions.node), DistinctListsService(sessions.node)
+    return {
+        "open": _served_by(sessions, SessionsService.Open),
+        "keep_alive": _served_by(sessions, SessionsService.KeepAlive),
+        "close": _served_by(sessions, SessionsService.Close),
+        "acquire": _served_by(locks, LocksService.Acquire),
+        "release": _served_by(locks, LocksService.Release),
+        "abandon": _served_by(locks, LocksService.Abandon),
+        "extend": _served_by(locks, LocksService.Extend),
+        "validate": _served_by(locks, LocksService.Validate),
+        "set_up": _served_by(lists, DistinctListsService.SetUp),
+        "insert": _served_by(lists, DistinctListsService.Insert),
+        "contains": _served_by(lists, DistinctListsService.Contains),
+        "members": _served_by(lists, DistinctListsService.Members),
+        "size": _served_by(lists, DistinctListsService.Size),
+        "tear_down": _served_by(lists, DistinctListsService.TearDown),
+    }
+
+
+def _served_by(servicer: _Servicer, method: Callable[..., Awaitable[Any]]) -> StreamMethod:
+    """A servicer method as a stream serves it: its body without ``_rpc``'s status mapping
+    (the stream answers a refusal itself), labelled as the unary RPC's metrics are."""
+    body = inspect.unwrap(method)
+    service = type(servicer).__name__.removesuffix("Service")
+
+    def serve(request: Any) -> Awaitable[Any]:
+        result: Awaitable[Any] = body(servicer, request, None)
+        return result
+
+    return StreamMethod(f"{service}.{method.__name__}", serve)
 
 
 def _session_info(view: SessionView) -> pb.SessionInfo:

@@ -17,7 +17,14 @@ import grpc
 import pytest
 
 from turnstile.client.client import Client
-from turnstile.client.core import MAX_WAIT_MS, Stubs, acquire_timing, member_bytes, route_of
+from turnstile.client.core import (
+    MAX_WAIT_MS,
+    Route,
+    Stubs,
+    acquire_timing,
+    member_bytes,
+    route_of,
+)
 from turnstile.client.errors import (
     ClosedError,
     DeadlineExceededError,
@@ -115,8 +122,8 @@ class FakeCluster:
         self._outcomes = iter(outcomes)
         self.calls: list[Call] = []
 
-    def stub(self, endpoint: str, service: str) -> FakeStub:
-        return FakeStub(self, endpoint, service)
+    def method(self, endpoint: str, route: Route) -> Any:
+        return getattr(FakeStub(self, endpoint, route.service), route.method)
 
     def play(self, call: Call) -> Any:
         self.calls.append(call)
@@ -187,7 +194,7 @@ def make_client(
     monkeypatch.setattr(
         Stubs,
         "method",
-        lambda _self, endpoint, route: getattr(cluster.stub(endpoint, route.service), route.method),
+        lambda _self, endpoint, request: cluster.method(endpoint, route_of(request)),
     )
     client = Client([A, B, C], retry=RetryPolicy(**settings), name="unit-test")
     return client, cluster
@@ -571,13 +578,12 @@ def test_dropping_forgets_the_channel_and_its_stubs() -> None:
         return grpc.insecure_channel(endpoint)  # lazy: nothing connects until a call
 
     stubs: Stubs[Any] = Stubs(open_channel)
-    route = route_of(REQUEST)
-    stubs.method(A, route)
+    stubs.method(A, REQUEST)
     channel = stubs.drop(A)
     assert channel is not None
     channel.close()
     assert stubs.drop(A) is None
-    stubs.method(A, route)
+    stubs.method(A, REQUEST)
     assert opened == [A, A]
     for left in stubs.close():
         left.close()

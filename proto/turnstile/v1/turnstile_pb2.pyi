@@ -51,6 +51,108 @@ class ResponseHeader(_message.Message):
     applied_index: int
     def __init__(self, node_id: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[str] = ..., leader_address: _Optional[str] = ..., applied_index: _Optional[int] = ...) -> None: ...
 
+class StreamRequest(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[StreamCall]
+    def __init__(self, calls: _Optional[_Iterable[_Union[StreamCall, _Mapping]]] = ...) -> None: ...
+
+class StreamCall(_message.Message):
+    __slots__ = ("call_id", "timeout_ms", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "cancel")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    ABANDON_FIELD_NUMBER: _ClassVar[int]
+    EXTEND_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_FIELD_NUMBER: _ClassVar[int]
+    SET_UP_FIELD_NUMBER: _ClassVar[int]
+    INSERT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    TEAR_DOWN_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    timeout_ms: int
+    open: OpenSessionRequest
+    keep_alive: KeepAliveRequest
+    close: CloseSessionRequest
+    acquire: AcquireRequest
+    release: ReleaseRequest
+    abandon: AbandonRequest
+    extend: ExtendRequest
+    validate: ValidateRequest
+    set_up: SetUpListRequest
+    insert: InsertRequest
+    contains: ContainsRequest
+    members: MembersRequest
+    size: SizeRequest
+    tear_down: TearDownListRequest
+    cancel: CancelCall
+    def __init__(self, call_id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., open: _Optional[_Union[OpenSessionRequest, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveRequest, _Mapping]] = ..., close: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., acquire: _Optional[_Union[AcquireRequest, _Mapping]] = ..., release: _Optional[_Union[ReleaseRequest, _Mapping]] = ..., abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ..., extend: _Optional[_Union[ExtendRequest, _Mapping]] = ..., validate: _Optional[_Union[ValidateRequest, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListRequest, _Mapping]] = ..., insert: _Optional[_Union[InsertRequest, _Mapping]] = ..., contains: _Optional[_Union[ContainsRequest, _Mapping]] = ..., members: _Optional[_Union[MembersRequest, _Mapping]] = ..., size: _Optional[_Union[SizeRequest, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelCall, _Mapping]] = ...) -> None: ...
+
+class CancelCall(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StreamResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[StreamAnswer]
+    def __init__(self, answers: _Optional[_Iterable[_Union[StreamAnswer, _Mapping]]] = ...) -> None: ...
+
+class StreamAnswer(_message.Message):
+    __slots__ = ("call_id", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "error")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    ABANDON_FIELD_NUMBER: _ClassVar[int]
+    EXTEND_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_FIELD_NUMBER: _ClassVar[int]
+    SET_UP_FIELD_NUMBER: _ClassVar[int]
+    INSERT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    TEAR_DOWN_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    open: OpenSessionResponse
+    keep_alive: KeepAliveResponse
+    close: CloseSessionResponse
+    acquire: AcquireResponse
+    release: ReleaseResponse
+    abandon: AbandonResponse
+    extend: ExtendResponse
+    validate: ValidateResponse
+    set_up: SetUpListResponse
+    insert: InsertResponse
+    contains: ContainsResponse
+    members: MembersResponse
+    size: SizeResponse
+    tear_down: TearDownListResponse
+    error: StreamError
+    def __init__(self, call_id: _Optional[int] = ..., open: _Optional[_Union[OpenSessionResponse, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveResponse, _Mapping]] = ..., close: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., acquire: _Optional[_Union[AcquireResponse, _Mapping]] = ..., release: _Optional[_Union[ReleaseResponse, _Mapping]] = ..., abandon: _Optional[_Union[AbandonResponse, _Mapping]] = ..., extend: _Optional[_Union[ExtendResponse, _Mapping]] = ..., validate: _Optional[_Union[ValidateResponse, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListResponse, _Mapping]] = ..., insert: _Optional[_Union[InsertResponse, _Mapping]] = ..., contains: _Optional[_Union[ContainsResponse, _Mapping]] = ..., members: _Optional[_Union[MembersResponse, _Mapping]] = ..., size: _Optional[_Union[SizeResponse, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListResponse, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+
+class StreamError(_message.Message):
+    __slots__ = ("code", "message", "reason", "leader_address")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    reason: str
+    leader_address: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ..., leader_address: _Optional[str] = ...) -> None: ...
+
 class OpenSessionRequest(_message.Message):
     __slots__ = ("ttl_ms", "client_name", "client_host", "client_pid")
     TTL_MS_FIELD_NUMBER: _ClassVar[int]

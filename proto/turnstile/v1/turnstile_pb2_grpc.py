@@ -58,6 +58,11 @@ class SessionsStub:
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListSessionsRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListSessionsResponse.FromString,
                 _registered_method=True)
+        self.Stream = channel.stream_stream(
+                '/turnstile.v1.Sessions/Stream',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.StreamRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.StreamResponse.FromString,
+                _registered_method=True)
 
 
 class SessionsServicer:
@@ -98,6 +103,19 @@ class SessionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stream(self, request_iterator, context):
+        """One stream per client, carrying its session's keep-alives and the operations of every
+        thread or task that uses the client (see StreamCall). Each call is served exactly as the
+        unary RPC of its request type: the same checks, errors and exactly-once request ids.
+        Answers come as calls resolve, in any order, so a blocked Acquire holds up nothing else;
+        a failed call is answered with its error and the stream stays open. The stream ends when
+        the client half-closes (once every call is answered) or cancels; the calls still open
+        then are withdrawn as a cancelled unary call is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +138,11 @@ def add_SessionsServicer_to_server(servicer, server):
                     servicer.List,
                     request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListSessionsRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'Stream': grpc.stream_stream_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.StreamRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.StreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -234,6 +257,33 @@ class Sessions:
             '/turnstile.v1.Sessions/List',
             turnstile_dot_v1_dot_turnstile__pb2.ListSessionsRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/turnstile.v1.Sessions/Stream',
+            turnstile_dot_v1_dot_turnstile__pb2.StreamRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.StreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
