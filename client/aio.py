@@ -315,6 +315,7 @@ def connect(
     cert_file: str | Path | None = None,
     key_file: str | Path | None = None,
     token: str | None = None,
+    session_stream: bool = True,
 ) -> AsyncClient:
     """An ``AsyncClient``; no network traffic happens until the first call."""
     return AsyncClient(
@@ -326,6 +327,7 @@ def connect(
         cert_file=cert_file,
         key_file=key_file,
         token=token,
+        session_stream=session_stream,
     )
 
 

@@ -231,9 +231,11 @@ def connect(
     cert_file: str | Path | None = None,
     key_file: str | Path | None = None,
     token: str | None = None,
+    session_stream: bool = True,
 ) -> Client:
     """A ``Client`` for the cluster at ``endpoints`` (any subset of its client addresses).
-    No network traffic happens until the first call. TLS and token options: see ``Client``."""
+    No network traffic happens until the first call. TLS, token and stream options: see
+    ``Client``."""
     return Client(
         endpoints,
         session_ttl=session_ttl,
@@ -243,4 +245,5 @@ def connect(
         cert_file=cert_file,
         key_file=key_file,
         token=token,
+        session_stream=session_stream,
     )

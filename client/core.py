@@ -212,6 +212,8 @@ class Stubs(Generic[ChannelT]):
             if self._open_stream is not None and carried(request):
                 stream = self._streams.get(endpoint)
                 if stream is None or (stream.broken and not stream.unimplemented):
+                    if stream is not None:
+                        stream.close()  # over already; lets go of what gRPC still holds
                     stream = self._streams[endpoint] = self._open_stream(channel)
                 if not stream.unimplemented:
                     return stream

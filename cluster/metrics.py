@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -155,6 +155,11 @@ class NodeMetrics:
             "turnstile_sessions_ended",
             "Sessions ended, by cause: session_expired or session_closed",
             ["cause"],
+            registry=self.registry,
+        )
+        self.session_streams = Gauge(
+            "turnstile_session_streams",
+            "Session streams (Sessions.Stream) open on this node",
             registry=self.registry,
         )
         self.fenced = Counter(

@@ -110,8 +110,9 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
         self.streams = SessionStreams(
             _stream_methods(self),
             lambda: node.membership.leader_ids()[1],
-            node.metrics.rpc_requests,
-            node.metrics.rpc_seconds,
+            requests=node.metrics.rpc_requests,
+            seconds=node.metrics.rpc_seconds,
+            open_streams=node.metrics.session_streams,
         )
 
     @_rpc

@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from turnstile.cluster.errors import TurnstileError, stream_error
 from turnstile.v1 import turnstile_pb2 as pb
@@ -65,19 +65,25 @@ class SessionStreams:
 
     :param methods: by the ``StreamCall.request`` field name, how that call is served.
     :param leader_address: the leader's client address, sent with NOT_LEADER.
+    :param requests: calls served, by method label and status code (the unary RPCs' metric).
+    :param seconds: their latency, by method label (the unary RPCs' metric).
+    :param open_streams: streams open now.
     """
 
     def __init__(
         self,
         methods: Mapping[str, StreamMethod],
         leader_address: Callable[[], str],
+        *,
         requests: Counter,
         seconds: Histogram,
+        open_streams: Gauge,
     ) -> None:
         self._methods = methods
         self._leader_address = leader_address
         self._requests = requests
         self._seconds = seconds
+        self._open_streams = open_streams
 
     async def serve(
         self, requests: AsyncIterator[pb.StreamRequest]
@@ -85,6 +91,7 @@ class SessionStreams:
         """The answers to the calls read from ``requests``, in messages, as they finish."""
         calls = _OpenCalls()
         reader = asyncio.get_running_loop().create_task(self._read(requests, calls))
+        self._open_streams.inc()
         try:
             while True:
                 if calls.ready:
@@ -97,6 +104,7 @@ class SessionStreams:
                 await calls.wake.wait()
                 calls.wake.clear()
         finally:
+            self._open_streams.dec()
             reader.cancel()
             for task in list(calls.tasks.values()):
                 task.cancel()

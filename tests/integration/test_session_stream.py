@@ -1,0 +1,170 @@
+"""The session stream on a real cluster: the wire protocol through the server's interceptors,
+and the sync and asyncio clients carrying their sessions on one stream per node."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import re
+import threading
+import urllib.request
+
+import grpc
+import pytest
+
+from tests.integration.cluster import Cluster, wait_until
+from turnstile.client import connect
+from turnstile.client.aio import AsyncClient
+from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.integration
+
+
+class RawStream:
+    """A ``Sessions.Stream`` spoken by hand: calls go out with ``send``, answers are kept by
+    call id as a reader thread receives them."""
+
+    def __init__(self, cluster: Cluster, address: str) -> None:
+        self._requests: queue.SimpleQueue[pb.StreamRequest | None] = queue.SimpleQueue()
+        stub = pb_grpc.SessionsStub(cluster.credentials.channel(address))
+        self._call = stub.Stream(
+            iter(self._requests.get, None), metadata=cluster.credentials.metadata
+        )
+        self.answers: dict[int, pb.StreamAnswer] = {}
+        self.order: list[int] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for response in self._call:
+                for answer in response.answers:
+                    self.answers[answer.call_id] = answer
+                    self.order.append(answer.call_id)
+        except grpc.RpcError:
+            pass
+
+    def send(self, *calls: pb.StreamCall) -> None:
+        self._requests.put(pb.StreamRequest(calls=calls))
+
+    def answer(self, call_id: int) -> pb.StreamAnswer:
+        return wait_until(lambda: self.answers.get(call_id))
+
+    def close(self) -> None:
+        self._call.cancel()
+
+
+def _rid(session: int, seq: int) -> pb.RequestId:
+    return pb.RequestId(session_id=session, seq=seq)
+
+
+def test_calls_on_the_wire_are_answered_as_they_resolve(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    stream = RawStream(cluster, leader)
+    try:
+        stream.send(
+            pb.StreamCall(call_id=1, open=pb.OpenSessionRequest(ttl_ms=10_000)),
+            pb.StreamCall(call_id=2, open=pb.OpenSessionRequest(ttl_ms=10_000)),
+        )
+        a, b = stream.answer(1).open.session_id, stream.answer(2).open.session_id
+        stream.send(
+            pb.StreamCall(call_id=3, acquire=pb.AcquireRequest(request=_rid(a, 1), name="L"))
+        )
+        assert stream.answer(3).acquire.token >= 1
+        token = stream.answer(3).acquire.token
+        stream.send(
+            pb.StreamCall(
+                call_id=4, acquire=pb.AcquireRequest(request=_rid(b, 1), name="L", wait_ms=20_000)
+            ),
+            pb.StreamCall(call_id=5, set_up=pb.SetUpListRequest(request=_rid(a, 2), name="seen")),
+        )
+        assert stream.answer(5).set_up.created
+        wait_until(lambda: len(cluster.lock_info("L").waiters) == 1)
+        assert 4 not in stream.answers
+        stream.send(
+            pb.StreamCall(
+                call_id=6, release=pb.ReleaseRequest(request=_rid(a, 3), name="L", token=token)
+            )
+        )
+        handed = stream.answer(4).acquire
+        assert handed.acquired and handed.token > token
+        assert stream.order.index(5) < stream.order.index(4)
+    finally:
+        stream.close()
+
+
+def test_a_follower_answers_not_leader_and_a_dropped_stream_withdraws_its_waits(
+    cluster: Cluster,
+) -> None:
+    leader = cluster.leader()
+    follower = cluster.followers(leader)[0]
+    on_follower = RawStream(cluster, follower)
+    on_leader = RawStream(cluster, leader)
+    try:
+        on_follower.send(pb.StreamCall(call_id=1, keep_alive=pb.KeepAliveRequest(session_id=1)))
+        refused = on_follower.answer(1).error
+        assert refused.reason == "NOT_LEADER" and refused.leader_address == leader
+        on_leader.send(
+            pb.StreamCall(call_id=1, open=pb.OpenSessionRequest(ttl_ms=30_000)),
+            pb.StreamCall(call_id=2, open=pb.OpenSessionRequest(ttl_ms=30_000)),
+        )
+        a, b = on_leader.answer(1).open.session_id, on_leader.answer(2).open.session_id
+        on_leader.send(
+            pb.StreamCall(call_id=3, acquire=pb.AcquireRequest(request=_rid(a, 1), name="W"))
+        )
+        on_leader.answer(3)
+        on_leader.send(
+            pb.StreamCall(
+                call_id=4, acquire=pb.AcquireRequest(request=_rid(b, 1), name="W", wait_ms=60_000)
+            )
+        )
+        wait_until(lambda: len(cluster.lock_info("W").waiters) == 1)
+        on_leader.close()
+        # The session lives on (TTL 30 s), but the wait its dropped call held is withdrawn.
+        wait_until(lambda: not cluster.lock_info("W").waiters)
+        assert cluster.lock_info("W").holder.session_id == a
+    finally:
+        on_follower.close()
+        on_leader.close()
+
+
+def _open_streams(cluster: Cluster, address: str) -> float:
+    url = f"http://{cluster.configs[cluster.index_of(address)].metrics_address}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(r"^turnstile_session_streams ([0-9.e+]+)$", text, re.MULTILINE)
+    assert found, "the leader exports turnstile_session_streams"
+    return float(found.group(1))
+
+
+def test_the_clients_carry_their_calls_on_one_stream_per_node(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    with connect([leader], session_stream=False) as unary:
+        lock = unary.lock("unary")
+        assert lock.acquire()
+        unary.distinct_list("seen").insert("k")
+        assert _open_streams(cluster, leader) == 0
+        lock.release()
+    with connect([leader]) as client:
+        threads = [
+            threading.Thread(target=lambda i=i: client.distinct_list("seen").insert(f"k{i}"))
+            for i in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with client.lock("streamed") as held:
+            assert held.token >= 1
+            assert _open_streams(cluster, leader) == 1
+
+    async def asynchronous() -> None:
+        async with AsyncClient([leader]) as client:
+            seen = client.distinct_list("seen")
+            results = await asyncio.gather(*(seen.insert(f"k{i}") for i in range(8)))
+            assert not any(added for added, _id in results)  # inserted by the sync client
+            async with client.lock("streamed"):
+                assert _open_streams(cluster, leader) == 1
+
+    asyncio.run(asynchronous())
+    wait_until(lambda: _open_streams(cluster, leader) == 0)
