@@ -116,7 +116,10 @@ class AsyncSession(SessionHandle[asyncio.Event]):
             self._wake.clear()
             if not core.alive():
                 return
-            if core.clock() >= next_send:
+            covered = core.keep_alive_covered(core.clock())
+            if core.clock() >= next_send and covered is not None:
+                next_send = covered
+            elif core.clock() >= next_send:
                 sent = core.clock()
                 next_send = sent + core.keep_alive_interval
                 request, deadline, attempt = core.keep_alive_request(sent)
@@ -272,7 +275,15 @@ class AsyncClient:
         return AsyncDistinctList(self, name, ttl)
 
     def _open_stream(self, channel: grpc.aio.Channel) -> AsyncSessionStream:
-        return AsyncSessionStream(channel, self.credentials.metadata)
+        return AsyncSessionStream(
+            channel, self.credentials.metadata, self._renewed, self.retry.clock
+        )
+
+    def _renewed(self, session_id: int, sent_at: float) -> None:
+        """A write sent at ``sent_at`` renewed session ``session_id``: as a keep-alive would."""
+        session = self._session
+        if session is not None and session.id == session_id:
+            session.core.acknowledged(sent_at)
 
     def _drop_channel(self, endpoint: str) -> None:
         """See ``Client._drop_channel``; the channel closes in a task of its own."""

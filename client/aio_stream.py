@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import grpc
 from google.protobuf.message import Message
@@ -24,6 +25,7 @@ from turnstile.client.stream_calls import (
     call_message,
     cancel_message,
     stream_failed,
+    written_session,
 )
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
@@ -31,11 +33,19 @@ from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
 class AsyncSessionStream:
     """One open ``Sessions.Stream`` to one node; call it as a ``grpc.aio`` stub method. Create
-    and use it on one running loop."""
+    and use it on one running loop. ``renewed``: see ``SessionStream``."""
 
-    def __init__(self, channel: grpc.aio.Channel, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        metadata: Sequence[tuple[str, str]],
+        renewed: Callable[[int, float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._renewed = renewed
+        self._clock = clock
         self._call = pb_grpc.SessionsStub(channel).Stream(metadata=tuple(metadata))
-        self._waiting: dict[int, asyncio.Future[Message]] = {}
+        self._waiting: dict[int, asyncio.Future[tuple[Message, bool]]] = {}
         self._ids = itertools.count(1)
         self._outgoing: list[pb.StreamCall] = []
         self._writer: asyncio.Task[None] | None = None
@@ -60,12 +70,16 @@ class AsyncSessionStream:
         if self._failed is not None:
             raise self._failed
         call_id = next(self._ids)
-        answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = answer
+        sent = self._clock()
         self._send(call_message(call_id, request, timeout))
         try:
             async with asyncio.timeout(timeout):
-                return await answer
+                response, renewed = await answer
+            if renewed:
+                self._renewed(written_session(request), sent)
+            return response
         except TimeoutError:
             raise StreamCallError(
                 grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded (session stream)"
@@ -109,7 +123,7 @@ class AsyncSessionStream:
                         if isinstance(result, StreamCallError):
                             waiting.set_exception(result)
                         else:
-                            waiting.set_result(result)
+                            waiting.set_result((result, answer.renewed))
         except grpc.RpcError as rpc_error:
             error = rpc_error
         except asyncio.CancelledError:

@@ -191,7 +191,13 @@ class Client:
     # ------------------------------------------------------------------ lifecycle
 
     def _open_stream(self, channel: grpc.Channel) -> SessionStream:
-        return SessionStream(channel, self.credentials.metadata)
+        return SessionStream(channel, self.credentials.metadata, self._renewed, self.retry.clock)
+
+    def _renewed(self, session_id: int, sent_at: float) -> None:
+        """A write sent at ``sent_at`` renewed session ``session_id``: as a keep-alive would."""
+        session = self._session
+        if session is not None and session.id == session_id:
+            session.core.acknowledged(sent_at)
 
     def _drop_channel(self, endpoint: str) -> None:
         """Closes the channel to a node that stalled: every call still waiting on it fails at

@@ -65,7 +65,10 @@ class Session(SessionHandle[threading.Event]):
             self._wake.clear()
             if self._closed.is_set() or not core.alive():
                 return
-            if core.clock() >= next_send:
+            covered = core.keep_alive_covered(core.clock())
+            if core.clock() >= next_send and covered is not None:
+                next_send = covered
+            elif core.clock() >= next_send:
                 sent = core.clock()
                 next_send = sent + core.keep_alive_interval
                 request, deadline, attempt = core.keep_alive_request(sent)

@@ -202,6 +202,9 @@ class SessionCore:
         self.clock = clock
         self.requests = RequestIds(session_id)
         self._alive_until = opened_sent_at + ttl
+        #: Send time of the latest call that renewed the session (a keep-alive, or a write on
+        #: a session stream).
+        self._renewed_sent = opened_sent_at
         self._state = SessionState.CONNECTED
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
@@ -227,12 +230,14 @@ class SessionCore:
             self._listeners.append(listener)
 
     def acknowledged(self, sent_at: float) -> None:
-        """A keep-alive sent at ``sent_at`` was acknowledged (too late if LOST already)."""
+        """A keep-alive (or a write that renewed the session) sent at ``sent_at`` was
+        acknowledged; too late if LOST already."""
         self._check_deadline()
         with self._lock:
             if self._state is SessionState.LOST:
                 return
             self._alive_until = max(self._alive_until, sent_at + self.ttl)
+            self._renewed_sent = max(self._renewed_sent, sent_at)
         self._move(SessionState.CONNECTED)
 
     def keep_alive_failed(self) -> None:
@@ -325,6 +330,12 @@ class SessionCore:
         """When the loop wakes next: its next send, or the deadline if that comes first, so
         LOST is announced when it happens, not at the next send."""
         return min(next_send, self._alive_until)
+
+    def keep_alive_covered(self, now: float) -> float | None:
+        """When a keep-alive due at ``now`` is due instead, a renewal since the last one having
+        made it needless (writes on a session stream renew it); None: send it now."""
+        due = self._renewed_sent + self.keep_alive_interval
+        return due if due > now else None
 
     def keep_alive_request(self, sent: float) -> tuple[pb.KeepAliveRequest, float, float]:
         """The request, how long it may be retried (until the session would lapse: a

@@ -13,7 +13,8 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 from google.protobuf.message import Message
@@ -24,6 +25,7 @@ from turnstile.client.stream_calls import (
     call_message,
     cancel_message,
     stream_failed,
+    written_session,
 )
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
@@ -35,22 +37,36 @@ MAX_CALLS_PER_MESSAGE = 256
 class _Waiting:
     """One caller waiting for its answer: a lock it blocks on until the reader releases it."""
 
-    __slots__ = ("answered", "result")
+    __slots__ = ("answered", "renewed", "result")
 
     def __init__(self) -> None:
         self.answered = threading.Lock()
         self.answered.acquire()
         self.result: Message | StreamCallError | None = None
+        self.renewed = False
 
-    def resolve(self, result: Message | StreamCallError) -> None:
+    def resolve(self, result: Message | StreamCallError, renewed: bool = False) -> None:
         self.result = result
+        self.renewed = renewed
         self.answered.release()
 
 
 class SessionStream:
-    """One open ``Sessions.Stream`` to one node. Thread-safe; call it as a unary stub method."""
+    """One open ``Sessions.Stream`` to one node. Thread-safe; call it as a unary stub method.
 
-    def __init__(self, channel: grpc.Channel, metadata: Sequence[tuple[str, str]]) -> None:
+    ``renewed(session, sent_at)`` is told of each answer that renewed its session, with the
+    time (by ``clock``) its call was sent.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        metadata: Sequence[tuple[str, str]],
+        renewed: Callable[[int, float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._renewed = renewed
+        self._clock = clock
         self._outgoing: queue.SimpleQueue[pb.StreamCall | None] = queue.SimpleQueue()
         self._waiting: dict[int, _Waiting] = {}
         self._lock = threading.Lock()
@@ -77,6 +93,7 @@ class SessionStream:
         """``request``'s response, as its unary call would return it (``metadata`` is the
         stream's, sent when it opened)."""
         waiting = _Waiting()
+        sent = self._clock()
         with self._lock:
             if self._failed is not None:
                 raise self._failed
@@ -96,6 +113,8 @@ class SessionStream:
         if isinstance(result, StreamCallError):
             raise result
         assert result is not None
+        if waiting.renewed:
+            self._renewed(written_session(request), sent)
         return result
 
     def close(self) -> None:
@@ -129,7 +148,7 @@ class SessionStream:
                     with self._lock:
                         waiting = self._waiting.pop(answer.call_id, None)
                     if waiting is not None:
-                        waiting.resolve(answer_result(answer))
+                        waiting.resolve(answer_result(answer), answer.renewed)
         except grpc.RpcError as rpc_error:
             error = rpc_error
         failed = stream_failed(error)

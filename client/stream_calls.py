@@ -37,6 +37,13 @@ def call_message(call_id: int, request: Message, timeout: float | None) -> pb.St
     return call
 
 
+def written_session(request: Message) -> int:
+    """The session of a write (the only calls answered ``renewed``): its request id's; 0, no
+    session, for a request without one."""
+    request_id = getattr(request, "request", None)
+    return request_id.session_id if isinstance(request_id, pb.RequestId) else 0
+
+
 def cancel_message(call_id: int) -> pb.StreamCall:
     """Withdraws call ``call_id`` (its caller stopped waiting)."""
     return pb.StreamCall(call_id=call_id, cancel=pb.CancelCall())

@@ -110,6 +110,7 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
         self.streams = SessionStreams(
             _stream_methods(self),
             lambda: node.membership.leader_ids()[1],
+            lambda session, arrived: node.leading and node.tracker.renew(session, arrived),
             requests=node.metrics.rpc_requests,
             seconds=node.metrics.rpc_seconds,
             open_streams=node.metrics.session_streams,

@@ -12,6 +12,9 @@ RPC (``turnstile.cluster.service``), so the stream adds no rule of its own: it m
   cancelled. Each is what happens to a unary call past its deadline or dropped by its caller
   (a blocked acquire withdraws its wait).
 - Each call is counted and timed under its unary method's label, as the unary RPC would be.
+- A write that succeeded renews its session from the call's arrival (``renewed`` in the
+  answer): committed in this leader's term after the call arrived, it confirmed the
+  leadership as the keep-alives' barrier does. A busy client sends no keep-alives.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class SessionStreams:
 
     :param methods: by the ``StreamCall.request`` field name, how that call is served.
     :param leader_address: the leader's client address, sent with NOT_LEADER.
+    :param renew: renews a session from an arrival time (monotonic) on a write's success;
+        False when this node could not (not leading, the session unknown or expiring).
     :param requests: calls served, by method label and status code (the unary RPCs' metric).
     :param seconds: their latency, by method label (the unary RPCs' metric).
     :param open_streams: streams open now.
@@ -74,6 +79,7 @@ class SessionStreams:
         self,
         methods: Mapping[str, StreamMethod],
         leader_address: Callable[[], str],
+        renew: Callable[[int, float], bool],
         *,
         requests: Counter,
         seconds: Histogram,
@@ -81,6 +87,7 @@ class SessionStreams:
     ) -> None:
         self._methods = methods
         self._leader_address = leader_address
+        self._renew = renew
         self._requests = requests
         self._seconds = seconds
         self._open_streams = open_streams
@@ -147,6 +154,7 @@ class SessionStreams:
         call_id = call.call_id
         request: Message = getattr(call, kind)
         timeout = call.timeout_ms / 1000 if call.timeout_ms else None
+        arrived = time.monotonic()
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
@@ -154,6 +162,9 @@ class SessionStreams:
                 response = await method.serve(request)
             answer = pb.StreamAnswer(call_id=call_id)
             getattr(answer, kind).CopyFrom(response)
+            written = getattr(request, "request", None)  # the RequestId of a write
+            if written is not None:
+                answer.renewed = self._renew(written.session_id, arrived)
         except TurnstileError as error:
             if error.reason is not Reason.NOT_LEADER:
                 log.info("refused %s: %s", method.label, error)

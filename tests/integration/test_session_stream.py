@@ -7,6 +7,7 @@ import asyncio
 import queue
 import re
 import threading
+import time
 import urllib.request
 
 import grpc
@@ -128,13 +129,42 @@ def test_a_follower_answers_not_leader_and_a_dropped_stream_withdraws_its_waits(
         on_leader.close()
 
 
-def _open_streams(cluster: Cluster, address: str) -> float:
+def _metric(cluster: Cluster, address: str, series: str, counted: bool = False) -> float:
+    """A series of a node's /metrics; a ``counted`` one not there yet (never counted) is 0."""
     url = f"http://{cluster.configs[cluster.index_of(address)].metrics_address}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    found = re.search(r"^turnstile_session_streams ([0-9.e+]+)$", text, re.MULTILINE)
-    assert found, "the leader exports turnstile_session_streams"
+    found = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text, re.MULTILINE)
+    if found is None and counted:
+        return 0.0
+    assert found, f"the node exports {series}"
     return float(found.group(1))
+
+
+def _open_streams(cluster: Cluster, address: str) -> float:
+    return _metric(cluster, address, "turnstile_session_streams")
+
+
+KEEP_ALIVES = 'turnstile_rpc_requests_total{code="OK",method="Sessions.KeepAlive"}'
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "unary"])
+def test_a_busy_client_on_a_stream_needs_no_keep_alives(cluster: Cluster, stream: bool) -> None:
+    """Writes on a stream renew the session; unary ones do not, and keep-alives go on."""
+    leader = cluster.leader()
+    with connect([leader], session_ttl=1.5, session_stream=stream) as client:
+        seen = client.distinct_list("busy")
+        seen.insert("first")  # the session is open: keep-alives are due every 0.5 s
+        before = _metric(cluster, leader, KEEP_ALIVES, counted=True)
+        for i in range(60):  # about 3 s of writes
+            seen.insert(f"k{i}")
+            time.sleep(0.05)
+        sent = _metric(cluster, leader, KEEP_ALIVES, counted=True) - before
+        assert client.session().alive()
+    if stream:
+        assert sent <= 1, f"{sent} keep-alives while writes renewed the session"
+    else:
+        assert sent >= 4, f"only {sent} keep-alives in 3 s at one per 0.5 s"
 
 
 def test_the_clients_carry_their_calls_on_one_stream_per_node(cluster: Cluster) -> None:

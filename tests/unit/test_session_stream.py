@@ -216,6 +216,31 @@ def test_an_open_call_id_is_refused_and_so_are_calls_past_the_limit(
     run(body)
 
 
+def test_a_successful_write_renews_its_session_and_says_so(tmp_path: Path) -> None:
+    async def body() -> None:
+        node, _raft = await leading_node(tmp_path)
+        stream = Stream(node)
+        (a,) = await open_sessions(stream, 1)
+        stream.send(
+            pb.StreamCall(call_id=1, acquire=pb.AcquireRequest(request=rid(a, 1), name="L")),
+            pb.StreamCall(call_id=2, release=pb.ReleaseRequest(request=rid(a, 2), name="M")),
+            pb.StreamCall(call_id=3, keep_alive=pb.KeepAliveRequest(session_id=a)),
+        )
+        assert (await stream.answer(1)).renewed
+        assert not (await stream.answer(2)).renewed  # refused: NOT_HOLDER
+        assert not (await stream.answer(3)).renewed  # the keep-alive's answer says it itself
+        node.tracker.take_due(float("inf"))  # marks the session expiring: no renewal now
+        stream.send(
+            pb.StreamCall(call_id=4, acquire=pb.AcquireRequest(request=rid(a, 3), name="N"))
+        )
+        assert (await stream.answer(4)).HasField("acquire")
+        assert not stream.answers[4].renewed
+        stream.task.cancel()
+        await node.stop()
+
+    run(body)
+
+
 def test_calls_ready_together_are_answered_in_one_message(tmp_path: Path) -> None:
     async def body() -> None:
         node, _raft = await leading_node(tmp_path)

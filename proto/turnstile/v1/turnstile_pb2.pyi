@@ -106,7 +106,7 @@ class StreamResponse(_message.Message):
     def __init__(self, answers: _Optional[_Iterable[_Union[StreamAnswer, _Mapping]]] = ...) -> None: ...
 
 class StreamAnswer(_message.Message):
-    __slots__ = ("call_id", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "error")
+    __slots__ = ("call_id", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "error", "renewed")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
     KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class StreamAnswer(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     TEAR_DOWN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RENEWED_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     open: OpenSessionResponse
     keep_alive: KeepAliveResponse
@@ -139,7 +140,8 @@ class StreamAnswer(_message.Message):
     size: SizeResponse
     tear_down: TearDownListResponse
     error: StreamError
-    def __init__(self, call_id: _Optional[int] = ..., open: _Optional[_Union[OpenSessionResponse, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveResponse, _Mapping]] = ..., close: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., acquire: _Optional[_Union[AcquireResponse, _Mapping]] = ..., release: _Optional[_Union[ReleaseResponse, _Mapping]] = ..., abandon: _Optional[_Union[AbandonResponse, _Mapping]] = ..., extend: _Optional[_Union[ExtendResponse, _Mapping]] = ..., validate: _Optional[_Union[ValidateResponse, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListResponse, _Mapping]] = ..., insert: _Optional[_Union[InsertResponse, _Mapping]] = ..., contains: _Optional[_Union[ContainsResponse, _Mapping]] = ..., members: _Optional[_Union[MembersResponse, _Mapping]] = ..., size: _Optional[_Union[SizeResponse, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListResponse, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+    renewed: bool
+    def __init__(self, call_id: _Optional[int] = ..., open: _Optional[_Union[OpenSessionResponse, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveResponse, _Mapping]] = ..., close: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., acquire: _Optional[_Union[AcquireResponse, _Mapping]] = ..., release: _Optional[_Union[ReleaseResponse, _Mapping]] = ..., abandon: _Optional[_Union[AbandonResponse, _Mapping]] = ..., extend: _Optional[_Union[ExtendResponse, _Mapping]] = ..., validate: _Optional[_Union[ValidateResponse, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListResponse, _Mapping]] = ..., insert: _Optional[_Union[InsertResponse, _Mapping]] = ..., contains: _Optional[_Union[ContainsResponse, _Mapping]] = ..., members: _Optional[_Union[MembersResponse, _Mapping]] = ..., size: _Optional[_Union[SizeResponse, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListResponse, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ..., renewed: _Optional[bool] = ...) -> None: ...
 
 class StreamError(_message.Message):
     __slots__ = ("code", "message", "reason", "leader_address")
