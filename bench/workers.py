@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import multiprocessing
 import queue
 import threading
@@ -23,6 +25,8 @@ from turnstile.bench.drivers import DRIVERS, Driver
 
 #: Time a client process may take to connect its clients.
 SETUP_TIMEOUT_S = 120.0
+#: How often the idle-sessions process sends the keep-alives that are due.
+IDLE_TICK_S = 0.05
 #: Pause after a failed operation (failover: the cluster is electing a leader).
 ERROR_PAUSE_S = 0.01
 
@@ -313,38 +317,73 @@ def dead_client(system: str, endpoints: list[str], ttl_s: float) -> tuple[float,
 async def _idle_sessions(
     endpoint: str, count: int, ttl_s: float, *, ready: Any, stop: threading.Event, acked: Any
 ) -> None:
+    """Opens ``count`` sessions and keeps each alive every ``ttl_s``/3 from its opening on
+    (opening 10,000 takes longer than a TTL), the keep-alives due together sent in one
+    message of one session stream."""
     import grpc  # noqa: PLC0415
 
     from turnstile.v1 import turnstile_pb2 as pb  # noqa: PLC0415
     from turnstile.v1 import turnstile_pb2_grpc as pb_grpc  # noqa: PLC0415
 
+    interval = ttl_s / 3
+    #: (when its next keep-alive is due, session), a heap.
+    due: list[tuple[float, int]] = []
     async with grpc.aio.insecure_channel(endpoint) as channel:
         stub = pb_grpc.SessionsStub(channel)
+        call = stub.Stream()
+        reader = asyncio.get_running_loop().create_task(_count_answers(call, acked))
+        sender = asyncio.get_running_loop().create_task(
+            _send_due_keep_alives(call, due, interval, stop)
+        )
         gate = asyncio.Semaphore(100)
 
-        async def open_one(i: int) -> int:
+        async def open_one(i: int) -> None:
             async with gate:
                 opened = await stub.Open(
                     pb.OpenSessionRequest(ttl_ms=int(ttl_s * 1000), client_name=f"idle-{i}"),
                     timeout=60,
                 )
-                return int(opened.session_id)
+                heapq.heappush(due, (time.monotonic() + interval, int(opened.session_id)))
 
-        sessions = await asyncio.gather(*(open_one(i) for i in range(count)))
-        ready.put(("ready", len(sessions)))
-        interval = ttl_s / 3
-        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.gather(*(open_one(i) for i in range(count)))
+            ready.put(("ready", count))
+            await sender
+        finally:
+            sender.cancel()
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
+                await reader
 
-        async def keep_alive(session: int, offset: float) -> None:
-            await asyncio.sleep(offset)
-            while not stop.is_set():
-                sent = loop.time()
-                with contextlib.suppress(grpc.RpcError):
-                    await stub.KeepAlive(pb.KeepAliveRequest(session_id=session), timeout=10)
-                    acked.value += 1
-                await asyncio.sleep(max(0.0, interval - (loop.time() - sent)))
 
-        await asyncio.gather(*(keep_alive(s, interval * i / count) for i, s in enumerate(sessions)))
+async def _count_answers(call: Any, acked: Any) -> None:
+    async for response in call:
+        acked.value += sum(1 for answer in response.answers if not answer.HasField("error"))
+
+
+async def _send_due_keep_alives(
+    call: Any, due: list[tuple[float, int]], interval: float, stop: threading.Event
+) -> None:
+    """Every ``IDLE_TICK_S``, the keep-alives due by then, in one message."""
+    from turnstile.v1 import turnstile_pb2 as pb  # noqa: PLC0415
+
+    call_ids = itertools.count(1)
+    while not stop.is_set():
+        now = time.monotonic()
+        calls = []
+        while due and due[0][0] <= now:
+            at, session = heapq.heappop(due)
+            heapq.heappush(due, (at + interval, session))
+            calls.append(
+                pb.StreamCall(
+                    call_id=next(call_ids),
+                    timeout_ms=int(interval * 1000),
+                    keep_alive=pb.KeepAliveRequest(session_id=session),
+                )
+            )
+        if calls:
+            await call.write(pb.StreamRequest(calls=calls))
+        await asyncio.sleep(max(0.0, IDLE_TICK_S - (time.monotonic() - now)))
 
 
 def _idle_main(
@@ -360,7 +399,8 @@ def _idle_main(
 
 class IdleSessions:
     """A client process that opens ``count`` Turnstile sessions and keeps them alive at the
-    library's rate (every TTL/3), like that many idle workers. Use as a context manager."""
+    library's rate (every TTL/3) over one session stream, the keep-alives due together in one
+    message, like a process serving that many idle sessions. Use as a context manager."""
 
     def __init__(self, leader_endpoint: str, count: int, ttl_s: float) -> None:
         context = multiprocessing.get_context("spawn")

@@ -38,19 +38,31 @@ class KeepAlives:
 
         :raises TurnstileError: NOT_LEADER, or SESSION_EXPIRED.
         """
+        (renewed,) = await self.renew_many([session])
+        if isinstance(renewed, TurnstileError):
+            raise renewed
+        return renewed
+
+    async def renew_many(self, sessions: list[int]) -> list[int | TurnstileError]:
+        """``renew`` for keep-alives that arrived together, under one barrier round: each
+        session's TTL in ms, or its SESSION_EXPIRED.
+
+        :raises TurnstileError: NOT_LEADER, for all of them.
+        """
         arrived = time.monotonic()
         node = self._node
         node.require_leader()
-        if not node.tracker.is_live(session):
-            raise _expired(session)
-        await node.barrier.wait()
-        node.require_leader()
-        if not node.tracker.renew(session, arrived):
-            raise _expired(session)
-        view = node.raft.read(lambda state: views.session_view(state, session, 0))
-        if view is None:
-            raise _expired(session)
-        return view.ttl_ms
+        live = [node.tracker.is_live(session) for session in sessions]
+        if any(live):
+            await node.barrier.wait()
+            node.require_leader()
+        ttls = node.raft.read(lambda state: views.session_ttls(state, sessions))
+        return [
+            ttl
+            if was_live and ttl is not None and node.tracker.renew(session, arrived)
+            else _expired(session)
+            for session, was_live, ttl in zip(sessions, live, ttls, strict=True)
+        ]
 
 
 def _expired(session: int) -> TurnstileError:

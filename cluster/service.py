@@ -9,6 +9,7 @@ in the trailing metadata key ``turnstile-leader``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import importlib.metadata
 import inspect
@@ -138,6 +139,19 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
         ttl_ms = await self.node.keep_alives.renew(request.session_id)
         return pb.KeepAliveResponse(header=self.header(), ttl_ms=ttl_ms)
 
+    async def keep_alive_many(
+        self, requests: list[pb.KeepAliveRequest]
+    ) -> list[pb.KeepAliveResponse | TurnstileError]:
+        """The keep-alives of one stream message, under one barrier round."""
+        renewed = await self.node.keep_alives.renew_many([r.session_id for r in requests])
+        header = self.header()
+        return [
+            ttl
+            if isinstance(ttl, TurnstileError)
+            else pb.KeepAliveResponse(header=header, ttl_ms=ttl)
+            for ttl in renewed
+        ]
+
     @_rpc
     async def Close(self, request: pb.CloseSessionRequest, context: Any) -> pb.CloseSessionResponse:
         await self.node.execute(lambda now: cmd.CloseSession(now, request.session_id))
@@ -166,7 +180,9 @@ def _stream_methods(sessions: SessionsService) -> dict[str, StreamMethod]:
     locks, lists = LocksService(sessions.node), DistinctListsService(sessions.node)
     return {
         "open": _served_by(sessions, SessionsService.Open),
-        "keep_alive": _served_by(sessions, SessionsService.KeepAlive),
+        "keep_alive": dataclasses.replace(
+            _served_by(sessions, SessionsService.KeepAlive), serve_many=sessions.keep_alive_many
+        ),
         "close": _served_by(sessions, SessionsService.Close),
         "acquire": _served_by(locks, LocksService.Acquire),
         "release": _served_by(locks, LocksService.Release),

@@ -44,10 +44,16 @@ MAX_OPEN_CALLS = 10_000
 @dataclass(frozen=True)
 class StreamMethod:
     """How one kind of call is served: its unary method's metrics label (``Locks.Acquire``)
-    and the servicer method body, which raises ``TurnstileError`` to refuse."""
+    and the servicer method body, which raises ``TurnstileError`` to refuse.
+
+    ``serve_many``, when given, serves every call of the kind in one message at once (the
+    keep-alives: one barrier round, one header), each answered with a response or its
+    refusal; such calls change no state a cancel could undo, so a cancel leaves them be.
+    """
 
     label: str
     serve: Callable[[Any], Awaitable[Message]]
+    serve_many: Callable[[list[Any]], Awaitable[list[Any]]] | None = None
 
 
 @dataclass
@@ -55,6 +61,9 @@ class _OpenCalls:
     """One stream's calls not yet answered, and the answers not yet sent."""
 
     tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    #: Open calls served together by a ``serve_many`` task (also in ``tasks`` once it is
+    #: started, as soon as their message is read): a cancel leaves them be.
+    batched: set[int] = field(default_factory=set)
     ready: list[pb.StreamAnswer] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -119,16 +128,22 @@ class SessionStreams:
     async def _read(self, requests: AsyncIterator[pb.StreamRequest], calls: _OpenCalls) -> None:
         try:
             async for request in requests:
+                together: dict[str, list[pb.StreamCall]] = {}
                 for call in request.calls:
-                    self._start(call, calls)
+                    self._start(call, calls, together)
+                for kind, batch in together.items():
+                    self._start_batch(kind, batch, calls)
         finally:
             calls.wake.set()
 
-    def _start(self, call: pb.StreamCall, calls: _OpenCalls) -> None:
+    def _start(
+        self, call: pb.StreamCall, calls: _OpenCalls, together: dict[str, list[pb.StreamCall]]
+    ) -> None:
+        """Starts ``call``, or puts it in ``together`` when its kind is served many at once."""
         kind = call.WhichOneof("request")
         if kind == "cancel":
             task = calls.tasks.get(call.call_id)
-            if task is not None:
+            if task is not None and call.call_id not in calls.batched:
                 task.cancel()
             return
         method = self._methods.get(kind) if kind else None
@@ -136,7 +151,7 @@ class SessionStreams:
             detail = f"call {call.call_id} names no request the stream carries"
             calls.answer(_refused(call.call_id, Reason.INVALID_ARGUMENT, detail))
             return
-        if call.call_id in calls.tasks:
+        if call.call_id in calls.tasks or call.call_id in calls.batched:
             detail = f"call {call.call_id} is still open: a call id names one open call"
             calls.answer(_refused(call.call_id, Reason.INVALID_ARGUMENT, detail))
             return
@@ -144,9 +159,18 @@ class SessionStreams:
             detail = f"the stream has {MAX_OPEN_CALLS} calls open already"
             calls.answer(_refused(call.call_id, Reason.LIMIT_EXCEEDED, detail))
             return
+        if method.serve_many is not None:
+            together.setdefault(kind, []).append(call)
+            calls.batched.add(call.call_id)
+            return
         calls.tasks[call.call_id] = asyncio.get_running_loop().create_task(
             self._run(call, kind, method, calls)
         )
+
+    def _start_batch(self, kind: str, batch: list[pb.StreamCall], calls: _OpenCalls) -> None:
+        task = asyncio.get_running_loop().create_task(self._run_batch(kind, batch, calls))
+        for call in batch:
+            calls.tasks[call.call_id] = task
 
     async def _run(
         self, call: pb.StreamCall, kind: str, method: StreamMethod, calls: _OpenCalls
@@ -156,7 +180,7 @@ class SessionStreams:
         timeout = call.timeout_ms / 1000 if call.timeout_ms else None
         arrived = time.monotonic()
         started = time.perf_counter()
-        code = grpc.StatusCode.OK
+        code = grpc.StatusCode.CANCELLED
         try:
             async with asyncio.timeout(timeout):
                 response = await method.serve(request)
@@ -165,38 +189,71 @@ class SessionStreams:
             written = getattr(request, "request", None)  # the RequestId of a write
             if written is not None:
                 answer.renewed = self._renew(written.session_id, arrived)
-        except TurnstileError as error:
-            if error.reason is not Reason.NOT_LEADER:
-                log.info("refused %s: %s", method.label, error)
-            code = error.code
-            leader = self._leader_address() if error.reason is Reason.NOT_LEADER else ""
-            answer = pb.StreamAnswer(
-                call_id=call_id, error=stream_error(error.reason, error.detail, leader)
-            )
-        except TimeoutError:
-            code = grpc.StatusCode.DEADLINE_EXCEEDED
-            answer = pb.StreamAnswer(
-                call_id=call_id,
-                error=pb.StreamError(
-                    code=code.value[0], message=f"{code.name}: the call's timeout_ms passed"
-                ),
-            )
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            log.exception("%s failed on a stream", method.label)
-            code = grpc.StatusCode.INTERNAL
-            answer = pb.StreamAnswer(
-                call_id=call_id,
-                error=stream_error(Reason.INTERNAL, f"{method.label} failed; see the node's log"),
-            )
+            code = grpc.StatusCode.OK
+        except Exception as error:  # every failure is this call's answer
+            answer, code = self._failure(call_id, method.label, error)
         finally:
             calls.tasks.pop(call_id, None)
             calls.wake.set()
             self._requests.labels(method.label, code.name).inc()
             self._seconds.labels(method.label).observe(time.perf_counter() - started)
         calls.answer(answer)
+
+    async def _run_batch(self, kind: str, batch: list[pb.StreamCall], calls: _OpenCalls) -> None:
+        """The calls of ``kind`` in one message, served by its ``serve_many`` at once, under
+        the longest of their timeouts."""
+        method = self._methods[kind]
+        assert method.serve_many is not None
+        timeouts = [call.timeout_ms for call in batch]
+        timeout = max(timeouts) / 1000 if all(timeouts) else None
+        started = time.perf_counter()
+        results: list[Any]
+        try:
+            async with asyncio.timeout(timeout):
+                results = await method.serve_many([getattr(call, kind) for call in batch])
+        except Exception as error:  # the answer of every call of the batch
+            results = [error] * len(batch)
+        finally:
+            for call in batch:
+                calls.tasks.pop(call.call_id, None)
+                calls.batched.discard(call.call_id)
+            calls.wake.set()
+        elapsed = time.perf_counter() - started
+        codes: dict[grpc.StatusCode, int] = {}
+        for call, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                answer, code = self._failure(call.call_id, method.label, result)
+            else:
+                answer, code = pb.StreamAnswer(call_id=call.call_id), grpc.StatusCode.OK
+                getattr(answer, kind).CopyFrom(result)
+            codes[code] = codes.get(code, 0) + 1
+            calls.answer(answer)
+        seconds = self._seconds.labels(method.label)
+        for code, count in codes.items():
+            self._requests.labels(method.label, code.name).inc(count)
+            for _ in range(count):
+                seconds.observe(elapsed)
+
+    def _failure(
+        self, call_id: int, label: str, error: Exception
+    ) -> tuple[pb.StreamAnswer, grpc.StatusCode]:
+        """The answer of a call that raised ``error``, and its status code: a refusal as the
+        unary RPC's status, a passed timeout as DEADLINE_EXCEEDED, anything else INTERNAL."""
+        if isinstance(error, TurnstileError):
+            if error.reason is not Reason.NOT_LEADER:
+                log.info("refused %s: %s", label, error)
+            leader = self._leader_address() if error.reason is Reason.NOT_LEADER else ""
+            failed = stream_error(error.reason, error.detail, leader)
+            return pb.StreamAnswer(call_id=call_id, error=failed), error.code
+        if isinstance(error, TimeoutError):
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+            failed = pb.StreamError(
+                code=code.value[0], message=f"{code.name}: the call's timeout_ms passed"
+            )
+            return pb.StreamAnswer(call_id=call_id, error=failed), code
+        log.error("%s failed on a stream", label, exc_info=error)
+        failed = stream_error(Reason.INTERNAL, f"{label} failed; see the node's log")
+        return pb.StreamAnswer(call_id=call_id, error=failed), grpc.StatusCode.INTERNAL
 
 
 def _refused(call_id: int, reason: Reason, detail: str) -> pb.StreamAnswer:

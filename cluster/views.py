@@ -130,6 +130,12 @@ def session_view(state: StateMachine, session_id: int, now: int) -> SessionView 
     return _session_view(session, now) if session else None
 
 
+def session_ttls(state: StateMachine, sessions: list[int]) -> list[int | None]:
+    """Each session's TTL in ms; None for one that is gone."""
+    found = state.sessions
+    return [found[s].ttl_ms if s in found else None for s in sessions]
+
+
 @_refusal_as_err
 def list_sessions(state: StateMachine, after: int, limit: int, now: int) -> list[SessionView]:
     page = bounds.check_page(state.limits, limit)

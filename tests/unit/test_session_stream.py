@@ -25,8 +25,9 @@ class Stream:
     def __init__(self, node: Node) -> None:
         self.requests: asyncio.Queue[pb.StreamRequest | None] = asyncio.Queue()
         self.answers: dict[int, pb.StreamAnswer] = {}
-        #: Call ids in the order their answers arrived.
+        #: Call ids in the order their answers arrived, and every answer in that order.
         self.order: list[int] = []
+        self.received: list[pb.StreamAnswer] = []
         self.messages = 0
         self._served = service.SessionsService(node).streams.serve(self._requests())
         self.task = asyncio.get_running_loop().create_task(self._collect())
@@ -41,6 +42,7 @@ class Stream:
             for answer in response.answers:
                 self.answers[answer.call_id] = answer
                 self.order.append(answer.call_id)
+                self.received.append(answer)
 
     def send(self, *calls: pb.StreamCall) -> None:
         self.requests.put_nowait(pb.StreamRequest(calls=calls))
@@ -235,6 +237,35 @@ def test_a_successful_write_renews_its_session_and_says_so(tmp_path: Path) -> No
         )
         assert (await stream.answer(4)).HasField("acquire")
         assert not stream.answers[4].renewed
+        stream.task.cancel()
+        await node.stop()
+
+    run(body)
+
+
+def test_keep_alives_of_one_message_are_renewed_together_each_with_its_answer(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        node, _raft = await leading_node(tmp_path)
+        stream = Stream(node)
+        a, b = await open_sessions(stream, 2)
+        stream.send(
+            pb.StreamCall(call_id=1, keep_alive=pb.KeepAliveRequest(session_id=a)),
+            pb.StreamCall(call_id=2, keep_alive=pb.KeepAliveRequest(session_id=999)),
+            pb.StreamCall(call_id=3, keep_alive=pb.KeepAliveRequest(session_id=b)),
+            pb.StreamCall(call_id=3, keep_alive=pb.KeepAliveRequest(session_id=b)),
+            pb.StreamCall(call_id=1, cancel=pb.CancelCall()),  # changes nothing: left be
+        )
+        assert (await stream.answer(1)).keep_alive.ttl_ms == 30_000
+        assert (await stream.answer(2)).error.reason == "SESSION_EXPIRED"
+        await until(lambda: stream.order.count(3) == 2)
+        threes = [answer for answer in stream.received if answer.call_id == 3]
+        assert sorted(answer.WhichOneof("response") for answer in threes) == [
+            "error",
+            "keep_alive",
+        ]  # the second call 3 was refused as still open, the first renewed
+        assert stream.order.count(1) == 1
         stream.task.cancel()
         await node.stop()
 
