@@ -272,6 +272,11 @@ class LoopWakeup:
         self._reader, self._writer = socket.socketpair()
         self._reader.setblocking(False)
         self._writer.setblocking(False)
+        #: A wake-up byte was sent and the loop has not drained it yet: more submits need no
+        #: syscall. Cleared after draining; a submit that saw it set was queued before the
+        #: drain, so the loop proposes it in the pass that follows (``_propose_pending`` runs
+        #: before every tick). Clearing it first would leave it set with nothing to drain.
+        self._pending = False
 
     def subscribe(self, replica: SyncObj) -> None:
         replica._poller.subscribe(  # pysyncobj internal: the loop's poller
@@ -279,6 +284,9 @@ class LoopWakeup:
         )
 
     def wake(self) -> None:
+        if self._pending:
+            return
+        self._pending = True
         # BlockingIOError: a wake-up is already pending; OSError: we are shutting down.
         with contextlib.suppress(BlockingIOError, OSError):
             self._writer.send(b"\0")
@@ -287,6 +295,7 @@ class LoopWakeup:
         with contextlib.suppress(BlockingIOError, OSError):
             while self._reader.recv(4096):
                 pass
+        self._pending = False
 
     def close(self) -> None:
         self._reader.close()

@@ -590,3 +590,17 @@ def test_a_command_commits_without_waiting_for_the_next_heartbeat(tmp_path: Path
     median = sorted(latencies)[len(latencies) // 2]
     print(f"commit latency, one command at a time: median {median * 1000:.1f} ms")
     assert median < heartbeat / 5
+
+
+def test_a_wake_up_is_one_byte_however_many_submits_come_before_the_drain() -> None:
+    """Submits before the loop drains share one wake-up write; the first after it writes."""
+    wakeup = pysyncobj_fixes.LoopWakeup()
+    try:
+        for _ in range(3):
+            wakeup.wake()
+        assert wakeup._reader.recv(16) == b"\0"
+        wakeup._drain(0, 0)
+        wakeup.wake()
+        assert wakeup._reader.recv(16) == b"\0"
+    finally:
+        wakeup.close()
