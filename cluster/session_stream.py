@@ -100,6 +100,9 @@ class SessionStreams:
         self._requests = requests
         self._seconds = seconds
         self._open_streams = open_streams
+        #: The metric children of each (label, code), bound once: ``labels()`` on every call
+        #: is a lookup under a lock.
+        self._counted: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
 
     async def serve(
         self, requests: AsyncIterator[pb.StreamRequest]
@@ -195,8 +198,9 @@ class SessionStreams:
         finally:
             calls.tasks.pop(call_id, None)
             calls.wake.set()
-            self._requests.labels(method.label, code.name).inc()
-            self._seconds.labels(method.label).observe(time.perf_counter() - started)
+            requests, seconds = self._metrics(method.label, code)
+            requests.inc()
+            seconds.observe(time.perf_counter() - started)
         calls.answer(answer)
 
     async def _run_batch(self, kind: str, batch: list[pb.StreamCall], calls: _OpenCalls) -> None:
@@ -228,11 +232,19 @@ class SessionStreams:
                 getattr(answer, kind).CopyFrom(result)
             codes[code] = codes.get(code, 0) + 1
             calls.answer(answer)
-        seconds = self._seconds.labels(method.label)
         for code, count in codes.items():
-            self._requests.labels(method.label, code.name).inc(count)
+            requests, seconds = self._metrics(method.label, code)
+            requests.inc(count)
             for _ in range(count):
                 seconds.observe(elapsed)
+
+    def _metrics(self, label: str, code: grpc.StatusCode) -> tuple[Any, Any]:
+        """The request counter and latency histogram children of ``label`` and ``code``."""
+        bound = self._counted.get((label, code))
+        if bound is None:
+            bound = self._requests.labels(label, code.name), self._seconds.labels(label)
+            self._counted[(label, code)] = bound
+        return bound
 
     def _failure(
         self, call_id: int, label: str, error: Exception

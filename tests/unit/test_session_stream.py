@@ -52,6 +52,13 @@ class Stream:
         return self.answers[call_id]
 
 
+def served(node: Node, method: str, code: str) -> float | None:
+    """Calls of ``method`` answered ``code``, from the node's metrics."""
+    return node.metrics.registry.get_sample_value(
+        "turnstile_rpc_requests_total", {"method": method, "code": code}
+    )
+
+
 def rid(session: int, seq: int) -> pb.RequestId:
     return pb.RequestId(session_id=session, seq=seq)
 
@@ -95,6 +102,8 @@ def test_calls_are_answered_as_they_resolve_not_in_order(tmp_path: Path) -> None
         assert handed.acquire.acquired and handed.acquire.token == 2
         assert stream.order.index(3) < stream.order.index(2)
         assert (await stream.answer(4)).HasField("release")
+        assert served(node, "Locks.Acquire", "OK") == 2  # counted as the unary RPC would be
+        assert served(node, "DistinctLists.Insert", "NOT_FOUND") == 1
         stream.requests.put_nowait(None)
         await asyncio.wait_for(stream.task, 5)  # half-closed, all answered: the stream ends
         await node.stop()
@@ -266,6 +275,8 @@ def test_keep_alives_of_one_message_are_renewed_together_each_with_its_answer(
             "keep_alive",
         ]  # the second call 3 was refused as still open, the first renewed
         assert stream.order.count(1) == 1
+        assert served(node, "Sessions.KeepAlive", "OK") == 2
+        assert served(node, "Sessions.KeepAlive", "FAILED_PRECONDITION") == 1
         stream.task.cancel()
         await node.stop()
 
