@@ -4,8 +4,9 @@
     python -m turnstile.bench.peer_transport leader [--commands 20000] [--in-flight 200]
 
 ``stages`` times, in CPU microseconds per message (``time.thread_time``, best of
-``--repeats`` runs), each step pysyncobj's TCP transport takes for a message (pickle, zlib,
-Fernet) and the cheaper ones considered instead, on the messages a leader sends most: an
+``--repeats`` runs), the whole framing of a message before (pysyncobj's Fernet(zlib(pickle
+2)), as ``peer_transport`` still speaks it to the previous build) and after (sealed), then
+each step on its own and the candidates considered, on the messages a leader sends most: an
 AppendEntries holding one log entry that groups N encoded commands (as ``proposals`` groups
 what was submitted within a tick), an empty heartbeat, and a follower's ack.
 
@@ -29,12 +30,21 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from turnstile.cluster.codec import encode_batch, encode_command
 from turnstile.cluster.commands import PROTOCOL_VERSION, Acquire, OpenSession, SetClusterVersion
 from turnstile.cluster.launcher import free_ports
+from turnstile.cluster.peer_transport import (
+    DIALER,
+    Opener,
+    Sealer,
+    fernet_frame,
+    open_fernet,
+    password_key,
+)
 from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
 
 #: pysyncobj's pickle protocol for peer messages (``pysyncobj/pickle.py``).
@@ -123,12 +133,28 @@ def stage_costs(message: Any, repeats: int) -> dict[str, float]:
     token = fernet.encrypt_at_time(z, now)
     sealed_chacha = chacha.encrypt(nonce, p5, None)
     sealed_aes = aes.encrypt(nonce, p5, None)
+    packed = msgpack.packb(message, use_bin_type=True)
 
     def fernet_open() -> bytes:
         fernet.extract_timestamp(token)  # pysyncobj checks the timestamp, then decrypts
         return fernet.decrypt(token)
 
+    # This build's framing, whole: the previous build's (Fernet) and the sealed one.
+    secret = password_key("peer-transport-bench-password")
+    sealer, opener = Sealer(secret, DIALER), Opener(secret, DIALER)
+    opener.open(sealer.seal(message))  # the hello
+    second = sealer.seal(message)
+    legacy = fernet_frame(fernet, message)
+
+    def open_second() -> object:
+        opener._counter = 1  # the frame after the hello, again
+        return opener.open(second)
+
     steps: dict[str, Callable[[], object]] = {
+        "BEFORE send (all)": lambda: fernet_frame(fernet, message),
+        "BEFORE receive (all)": lambda: open_fernet(fernet, legacy, 0),
+        "AFTER send (all)": lambda: sealer.seal(message),
+        "AFTER receive (all)": open_second,
         "pickle2 dumps": lambda: pickle.dumps(message, PYSYNCOBJ_PICKLE),
         "zlib3 compress": lambda: zlib.compress(p2, 3),
         "fernet encrypt": lambda: fernet.encrypt_at_time(z, now),
@@ -141,12 +167,15 @@ def stage_costs(message: Any, repeats: int) -> dict[str, float]:
         "chacha decrypt": lambda: chacha.decrypt(nonce, sealed_chacha, None),
         "aesgcm encrypt": lambda: aes.encrypt(nonce, p5, None),
         "aesgcm decrypt": lambda: aes.decrypt(nonce, sealed_aes, None),
+        "msgpack packb": lambda: msgpack.packb(message, use_bin_type=True),
+        "msgpack unpackb": lambda: msgpack.unpackb(packed, raw=False),
     }
     costs = {name: per_call_us(step, repeats) for name, step in steps.items()}
     costs["bytes pickle2"] = len(p2)
     costs["bytes zlib"] = len(z)
     costs["bytes fernet"] = len(token)
     costs["bytes pickle5"] = len(p5)
+    costs["bytes sealed"] = len(second)
     return costs
 
 

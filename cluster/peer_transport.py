@@ -3,10 +3,11 @@
 pysyncobj's TCP connection (``tcp_connection.py``, ``TcpConnection.send`` and
 ``__processParseMessage``) turns each message into ``Fernet(zlib(pickle protocol 2))`` under a
 key from the peer password, once per follower per message on the leader, and on receipt
-checks the HMAC twice (``extract_timestamp``, then ``decrypt``). Measured per message
-(``python -m turnstile.bench.peer_transport stages``): about 70 µs for an ack, 100 µs for an
-entry of ten commands, 1.4 ms for one of a thousand; AES-GCM with pickle protocol 5 and no
-zlib costs a tenth of that. ``PeerConnection`` frames messages so:
+checks the HMAC twice (``extract_timestamp``, then ``decrypt``). Measured CPU per message sent
+and received (``python -m turnstile.bench.peer_transport stages``): about 80 µs for an ack,
+130 µs for an entry of ten commands, 1.7 ms for one of a thousand; AES-GCM over pickle
+protocol 5 without zlib costs a tenth to a twentieth of that (msgpack would save nothing
+more, and cannot carry pysyncobj's tuples). ``PeerConnection`` frames messages so:
 
 - ``frame = kind, [connection id,] AES-GCM(pickle protocol 5)``, the header authenticated
   as associated data. Each direction of each TCP connection has its own key: HKDF-SHA256 of
@@ -14,8 +15,8 @@ zlib costs a tenth of that. ``PeerConnection`` frames messages so:
   a Fernet token) with this module's fixed salt, and the sender's role and a random 32-byte
   connection id as info; the first frame (``HELLO``) carries the id. The nonce is a counter,
   never sent: no nonce repeats under a key (a random nonce under one password key shared by
-  every node for the cluster's life would near the 2**32-message bound in about a year of
-  heartbeats, and a repeat lets anyone forge frames), and a frame dropped, replayed, reordered
+  every node for the cluster's life would reach the 2**32-message bound within two years of
+  heartbeats alone, and a repeat lets anyone forge frames), and a frame dropped, replayed, reordered
   or reflected back to its sender fails authentication. Nothing is unpickled before it has
   authenticated. pysyncobj's random connection keys (``sendRandKey``, in every message and
   checked after decryption) still refuse a whole connection replayed as a new one.
@@ -30,10 +31,12 @@ zlib costs a tenth of that. ``PeerConnection`` frames messages so:
 
 Every refused frame is logged (``peer_auth.PeerRefusals``, as the password check was before)
 with the peer's address, and the connection closed. ``PeerTransport`` is pysyncobj's
-``TCPTransport`` (``transport.py``) with its connections made ``PeerConnection``s: those it
-dials (``addNode``) and those it accepts (``_onNewIncomingConnection``), re-classed before
-any byte passed through them. Uses of pysyncobj 0.3.17 internals are marked
-``# pysyncobj internal``.
+``TCPTransport`` (``transport.py``) with its connections made ``PeerConnection``s by
+``adopt``: those it dials (``addNode``) and those it accepts (``_onNewIncomingConnection``),
+re-classed before any byte passed through them. It relies on pysyncobj 0.3.17's
+``TcpConnection`` internals (its read and write buffers, ``__trySendBuffer``,
+``__processParseMessage``, ``recvLastTimestamp``, the ``sendRandKey`` handshake of
+``TCPTransport``), each use marked ``# pysyncobj internal``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import pickle
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import pysyncobj.pickle
@@ -191,14 +195,23 @@ def open_fernet(fernet: Fernet, frame: bytes, not_before: int) -> tuple[Any, int
     return pysyncobj.pickle.loads(zlib.decompress(data)), timestamp
 
 
-class PeerConnection(TcpConnection):  # type: ignore[misc]
-    """pysyncobj's TCP connection framing as described above; made by
-    ``PeerTransport._adopt``."""
+@dataclass(frozen=True, slots=True)
+class PeerKeys:
+    """What every connection of one node shares."""
 
-    _secret: bytes
-    _fernet: Fernet
-    _refusals: PeerRefusals
-    _seal_when: Callable[[], bool]
+    #: ``password_key`` of the peer password.
+    secret: bytes
+    #: pysyncobj's Fernet of the same password (``encryptor.py``), for the previous build.
+    fernet: Fernet
+    refusals: PeerRefusals
+    #: Whether a dialer seals (checked at each send until it does).
+    seal_when: Callable[[], bool]
+
+
+class PeerConnection(TcpConnection):  # type: ignore[misc]
+    """pysyncobj's TCP connection framing as described above; made by ``adopt``."""
+
+    _keys: PeerKeys
     _dialer: bool
     _own_role: bytes
     peer: str
@@ -212,7 +225,7 @@ class PeerConnection(TcpConnection):  # type: ignore[misc]
         """A new TCP connection (pysyncobj reuses a dialer's object across reconnects)."""
         own, theirs = (DIALER, LISTENER) if self._dialer else (LISTENER, DIALER)
         self._sealer = None
-        self._opener = Opener(self._secret, theirs)
+        self._opener = Opener(self._keys.secret, theirs)
         self._own_role = own
 
     def disconnect(self) -> None:
@@ -223,9 +236,9 @@ class PeerConnection(TcpConnection):  # type: ignore[misc]
         if self.sendRandKey:
             message = (self.sendRandKey, message)
         sealer = self._sealer
-        if sealer is None and (self._opener.opened if not self._dialer else self._seal_when()):
-            sealer = self._sealer = Sealer(self._secret, self._own_role)
-        frame = sealer.seal(message) if sealer else fernet_frame(self._fernet, message)
+        if sealer is None and (self._keys.seal_when() if self._dialer else self._opener.opened):
+            sealer = self._sealer = Sealer(self._keys.secret, self._own_role)
+        frame = sealer.seal(message) if sealer else fernet_frame(self._keys.fernet, message)
         self._TcpConnection__writeBuffer += struct.pack("i", len(frame)) + frame  # internal
         self._TcpConnection__trySendBuffer()  # pysyncobj internal
 
@@ -244,7 +257,7 @@ class PeerConnection(TcpConnection):  # type: ignore[misc]
             message = self._open(buffer[4 : 4 + length])
         except FrameRefusedError as refused:
             log.debug("peer %s: %s", self.peer, refused)
-            self._refusals.refused(self.peer)
+            self._keys.refusals.refused(self.peer)
             self.disconnect()
             return None
         except Exception:
@@ -259,7 +272,7 @@ class PeerConnection(TcpConnection):  # type: ignore[misc]
             if self._opener.opened:
                 raise FrameRefusedError("a Fernet frame after sealed ones")
             message, self.recvLastTimestamp = open_fernet(
-                self._fernet, frame, self.recvLastTimestamp
+                self._keys.fernet, frame, self.recvLastTimestamp
             )
         else:
             message = self._opener.open(frame)
@@ -272,6 +285,16 @@ class PeerConnection(TcpConnection):  # type: ignore[misc]
         return message
 
 
+def adopt(conn: TcpConnection, keys: PeerKeys, dialer: bool, peer: str) -> PeerConnection:
+    """Makes pysyncobj's new connection ``conn`` a ``PeerConnection`` in place: pysyncobj's
+    callbacks already hold ``conn`` itself, and nothing was sent or read on it yet."""
+    conn.__class__ = PeerConnection
+    adopted = cast(PeerConnection, conn)
+    adopted._keys, adopted._dialer, adopted.peer = keys, dialer, peer
+    adopted.reset_framing()
+    return adopted
+
+
 class PeerTransport(TCPTransport):  # type: ignore[misc]
     """pysyncobj's TCP transport whose every connection is a ``PeerConnection``; pass
     ``functools.partial(PeerTransport, seal_when=...)`` as ``SyncObj(transportClass=)``."""
@@ -280,30 +303,17 @@ class PeerTransport(TCPTransport):  # type: ignore[misc]
         self, sync_obj: Any, self_node: Any, other_nodes: Any, seal_when: Callable[[], bool]
     ) -> None:
         # SyncObj makes its Fernet from conf.password before the transport (``syncobj.py``).
-        fernet = sync_obj.encryptor
-        if fernet is None:
+        if sync_obj.encryptor is None:
             raise ValueError("the peer transport needs a peer password")
-        self._secret = password_key(sync_obj.conf.password)
-        self._fernet: Fernet = fernet
-        self._refusals = PeerRefusals()
-        self._seal_when = seal_when
+        secret = password_key(sync_obj.conf.password)
+        self._keys = PeerKeys(secret, sync_obj.encryptor, PeerRefusals(), seal_when)
         super().__init__(sync_obj, self_node, other_nodes)  # calls addNode for every peer
-
-    def _adopt(self, conn: TcpConnection, dialer: bool, peer: str) -> None:
-        """Makes pysyncobj's new connection ``conn`` a ``PeerConnection`` in place: its
-        callbacks already hold ``conn`` itself, and nothing was sent or read on it yet."""
-        conn.__class__ = PeerConnection
-        peer_conn = cast(PeerConnection, conn)
-        peer_conn._secret, peer_conn._fernet = self._secret, self._fernet
-        peer_conn._refusals, peer_conn._seal_when = self._refusals, self._seal_when
-        peer_conn._dialer, peer_conn.peer = dialer, peer
-        peer_conn.reset_framing()
 
     def addNode(self, node: Any) -> None:  # noqa: N802 - pysyncobj's name
         super().addNode(node)
         conn = self._connections.get(node)  # pysyncobj internal: made here if we dial it
         if conn is not None and not isinstance(conn, PeerConnection):
-            self._adopt(conn, dialer=True, peer=node.address)
+            adopt(conn, self._keys, dialer=True, peer=node.address)
 
     def _onNewIncomingConnection(self, conn: TcpConnection) -> None:  # noqa: N802
         try:
@@ -311,5 +321,5 @@ class PeerTransport(TCPTransport):  # type: ignore[misc]
             peer = f"{host}:{port}"
         except OSError:
             peer = "an unknown address"
-        self._adopt(conn, dialer=False, peer=peer)
+        adopt(conn, self._keys, dialer=False, peer=peer)
         super()._onNewIncomingConnection(conn)
