@@ -32,8 +32,9 @@ from turnstile.cluster.limits import Limits
 from turnstile.v1.reasons import Reason
 
 #: The newest command set this build applies (see ``since`` and ``SetClusterVersion``); 3 adds
-#: no command, only the pre-vote messages between replicas (``elections``).
-PROTOCOL_VERSION = 3
+#: no command, only the pre-vote messages between replicas (``elections``); 4 neither, only
+#: sealed peer frames (``peer_transport``).
+PROTOCOL_VERSION = 4
 
 
 # --------------------------------------------------------------------------- tables

@@ -1,10 +1,11 @@
 """Peer authentication: the shared password, and every peer message that fails it logged.
 
-pysyncobj encrypts peer traffic with Fernet under the peer password and drops a connection
-whose message fails decryption (a wrong or missing password, or not a Turnstile peer) without
-a word (``tcp_connection.py``, ``TcpConnection.__processParseMessage``). ``log_refused_peers``
-wraps its encryptor so each refusal is logged with the remote address, rate-limited so that a
-flood cannot fill the disk. Without it tests/integration/test_peer_auth.py::
+Peer messages are authenticated under the peer password (``peer_transport``). pysyncobj drops
+a connection whose message fails that (a wrong or missing password, or not a Turnstile peer)
+without a word (``tcp_connection.py``, ``TcpConnection.__processParseMessage``);
+``peer_transport.PeerConnection`` reports each refusal to ``PeerRefusals``, which logs it with
+the remote address, rate-limited so that a flood cannot fill the disk. Without it
+tests/integration/test_peer_auth.py::
 test_impostor_without_the_password_is_refused_and_changes_nothing fails. Upstream:
 bakwc/PySyncObj#175 (an open pull request logging such drops).
 """
@@ -14,10 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
-
-from cryptography.fernet import Fernet, InvalidToken
-from pysyncobj import SyncObj
 
 from turnstile.cluster.config import ConfigError
 
@@ -74,56 +71,3 @@ class PeerRefusals:
             peer,
             also,
         )
-
-
-class AuthenticatedFernet:
-    """pysyncobj's encryptor with refusals reported (it only needs these three methods)."""
-
-    def __init__(self, fernet: Fernet, refusals: PeerRefusals, peer: str) -> None:
-        self._fernet = fernet
-        self._refusals = refusals
-        self._peer = peer
-
-    def encrypt_at_time(self, data: bytes, current_time: int) -> bytes:
-        return self._fernet.encrypt_at_time(data, current_time)
-
-    def extract_timestamp(self, token: bytes) -> int:
-        try:
-            return self._fernet.extract_timestamp(token)
-        except InvalidToken:
-            self._refusals.refused(self._peer)
-            raise
-
-    def decrypt(self, token: bytes) -> bytes:
-        try:
-            return self._fernet.decrypt(token)
-        except InvalidToken:
-            self._refusals.refused(self._peer)
-            raise
-
-
-def log_refused_peers(replica: SyncObj, transport: Any) -> None:
-    """Wraps the replica's encryptor (``SyncObj._SyncObj__encryptor``, taken by outgoing
-    connections) and that of every incoming connection (set in the TCP server's
-    ``_TcpServer__onNewConnectionCallback``) so that refusals are logged."""
-    fernet = replica.encryptor
-    if fernet is None:
-        return
-    refusals = PeerRefusals()
-    # Outgoing connections take the replica's encryptor as it is when they are made.
-    replica._SyncObj__encryptor = AuthenticatedFernet(  # pysyncobj internal
-        fernet, refusals, "a peer this node connected to"
-    )
-    server = transport._server  # pysyncobj internal: created (bound or not) in __init__
-    accept = server._TcpServer__onNewConnectionCallback  # pysyncobj internal
-
-    def accept_labelled(conn: Any) -> None:
-        accept(conn)
-        try:
-            host, port = conn._TcpConnection__socket.getpeername()[:2]  # pysyncobj internal
-            peer = f"{host}:{port}"
-        except (AttributeError, OSError):
-            peer = "an unknown address"
-        conn.encryptor = AuthenticatedFernet(fernet, refusals, peer)
-
-    server._TcpServer__onNewConnectionCallback = accept_labelled  # pysyncobj internal

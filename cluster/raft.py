@@ -29,7 +29,8 @@ that shows it), each use marked ``# pysyncobj internal``. The seams:
   or a refused vote had the worse log; it sees every peer message first and runs before each
   tick.
 - ``never_send_entries_in_chunks`` sets the batch size; callbacks handed to pysyncobj are
-  ``guarded_callback``s; ``peer_auth`` wraps the encryptor.
+  ``guarded_callback``s; ``peer_transport.PeerTransport`` frames peer messages (sealed
+  from cluster version ``SEALED_FRAMES_VERSION``, Fernet before and from older peers).
 
 A committed entry this build cannot decode, or a cluster version above the one it supports,
 stops the process (``halt``): refusing it would leave this replica's state different from its
@@ -41,6 +42,7 @@ vote, snapshots and compaction still are): durable against a process crash, not 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -57,7 +59,7 @@ from turnstile.cluster.codec import CodecError, decode_entry
 from turnstile.cluster.commands import PROTOCOL_VERSION, Command, Err, SetClusterVersion
 from turnstile.cluster.elections import PRE_VOTE_VERSION, Elections
 from turnstile.cluster.member_protocols import PROTOCOL_FIELD, MemberProtocols
-from turnstile.cluster.peer_auth import log_refused_peers
+from turnstile.cluster.peer_transport import SEALED_FRAMES_VERSION, PeerTransport
 from turnstile.cluster.proposals import (
     GROUP_MAX_COMMANDS,
     Proposal,
@@ -139,8 +141,14 @@ class _Replica(SyncObj):
     ) -> None:
         self._node = node
         self._forward = not options.term_fence
+        # The dialer of each peer connection seals once every member runs this build.
+        transport = functools.partial(
+            PeerTransport, seal_when=lambda: node.state.cluster_version >= SEALED_FRAMES_VERSION
+        )
         with pysyncobj_fixes.journal_factory_returning(raft_log):
-            super().__init__(options.self_address, list(options.other_addresses), conf)
+            super().__init__(
+                options.self_address, list(options.other_addresses), conf, transportClass=transport
+            )
 
     @replicated
     def apply(self, payload: bytes) -> Applied | list[Applied]:
@@ -240,7 +248,6 @@ class RaftNode:
         self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
         # After the tick has sent AppendEntries, before it waits for the acks.
         self.replica.addOnTickCallback(self.log.sync)
-        log_refused_peers(self.replica, transport)
         self.elections = Elections(
             self.replica,
             enabled=lambda: self.state.cluster_version >= PRE_VOTE_VERSION,

@@ -7,6 +7,7 @@ Fault rounds: a few in CI; ``TURNSTILE_CHAOS_SECONDS=N`` repeats them for N seco
 from __future__ import annotations
 
 import itertools
+import re
 import signal
 import threading
 import time
@@ -20,6 +21,7 @@ import pytest
 from tests.chaos.harness import rounds
 from tests.integration.cluster import Cluster, running, wait_until
 from turnstile.client import Client, SessionState
+from turnstile.cluster.elections import PRE_VOTE_VERSION
 from turnstile.cluster.launcher import NodeProcess, node_status
 from turnstile.cluster.node import PROTOCOL_VERSION_ENV
 
@@ -34,11 +36,14 @@ LEADER_PAUSE_S = 2 * SESSION_TTL_S
 
 
 def _pre_vote_on(cluster: Cluster) -> None:
-    """Waits until the leader raised the cluster version to the one with pre-vote."""
-    wait_until(
-        lambda: any("cluster version raised to 3" in n.log_path.read_text() for n in cluster.nodes),
-        timeout=30,
-    )
+    """Waits until the leader raised the cluster version to one with pre-vote (at once to this
+    build's, every member running it)."""
+
+    def raised(node: NodeProcess) -> bool:
+        found = re.findall(r"cluster version raised to (\d+)", node.log_path.read_text())
+        return any(int(version) >= PRE_VOTE_VERSION for version in found)
+
+    wait_until(lambda: any(raised(n) for n in cluster.nodes), timeout=30)
 
 
 def _follows_a_leader(cluster: Cluster, node: NodeProcess) -> bool:
