@@ -158,7 +158,7 @@ class SessionStreams:
             detail = f"call {call.call_id} is still open: a call id names one open call"
             calls.answer(_refused(call.call_id, Reason.INVALID_ARGUMENT, detail))
             return
-        if len(calls.tasks) >= MAX_OPEN_CALLS:
+        if len(calls.tasks) + sum(map(len, together.values())) >= MAX_OPEN_CALLS:
             detail = f"the stream has {MAX_OPEN_CALLS} calls open already"
             calls.answer(_refused(call.call_id, Reason.LIMIT_EXCEEDED, detail))
             return

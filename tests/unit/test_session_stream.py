@@ -220,6 +220,14 @@ def test_an_open_call_id_is_refused_and_so_are_calls_past_the_limit(
         )
         over = (await stream.answer(4)).error
         assert over.reason == "LIMIT_EXCEEDED"
+        stream.send(pb.StreamCall(call_id=3, cancel=pb.CancelCall()))
+        await until(lambda: len(node.acquires) == 1)  # call 2 alone is open now
+        stream.send(
+            pb.StreamCall(call_id=5, keep_alive=pb.KeepAliveRequest(session_id=a)),
+            pb.StreamCall(call_id=6, keep_alive=pb.KeepAliveRequest(session_id=a)),
+        )  # served together, and counted before they start
+        assert (await stream.answer(5)).HasField("keep_alive")
+        assert (await stream.answer(6)).error.reason == "LIMIT_EXCEEDED"
         assert 2 not in stream.answers and 3 not in stream.answers  # both still waiting
         stream.task.cancel()
         await node.stop()
