@@ -100,11 +100,13 @@ class SessionStream:
             call_id = next(self._ids)
             self._waiting[call_id] = waiting
         self._outgoing.put(call_message(call_id, request, timeout))
-        if not waiting.answered.acquire(timeout=-1 if timeout is None else timeout):
-            with self._lock:
-                late = self._waiting.pop(call_id, None) is None
-            if not late:
-                self._outgoing.put(cancel_message(call_id))
+        try:
+            answered = waiting.answered.acquire(timeout=-1 if timeout is None else timeout)
+        except BaseException:  # interrupted: the call is withdrawn, as a unary one would be
+            self._withdraw(call_id)
+            raise
+        if not answered:
+            if self._withdraw(call_id):
                 raise StreamCallError(
                     grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded (session stream)"
                 )
@@ -120,6 +122,15 @@ class SessionStream:
     def close(self) -> None:
         """Ends the stream: the calls still open fail CANCELLED (and are withdrawn)."""
         self._answers.cancel()
+
+    def _withdraw(self, call_id: int) -> bool:
+        """Stops waiting for ``call_id`` and cancels it on the node; False if it was answered
+        meanwhile."""
+        with self._lock:
+            if self._waiting.pop(call_id, None) is None:
+                return False
+        self._outgoing.put(cancel_message(call_id))
+        return True
 
     def _messages(self) -> Iterator[pb.StreamRequest]:
         """The request side, iterated by gRPC's thread: each message every call queued."""

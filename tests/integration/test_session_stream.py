@@ -16,6 +16,7 @@ import pytest
 from tests.integration.cluster import Cluster, wait_until
 from turnstile.client import connect
 from turnstile.client.aio import AsyncClient
+from turnstile.client.errors import DeadlineExceededError
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
@@ -198,3 +199,36 @@ def test_the_clients_carry_their_calls_on_one_stream_per_node(cluster: Cluster) 
 
     asyncio.run(asynchronous())
     wait_until(lambda: _open_streams(cluster, leader) == 0)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "asyncio"])
+def test_a_call_the_client_stops_waiting_for_is_withdrawn_on_the_node(
+    cluster: Cluster, asynchronous: bool
+) -> None:
+    """A blocked acquire whose attempt times out on the client leaves the lock's queue, as a
+    unary call past its deadline does."""
+    leader = cluster.leader()
+    with connect([leader]) as holder:
+        lock = holder.lock("timed")
+        assert lock.acquire()
+        request = pb.AcquireRequest(name="timed", wait_ms=30_000)
+
+        def withdrawn() -> bool:
+            return not cluster.lock_info("timed").waiters
+
+        if asynchronous:
+
+            async def wait_briefly() -> None:
+                async with AsyncClient([leader]) as client:
+                    with pytest.raises(DeadlineExceededError):
+                        await client.write(request, deadline=0.8, attempt_timeout=0.8)
+                    await asyncio.to_thread(wait_until, withdrawn)  # the client still open
+
+            asyncio.run(wait_briefly())
+        else:
+            with connect([leader]) as client:
+                with pytest.raises(DeadlineExceededError):
+                    client.write(request, deadline=0.8, attempt_timeout=0.8)
+                wait_until(withdrawn)  # the client still open
+        assert cluster.lock_info("timed").holder.token == lock.token
+        lock.release()

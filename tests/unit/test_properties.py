@@ -19,7 +19,7 @@ expired early; dense, stable list ids; counters, reads and the exactly-once tabl
 
 Properties: those invariants; restore-then-replay equals replay (``snapshot``); a retry
 returns the first (or final) result and changes nothing. ``TURNSTILE_PROPERTY_EXAMPLES``
-overrides the 300 examples each that CI runs (e.g. 5000 for a long local soak).
+overrides the 200 examples each that CI runs (e.g. 5000 for a long local soak).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ UNKNOWN_SESSION = 1_000_000
 #: A fencing token no run can reach.
 UNKNOWN_TOKEN = 10**9
 
-EXAMPLES = int(os.environ.get("TURNSTILE_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("TURNSTILE_PROPERTY_EXAMPLES", "200"))
 #: A passing property takes ~15 s; a failing one then shrinks for up to 300 s (Hypothesis's own
 #: cap), more than the suite's 300 s pytest timeout, which would lose the minimal example.
 SHRINK_TIMEOUT = pytest.mark.timeout(600)
