@@ -117,6 +117,11 @@ def test_a_command_submitted_on_a_follower_is_not_applied(tmp_path: Path) -> Non
         leader = start_and_elect(nodes)
         follower = next(n for n in nodes if n is not leader)
         wait_until(lambda: follower.leader_address is not None, timeout=20)
+        # One command of the leader's own first: once it commits, so has the election's no-op
+        # entry, which would otherwise move the commit index under the check below.
+        settled = threading.Event()
+        leader.submit(encode_command(Tick(0)), lambda _r, _e: settled.set(), leader.term)
+        assert settled.wait(10)
         before = leader.commit_index
         outcome: list[int] = []
         done = threading.Event()
