@@ -59,18 +59,16 @@ class Session(SessionHandle[threading.Event]):
 
     def _keep_alive(self) -> None:
         core = self.core
-        next_send = core.clock() + core.keep_alive_interval
+        sent = core.clock()  # the first keep-alive is due an interval from now
         while True:
-            self._wake.wait(max(0.0, core.keep_alive_wake(next_send) - core.clock()))
+            self._wake.wait(
+                max(0.0, core.keep_alive_wake(core.next_keep_alive(sent)) - core.clock())
+            )
             self._wake.clear()
             if self._closed.is_set() or not core.alive():
                 return
-            covered = core.keep_alive_covered(core.clock())
-            if core.clock() >= next_send and covered is not None:
-                next_send = covered
-            elif core.clock() >= next_send:
+            if core.clock() >= core.next_keep_alive(sent):
                 sent = core.clock()
-                next_send = sent + core.keep_alive_interval
                 request, deadline, attempt = core.keep_alive_request(sent)
                 error = None
                 try:
@@ -79,7 +77,7 @@ class Session(SessionHandle[threading.Event]):
                     error = failed
                 core.keep_alive_answered(sent, error)
             for pending in core.pending_writes():
-                time_left = core.resend_deadline(next_send)
+                time_left = core.resend_deadline(core.next_keep_alive(sent))
                 if time_left is None:
                     break
                 self._send(pending, time_left)

@@ -331,11 +331,11 @@ class SessionCore:
         LOST is announced when it happens, not at the next send."""
         return min(next_send, self._alive_until)
 
-    def keep_alive_covered(self, now: float) -> float | None:
-        """When a keep-alive due at ``now`` is due instead, a renewal since the last one having
-        made it needless (writes on a session stream renew it); None: send it now."""
-        due = self._renewed_sent + self.keep_alive_interval
-        return due if due > now else None
+    def next_keep_alive(self, last_sent: float) -> float:
+        """When the next keep-alive is due: an interval after the later of the last one sent
+        (at ``last_sent``) and the latest renewal, so writes on a session stream, which renew
+        the session, make keep-alives needless."""
+        return max(last_sent, self._renewed_sent) + self.keep_alive_interval
 
     def keep_alive_request(self, sent: float) -> tuple[pb.KeepAliveRequest, float, float]:
         """The request, how long it may be retried (until the session would lapse: a

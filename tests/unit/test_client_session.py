@@ -196,12 +196,12 @@ def test_alive_until_never_shrinks() -> None:
 def test_a_keep_alive_is_needless_within_an_interval_of_the_last_renewal() -> None:
     clock = FakeClock(100.0)
     core = core_at(clock, ttl=9.0, opened_sent_at=100.0)  # one keep-alive every 3 s
-    assert core.keep_alive_covered(103.0) is None  # nothing renewed it since the open
+    assert core.next_keep_alive(100.0) == 103.0  # nothing renewed it since the open
     core.acknowledged(102.5)  # a write on the stream renewed it
-    assert core.keep_alive_covered(103.0) == 105.5
-    assert core.keep_alive_covered(105.5) is None
+    assert core.next_keep_alive(100.0) == 105.5
+    assert core.next_keep_alive(105.5) == 108.5  # a keep-alive sent after the renewal
     core.acknowledged(101.0)  # an older renewal moves nothing
-    assert core.keep_alive_covered(104.0) == 105.5
+    assert core.next_keep_alive(100.0) == 105.5
 
 
 def test_keep_alive_failed_suspends_before_alive_until() -> None:
