@@ -87,6 +87,9 @@ STUBS: dict[str, type] = {
     "locks": pb_grpc.LocksStub,
     "lists": pb_grpc.DistinctListsStub,
     "cluster": pb_grpc.ClusterStub,
+    "groups": pb_grpc.GroupsStub,
+    "elections": pb_grpc.ElectionsStub,
+    "watches": pb_grpc.WatchesStub,
 }
 _READ, _NUMBERED, _UNNUMBERED = Idempotency.READ, Idempotency.NUMBERED, Idempotency.UNNUMBERED
 #: The request type chooses the stub method: every RPC of turnstile.proto, by request type.
@@ -116,6 +119,18 @@ ROUTES: dict[type[Message], Route] = {
     pb.ForceReleaseRequest: Route("cluster", "ForceRelease", _UNNUMBERED),
     pb.TransferLeadershipRequest: Route("cluster", "TransferLeadership", _UNNUMBERED),
     pb.SaveSnapshotRequest: Route("cluster", "SaveSnapshot", _READ),
+    pb.CreateGroupRequest: Route("groups", "Create", _NUMBERED),
+    pb.DeleteGroupRequest: Route("groups", "Delete", _NUMBERED),
+    pb.JoinGroupRequest: Route("groups", "Join", _NUMBERED),
+    pb.LeaveGroupRequest: Route("groups", "Leave", _NUMBERED),
+    pb.UpdateCapabilitiesRequest: Route("groups", "UpdateCapabilities", _NUMBERED),
+    pb.DescribeGroupRequest: Route("groups", "Describe", _READ),
+    pb.ListGroupsRequest: Route("groups", "List", _READ),
+    pb.CampaignRequest: Route("elections", "Campaign", _NUMBERED),
+    pb.ResignRequest: Route("elections", "Resign", _NUMBERED),
+    pb.DescribeElectionRequest: Route("elections", "Describe", _READ),
+    pb.ListElectionsRequest: Route("elections", "List", _READ),
+    pb.WatchRequest: Route("watches", "Watch", _READ),
 }
 #: The requests that carry a request id (``Idempotency.NUMBERED``): what ``write`` sends.
 NumberedRequest = (
@@ -126,6 +141,13 @@ NumberedRequest = (
     | pb.SetUpListRequest
     | pb.InsertRequest
     | pb.TearDownListRequest
+    | pb.CreateGroupRequest
+    | pb.DeleteGroupRequest
+    | pb.JoinGroupRequest
+    | pb.LeaveGroupRequest
+    | pb.UpdateCapabilitiesRequest
+    | pb.CampaignRequest
+    | pb.ResignRequest
 )
 
 

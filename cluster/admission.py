@@ -149,3 +149,57 @@ def check_list_read(limits: Limits, request: pb.SizeRequest | pb.MembersRequest)
 def check_tear_down(limits: Limits, request: pb.TearDownListRequest) -> None:
     _request_id(limits, request.request)
     bounds.check_name(limits, "list name", request.name)
+
+
+@_refusing
+def check_group_call(
+    limits: Limits, request: pb.CreateGroupRequest | pb.DeleteGroupRequest
+) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "group name", request.name)
+
+
+@_refusing
+def check_member_call(
+    limits: Limits,
+    request: pb.JoinGroupRequest | pb.LeaveGroupRequest | pb.UpdateCapabilitiesRequest,
+) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "group name", request.name)
+    bounds.check_name(limits, "member id", request.member_id)
+    if not isinstance(request, pb.LeaveGroupRequest):
+        bounds.check_capabilities(limits, request.capabilities)
+
+
+@_refusing
+def check_campaign(limits: Limits, request: pb.CampaignRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "election name", request.name)
+    bounds.check_name(limits, "member id", request.member_id)
+    bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
+
+
+@_refusing
+def check_resign(limits: Limits, request: pb.ResignRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "election name", request.name)
+
+
+@_refusing
+def check_watch(limits: Limits, request: pb.WatchRequest) -> None:
+    if not request.keys:
+        raise RefusedError(Reason.INVALID_ARGUMENT, "keys must not be empty")
+    if len(request.keys) > limits.max_batch:
+        raise RefusedError(
+            Reason.LIMIT_EXCEEDED,
+            f"{len(request.keys)} keys in one watch, over max_batch={limits.max_batch}",
+        )
+    for index, key in enumerate(request.keys):
+        if key.kind not in WATCH_KINDS:
+            raise RefusedError(Reason.INVALID_ARGUMENT, f"key {index} has no valid kind")
+        bounds.check_name(limits, f"key {index} name", key.name)
+    bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
+
+
+#: The kinds of object a watch may follow.
+WATCH_KINDS = frozenset({pb.WATCH_GROUP, pb.WATCH_ELECTION, pb.WATCH_LOCK, pb.WATCH_LIST})

@@ -44,6 +44,20 @@ WORKER_METHODS = frozenset(
             f"{_V1}DistinctLists/{m}"
             for m in ("SetUp", "Insert", "Contains", "Members", "Size", "TearDown", "List")
         ),
+        *(
+            f"{_V1}Groups/{m}"
+            for m in (
+                "Create",
+                "Delete",
+                "Join",
+                "Leave",
+                "UpdateCapabilities",
+                "Describe",
+                "List",
+            )
+        ),
+        *(f"{_V1}Elections/{m}" for m in ("Campaign", "Resign", "Describe", "List")),
+        f"{_V1}Watches/Watch",
         f"{_V1}Cluster/Status",
         f"{_V1}Cluster/Members",
     }

@@ -18,7 +18,8 @@ from typing import Any
 
 import msgpack
 
-from turnstile.cluster.commands import COMMANDS, RESULTS, CodeTable, Command, Result
+from turnstile.cluster.code_tables import COMMANDS, RESULTS, CodeTable
+from turnstile.cluster.commands import Command, Result
 from turnstile.cluster.limits import Limits
 
 FORMAT_VERSION = 2

@@ -1,7 +1,8 @@
 """The state machine's handler of each command class in ``COMMANDS``.
 
 ``StateMachine.apply`` looks a command's class up in ``HANDLERS``. A handler is a method of
-the state machine, entered by the ``handles`` decorator: an exactly-once command's handler
+the state machine or a function of a rules module (``list_rules``, ``group_rules``) taking the
+machine first, entered by the ``handles`` decorator: an exactly-once command's handler
 takes (session, command) and runs once ``exactly_once.admit`` has let the request through;
 any other's takes the command. A second handler for one class is refused at import, and so,
 by ``check_every_command_is_handled``, is a registered command with none.
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from turnstile.cluster.commands import COMMANDS, CommandSpec, Result
+from turnstile.cluster.code_tables import COMMANDS, CommandSpec
+from turnstile.cluster.commands import Result
 
 Method = TypeVar("Method", bound=Callable[..., Result])
 

@@ -24,17 +24,17 @@ class Limits:
 
     #: Longest lock or list name, and longest client name / host, in UTF-8 bytes.
     max_name_bytes: int = 256
-    #: Longest distinct-list member, in bytes.
+    #: Longest distinct-list member, and longest group member capabilities value, in bytes.
     max_member_bytes: int = 1024
     #: Most members in one insert or contains call.
     max_batch: int = 1000
-    #: Most waiters queued on one lock.
+    #: Most waiters queued on one lock, members of one group, candidates of one election.
     max_waiters_per_lock: int = 1000
     #: Most unacknowledged results kept per session for exactly-once retries.
     max_results_per_session: int = 1024
     #: Most live sessions.
     max_sessions: int = 100_000
-    #: Most lock records (held or waited on).
+    #: Most lock records (held or waited on); most groups; most elections with candidates.
     max_locks: int = 100_000
     #: Most distinct lists.
     max_lists: int = 10_000
@@ -155,6 +155,16 @@ def check_members(limits: Limits, members: tuple[bytes, ...]) -> None:
                 f"member {index} is {len(member)} bytes, over "
                 f"max_member_bytes={limits.max_member_bytes}",
             )
+
+
+def check_capabilities(limits: Limits, capabilities: bytes) -> None:
+    """A group member's capabilities value: 0..max_member_bytes bytes."""
+    if len(capabilities) > limits.max_member_bytes:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"capabilities are {len(capabilities)} bytes, over "
+            f"max_member_bytes={limits.max_member_bytes}",
+        )
 
 
 def check_page(limits: Limits, limit: int) -> int:

@@ -76,6 +76,7 @@ from turnstile.cluster.read_barrier import ReadBarrier
 from turnstile.cluster.replica import ReplicaFactory
 from turnstile.cluster.sessions import SessionTracker
 from turnstile.cluster.state import Applied, StateMachine
+from turnstile.cluster.watches import WatchHistory
 from turnstile.v1.reasons import Reason
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ class Node:
         self.barrier = ReadBarrier(self._commit_barrier)
         self.acquires = BlockingAcquires(self)
         self.keep_alives = KeepAlives(self)
+        #: Recent changes by revision, for watchers (fed from every applied entry).
+        self.watches = WatchHistory()
         self.membership = Membership(self)
         self._leading = False
         #: Set once shutdown began: cancelled RPCs are the server's doing, not the caller's.
@@ -354,6 +357,7 @@ class Node:
 
     def _handle_applied(self, command: Command | None, applied: Applied) -> None:
         self.metrics.observe_applied(command, applied)
+        self.watches.observe(applied)
         if is_fenced(applied):
             log.warning("refused a command of a superseded leader: %s", command)
             return

@@ -1,6 +1,7 @@
 """The records the replicated state is made of: sessions, locks with their holder and FIFO
-waiters, distinct lists. Snapshots store them; ``StateMachine.reindex`` rebuilds what is
-derived from them (a session's held and waiting sets, counters, timers).
+waiters, distinct lists, groups and elections. Snapshots store them; ``StateMachine.reindex``
+rebuilds what is derived from them (a session's held, waiting, joined and standing sets,
+counters, timers).
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class Session:
     #: Seqs above ``acked`` the client reported answered (their results may be gone): a late
     #: copy of one of them is refused, never applied a second time.
     forgotten: SeqRanges = field(default_factory=SeqRanges)
+    #: (group, member id) of each group member it joined.
+    joined: set[tuple[str, str]] = field(default_factory=set)
+    #: Names of the elections it stands in.
+    standing: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -108,3 +113,38 @@ class ListState:
     ids: dict[bytes, int] = field(default_factory=dict)
     #: members[i] has id i + 1.
     members: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GroupMember:
+    member_id: str
+    #: The session that joined it: the member leaves when the session ends.
+    session: int
+    capabilities: bytes
+    joined_at: int
+    updated_at: int
+
+
+@dataclass(slots=True)
+class GroupState:
+    name: str
+    created_at: int
+    members: dict[str, GroupMember] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Candidate:
+    session: int
+    member_id: str
+    #: When it joined the queue, then when it was elected.
+    since: int
+    #: The leadership's fencing token; 0 while it waits.
+    token: int = 0
+
+
+@dataclass(slots=True)
+class ElectionState:
+    """The head of ``candidates`` leads (its token is set); forgotten when nobody stands."""
+
+    name: str
+    candidates: list[Candidate] = field(default_factory=list)

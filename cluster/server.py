@@ -14,6 +14,7 @@ from pysyncobj import SyncObjException
 
 from turnstile.cluster.auth import TokenAuth
 from turnstile.cluster.config import NodeConfig, is_loopback
+from turnstile.cluster.group_service import ElectionsService, GroupsService, WatchesService
 from turnstile.cluster.node import Node
 from turnstile.cluster.service import (
     ClusterService,
@@ -68,6 +69,9 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     pb_grpc.add_LocksServicer_to_server(LocksService(node), server)
     pb_grpc.add_DistinctListsServicer_to_server(DistinctListsService(node), server)
     pb_grpc.add_ClusterServicer_to_server(ClusterService(node), server)
+    pb_grpc.add_GroupsServicer_to_server(GroupsService(node), server)
+    pb_grpc.add_ElectionsServicer_to_server(ElectionsService(node), server)
+    pb_grpc.add_WatchesServicer_to_server(WatchesService(node), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,7 +1,7 @@
 """gRPC servicers: proto <-> node calls and back. No rules live here: the node and its
 protocol modules (``acquire``, ``keepalive``, ``membership``) hold them.
 
-Every method runs behind ``_rpc``: a ``TurnstileError`` becomes a status through the one
+Every method runs behind ``rpc``: a ``TurnstileError`` becomes a status through the one
 reason table (``turnstile.cluster.errors``); ``NOT_LEADER`` carries the leader's client address
 in the trailing metadata key ``turnstile-leader``.
 """
@@ -45,11 +45,11 @@ Response = TypeVar("Response")
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _rpc(
+def rpc(
     method: Callable[[Any, Request, Context], Awaitable[Response]],
 ) -> Callable[[Any, Request, Context], Awaitable[Response]]:
     @functools.wraps(method)
-    async def handle(self: _Servicer, request: Request, context: Context) -> Any:
+    async def handle(self: Servicer, request: Request, context: Context) -> Any:
         try:
             return await method(self, request, context)
         except TurnstileError as error:
@@ -65,7 +65,7 @@ def _rpc(
     return handle
 
 
-class _Servicer:
+class Servicer:
     def __init__(self, node: Node) -> None:
         self.node = node
 
@@ -88,7 +88,7 @@ class _Servicer:
         return self.node.raft.read(lambda s: s.limits)
 
 
-def _request_id(rid: pb.RequestId) -> RequestFields:
+def request_fields(rid: pb.RequestId) -> RequestFields:
     """The exactly-once fields every session command carries, from the request's id."""
     return {
         "session": rid.session_id,
@@ -98,14 +98,14 @@ def _request_id(rid: pb.RequestId) -> RequestFields:
     }
 
 
-def _linearizable(consistency: int) -> bool:
+def linearizable(consistency: int) -> bool:
     return consistency != pb.CONSISTENCY_STALE
 
 
 # ---------------------------------------------------------------------------- sessions
 
 
-class SessionsService(_Servicer, pb_grpc.SessionsServicer):
+class SessionsService(Servicer, pb_grpc.SessionsServicer):
     def __init__(self, node: Node) -> None:
         super().__init__(node)
         self.streams = SessionStreams(
@@ -117,7 +117,7 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
             open_streams=node.metrics.session_streams,
         )
 
-    @_rpc
+    @rpc
     async def Open(self, request: pb.OpenSessionRequest, context: Any) -> pb.OpenSessionResponse:
         admission.check_open(self.limits(), request)
         result = await self.node.execute(
@@ -134,7 +134,7 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
             header=self.header(), session_id=result.session, ttl_ms=result.ttl_ms
         )
 
-    @_rpc
+    @rpc
     async def KeepAlive(self, request: pb.KeepAliveRequest, context: Any) -> pb.KeepAliveResponse:
         ttl_ms = await self.node.keep_alives.renew(request.session_id)
         return pb.KeepAliveResponse(header=self.header(), ttl_ms=ttl_ms)
@@ -152,15 +152,15 @@ class SessionsService(_Servicer, pb_grpc.SessionsServicer):
             for ttl in renewed
         ]
 
-    @_rpc
+    @rpc
     async def Close(self, request: pb.CloseSessionRequest, context: Any) -> pb.CloseSessionResponse:
         await self.node.execute(lambda now: cmd.CloseSession(now, request.session_id))
         return pb.CloseSessionResponse(header=self.header())
 
-    @_rpc
+    @rpc
     async def List(self, request: pb.ListSessionsRequest, context: Any) -> pb.ListSessionsResponse:
         found = await self.node.read(
-            _linearizable(request.consistency),
+            linearizable(request.consistency),
             lambda s, now: views.list_sessions(s, request.after_session_id, request.limit, now),
         )
         return pb.ListSessionsResponse(
@@ -198,8 +198,8 @@ def _stream_methods(sessions: SessionsService) -> dict[str, StreamMethod]:
     }
 
 
-def _served_by(servicer: _Servicer, method: Callable[..., Awaitable[Any]]) -> StreamMethod:
-    """A servicer method as a stream serves it: its body without ``_rpc``'s status mapping
+def _served_by(servicer: Servicer, method: Callable[..., Awaitable[Any]]) -> StreamMethod:
+    """A servicer method as a stream serves it: its body without ``rpc``'s status mapping
     (the stream answers a refusal itself), labelled as the unary RPC's metrics are."""
     body = inspect.unwrap(method)
     service = type(servicer).__name__.removesuffix("Service")
@@ -227,12 +227,12 @@ def _session_info(view: SessionView) -> pb.SessionInfo:
 # ---------------------------------------------------------------------------- locks
 
 
-class LocksService(_Servicer, pb_grpc.LocksServicer):
-    @_rpc
+class LocksService(Servicer, pb_grpc.LocksServicer):
+    @rpc
     async def Acquire(self, request: pb.AcquireRequest, context: Any) -> pb.AcquireResponse:
         admission.check_acquire(self.limits(), request)
         result = await self.node.acquires.acquire(
-            request.name, request.max_hold_ms, request.wait_ms, _request_id(request.request)
+            request.name, request.max_hold_ms, request.wait_ms, request_fields(request.request)
         )
         if isinstance(result, cmd.Granted):
             return pb.AcquireResponse(
@@ -243,26 +243,28 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
             )
         return pb.AcquireResponse(header=self.header(), acquired=False)
 
-    @_rpc
+    @rpc
     async def Abandon(self, request: pb.AbandonRequest, context: Any) -> pb.AbandonResponse:
         admission.check_abandon(self.limits(), request)
         result = await self.node.acquires.abandon(
-            request.name, request.acquire_seq, _request_id(request.request)
+            request.name, request.acquire_seq, request_fields(request.request)
         )
         return pb.AbandonResponse(
             header=self.header(), removed=result.removed, released=result.released
         )
 
-    @_rpc
+    @rpc
     async def Release(self, request: pb.ReleaseRequest, context: Any) -> pb.ReleaseResponse:
         admission.check_release(self.limits(), request)
         rid = request.request
         await self.node.execute(
-            lambda now: cmd.Release(now, name=request.name, token=request.token, **_request_id(rid))
+            lambda now: cmd.Release(
+                now, name=request.name, token=request.token, **request_fields(rid)
+            )
         )
         return pb.ReleaseResponse(header=self.header())
 
-    @_rpc
+    @rpc
     async def Extend(self, request: pb.ExtendRequest, context: Any) -> pb.ExtendResponse:
         admission.check_extend(self.limits(), request)
         rid = request.request
@@ -272,7 +274,7 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
                 name=request.name,
                 token=request.token,
                 max_hold_ms=request.max_hold_ms,
-                **_request_id(rid),
+                **request_fields(rid),
             )
         )
         assert isinstance(result, cmd.Extended)
@@ -280,30 +282,30 @@ class LocksService(_Servicer, pb_grpc.LocksServicer):
             header=self.header(), expires_in_ms=self.remaining_ms(result.expires_at)
         )
 
-    @_rpc
+    @rpc
     async def Validate(self, request: pb.ValidateRequest, context: Any) -> pb.ValidateResponse:
         admission.check_validate(self.limits(), request)
         valid, current = await self.node.read(
-            _linearizable(request.consistency),
+            linearizable(request.consistency),
             lambda s, now: views.validate_token(s, request.name, request.token),
         )
         return pb.ValidateResponse(header=self.header(), valid=valid, current_token=current)
 
-    @_rpc
+    @rpc
     async def Describe(
         self, request: pb.DescribeLockRequest, context: Any
     ) -> pb.DescribeLockResponse:
         admission.check_describe(self.limits(), request)
         view = await self.node.read(
-            _linearizable(request.consistency),
+            linearizable(request.consistency),
             lambda s, now: views.describe_lock(s, request.name, now),
         )
         return pb.DescribeLockResponse(header=self.header(), lock=_lock_info(view))
 
-    @_rpc
+    @rpc
     async def List(self, request: pb.ListLocksRequest, context: Any) -> pb.ListLocksResponse:
         found = await self.node.read(
-            _linearizable(request.consistency),
+            linearizable(request.consistency),
             lambda s, now: views.list_locks(
                 s, request.prefix, request.after_name, request.limit, now
             ),
@@ -345,14 +347,14 @@ def _waiter(view: WaiterView) -> pb.LockWaiter:
 # ---------------------------------------------------------------------------- distinct lists
 
 
-class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
-    @_rpc
+class DistinctListsService(Servicer, pb_grpc.DistinctListsServicer):
+    @rpc
     async def SetUp(self, request: pb.SetUpListRequest, context: Any) -> pb.SetUpListResponse:
         admission.check_set_up(self.limits(), request)
         rid = request.request
         result = await self.node.execute(
             lambda now: cmd.SetUpList(
-                now, name=request.name, ttl_ms=request.ttl_ms, **_request_id(rid)
+                now, name=request.name, ttl_ms=request.ttl_ms, **request_fields(rid)
             )
         )
         assert isinstance(result, cmd.ListSetUp)
@@ -362,13 +364,13 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
             expires_in_ms=self.remaining_ms(result.expires_at),
         )
 
-    @_rpc
+    @rpc
     async def Insert(self, request: pb.InsertRequest, context: Any) -> pb.InsertResponse:
         admission.check_insert(self.limits(), request)
         rid = request.request
         members = tuple(request.members)
         result = await self.node.execute(
-            lambda now: cmd.Insert(now, name=request.name, members=members, **_request_id(rid))
+            lambda now: cmd.Insert(now, name=request.name, members=members, **request_fields(rid))
         )
         assert isinstance(result, cmd.Inserted)
         return pb.InsertResponse(
@@ -376,17 +378,17 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
             results=[pb.InsertResult(added=added, id=id_) for added, id_ in result.results],
         )
 
-    @_rpc
+    @rpc
     async def Contains(self, request: pb.ContainsRequest, context: Any) -> pb.ContainsResponse:
         admission.check_contains(self.limits(), request)
         members = tuple(request.members)
         ids = await self.node.read(
-            _linearizable(request.consistency),
+            linearizable(request.consistency),
             lambda s, now: views.contains(s, request.name, members),
         )
         return pb.ContainsResponse(header=self.header(), ids=ids)
 
-    @_rpc
+    @rpc
     async def Members(self, request: pb.MembersRequest, context: Any) -> pb.MembersResponse:
         admission.check_list_read(self.limits(), request)
 
@@ -397,37 +399,37 @@ class DistinctListsService(_Servicer, pb_grpc.DistinctListsServicer):
             view = views.list_view(state, request.name, now)
             return members, view.size if isinstance(view, ListView) else 0
 
-        members, size = await self.node.read(_linearizable(request.consistency), page)
+        members, size = await self.node.read(linearizable(request.consistency), page)
         return pb.MembersResponse(
             header=self.header(),
             members=[pb.ListMember(id=i, member=m) for i, m in members],
             size=size,
         )
 
-    @_rpc
+    @rpc
     async def Size(self, request: pb.SizeRequest, context: Any) -> pb.SizeResponse:
         admission.check_list_read(self.limits(), request)
         view = await self.node.read(
-            _linearizable(request.consistency), lambda s, now: views.list_view(s, request.name, now)
+            linearizable(request.consistency), lambda s, now: views.list_view(s, request.name, now)
         )
         return pb.SizeResponse(header=self.header(), list=_list_info(view))
 
-    @_rpc
+    @rpc
     async def TearDown(
         self, request: pb.TearDownListRequest, context: Any
     ) -> pb.TearDownListResponse:
         admission.check_tear_down(self.limits(), request)
         rid = request.request
         result = await self.node.execute(
-            lambda now: cmd.TearDownList(now, name=request.name, **_request_id(rid))
+            lambda now: cmd.TearDownList(now, name=request.name, **request_fields(rid))
         )
         assert isinstance(result, cmd.TornDown)
         return pb.TearDownListResponse(header=self.header(), removed=result.removed)
 
-    @_rpc
+    @rpc
     async def List(self, request: pb.ListListsRequest, context: Any) -> pb.ListListsResponse:
         found = await self.node.read(
-            _linearizable(request.consistency),
+            linearizable(request.consistency),
             lambda s, now: views.list_lists(
                 s, request.prefix, request.after_name, request.limit, now
             ),
@@ -446,10 +448,10 @@ def _list_info(view: ListView) -> pb.ListInfo:
 _ROLES = {"follower": pb.ROLE_FOLLOWER, "candidate": pb.ROLE_CANDIDATE, "leader": pb.ROLE_LEADER}
 
 
-class ClusterService(_Servicer, pb_grpc.ClusterServicer):
+class ClusterService(Servicer, pb_grpc.ClusterServicer):
     """Status, members, membership changes, force-release, leadership transfer, snapshots."""
 
-    @_rpc
+    @rpc
     async def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         node = self.node
         counts = node.raft.read(views.counts)
@@ -477,7 +479,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
             },
         )
 
-    @_rpc
+    @rpc
     async def Members(self, request: pb.MembersListRequest, context: Any) -> pb.MembersListResponse:
         return pb.MembersListResponse(
             header=self.header(),
@@ -489,7 +491,7 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
             ],
         )
 
-    @_rpc
+    @rpc
     async def AddMember(self, request: pb.AddMemberRequest, context: Any) -> pb.AddMemberResponse:
         member = request.member
         await self.node.membership.add(
@@ -497,14 +499,14 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
         )
         return pb.AddMemberResponse(header=self.header())
 
-    @_rpc
+    @rpc
     async def RemoveMember(
         self, request: pb.RemoveMemberRequest, context: Any
     ) -> pb.RemoveMemberResponse:
         await self.node.membership.remove(request.node_id)
         return pb.RemoveMemberResponse(header=self.header())
 
-    @_rpc
+    @rpc
     async def ForceRelease(
         self, request: pb.ForceReleaseRequest, context: Any
     ) -> pb.ForceReleaseResponse:
@@ -524,14 +526,14 @@ class ClusterService(_Servicer, pb_grpc.ClusterServicer):
             header=self.header(), session_id=result.session, token=result.token
         )
 
-    @_rpc
+    @rpc
     async def TransferLeadership(
         self, request: pb.TransferLeadershipRequest, context: Any
     ) -> pb.TransferLeadershipResponse:
         await self.node.transfer_leadership(request.node_id)
         return pb.TransferLeadershipResponse(header=self.header())
 
-    @_rpc
+    @rpc
     async def SaveSnapshot(self, request: pb.SaveSnapshotRequest, context: Any) -> None:
         # The barrier makes this a linearizable point: every write acknowledged before the
         # call is applied here. Dumping happens off the event loop (a big state takes time).

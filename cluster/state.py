@@ -1,4 +1,5 @@
-"""The replicated state machine: sessions, locks with FIFO waiters, distinct lists.
+"""The replicated state machine: sessions, locks with FIFO waiters, distinct lists, groups
+and elections (their rules in ``turnstile.cluster.group_rules``).
 
 Pure and deterministic. No clock, thread, randomness, I/O, grpc or pysyncobj. Every replica
 applies the same commands in the same order and so reaches the same state and results:
@@ -17,6 +18,8 @@ applies the same commands in the same order and so reaches the same state and re
 - The cluster version gates commands: one registered ``since`` a version above
   ``cluster_version`` is refused, so every replica of a mixed-version cluster applies the
   same entries alike.
+- ``revision`` counts the applied commands that changed something watchers see (``WATCHED``
+  events), from cluster version 5: every replica numbers the changes alike.
 
 Reads are pure functions of the state, in ``turnstile.cluster.views``.
 """
@@ -28,11 +31,20 @@ from dataclasses import dataclass
 from typing import cast
 
 from turnstile.cluster import commands as cmd
-from turnstile.cluster import exactly_once
+from turnstile.cluster import exactly_once, group_rules, list_rules
 from turnstile.cluster import limits as bounds
+from turnstile.cluster.group_commands import GROUPS_SINCE
 from turnstile.cluster.handlers import HANDLERS, check_every_command_is_handled, handles
 from turnstile.cluster.limits import Limits, RefusedError
-from turnstile.cluster.records import Holder, ListState, LockState, Session, Waiter
+from turnstile.cluster.records import (
+    ElectionState,
+    GroupState,
+    Holder,
+    ListState,
+    LockState,
+    Session,
+    Waiter,
+)
 from turnstile.cluster.timers import Timer, TimerKind, Timers
 from turnstile.v1.reasons import Reason
 
@@ -43,6 +55,8 @@ class Applied:
 
     result: cmd.Result
     events: tuple[cmd.Event, ...]
+    #: The state's revision after it (moved by a command with ``WATCHED`` events).
+    revision: int = 0
 
 
 class StateMachine:
@@ -66,6 +80,10 @@ class StateMachine:
         self.sessions: dict[int, Session] = {}
         self.locks: dict[str, LockState] = {}
         self.lists: dict[str, ListState] = {}
+        self.groups: dict[str, GroupState] = {}
+        self.elections: dict[str, ElectionState] = {}
+        #: Applied commands with a change watchers see (``cmd.WATCHED``), from version 5.
+        self.revision = 0
         self.member_count = 0
         self.waiter_count = 0
         #: Cluster members: node id -> (peer address, client address).
@@ -82,6 +100,14 @@ class StateMachine:
         for session in self.sessions.values():
             session.held.clear()
             session.waiting.clear()
+            session.joined.clear()
+            session.standing.clear()
+        for joined in self.groups.values():
+            for member in joined.members.values():
+                self.sessions[member.session].joined.add((joined.name, member.member_id))
+        for election in self.elections.values():
+            for candidate in election.candidates:
+                self.sessions[candidate.session].standing.add(election.name)
         timers: list[Timer] = []
         self.waiter_count = 0
         for lock in self.locks.values():
@@ -145,7 +171,13 @@ class StateMachine:
         except RefusedError as refused:
             result = cmd.Err(refused.reason, refused.detail)
         events, self._events = tuple(self._events), []
-        return Applied(result, events)
+        if self.cluster_version >= GROUPS_SINCE and any(isinstance(e, cmd.WATCHED) for e in events):
+            self.revision += 1
+        return Applied(result, events, self.revision)
+
+    def emit(self, event: cmd.Event) -> None:
+        """Records an event of the command being applied (for the rules in other modules)."""
+        self._events.append(event)
 
     def _apply_once(
         self, command: cmd.SessionCommand, method: Callable[..., cmd.Result]
@@ -185,10 +217,10 @@ class StateMachine:
             self._drop_waiter(lock, waiter, cmd.NotAcquired("wait timed out"))
             self._forget_if_idle(lock)
         else:
-            self._delete_list(self.lists[timer.name])
+            list_rules.delete_list(self, self.lists[timer.name])
             self._events.append(cmd.ListExpired(timer.name))
 
-    def _push_timer(self, timer: Timer) -> None:
+    def push_timer(self, timer: Timer) -> None:
         """Adds a timer. At most one timer per lock holder, waiter and list is live: their
         count bounds the live entries for ``Timers.push``."""
         live_bound = len(self.locks) + self.waiter_count + len(self.lists)
@@ -301,6 +333,7 @@ class StateMachine:
             self._forget_if_idle(lock)
         for name in sorted(session.held):
             self._free(self.locks[name], cause)
+        group_rules.end_session(self, session, cause)
         del self.sessions[session_id]
         self._events.append(cmd.SessionEnded(session_id, cause))
         return cmd.Done()
@@ -341,7 +374,7 @@ class StateMachine:
         lock.waiters.append(waiter)
         session.waiting.add((lock.name, waiter.seq))
         self.waiter_count += 1
-        self._push_timer(Timer.wait(waiter.deadline, lock.name, session.id, waiter.seq))
+        self.push_timer(Timer.wait(waiter.deadline, lock.name, session.id, waiter.seq))
         return cmd.Queued(position=len(lock.waiters), deadline=waiter.deadline)
 
     @handles(cmd.CancelWait)
@@ -431,7 +464,7 @@ class StateMachine:
         assert holder is not None  # _held_by checked it
         holder.expires_at = self.clock + command.max_hold_ms if command.max_hold_ms else 0
         if holder.expires_at:
-            self._push_timer(Timer.hold(holder.expires_at, lock.name, holder.token))
+            self.push_timer(Timer.hold(holder.expires_at, lock.name, holder.token))
         return cmd.Extended(holder.expires_at)
 
     @handles(cmd.ForceRelease)
@@ -470,7 +503,8 @@ class StateMachine:
         lock.holder = Holder(session_id, self.last_token, seq, self.clock, expires_at)
         self.sessions[session_id].held.add(lock.name)
         if expires_at:
-            self._push_timer(Timer.hold(expires_at, lock.name, self.last_token))
+            self.push_timer(Timer.hold(expires_at, lock.name, self.last_token))
+        self._events.append(cmd.LockGranted(lock.name, session_id, self.last_token))
         return cmd.Granted(self.last_token, expires_at)
 
     def _free(self, lock: LockState, cause: str, detail: str = "") -> None:
@@ -513,67 +547,6 @@ class StateMachine:
     def _forget_if_idle(self, lock: LockState) -> None:
         if lock.holder is None and not lock.waiters:
             self.locks.pop(lock.name, None)
-
-    # ----------------------------------------------------------------------- lists
-
-    @handles(cmd.SetUpList)
-    def _set_up_list(self, session: Session, command: cmd.SetUpList) -> cmd.Result:
-        bounds.check_name(self.limits, "list name", command.name)
-        bounds.check_duration(self.limits, "ttl_ms", command.ttl_ms, zero_ok=True)
-        expires_at = self.clock + command.ttl_ms if command.ttl_ms else 0
-        existing = self.lists.get(command.name)
-        created = existing is None
-        if existing is None:
-            if len(self.lists) >= self.limits.max_lists:
-                raise RefusedError(
-                    Reason.LIMIT_EXCEEDED,
-                    f"{len(self.lists)} lists exist, max_lists={self.limits.max_lists}",
-                )
-            existing = self.lists[command.name] = ListState(
-                command.name, command.ttl_ms, self.clock, expires_at
-            )
-        existing.ttl_ms = command.ttl_ms
-        existing.expires_at = expires_at
-        if expires_at:
-            self._push_timer(Timer.ttl(expires_at, command.name))
-        return cmd.ListSetUp(created, expires_at)
-
-    @handles(cmd.Insert)
-    def _insert(self, session: Session, command: cmd.Insert) -> cmd.Result:
-        bounds.check_name(self.limits, "list name", command.name)
-        bounds.check_members(self.limits, command.members)
-        target = self.existing_list(command.name)
-        fresh = {m for m in command.members if m not in target.ids}
-        if len(target.members) + len(fresh) > self.limits.max_members_per_list:
-            raise RefusedError(
-                Reason.LIMIT_EXCEEDED,
-                f"list {command.name!r} would hold {len(target.members) + len(fresh)} members, "
-                f"max_members_per_list={self.limits.max_members_per_list}",
-            )
-        results: list[tuple[bool, int]] = []
-        for member in command.members:
-            known = target.ids.get(member)
-            if known is not None:
-                results.append((False, known))
-                continue
-            target.members.append(member)
-            target.ids[member] = len(target.members)
-            results.append((True, len(target.members)))
-        self.member_count += len(fresh)
-        return cmd.Inserted(tuple(results))
-
-    @handles(cmd.TearDownList)
-    def _tear_down(self, session: Session, command: cmd.TearDownList) -> cmd.Result:
-        bounds.check_name(self.limits, "list name", command.name)
-        existing = self.lists.get(command.name)
-        if existing is None:
-            return cmd.TornDown(removed=False)
-        self._delete_list(existing)
-        return cmd.TornDown(removed=True)
-
-    def _delete_list(self, existing: ListState) -> None:
-        del self.lists[existing.name]
-        self.member_count -= len(existing.members)
 
     def existing_list(self, name: str) -> ListState:
         """The list ``name``; raises RefusedError (NOT_FOUND) if it does not exist."""

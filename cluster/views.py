@@ -85,7 +85,7 @@ Params = ParamSpec("Params")
 View = TypeVar("View")
 
 
-def _refusal_as_err(read: Callable[Params, View]) -> Callable[Params, View | Err]:
+def refusal_as_err(read: Callable[Params, View]) -> Callable[Params, View | Err]:
     """Answers a read that raises ``RefusedError`` with that refusal as an ``Err``."""
 
     @functools.wraps(read)
@@ -98,7 +98,7 @@ def _refusal_as_err(read: Callable[Params, View]) -> Callable[Params, View | Err
     return answer
 
 
-@_refusal_as_err
+@refusal_as_err
 def describe_lock(state: StateMachine, name: str, now: int) -> LockView:
     """The holder and FIFO queue of ``name``; a free lock has no holder and no waiters."""
     bounds.check_name(state.limits, "lock name", name)
@@ -106,7 +106,7 @@ def describe_lock(state: StateMachine, name: str, now: int) -> LockView:
     return _lock_view(state, lock, now) if lock else LockView(name, None, ())
 
 
-@_refusal_as_err
+@refusal_as_err
 def list_locks(
     state: StateMachine, prefix: str, after: str, limit: int, now: int
 ) -> list[LockView]:
@@ -116,7 +116,7 @@ def list_locks(
     return [_lock_view(state, state.locks[n], now) for n in names[:page]]
 
 
-@_refusal_as_err
+@refusal_as_err
 def validate_token(state: StateMachine, name: str, token: int) -> tuple[bool, int]:
     """(token holds ``name`` now, current holder's token or 0)."""
     bounds.check_name(state.limits, "lock name", name)
@@ -136,14 +136,14 @@ def session_ttls(state: StateMachine, sessions: list[int]) -> list[int | None]:
     return [found[s].ttl_ms if s in found else None for s in sessions]
 
 
-@_refusal_as_err
+@refusal_as_err
 def list_sessions(state: StateMachine, after: int, limit: int, now: int) -> list[SessionView]:
     page = bounds.check_page(state.limits, limit)
     ids = sorted(i for i in state.sessions if i > after)[:page]
     return [_session_view(state.sessions[i], now) for i in ids]
 
 
-@_refusal_as_err
+@refusal_as_err
 def contains(state: StateMachine, name: str, members: tuple[bytes, ...]) -> list[int]:
     """The id of each member, 0 where absent."""
     bounds.check_name(state.limits, "list name", name)
@@ -152,7 +152,7 @@ def contains(state: StateMachine, name: str, members: tuple[bytes, ...]) -> list
     return [target.ids.get(m, 0) for m in members]
 
 
-@_refusal_as_err
+@refusal_as_err
 def members(state: StateMachine, name: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
     """(id, member) pairs with id > after_id, in id order, at most one page."""
     if after_id < 0:
@@ -166,13 +166,13 @@ def members(state: StateMachine, name: str, after_id: int, limit: int) -> list[t
     return [(after_id + i + 1, m) for i, m in enumerate(chunk)]
 
 
-@_refusal_as_err
+@refusal_as_err
 def list_view(state: StateMachine, name: str, now: int) -> ListView:
     bounds.check_name(state.limits, "list name", name)
     return _list_view(state.existing_list(name), now)
 
 
-@_refusal_as_err
+@refusal_as_err
 def list_lists(
     state: StateMachine, prefix: str, after: str, limit: int, now: int
 ) -> list[ListView]:

@@ -56,6 +56,9 @@ class Stubs:
     locks: pb_grpc.LocksStub
     lists: pb_grpc.DistinctListsStub
     cluster: pb_grpc.ClusterStub
+    groups: pb_grpc.GroupsStub
+    elections: pb_grpc.ElectionsStub
+    watches: pb_grpc.WatchesStub
 
 
 class Cluster:
@@ -110,6 +113,9 @@ class Cluster:
             pb_grpc.LocksStub(channel),
             pb_grpc.DistinctListsStub(channel),
             pb_grpc.ClusterStub(channel),
+            pb_grpc.GroupsStub(channel),
+            pb_grpc.ElectionsStub(channel),
+            pb_grpc.WatchesStub(channel),
         )
 
     def leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:

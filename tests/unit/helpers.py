@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import msgpack
 
+from turnstile.cluster import group_commands as group
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
@@ -25,6 +26,7 @@ from turnstile.cluster.commands import (
     OpenSession,
     Release,
     SessionOpened,
+    SetClusterVersion,
     SetLimits,
     SetUpList,
     TearDownList,
@@ -272,5 +274,19 @@ def scenario_log() -> list[Command]:
         Insert(2_400, 3, 9, 8, "results", (b"again",)),
         Acquire(2_450, 3, 10, 9, "job/1", 0, 5_000),
         Tick(3_000),  # job/1's max-hold: handed to session 3
+        # Groups and elections (cluster version 5): sessions 3, 4 and a new session 5.
+        SetClusterVersion(3_100, 5),
+        group.CreateGroup(3_200, 3, 11, 10, "workers"),
+        group.JoinGroup(3_210, 3, 12, 10, "workers", "m3", b"caps"),
+        group.JoinGroup(3_220, 4, 2, 1, "workers", "m4", b""),
+        group.Campaign(3_230, 4, 3, 2, "boss", "m4"),
+        group.Campaign(3_240, 3, 13, 10, "boss", "m3"),
+        OpenSession(3_250, 5_000, "epsilon", "h5", 55),
+        group.Campaign(3_260, 5, 1, 0, "boss", "m5"),
+        group.JoinGroup(3_270, 5, 2, 1, "workers", "m5", b"x"),
+        group.Resign(3_300, 4, 4, 3, "boss"),  # m3 elected
+        group.UpdateCapabilities(3_310, 3, 14, 10, "workers", "m3", b"new"),
+        group.CreateGroup(3_320, 5, 3, 2, "empty"),
+        group.Campaign(3_330, 4, 5, 4, "second", "m4"),
     ]
     return log

@@ -25,6 +25,9 @@ SERVICES = {
     "Locks": "locks",
     "DistinctLists": "lists",
     "Cluster": "cluster",
+    "Groups": "groups",
+    "Elections": "elections",
+    "Watches": "watches",
 }
 
 

@@ -12,7 +12,8 @@ from helpers import Driver, assert_unchanged, err, result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from turnstile.cluster import commands, views
+from turnstile.cluster import code_tables, views
+from turnstile.cluster import group_commands as group
 from turnstile.cluster.codec import (
     FORMAT_VERSION,
     CodecError,
@@ -83,6 +84,17 @@ COMMANDS: list[Command] = [
     RemoveMember(now=15, node_id="n4"),
     SetClusterVersion(now=16, version=2, term=3),
     Abandon(now=17, session=1, seq=11, acked=10, name="L", acquire_seq=7, term=MAX_INT),
+    group.CreateGroup(now=18, session=1, seq=12, acked=11, name="workers"),
+    group.DeleteGroup(now=19, session=1, seq=13, acked=11, name="workers", answered=(12,)),
+    group.JoinGroup(
+        now=20, session=1, seq=14, acked=13, name="g", member_id="m-ü", capabilities=b"\x00\xff"
+    ),
+    group.LeaveGroup(now=21, session=1, seq=15, acked=14, name="g", member_id="m"),
+    group.UpdateCapabilities(
+        now=22, session=1, seq=16, acked=15, name="g", member_id="m", capabilities=b""
+    ),
+    group.Campaign(now=23, session=1, seq=17, acked=16, name="boss", member_id="m", term=4),
+    group.Resign(now=24, session=1, seq=18, acked=17, name="boss"),
 ]
 
 RESULTS: list[Result] = [
@@ -100,6 +112,12 @@ RESULTS: list[Result] = [
     Inserted(results=()),
     TornDown(removed=True),
     Released(token=9),
+    group.GroupCreated(created=True),
+    group.GroupJoined(joined=False),
+    group.GroupLeft(left=True),
+    group.CapabilitiesUpdated(updated=False),
+    group.Standing(elected=True, token=MAX_INT, position=1),
+    group.Resigned(was_candidate=True, was_leader=False),
 ]
 
 STABLE_OP_CODES = {
@@ -120,15 +138,22 @@ STABLE_OP_CODES = {
     RemoveMember: 15,
     SetClusterVersion: 16,
     Abandon: 17,
+    group.CreateGroup: 18,
+    group.DeleteGroup: 19,
+    group.JoinGroup: 20,
+    group.LeaveGroup: 21,
+    group.UpdateCapabilities: 22,
+    group.Campaign: 23,
+    group.Resign: 24,
 }
 
 
 def op(command: Command | type) -> int:
-    return commands.COMMANDS.of(command).code
+    return code_tables.COMMANDS.of(command).code
 
 
 def result_code(result: Result | type) -> int:
-    return commands.RESULTS.of(result).code
+    return code_tables.RESULTS.of(result).code
 
 
 def packed(*document: Any) -> bytes:

@@ -7,16 +7,21 @@ from dataclasses import dataclass
 
 import pytest
 
+from turnstile.cluster import group_commands as group
 from turnstile.cluster import handlers, state
-from turnstile.cluster.commands import (
+from turnstile.cluster.code_tables import (
     COMMANDS,
     RESULTS,
-    Abandon,
-    Acquire,
     CodeTable,
-    Command,
     CommandSpec,
     DuplicateCodeError,
+    register_command,
+    register_result,
+)
+from turnstile.cluster.commands import (
+    Abandon,
+    Acquire,
+    Command,
     Extend,
     Granted,
     Insert,
@@ -26,8 +31,6 @@ from turnstile.cluster.commands import (
     SetUpList,
     TearDownList,
     Tick,
-    register_command,
-    register_result,
     since,
 )
 
@@ -41,10 +44,12 @@ def test_the_tables_hold_exactly_the_command_and_result_types() -> None:
 
 def test_exactly_once_commands_and_versions_are_as_registered() -> None:
     once = {spec.cls for spec in COMMANDS if spec.exactly_once}
-    assert once == {Acquire, Release, Extend, SetUpList, Insert, TearDownList, Abandon}
+    groups = set(typing.get_args(group.GroupCommand))
+    assert once == {Acquire, Release, Extend, SetUpList, Insert, TearDownList, Abandon, *groups}
     assert {spec.cls: spec.since for spec in COMMANDS if spec.since != 1} == {
         SetClusterVersion: 2,
         Abandon: 2,
+        **dict.fromkeys(groups, 5),
     }
     assert since(Abandon) == since(Abandon(0, 1, 2, 1, "L", 1)) == 2
     assert since(Tick) == 1

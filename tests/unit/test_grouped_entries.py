@@ -8,6 +8,7 @@ import msgpack
 import pytest
 from pysyncobj import FAIL_REASON
 
+from turnstile.cluster.code_tables import COMMANDS
 from turnstile.cluster.codec import (
     BATCH_OP,
     FORMAT_VERSION,
@@ -17,7 +18,7 @@ from turnstile.cluster.codec import (
     encode_batch,
     encode_command,
 )
-from turnstile.cluster.commands import COMMANDS, Tick
+from turnstile.cluster.commands import Tick
 from turnstile.cluster.proposals import split_group
 from turnstile.cluster.raft import SUCCESS
 from turnstile.cluster.state import Applied

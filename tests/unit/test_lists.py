@@ -7,8 +7,12 @@ from helpers import Driver, assert_unchanged, err, result
 
 from turnstile.cluster import views
 from turnstile.cluster.commands import (
+    LIST_CREATED,
+    LIST_INSERTED,
+    LIST_TORN_DOWN,
     Err,
     Inserted,
+    ListChanged,
     ListExpired,
     ListSetUp,
     TornDown,
@@ -47,7 +51,7 @@ def test_set_up_creates_an_empty_list() -> None:
     s = d.session()
     applied = d.set_up(s, "runs", 5_000)
     assert applied.result == ListSetUp(created=True, expires_at=6_000)
-    assert applied.events == ()
+    assert applied.events == (ListChanged("runs", LIST_CREATED),)
     assert view(d) == ListView("runs", size=0, ttl_ms=5_000, expires_in_ms=5_000)
     assert views.members(d.sm, "runs", 0, 0) == []
 
@@ -93,7 +97,7 @@ def test_ids_are_dense_in_insertion_order_across_batches() -> None:
     s = new_list(d)
     first = d.insert(s, "runs", b"k1", b"k2", b"k3")
     assert first.result == Inserted(((True, 1), (True, 2), (True, 3)))
-    assert first.events == ()
+    assert first.events == (ListChanged("runs", LIST_INSERTED, 1, 3),)
     second = d.insert(s, "runs", b"k4")
     assert second.result == Inserted(((True, 4),))
     assert views.members(d.sm, "runs", 0, 0) == [(1, b"k1"), (2, b"k2"), (3, b"k3"), (4, b"k4")]
@@ -266,7 +270,7 @@ def test_tear_down_deletes_the_list_and_its_ids() -> None:
     result(d.insert(s, "runs", b"a", b"b"), Inserted)
     applied = d.tear_down(s, "runs")
     assert applied.result == TornDown(removed=True)
-    assert applied.events == ()
+    assert applied.events == (ListChanged("runs", LIST_TORN_DOWN),)
     assert list_names(d) == []
     assert views.counts(d.sm).members == 0
     err(d.insert(s, "runs", b"a"), Reason.NOT_FOUND, "'runs'")

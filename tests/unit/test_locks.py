@@ -33,6 +33,7 @@ from turnstile.cluster.commands import (
     ForceReleased,
     Granted,
     LockFreed,
+    LockGranted,
     NotAcquired,
     OpenSession,
     Queued,
@@ -90,7 +91,7 @@ def test_a_free_lock_is_granted_with_a_token_and_an_expiry() -> None:
     s = d.session()
     applied = d.acquire(s, "L", max_hold_ms=HOLD)
     assert applied.result == Granted(token=1, expires_at=5_000 + HOLD)
-    assert applied.events == ()
+    assert applied.events == (LockGranted("L", s, 1),)
     assert holder_of(d) == (s, 1)
     assert lock_view(d).holder is not None
     assert holder_view(d).expires_in_ms == HOLD

@@ -42,6 +42,9 @@ from turnstile.cluster.commands import (
     CAUSE_SESSION_CLOSED,
     CAUSE_SESSION_EXPIRED,
     CAUSE_WAIT_CANCELLED,
+    LIST_CREATED,
+    LIST_INSERTED,
+    LIST_TORN_DOWN,
     Acquire,
     CancelWait,
     CloseSession,
@@ -57,9 +60,11 @@ from turnstile.cluster.commands import (
     Granted,
     Insert,
     Inserted,
+    ListChanged,
     ListExpired,
     ListSetUp,
     LockFreed,
+    LockGranted,
     NotAcquired,
     OpenSession,
     Queued,
@@ -297,6 +302,11 @@ class StepContext:
     freed: list[LockFreed] = field(default_factory=list)
     cancelled_waiter: bool = False
     ended: list[int] = field(default_factory=list)
+    #: (lock, session, token) of each grant the model saw, and of each LockGranted event.
+    granted: list[tuple[str, int, int]] = field(default_factory=list)
+    announced: list[tuple[str, int, int]] = field(default_factory=list)
+    list_changes: list[ListChanged] = field(default_factory=list)
+    expired_lists: set[str] = field(default_factory=set)
 
 
 def _limits(b: int, c: int, d: int) -> Limits:
@@ -519,9 +529,12 @@ class Run:
             assert self.shadow.apply(command) == applied, "restored machine diverged"
         ctx = StepContext(command, max(self.model.clock, command.now))
         live_before = set(self.model.live)
+        sizes_before = {name: len(item.order) for name, item in self.model.lists.items()}
         for event in applied.events:
             self._event(ctx, event)
         self._result(ctx, applied.result, retried, live_before, slot)
+        assert sorted(ctx.announced) == sorted(ctx.granted), f"LockGranted events of {command}"
+        self._check_list_changes(ctx, sizes_before)
         self.model.clock = ctx.clock
         self._check_model()
         self.check_state(self.machine)
@@ -541,6 +554,7 @@ class Run:
         assert not ending, f"{name} granted to ending session {hold.session}"
         assert hold.token > model.last_token.get(name, 0), f"{name}: token {hold.token} not fresh"
         model.last_token[name] = hold.token
+        ctx.granted.append((name, hold.session, hold.token))
         model.holders[name] = hold
         model.tokens_seen.append(hold.token)
         model.own_tokens[(hold.session, name)] = hold.token
@@ -629,8 +643,31 @@ class Run:
                 assert item is not None and item.expires_at, f"{event}: model list {item}"
                 self._expiry(ctx, item.expires_at)
                 del model.lists[name]
+                ctx.expired_lists.add(name)
+            case LockGranted(name=name, session=sid, token=token):
+                ctx.announced.append((name, sid, token))
+            case ListChanged():
+                ctx.list_changes.append(event)
             case _:
                 pytest.fail(f"unknown event {event!r}")
+
+    def _check_list_changes(self, ctx: StepContext, sizes_before: dict[str, int]) -> None:
+        """ListChanged events say what the model saw happen to the lists in this step (after
+        the expiries that came before the command)."""
+        expected: list[ListChanged] = []
+        command = ctx.command
+        after = self.model.lists
+        before = {n: size for n, size in sizes_before.items() if n not in ctx.expired_lists}
+        name = getattr(command, "name", "")
+        if isinstance(command, SetUpList) and name not in before and name in after:
+            expected.append(ListChanged(name, LIST_CREATED))
+        if isinstance(command, Insert) and name in after:
+            size, old = len(after[name].order), before.get(name, 0)
+            if size > old:
+                expected.append(ListChanged(name, LIST_INSERTED, old + 1, size))
+        if isinstance(command, TearDownList) and name in before and name not in after:
+            expected.append(ListChanged(name, LIST_TORN_DOWN))
+        assert ctx.list_changes == expected, f"{command}: {ctx.list_changes} vs {expected}"
 
     # ----------------------------------------------------------------------- results
 

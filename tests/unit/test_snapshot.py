@@ -29,6 +29,7 @@ from turnstile.cluster.commands import (
     Tick,
     WaiterResolved,
 )
+from turnstile.cluster.group_commands import GroupChanged, LeadershipChanged
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.snapshot import SNAPSHOT_VERSION, SnapshotError, dump, load
 from turnstile.cluster.state import Applied, StateMachine
@@ -66,7 +67,22 @@ def test_an_empty_state_round_trips() -> None:
     assert dump(load(data)) == data
     document = snapshot_doc(data)
     assert document["magic"] == snapshot.MAGIC
-    assert document["version"] == SNAPSHOT_VERSION
+    # Below cluster version 5 the previous build's version 2 is written: it has no groups.
+    assert document["version"] == 2
+    assert "groups" not in document
+
+
+def test_from_cluster_version_5_groups_elections_and_the_revision_are_kept() -> None:
+    state, _ = run(scenario_log())
+    document = snapshot_doc(dump(state))
+    assert document["version"] == SNAPSHOT_VERSION == 3
+    restored = load(dump(state))
+    assert restored.revision == state.revision > 0
+    assert restored.groups == state.groups and set(restored.groups) == {"workers", "empty"}
+    assert restored.elections == state.elections and set(restored.elections) == {"boss", "second"}
+    assert [c.member_id for c in restored.elections["boss"].candidates] == ["m3", "m5"]
+    assert restored.sessions[5].joined == {("workers", "m5")}
+    assert restored.sessions[3].standing == {"boss"}
 
 
 @pytest.mark.parametrize("steps", range(len(scenario_log()) + 1))
@@ -94,7 +110,7 @@ def test_the_scenario_exercises_what_the_snapshot_must_carry() -> None:
     _, applied = run(scenario_log())
     all_events = [e for a in applied for e in a.events]
     kinds = {type(e) for e in all_events}
-    assert {WaiterResolved, LockFreed, ListExpired} <= kinds
+    assert {WaiterResolved, LockFreed, ListExpired, GroupChanged, LeadershipChanged} <= kinds
     grants = [e for e in all_events if isinstance(e, WaiterResolved)]
     assert any(isinstance(e.result, Granted) for e in grants)
     assert any(not isinstance(e.result, Granted) for e in grants)
@@ -189,7 +205,7 @@ def test_timers_are_rebuilt_on_restore() -> None:
 # --------------------------------------------------------------------------- refused bytes
 
 
-@pytest.mark.parametrize("version", [0, 3, 99, "1", None, [1]])
+@pytest.mark.parametrize("version", [0, 4, 99, "1", None, [1]])
 def test_an_unknown_version_is_refused_naming_it(version: Any) -> None:
     document = snapshot_doc(rich_dump())
     document["version"] = version

@@ -12,6 +12,28 @@ class Consistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONSISTENCY_LINEARIZABLE: _ClassVar[Consistency]
     CONSISTENCY_STALE: _ClassVar[Consistency]
 
+class WatchKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WATCH_KIND_UNSPECIFIED: _ClassVar[WatchKind]
+    WATCH_GROUP: _ClassVar[WatchKind]
+    WATCH_ELECTION: _ClassVar[WatchKind]
+    WATCH_LOCK: _ClassVar[WatchKind]
+    WATCH_LIST: _ClassVar[WatchKind]
+
+class ChangeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_TYPE_UNSPECIFIED: _ClassVar[ChangeType]
+    CHANGE_CREATED: _ClassVar[ChangeType]
+    CHANGE_DELETED: _ClassVar[ChangeType]
+    CHANGE_JOINED: _ClassVar[ChangeType]
+    CHANGE_LEFT: _ClassVar[ChangeType]
+    CHANGE_UPDATED: _ClassVar[ChangeType]
+    CHANGE_ELECTED: _ClassVar[ChangeType]
+    CHANGE_RESIGNED: _ClassVar[ChangeType]
+    CHANGE_GRANTED: _ClassVar[ChangeType]
+    CHANGE_FREED: _ClassVar[ChangeType]
+    CHANGE_INSERTED: _ClassVar[ChangeType]
+
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROLE_UNKNOWN: _ClassVar[Role]
@@ -20,6 +42,22 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_LEADER: _ClassVar[Role]
 CONSISTENCY_LINEARIZABLE: Consistency
 CONSISTENCY_STALE: Consistency
+WATCH_KIND_UNSPECIFIED: WatchKind
+WATCH_GROUP: WatchKind
+WATCH_ELECTION: WatchKind
+WATCH_LOCK: WatchKind
+WATCH_LIST: WatchKind
+CHANGE_TYPE_UNSPECIFIED: ChangeType
+CHANGE_CREATED: ChangeType
+CHANGE_DELETED: ChangeType
+CHANGE_JOINED: ChangeType
+CHANGE_LEFT: ChangeType
+CHANGE_UPDATED: ChangeType
+CHANGE_ELECTED: ChangeType
+CHANGE_RESIGNED: ChangeType
+CHANGE_GRANTED: ChangeType
+CHANGE_FREED: ChangeType
+CHANGE_INSERTED: ChangeType
 ROLE_UNKNOWN: Role
 ROLE_FOLLOWER: Role
 ROLE_CANDIDATE: Role
@@ -580,6 +618,330 @@ class ListListsResponse(_message.Message):
     header: ResponseHeader
     lists: _containers.RepeatedCompositeFieldContainer[ListInfo]
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., lists: _Optional[_Iterable[_Union[ListInfo, _Mapping]]] = ...) -> None: ...
+
+class CreateGroupRequest(_message.Message):
+    __slots__ = ("request", "name")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CreateGroupResponse(_message.Message):
+    __slots__ = ("header", "created")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    created: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class DeleteGroupRequest(_message.Message):
+    __slots__ = ("request", "name")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteGroupResponse(_message.Message):
+    __slots__ = ("header",)
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
+
+class JoinGroupRequest(_message.Message):
+    __slots__ = ("request", "name", "member_id", "capabilities")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    member_id: str
+    capabilities: bytes
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., member_id: _Optional[str] = ..., capabilities: _Optional[bytes] = ...) -> None: ...
+
+class JoinGroupResponse(_message.Message):
+    __slots__ = ("header", "joined")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    joined: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., joined: _Optional[bool] = ...) -> None: ...
+
+class LeaveGroupRequest(_message.Message):
+    __slots__ = ("request", "name", "member_id")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    member_id: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., member_id: _Optional[str] = ...) -> None: ...
+
+class LeaveGroupResponse(_message.Message):
+    __slots__ = ("header", "left")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    left: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., left: _Optional[bool] = ...) -> None: ...
+
+class UpdateCapabilitiesRequest(_message.Message):
+    __slots__ = ("request", "name", "member_id", "capabilities")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    member_id: str
+    capabilities: bytes
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., member_id: _Optional[str] = ..., capabilities: _Optional[bytes] = ...) -> None: ...
+
+class UpdateCapabilitiesResponse(_message.Message):
+    __slots__ = ("header", "updated")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    updated: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., updated: _Optional[bool] = ...) -> None: ...
+
+class DescribeGroupRequest(_message.Message):
+    __slots__ = ("name", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class GroupMember(_message.Message):
+    __slots__ = ("member_id", "session_id", "capabilities", "joined_for_ms", "updated_for_ms", "client_name", "client_host", "client_pid")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    JOINED_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    session_id: int
+    capabilities: bytes
+    joined_for_ms: int
+    updated_for_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    def __init__(self, member_id: _Optional[str] = ..., session_id: _Optional[int] = ..., capabilities: _Optional[bytes] = ..., joined_for_ms: _Optional[int] = ..., updated_for_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ...) -> None: ...
+
+class GroupInfo(_message.Message):
+    __slots__ = ("name", "age_ms", "members")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    AGE_MS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    age_ms: int
+    members: _containers.RepeatedCompositeFieldContainer[GroupMember]
+    def __init__(self, name: _Optional[str] = ..., age_ms: _Optional[int] = ..., members: _Optional[_Iterable[_Union[GroupMember, _Mapping]]] = ...) -> None: ...
+
+class DescribeGroupResponse(_message.Message):
+    __slots__ = ("header", "group", "revision")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    group: GroupInfo
+    revision: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., group: _Optional[_Union[GroupInfo, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class ListGroupsRequest(_message.Message):
+    __slots__ = ("prefix", "after_name", "limit", "consistency")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    AFTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    after_name: str
+    limit: int
+    consistency: Consistency
+    def __init__(self, prefix: _Optional[str] = ..., after_name: _Optional[str] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ListGroupsResponse(_message.Message):
+    __slots__ = ("header", "groups", "revision")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    groups: _containers.RepeatedCompositeFieldContainer[GroupInfo]
+    revision: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[GroupInfo, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class CampaignRequest(_message.Message):
+    __slots__ = ("request", "name", "member_id", "wait_ms")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    member_id: str
+    wait_ms: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., member_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class CampaignResponse(_message.Message):
+    __slots__ = ("header", "elected", "token", "position")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ELECTED_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    elected: bool
+    token: int
+    position: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., elected: _Optional[bool] = ..., token: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ResignRequest(_message.Message):
+    __slots__ = ("request", "name")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ResignResponse(_message.Message):
+    __slots__ = ("header", "was_candidate", "was_leader")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    WAS_CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    WAS_LEADER_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    was_candidate: bool
+    was_leader: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., was_candidate: _Optional[bool] = ..., was_leader: _Optional[bool] = ...) -> None: ...
+
+class DescribeElectionRequest(_message.Message):
+    __slots__ = ("name", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ElectionCandidate(_message.Message):
+    __slots__ = ("member_id", "session_id", "token", "for_ms", "client_name", "client_host", "client_pid")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FOR_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    session_id: int
+    token: int
+    for_ms: int
+    client_name: str
+    client_host: str
+    client_pid: int
+    def __init__(self, member_id: _Optional[str] = ..., session_id: _Optional[int] = ..., token: _Optional[int] = ..., for_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ...) -> None: ...
+
+class ElectionInfo(_message.Message):
+    __slots__ = ("name", "leader", "candidates")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    leader: ElectionCandidate
+    candidates: _containers.RepeatedCompositeFieldContainer[ElectionCandidate]
+    def __init__(self, name: _Optional[str] = ..., leader: _Optional[_Union[ElectionCandidate, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[ElectionCandidate, _Mapping]]] = ...) -> None: ...
+
+class DescribeElectionResponse(_message.Message):
+    __slots__ = ("header", "election", "revision")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ELECTION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    election: ElectionInfo
+    revision: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., election: _Optional[_Union[ElectionInfo, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class ListElectionsRequest(_message.Message):
+    __slots__ = ("prefix", "after_name", "limit", "consistency")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    AFTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    after_name: str
+    limit: int
+    consistency: Consistency
+    def __init__(self, prefix: _Optional[str] = ..., after_name: _Optional[str] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ListElectionsResponse(_message.Message):
+    __slots__ = ("header", "elections", "revision")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ELECTIONS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    elections: _containers.RepeatedCompositeFieldContainer[ElectionInfo]
+    revision: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., elections: _Optional[_Iterable[_Union[ElectionInfo, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class WatchKey(_message.Message):
+    __slots__ = ("kind", "name")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    kind: WatchKind
+    name: str
+    def __init__(self, kind: _Optional[_Union[WatchKind, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class Change(_message.Message):
+    __slots__ = ("revision", "kind", "name", "type", "member_id", "session_id", "token", "cause", "capabilities", "first_id", "last_id")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    kind: WatchKind
+    name: str
+    type: ChangeType
+    member_id: str
+    session_id: int
+    token: int
+    cause: str
+    capabilities: bytes
+    first_id: int
+    last_id: int
+    def __init__(self, revision: _Optional[int] = ..., kind: _Optional[_Union[WatchKind, str]] = ..., name: _Optional[str] = ..., type: _Optional[_Union[ChangeType, str]] = ..., member_id: _Optional[str] = ..., session_id: _Optional[int] = ..., token: _Optional[int] = ..., cause: _Optional[str] = ..., capabilities: _Optional[bytes] = ..., first_id: _Optional[int] = ..., last_id: _Optional[int] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("keys", "after_revision", "wait_ms")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_REVISION_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[WatchKey]
+    after_revision: int
+    wait_ms: int
+    def __init__(self, keys: _Optional[_Iterable[_Union[WatchKey, _Mapping]]] = ..., after_revision: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("header", "revision", "changes", "compacted")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    COMPACTED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    revision: int
+    changes: _containers.RepeatedCompositeFieldContainer[Change]
+    compacted: bool
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., revision: _Optional[int] = ..., changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., compacted: _Optional[bool] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

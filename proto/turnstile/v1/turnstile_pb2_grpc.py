@@ -1006,6 +1006,686 @@ class DistinctLists:
             _registered_method=True)
 
 
+class GroupsStub:
+    """----------------------------------------------------------------------------- groups
+
+    Named groups of members, for service discovery and partitioning work. A member is tied to
+    the session that joined it and leaves when that session ends; it carries a small opaque
+    capabilities value. Every change is visible to watchers (Watches.Watch, kind GROUP).
+    Needs cluster version 5: FAILED_PRECONDITION until every member runs a build that has it.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Create = channel.unary_unary(
+                '/turnstile.v1.Groups/Create',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.CreateGroupRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.CreateGroupResponse.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/turnstile.v1.Groups/Delete',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.DeleteGroupRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DeleteGroupResponse.FromString,
+                _registered_method=True)
+        self.Join = channel.unary_unary(
+                '/turnstile.v1.Groups/Join',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.JoinGroupRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.JoinGroupResponse.FromString,
+                _registered_method=True)
+        self.Leave = channel.unary_unary(
+                '/turnstile.v1.Groups/Leave',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.LeaveGroupRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.LeaveGroupResponse.FromString,
+                _registered_method=True)
+        self.UpdateCapabilities = channel.unary_unary(
+                '/turnstile.v1.Groups/UpdateCapabilities',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.UpdateCapabilitiesRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.UpdateCapabilitiesResponse.FromString,
+                _registered_method=True)
+        self.Describe = channel.unary_unary(
+                '/turnstile.v1.Groups/Describe',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeGroupRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeGroupResponse.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/turnstile.v1.Groups/List',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListGroupsResponse.FromString,
+                _registered_method=True)
+
+
+class GroupsServicer:
+    """----------------------------------------------------------------------------- groups
+
+    Named groups of members, for service discovery and partitioning work. A member is tied to
+    the session that joined it and leaves when that session ends; it carries a small opaque
+    capabilities value. Every change is visible to watchers (Watches.Watch, kind GROUP).
+    Needs cluster version 5: FAILED_PRECONDITION until every member runs a build that has it.
+    """
+
+    def Create(self, request, context):
+        """Creates a group; created = false if it exists. Errors: INVALID_ARGUMENT (name),
+        LIMIT_EXCEEDED (max_locks bounds groups and elections too), SESSION_EXPIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Deletes an empty group. Errors: NOT_FOUND (no such group), FAILED_PRECONDITION (it has
+        members), SESSION_EXPIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Join(self, request, context):
+        """Adds `member_id` to the group for this request's session; joined = false if that member
+        id is already in the group (joined by any session). Errors: NOT_FOUND (no such group),
+        INVALID_ARGUMENT (member id, capabilities over max_member_bytes), LIMIT_EXCEEDED
+        (max_waiters_per_lock bounds the members of one group), SESSION_EXPIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Leave(self, request, context):
+        """Removes `member_id` from the group, whichever session joined it (so a replacement process
+        can remove a stale member); left = false if it was not a member. Errors: NOT_FOUND (no such
+        group), SESSION_EXPIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCapabilities(self, request, context):
+        """Replaces the capabilities of a member this request's session joined; updated = false if
+        the session has no such member. Errors: NOT_FOUND (no such group), INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Describe(self, request, context):
+        """The group's members. Errors: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Groups by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_GroupsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.CreateGroupRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.CreateGroupResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DeleteGroupRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.DeleteGroupResponse.SerializeToString,
+            ),
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.JoinGroupRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.JoinGroupResponse.SerializeToString,
+            ),
+            'Leave': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leave,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.LeaveGroupRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.LeaveGroupResponse.SerializeToString,
+            ),
+            'UpdateCapabilities': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCapabilities,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.UpdateCapabilitiesRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.UpdateCapabilitiesResponse.SerializeToString,
+            ),
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeGroupRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeGroupResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListGroupsRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListGroupsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'turnstile.v1.Groups', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('turnstile.v1.Groups', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Groups:
+    """----------------------------------------------------------------------------- groups
+
+    Named groups of members, for service discovery and partitioning work. A member is tied to
+    the session that joined it and leaves when that session ends; it carries a small opaque
+    capabilities value. Every change is visible to watchers (Watches.Watch, kind GROUP).
+    Needs cluster version 5: FAILED_PRECONDITION until every member runs a build that has it.
+    """
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Groups/Create',
+            turnstile_dot_v1_dot_turnstile__pb2.CreateGroupRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.CreateGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Groups/Delete',
+            turnstile_dot_v1_dot_turnstile__pb2.DeleteGroupRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.DeleteGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Groups/Join',
+            turnstile_dot_v1_dot_turnstile__pb2.JoinGroupRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.JoinGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Groups/Leave',
+            turnstile_dot_v1_dot_turnstile__pb2.LeaveGroupRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.LeaveGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCapabilities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Groups/UpdateCapabilities',
+            turnstile_dot_v1_dot_turnstile__pb2.UpdateCapabilitiesRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.UpdateCapabilitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Groups/Describe',
+            turnstile_dot_v1_dot_turnstile__pb2.DescribeGroupRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.DescribeGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Groups/List',
+            turnstile_dot_v1_dot_turnstile__pb2.ListGroupsRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ListGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ElectionsStub:
+    """----------------------------------------------------------------------------- elections
+
+    Leader election: per name, a FIFO queue of candidate sessions whose head is the leader.
+    Leadership hands off like a lock: when the leader resigns or its session ends, the next
+    candidate is elected in the same replicated step, with a fresh fencing token from the
+    counter locks use. A candidacy lasts until it resigns or its session ends.
+    Needs cluster version 5.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Campaign = channel.unary_unary(
+                '/turnstile.v1.Elections/Campaign',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.CampaignRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.CampaignResponse.FromString,
+                _registered_method=True)
+        self.Resign = channel.unary_unary(
+                '/turnstile.v1.Elections/Resign',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ResignRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ResignResponse.FromString,
+                _registered_method=True)
+        self.Describe = channel.unary_unary(
+                '/turnstile.v1.Elections/Describe',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeElectionRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeElectionResponse.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/turnstile.v1.Elections/List',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListElectionsRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListElectionsResponse.FromString,
+                _registered_method=True)
+
+
+class ElectionsServicer:
+    """----------------------------------------------------------------------------- elections
+
+    Leader election: per name, a FIFO queue of candidate sessions whose head is the leader.
+    Leadership hands off like a lock: when the leader resigns or its session ends, the next
+    candidate is elected in the same replicated step, with a fresh fencing token from the
+    counter locks use. A candidacy lasts until it resigns or its session ends.
+    Needs cluster version 5.
+    """
+
+    def Campaign(self, request, context):
+        """Stands this request's session as a candidate (once: a session already standing gets its
+        current standing). elected = true with the leader's token if it leads; otherwise it waits
+        up to wait_ms for the election on the server and stays a candidate either way.
+        Errors: INVALID_ARGUMENT, LIMIT_EXCEEDED (max_waiters_per_lock bounds the candidates),
+        SESSION_EXPIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resign(self, request, context):
+        """Withdraws this session's candidacy; a leader steps down and the next candidate is elected.
+        Idempotent: was_candidate = false if it was not standing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Describe(self, request, context):
+        """The leader and the candidates. A name nobody stands for has no leader (not an error).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Elections with candidates, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ElectionsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Campaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Campaign,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.CampaignRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.CampaignResponse.SerializeToString,
+            ),
+            'Resign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resign,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ResignRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ResignResponse.SerializeToString,
+            ),
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeElectionRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeElectionResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListElectionsRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListElectionsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'turnstile.v1.Elections', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('turnstile.v1.Elections', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Elections:
+    """----------------------------------------------------------------------------- elections
+
+    Leader election: per name, a FIFO queue of candidate sessions whose head is the leader.
+    Leadership hands off like a lock: when the leader resigns or its session ends, the next
+    candidate is elected in the same replicated step, with a fresh fencing token from the
+    counter locks use. A candidacy lasts until it resigns or its session ends.
+    Needs cluster version 5.
+    """
+
+    @staticmethod
+    def Campaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Elections/Campaign',
+            turnstile_dot_v1_dot_turnstile__pb2.CampaignRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.CampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Elections/Resign',
+            turnstile_dot_v1_dot_turnstile__pb2.ResignRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ResignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Elections/Describe',
+            turnstile_dot_v1_dot_turnstile__pb2.DescribeElectionRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.DescribeElectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Elections/List',
+            turnstile_dot_v1_dot_turnstile__pb2.ListElectionsRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ListElectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class WatchesStub:
+    """Changes are kept in a bounded history on each node: "changes after revision N", and a
+    watcher that fell behind is told to re-read (compacted) instead of being given a partial
+    list. Needs cluster version 5.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Watch = channel.unary_unary(
+                '/turnstile.v1.Watches/Watch',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.WatchRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.WatchResponse.FromString,
+                _registered_method=True)
+
+
+class WatchesServicer:
+    """Changes are kept in a bounded history on each node: "changes after revision N", and a
+    watcher that fell behind is told to re-read (compacted) instead of being given a partial
+    list. Needs cluster version 5.
+    """
+
+    def Watch(self, request, context):
+        """The changes to the watched objects after `after_revision`, oldest first. With none yet, the
+        call waits on the leader up to wait_ms for the first (a long poll; nothing polls inside).
+        Pass the response's `revision` as the next after_revision. Served by the leader, from a
+        point at least as fresh as a linearizable read. Errors: INVALID_ARGUMENT (no keys, a kind
+        or name that is not valid, more keys than max_batch, wait_ms over max_duration_ms).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WatchesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Watch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.WatchRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.WatchResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'turnstile.v1.Watches', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('turnstile.v1.Watches', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Watches:
+    """Changes are kept in a bounded history on each node: "changes after revision N", and a
+    watcher that fell behind is told to re-read (compacted) instead of being given a partial
+    list. Needs cluster version 5.
+    """
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Watches/Watch',
+            turnstile_dot_v1_dot_turnstile__pb2.WatchRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class ClusterStub:
     """----------------------------------------------------------------------------- cluster
 
