@@ -12,6 +12,7 @@ from turnstile.cluster.commands import (
     CAUSE_SESSION_EXPIRED,
     Done,
     Err,
+    Granted,
     SetClusterVersion,
 )
 from turnstile.cluster.group_rules import CAUSE_LEFT, CAUSE_RESIGNED
