@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeAlias
 
-from turnstile.client.admin import control, health, inspect, run_locked, snapshot, status
+from turnstile.client.admin import control, groups, health, inspect, run_locked, snapshot, status
 from turnstile.client.admin.context import Context, add_common_options
 from turnstile.client.admin.printer import (
     EXIT_FAILURE,
@@ -20,6 +20,8 @@ from turnstile.client.admin.printer import (
 from turnstile.client.errors import NotFoundError, TurnstileError, UnavailableError
 
 Handler = Callable[[Context, argparse.Namespace], int]
+#: ``register``'s ``add``: (name, handler, help, parent) -> the new parser.
+Adder = Callable[[str, Handler, str, "Subcommands"], argparse.ArgumentParser]
 #: What ``add_subparsers`` returns (generic only in the stubs, so quoted).
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 _LOCK_VERBS = ("show", "release")
@@ -42,8 +44,10 @@ def register(commands: Subcommands) -> Subcommands:
     parser = add("locks", inspect.locks, "locks in use, with holders and waiters")
     parser.add_argument("prefix", nargs="?", help="only names starting with this")
     add("sessions", inspect.sessions, "live sessions and what they hold")
-    parser = add("lists", inspect.lists, "distinct lists")
-    parser.add_argument("prefix", nargs="?", help="only names starting with this")
+    add("lists", inspect.lists, "distinct lists").add_argument(
+        "prefix", nargs="?", help="only names starting with this"
+    )
+    _register_groups(commands, add)
 
     lock = commands.add_parser(
         "lock",
@@ -97,6 +101,22 @@ def register(commands: Subcommands) -> Subcommands:
     )
     parser.add_argument("file", help="where to write it (replaced atomically)")
     return snapshot_verbs
+
+
+def _register_groups(commands: Subcommands, add: Adder) -> None:
+    """``groups``, ``group show``, ``elections``, ``election show``."""
+    parser = add("groups", groups.groups, "groups, with their member counts", commands)
+    parser.add_argument("prefix", nargs="?", help="only names starting with this")
+    parser = add("elections", groups.elections, "elections with candidates, and leaders", commands)
+    parser.add_argument("prefix", nargs="?", help="only names starting with this")
+    group_cmd = commands.add_parser("group", help="group show NAME")
+    group_verbs = group_cmd.add_subparsers(dest="group_verb", required=True)
+    parser = add("show", groups.group_show, "a group's members", group_verbs)
+    parser.add_argument("name")
+    election_cmd = commands.add_parser("election", help="election show NAME")
+    election_verbs = election_cmd.add_subparsers(dest="election_verb", required=True)
+    parser = add("show", groups.election_show, "an election's leader and queue", election_verbs)
+    parser.add_argument("name")
 
 
 def run_lock_command(argv: list[str]) -> int:
