@@ -25,13 +25,16 @@ Outcome = Literal["ok", "fail", "info"]
 @dataclass(frozen=True)
 class Op:
     """One client operation. ``kind`` is acquire, release, insert or read (a member's id, read
-    linearizably); ``key`` the lock or (list, member); ``value`` the token (acquire/release) or
-    the id (insert; read, 0 when absent). ``max_hold_end`` is a granted acquire's max-hold end
-    as its client counted it (send time + max-hold; None when uncapped)."""
+    linearizably), campaign or resign (an election's leadership, judged as a lock hold: a
+    campaign ok is a grant, a resign ok its release), or join (a group); ``key`` the lock or
+    election, (list, member) or (group, member); ``value`` the token (acquire, release,
+    campaign, resign) or the id (insert; read, 0 when absent). ``max_hold_end`` is a granted
+    acquire's max-hold end as its client counted it (send time + max-hold; None when
+    uncapped)."""
 
     process: str
     session: int
-    kind: Literal["acquire", "release", "insert", "read"]
+    kind: Literal["acquire", "release", "insert", "read", "campaign", "resign", "join"]
     key: str | tuple[str, bytes]
     invoke: float
     complete: float
@@ -80,20 +83,38 @@ class Violation:
     detail: str
 
 
+@dataclass(frozen=True)
+class MembershipProbe:
+    """One look at a group and an election during the run, three linearizable reads in this
+    order: the live sessions (``before``), then the group's members (member id -> session) and
+    the election's leader session (None: nobody leads), invoked at ``described_at``, then the
+    live sessions again (``after``)."""
+
+    group: str
+    before: frozenset[int]
+    described_at: float
+    members: Mapping[str, int]
+    leader: int | None
+    after: frozenset[int]
+
+
 def check(
     history: Iterable[Op],
     final_lists: Mapping[str, Sequence[tuple[int, bytes]]] | None = None,
     sessions: Mapping[int, ClientSession] | None = None,
+    probes: Sequence[MembershipProbe] = (),
 ) -> list[Violation]:
     """Every violation found; an empty list means the history is consistent.
 
     ``final_lists`` is each list's (id, member) pairs as read after the run; ``sessions`` each
-    session as its client saw it, by id (without it, the holder's view is not checked).
+    session as its client saw it, by id (without it, the holder's view is not checked);
+    ``probes`` the group and election as read during the run.
     """
     ops = sorted(history, key=lambda op: (op.invoke, op.complete))
     violations = _check_locks(ops)
     if sessions is not None:
         violations += _check_holder_view(ops, sessions)
+    violations += _check_membership(ops, probes)
     violations += _check_ids(ops)
     violations += _check_reads(ops)
     if final_lists is not None:
@@ -101,14 +122,24 @@ def check(
     return violations
 
 
+#: The operations that take a hold (a lock, or an election's leadership), and that end one.
+GRANTS = ("acquire", "campaign")
+RELEASES = ("release", "resign")
+
+
+def _hold_key(op: Op) -> str:
+    """Locks and elections are separate namespaces."""
+    return f"election {op.key}" if op.kind in ("campaign", "resign") else str(op.key)
+
+
 def _check_locks(ops: list[Op]) -> list[Violation]:
     found: list[Violation] = []
     grants: dict[str, list[Op]] = defaultdict(list)
     for op in ops:
-        if op.kind == "acquire" and op.outcome == "ok":
-            grants[str(op.key)].append(op)
+        if op.kind in GRANTS and op.outcome == "ok":
+            grants[_hold_key(op)].append(op)
     releases = {
-        (str(op.key), op.value): op for op in ops if op.kind == "release" and op.outcome == "ok"
+        (_hold_key(op), op.value): op for op in ops if op.kind in RELEASES and op.outcome == "ok"
     }
     for name, granted in grants.items():
         by_token = sorted(granted, key=lambda op: op.value)
@@ -152,17 +183,17 @@ def _check_holder_view(ops: list[Op], sessions: Mapping[int, ClientSession]) -> 
     """
     released: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     for op in ops:
-        if op.kind == "release":
-            released[(op.process, str(op.key), op.value)].append(op.invoke)
+        if op.kind in RELEASES:
+            released[(op.process, _hold_key(op), op.value)].append(op.invoke)
     lapsed = {sid: session.deadline() for sid, session in sessions.items()}
     held: dict[str, list[Belief]] = defaultdict(list)
     for op in ops:
-        if op.kind != "acquire" or op.outcome != "ok":
+        if op.kind not in GRANTS or op.outcome != "ok":
             continue
         known = op.session in sessions
         ends = {
             "its release was sent": min(
-                (t for t in released[(op.process, str(op.key), op.value)] if t >= op.complete),
+                (t for t in released[(op.process, _hold_key(op), op.value)] if t >= op.complete),
                 default=math.inf,
             ),
             "its max-hold ended": math.inf if op.max_hold_end is None else op.max_hold_end,
@@ -170,7 +201,7 @@ def _check_holder_view(ops: list[Op], sessions: Mapping[int, ClientSession]) -> 
             "it announced LOST": sessions[op.session].lost if known else op.complete,
         }
         why = min(ends, key=ends.__getitem__)
-        held[str(op.key)].append(Belief(op, ends[why], why))
+        held[_hold_key(op)].append(Belief(op, ends[why], why))
     found: list[Violation] = []
     for name, beliefs in held.items():
         beliefs.sort(key=lambda belief: belief.grant.complete)
@@ -214,6 +245,57 @@ class Belief:
             f"{b.complete:.3f} while {a.process} (session {a.session}) counted token "
             f"{a.value} live from {a.complete:.3f} until {self.end:.3f}, when {self.why}"
         )
+
+
+def _check_membership(ops: list[Op], probes: Sequence[MembershipProbe]) -> list[Violation]:
+    """A group's members match the live sessions, and no session that has ended leads.
+
+    Session ids only grow, so a session with an id at or below the highest live one ``before``
+    that is not live then had ended before the describe: it must be neither a member nor the
+    leader. And a session live ``after`` the describe was live during it: if its join was
+    acknowledged before the describe was invoked, its member must be listed.
+    """
+    found: list[Violation] = []
+    joins = [op for op in ops if op.kind == "join" and op.outcome == "ok"]
+    for probe in probes:
+        highest = max(probe.before, default=0)
+
+        def ended(session: int, probe: MembershipProbe = probe, highest: int = highest) -> bool:
+            return session <= highest and session not in probe.before
+
+        for member, session in sorted(probe.members.items()):
+            if ended(session):
+                found.append(
+                    Violation(
+                        "members match live sessions",
+                        f"{probe.group}: {member} listed at {probe.described_at:.3f} though its "
+                        f"session {session} had ended",
+                    )
+                )
+        if probe.leader is not None and ended(probe.leader):
+            found.append(
+                Violation(
+                    "no leadership of an ended session",
+                    f"election led at {probe.described_at:.3f} by session {probe.leader}, "
+                    "which had ended",
+                )
+            )
+        for join in joins:
+            group, member = join.key  # type: ignore[misc]
+            if (
+                group == probe.group
+                and join.complete < probe.described_at
+                and join.session in probe.after
+                and probe.members.get(member.decode()) != join.session
+            ):
+                found.append(
+                    Violation(
+                        "members match live sessions",
+                        f"{group}: {member.decode()} (session {join.session}, live) missing at "
+                        f"{probe.described_at:.3f}, its join acknowledged at {join.complete:.3f}",
+                    )
+                )
+    return found
 
 
 def _check_ids(ops: list[Op]) -> list[Violation]:

@@ -1,20 +1,23 @@
 """One chaos run: a cluster, workload processes, the fenced resource, faults, and the verdict.
 
 ``ChaosRun.finish`` stops the workers, heals everything, reads every list back, and checks
-the recorded histories with the independent checker, the fenced resource for lost updates,
-and liveness: after each fault ended, some operation invoked after it completed ok within
+the recorded histories with the independent checker (with the group and election probes taken
+during the run, when election workers ran), the fenced resource for lost updates, and
+liveness: after each fault ended, some operation invoked after it completed ok within
 ``LIVENESS_BOUND`` seconds. It prints one summary line per run (what ``docs/reliability.md``
 tabulates from a soak).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.chaos.checker import Violation, check
+from tests.chaos.checker import MembershipProbe, Violation, check
 from tests.chaos.faults import ChaosCluster
 from tests.chaos.history import Recorded, longest_gap, read_history, recovery_after
 from tests.chaos.resource import FencedResource, ResourceServer
 from tests.integration.cluster import wait_until
-from turnstile.client import RetryPolicy, connect
+from turnstile.client import Client, RetryPolicy, TurnstileError, connect
+from turnstile.v1 import turnstile_pb2 as pb
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,6 +39,11 @@ REPO = Path(__file__).resolve().parents[2]
 #: Election timeout (0.5-1 s) + taking office + the client's retry backoff (up to 1 s) fit
 #: well inside; it is generous because CI machines are shared.
 LIVENESS_BOUND = 15.0
+
+#: The group the election workers join and the election they stand in.
+GROUP, ELECTION = "workers", "leader"
+#: Seconds between two probes of the group and the election.
+PROBE_INTERVAL = 0.5
 
 #: Seconds each scenario keeps injecting faults; ``TURNSTILE_CHAOS_SECONDS`` lengthens every
 #: scenario into a soak (e.g. 3600).
@@ -67,8 +76,11 @@ class ChaosRun:
     resource: FencedResource = field(init=False)
     workers: dict[str, WorkerProcess] = field(default_factory=dict)
     lists: set[str] = field(default_factory=set)
+    probes: list[MembershipProbe] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._probing = threading.Event()
+        self._prober: threading.Thread | None = None
         self.resource = FencedResource(fencing=self.fencing)
         host = self.cluster.network.gateway if self.cluster.network else "127.0.0.1"
         self.server = ResourceServer(self.resource, host)
@@ -92,6 +104,9 @@ class ChaosRun:
         }
         if workload == "insert":
             self.lists.add(spec["list"])
+        if workload == "election" and self._prober is None:
+            self._prober = threading.Thread(target=self._probe_loop, daemon=True)
+            self._prober.start()
         spec_path = self.directory / f"{name}.json"
         spec_path.write_text(json.dumps(spec))
         with (self.directory / f"{name}.log").open("ab") as log:
@@ -112,6 +127,24 @@ class ChaosRun:
         self.start_worker("fenced1", "fenced", names=["fenced"], hold=0.05)
         for i in range(insert_workers):
             self.start_worker(f"insert{i}", "insert", list="results")
+        for i in range(2):
+            self.start_worker(f"elect{i}", "election", group=GROUP, election=ELECTION)
+
+    # ------------------------------------------------------------------ probes
+
+    def _probe_loop(self) -> None:
+        """Reads the group and the election every PROBE_INTERVAL (``MembershipProbe``); a
+        probe that meets a fault is dropped, not retried."""
+        retry = RetryPolicy(deadline=3.0, attempt_timeout=1.0)
+        with connect(self.cluster.addresses, retry=retry, name="prober") as client:
+            while not self._probing.wait(PROBE_INTERVAL):
+                with contextlib.suppress(TurnstileError):
+                    self.probes.append(_probe(client))
+
+    def _stop_probing(self) -> None:
+        self._probing.set()
+        if self._prober is not None:
+            self._prober.join(timeout=30)
 
     def pause_worker(self, name: str) -> None:
         self.workers[name].process.send_signal(signal.SIGSTOP)
@@ -169,9 +202,10 @@ class ChaosRun:
     def finish(self, scenario: str) -> Report:
         """Stops the load, checks everything, prints the summary line; returns the report."""
         recoveries = self.wait_for_recovery()
+        self._stop_probing()
         self.stop_workers()
         recorded = self.recorded()
-        violations = check(recorded.ops, self.final_lists(), recorded.sessions)
+        violations = check(recorded.ops, self.final_lists(), recorded.sessions, self.probes)
         slow = [r for r in recoveries if not r <= LIVENESS_BOUND]
         if slow:
             violations.append(
@@ -184,6 +218,7 @@ class ChaosRun:
             recoveries=recoveries,
             longest_gap=longest_gap(recorded.ops),
             lost_updates=self.resource.lost_updates(),
+            probes=len(self.probes),
             refused_by_resource=len(self.resource.refused),
             violations=violations,
             recorded=recorded,
@@ -192,12 +227,38 @@ class ChaosRun:
         return report
 
     def close(self) -> None:
+        self._stop_probing()
         for worker in self.workers.values():
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGCONT)
                 worker.process.kill()
                 worker.process.wait()
         self.server.close()
+
+
+def _live_sessions(client: Client) -> frozenset[int]:
+    live: set[int] = set()
+    request = pb.ListSessionsRequest()
+    while page := list(client.invoke(request).sessions):
+        live.update(s.session_id for s in page)
+        request.after_session_id = page[-1].session_id
+    return frozenset(live)
+
+
+def _probe(client: Client) -> MembershipProbe:
+    before = _live_sessions(client)
+    described_at = time.monotonic()
+    members = client.invoke(pb.DescribeGroupRequest(name=GROUP)).group.members
+    election = client.invoke(pb.DescribeElectionRequest(name=ELECTION)).election
+    leader = election.leader.session_id if election.HasField("leader") else None
+    return MembershipProbe(
+        GROUP,
+        before,
+        described_at,
+        {m.member_id: m.session_id for m in members},
+        leader,
+        _live_sessions(client),
+    )
 
 
 @dataclass
@@ -208,6 +269,7 @@ class Report:
     recoveries: list[float]
     longest_gap: float
     lost_updates: list[str]
+    probes: int
     refused_by_resource: int
     violations: list[Violation]
     recorded: Recorded
@@ -219,7 +281,8 @@ class Report:
             f"ops {sum(self.ops.values())} ({dict(sorted(self.ops.items()))}); "
             f"longest recovery {worst:.2f} s, longest gap {self.longest_gap:.2f} s; "
             f"resource refused {self.refused_by_resource}, "
-            f"lost updates {len(self.lost_updates)}; violations {len(self.violations)}"
+            f"lost updates {len(self.lost_updates)}; group probes {self.probes}; "
+            f"violations {len(self.violations)}"
         )
 
     def assert_safe(self, *kinds: str, excused: tuple[str, ...] = ()) -> None:
@@ -230,5 +293,7 @@ class Report:
             f"{v.invariant}: {v.detail}" for v in self.violations if v.invariant not in excused
         ] + self.lost_updates
         assert not problems, "\n".join(problems[:30])
-        for kind in kinds or ("acquire", "release", "insert", "read"):
+        ran = any(kind.startswith("join ") for kind in self.ops)
+        elections = ("campaign", "resign", "join") if ran else ()
+        for kind in kinds or ("acquire", "release", "insert", "read", *elections):
             assert self.ops[f"{kind} ok"] > 0, f"no {kind} succeeded: {self.ops}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos.checker import ClientSession, KeepAlive, Op, check
+from tests.chaos.checker import ClientSession, KeepAlive, MembershipProbe, Op, check
 
 pytestmark = pytest.mark.unit
 
@@ -161,3 +161,55 @@ def test_an_indeterminate_acquire_is_no_grant_and_an_unrecorded_view_no_belief()
     assert check([acquire(3, 1, 0.0, 0.1), acquire(2, 2, 0.5, 5.0)], None, sessions) == []
     caught = check([acquire(1, 1, 0.0, 0.1), acquire(3, 2, 0.5, 5.0)], None, sessions)
     assert [v.invariant for v in caught] == [HOLDER_VIEW]
+
+
+def campaign(session: int, token: int, invoke: float, complete: float) -> Op:
+    return Op(f"p{session}", session, "campaign", "E", invoke, complete, "ok", token)
+
+
+def resign(session: int, token: int, invoke: float, complete: float) -> Op:
+    return Op(f"p{session}", session, "resign", "E", invoke, complete, "ok", token)
+
+
+def join(session: int, complete: float) -> Op:
+    member = f"p{session}/{session}".encode()
+    return Op(f"p{session}", session, "join", ("G", member), complete - 0.1, complete, "ok")
+
+
+def test_an_election_is_judged_as_a_lock_and_apart_from_locks() -> None:
+    handed_off = [campaign(1, 5, 0.0, 0.1), resign(1, 5, 1.0, 1.1), campaign(2, 6, 0.5, 1.2)]
+    assert check(handed_off) == []
+    # Leader 2 elected while leader 1's resign was still to be acknowledged.
+    two_leaders = [campaign(1, 5, 0.0, 0.1), campaign(2, 6, 0.2, 0.3), resign(1, 5, 1.0, 1.1)]
+    assert {v.invariant for v in check(two_leaders)} == {"mutual exclusion"}
+    sessions = {1: ClientSession(ttl=3.0, until=3.0), 2: ClientSession(ttl=3.0, until=3.0)}
+    believed = [campaign(1, 5, 0.0, 0.1), campaign(2, 6, 0.2, 0.3)]
+    assert "mutual exclusion (holder's view)" in {
+        v.invariant for v in check(believed, None, sessions)
+    }
+    # A lock and an election of the same name are different things.
+    assert check([acquire(1, 5, 0.0, 0.1), campaign(2, 6, 0.2, 0.3)]) == []
+
+
+def probe(
+    members: dict[str, int], leader: int | None, before: set[int], after: set[int]
+) -> MembershipProbe:
+    return MembershipProbe("G", frozenset(before), 5.0, members, leader, frozenset(after))
+
+
+def test_members_and_leaders_must_match_the_live_sessions() -> None:
+    ops = [join(1, 1.0), join(2, 1.0)]
+    fine = probe({"p1/1": 1, "p2/2": 2}, 1, {1, 2}, {1, 2})
+    assert check(ops, probes=[fine]) == []
+    # Session 2 opened after the first read: it may be listed; session 1 ended meanwhile.
+    racing = probe({"p1/1": 1, "p2/2": 2}, 1, {1}, {2})
+    assert check(ops, probes=[racing]) == []
+    outlived = probe({"p1/1": 1, "p2/2": 2}, 1, {2, 3}, {2, 3})
+    assert [v.invariant for v in check(ops, probes=[outlived])] == [
+        "members match live sessions",
+        "no leadership of an ended session",
+    ]
+    missing = probe({"p1/1": 1}, None, {1, 2}, {1, 2})
+    found = check(ops, probes=[missing])
+    assert [v.invariant for v in found] == ["members match live sessions"]
+    assert "p2/2" in found[0].detail

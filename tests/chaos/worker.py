@@ -18,6 +18,11 @@ Workloads (``spec["workload"]``):
 - ``fenced``: the same on one name, and inside the hold read the harness's fenced resource,
   sleep, and write it back incremented, both carrying the fencing token.
 - ``insert``: insert keys drawn so about half are duplicates, and read ids back.
+- ``election``: each new session joins a group (member id ``PROCESS/SESSION``) and stands in
+  one election, waiting on the server to be elected; an elected worker leads briefly, then
+  resigns. A leadership is recorded like a lock hold (``campaign`` ok with the token, then a
+  ``resign``), so the lock checks judge it: one leader per token, tokens in real-time order,
+  and no leadership while another client still counted its own live.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from turnstile.client.errors import LockLostError, UnavailableError
 from turnstile.client.lock import Lock
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionState
+from turnstile.v1 import turnstile_pb2 as pb
 
 
 class History:
@@ -137,7 +143,12 @@ class Worker:
         session.add_listener(record)
 
     def run(self) -> None:
-        workload = {"lock": self.lock_loop, "fenced": self.lock_loop, "insert": self.insert_loop}
+        workload = {
+            "lock": self.lock_loop,
+            "fenced": self.lock_loop,
+            "insert": self.insert_loop,
+            "election": self.election_loop,
+        }
         try:
             workload[self.spec["workload"]]()
         finally:
@@ -253,6 +264,71 @@ class Worker:
                 continue
             written.append(member)
             self.history.complete(op, "ok", member_id)
+
+    # ------------------------------------------------------------------ elections
+
+    def election_loop(self) -> None:
+        group, election = self.spec["group"], self.spec["election"]
+        wait = self.spec.get("wait", 2.0)
+        joined: set[int] = set()
+        created = False
+        while not self.stopping.is_set():
+            try:
+                session = self.client.session()
+                self.watch(session)
+                if not created:
+                    self.client.write(pb.CreateGroupRequest(name=group), session=session)
+                    created = True
+            except TurnstileError:
+                self.stopping.wait(0.1)
+                continue
+            member = f"{self.spec['process']}/{session.id}"
+            if session.id not in joined:
+                op = self.history.invoke("join", [group, member])
+                try:
+                    self.client.write(
+                        pb.JoinGroupRequest(name=group, member_id=member), session=session
+                    )
+                except TurnstileError:
+                    self.history.complete(op, "info", session=session.id)
+                    continue
+                joined.add(session.id)
+                self.history.complete(op, "ok", session=session.id)
+            op = self.history.invoke("campaign", election)
+            try:
+                standing = self.client.write(
+                    pb.CampaignRequest(name=election, member_id=member, wait_ms=int(wait * 1000)),
+                    session=session,
+                    attempt_timeout=wait + 2,
+                    deadline=wait + 4,
+                )
+            except TurnstileError:
+                self.history.complete(op, "info", session=session.id)
+                continue
+            if not standing.elected:
+                self.history.complete(op, "fail", session=session.id)
+                continue
+            self.history.complete(op, "ok", standing.token, session.id)
+            self.stopping.wait(self.rng.uniform(0, self.spec.get("hold", 0.2)))
+            self.resign(session, election, standing.token)
+
+    def resign(self, session: Session, election: str, token: int) -> None:
+        """Steps down, retrying while the outcome is unknown (one operation, as ``release``)."""
+        op = self.history.invoke("resign", election)
+        while True:
+            try:
+                resigned = self.client.write(pb.ResignRequest(name=election), session=session)
+            except UnavailableError:
+                if self.stopping.is_set():
+                    self.history.complete(op, "info", token, session.id)
+                    return
+                continue
+            except TurnstileError:
+                self.history.complete(op, "info", token, session.id)
+                return
+            outcome = "ok" if resigned.was_leader else "fail"
+            self.history.complete(op, outcome, token, session.id)
+            return
 
 
 def main() -> None:
