@@ -108,6 +108,9 @@ class _NodeCollector(Collector):
             ("waiters", counts.waiters, "Acquires queued on held locks"),
             ("lists", counts.lists, "Distinct lists"),
             ("list_members", counts.members, "Members over all distinct lists"),
+            ("groups", counts.groups, "Groups"),
+            ("group_members", counts.group_members, "Members over all groups"),
+            ("elections", counts.elections, "Elections with a leader"),
         ):
             yield GaugeMetricFamily(f"turnstile_{name}", text, value=value)
 

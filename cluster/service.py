@@ -472,6 +472,9 @@ class ClusterService(Servicer, pb_grpc.ClusterServicer):
                 waiters=counts.waiters,
                 lists=counts.lists,
                 members=counts.members,
+                groups=counts.groups,
+                group_members=counts.group_members,
+                elections=counts.elections,
             ),
             follower_lag={
                 by_address.get(address, address): lag

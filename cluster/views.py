@@ -79,6 +79,9 @@ class Counts:
     waiters: int
     lists: int
     members: int
+    groups: int
+    group_members: int
+    elections: int
 
 
 Params = ParamSpec("Params")
@@ -189,6 +192,9 @@ def counts(state: StateMachine) -> Counts:
         waiters=state.waiter_count,
         lists=len(state.lists),
         members=state.member_count,
+        groups=len(state.groups),
+        group_members=sum(len(g.members) for g in state.groups.values()),
+        elections=len(state.elections),
     )
 
 

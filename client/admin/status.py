@@ -109,6 +109,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         "waiters": counts.waiters if counts else None,
         "lists": counts.lists if counts else None,
         "members": counts.members if counts else None,
+        "groups": counts.groups if counts else None,
+        "group_members": counts.group_members if counts else None,
+        "elections": counts.elections if counts else None,
     }
     if ctx.printer.as_json:
         ctx.printer.emit({"nodes": nodes, "cluster": summary})

@@ -1023,6 +1023,9 @@ class Run:
             waiters=sum(len(lock.waiters) for lock in machine.locks.values()),
             lists=len(machine.lists),
             members=sum(len(item.members) for item in machine.lists.values()),
+            groups=0,
+            group_members=0,
+            elections=0,
         )
         expected = Counts(
             sessions=len(model.live),
@@ -1030,6 +1033,9 @@ class Run:
             waiters=sum(len(q) for q in model.queues.values()),
             lists=len(model.lists),
             members=sum(len(item.order) for item in model.lists.values()),
+            groups=0,
+            group_members=0,
+            elections=0,
         )
         assert views.counts(machine) == structures == expected
         assert machine.next_due() == model.next_due()

@@ -948,18 +948,24 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StateCounts(_message.Message):
-    __slots__ = ("sessions", "locks_held", "waiters", "lists", "members")
+    __slots__ = ("sessions", "locks_held", "waiters", "lists", "members", "groups", "group_members", "elections")
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     LOCKS_HELD_FIELD_NUMBER: _ClassVar[int]
     WAITERS_FIELD_NUMBER: _ClassVar[int]
     LISTS_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ELECTIONS_FIELD_NUMBER: _ClassVar[int]
     sessions: int
     locks_held: int
     waiters: int
     lists: int
     members: int
-    def __init__(self, sessions: _Optional[int] = ..., locks_held: _Optional[int] = ..., waiters: _Optional[int] = ..., lists: _Optional[int] = ..., members: _Optional[int] = ...) -> None: ...
+    groups: int
+    group_members: int
+    elections: int
+    def __init__(self, sessions: _Optional[int] = ..., locks_held: _Optional[int] = ..., waiters: _Optional[int] = ..., lists: _Optional[int] = ..., members: _Optional[int] = ..., groups: _Optional[int] = ..., group_members: _Optional[int] = ..., elections: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("header", "node_id", "client_address", "peer_address", "role", "commit_index", "last_contact_ms", "healthy", "version", "counts", "follower_lag")
