@@ -8,12 +8,15 @@ watch revisions survive a leader kill, and bad input gets a clear status.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from tests.integration.cluster import Cluster, WireClient, error_reason, wait_until
+from tests.integration.cluster import Cluster, WireClient, error_reason, running, wait_until
+from turnstile.cluster.launcher import NodeProcess
+from turnstile.cluster.node import PROTOCOL_VERSION_ENV
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 
@@ -236,3 +239,24 @@ def test_group_refusals_have_their_reasons(cluster: Cluster) -> None:
             a.call(service, method, request)
         assert error_reason(refused.value) is reason, (method, request)
         assert words in refused.value.details()  # type: ignore[attr-defined]
+
+
+def test_a_member_of_the_previous_build_keeps_groups_off(tmp_path: Path) -> None:
+    """One node reporting protocol 4: the cluster version stays below 5, so groups, elections
+    and watches are refused before anything is proposed, naming the version."""
+    cluster = Cluster(tmp_path)
+    cluster.nodes[2] = NodeProcess(cluster.paths[2], env={PROTOCOL_VERSION_ENV: "4"})
+    with running(cluster):
+        client = WireClient(cluster, cluster.leader(), name="old", ttl_ms=60_000).open()
+        for service, method, request in (
+            ("groups", "Create", pb.CreateGroupRequest(name="g")),
+            ("elections", "Campaign", pb.CampaignRequest(name="e", member_id="m")),
+        ):
+            request.request.CopyFrom(client.request_id())
+            with pytest.raises(grpc.RpcError) as refused:
+                client.call(service, method, request)
+            assert error_reason(refused.value) is Reason.FAILED_PRECONDITION
+            assert "cluster version 5" in refused.value.details()  # type: ignore[attr-defined]
+        with pytest.raises(grpc.RpcError) as refused:
+            client.call("watches", "Watch", pb.WatchRequest(keys=[group_key("g")]))
+        assert error_reason(refused.value) is Reason.FAILED_PRECONDITION
