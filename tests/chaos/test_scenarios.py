@@ -14,7 +14,7 @@ import pytest
 
 from tests.chaos.checker import Op
 from tests.chaos.conftest import Start
-from tests.chaos.harness import SOAK_SECONDS, ChaosRun, rounds
+from tests.chaos.harness import ELECTION, GROUP, SOAK_SECONDS, ChaosRun, rounds
 from tests.chaos.history import Recorded
 from tests.chaos.net import Network
 from tests.integration.cluster import wait_until
@@ -111,12 +111,17 @@ def test_leader_pause_then_resume(start_run: Start) -> None:
 
 def _start_contended_load(run_: ChaosRun) -> None:
     """Three workers per name in ``CONTENDED``, each holding a grant up to 6 s (no max-hold)
-    and waiting up to 30 s for the next, so a held lock nearly always has a queued waiter; and
-    one insert worker for steady progress. Every session has TTL ``TTL``."""
+    and waiting up to 30 s for the next, so a held lock nearly always has a queued waiter; one
+    insert worker for steady progress; and two election workers, members of a group, leading
+    up to 6 s at a time. Every session has TTL ``TTL``."""
     for name in CONTENDED:
         for i in range(3):
             run_.start_worker(f"{name}-{i}", "lock", names=[name], hold=6.0, wait=30.0, ttl=TTL)
     run_.start_worker("insert0", "insert", list="results", ttl=TTL)
+    for i in range(2):
+        run_.start_worker(
+            f"elect{i}", "election", group=GROUP, election=ELECTION, hold=6.0, ttl=TTL
+        )
 
 
 def _contended(run_: ChaosRun) -> bool:
@@ -169,7 +174,7 @@ def _judge_past_ttl(run_: ChaosRun, scenario: str, fenced: bool) -> None:
     if not fenced:
         assert violated or cut_short, "without the term fence a live session should have ended"
         return
-    report.assert_safe("acquire", "release", "insert")
+    report.assert_safe("acquire", "release", "insert", "campaign", "join")
     assert not cut_short, "\n".join(cut_short[:30])
 
 
