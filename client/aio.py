@@ -534,6 +534,14 @@ class AsyncDistinctList:
             return None
         return first_id(response)
 
+    async def member(self, member_id: int) -> bytes | None:
+        """The member that was given ``member_id``, or None if none was (or no such list)."""
+        try:
+            response = await self.client.invoke(pb.LookupRequest(name=self.name, ids=[member_id]))
+        except NotFoundError:
+            return None
+        return response.members[0] or None
+
     async def contains(self, member: Member) -> bool:
         return (await self.id_of(member)) is not None
 

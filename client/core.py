@@ -109,6 +109,7 @@ ROUTES: dict[type[Message], Route] = {
     pb.InsertRequest: Route("lists", "Insert", _NUMBERED),
     pb.ContainsRequest: Route("lists", "Contains", _READ),
     pb.MembersRequest: Route("lists", "Members", _READ),
+    pb.LookupRequest: Route("lists", "Lookup", _READ),
     pb.SizeRequest: Route("lists", "Size", _READ),
     pb.TearDownListRequest: Route("lists", "TearDown", _NUMBERED),
     pb.ListListsRequest: Route("lists", "List", _READ),

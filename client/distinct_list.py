@@ -88,6 +88,14 @@ class DistinctList:
     def contains(self, member: Member) -> bool:
         return self.id_of(member) is not None
 
+    def member(self, member_id: int) -> bytes | None:
+        """The member that was given ``member_id``, or None if none was (or no such list)."""
+        try:
+            response = self.client.invoke(pb.LookupRequest(name=self.name, ids=[member_id]))
+        except NotFoundError:
+            return None
+        return response.members[0] or None
+
     __contains__ = contains
 
     def __len__(self) -> int:

@@ -42,7 +42,16 @@ WORKER_METHODS = frozenset(
         ),
         *(
             f"{_V1}DistinctLists/{m}"
-            for m in ("SetUp", "Insert", "Contains", "Members", "Size", "TearDown", "List")
+            for m in (
+                "SetUp",
+                "Insert",
+                "Contains",
+                "Lookup",
+                "Members",
+                "Size",
+                "TearDown",
+                "List",
+            )
         ),
         *(
             f"{_V1}Groups/{m}"

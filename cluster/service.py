@@ -389,6 +389,14 @@ class DistinctListsService(Servicer, pb_grpc.DistinctListsServicer):
         return pb.ContainsResponse(header=self.header(), ids=ids)
 
     @rpc
+    async def Lookup(self, request: pb.LookupRequest, context: Any) -> pb.LookupResponse:
+        ids = tuple(request.ids)
+        found = await self.node.read(
+            linearizable(request.consistency), lambda s, now: views.lookup(s, request.name, ids)
+        )
+        return pb.LookupResponse(header=self.header(), members=found)
+
+    @rpc
     async def Members(self, request: pb.MembersRequest, context: Any) -> pb.MembersResponse:
         admission.check_list_read(self.limits(), request)
 

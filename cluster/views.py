@@ -156,6 +156,22 @@ def contains(state: StateMachine, name: str, members: tuple[bytes, ...]) -> list
 
 
 @refusal_as_err
+def lookup(state: StateMachine, name: str, ids: tuple[int, ...]) -> list[bytes]:
+    """The member each id was given, empty where none was (ids are 1..size)."""
+    bounds.check_name(state.limits, "list name", name)
+    if not ids:
+        raise RefusedError(Reason.INVALID_ARGUMENT, "ids must not be empty")
+    if len(ids) > state.limits.max_batch:
+        raise RefusedError(
+            Reason.LIMIT_EXCEEDED,
+            f"batch of {len(ids)} ids is over max_batch={state.limits.max_batch}",
+        )
+    target = state.existing_list(name)
+    size = len(target.members)
+    return [target.members[i - 1] if 0 < i <= size else b"" for i in ids]
+
+
+@refusal_as_err
 def members(state: StateMachine, name: str, after_id: int, limit: int) -> list[tuple[int, bytes]]:
     """(id, member) pairs with id > after_id, in id order, at most one page."""
     if after_id < 0:

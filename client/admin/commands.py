@@ -62,18 +62,7 @@ def register(commands: Subcommands) -> Subcommands:
     parser.add_argument("--force", action="store_true", help="yes, take it from its holder")
     parser.add_argument("--reason", required=True, help="recorded in the log and metrics")
 
-    list_cmd = commands.add_parser("list", help="list show NAME | list insert NAME KEY...")
-    list_verbs = list_cmd.add_subparsers(dest="list_verb", required=True)
-    parser = add("show", inspect.list_show, "members with their ids, one page", list_verbs)
-    parser.add_argument("name")
-    parser.add_argument("--after", type=count, default=0, help="only ids above this")
-    parser.add_argument("--limit", type=count, default=100, help="page size (default 100)")
-    parser = add("insert", control.list_insert, "insert keys, print their ids", list_verbs)
-    parser.add_argument("name")
-    parser.add_argument("keys", nargs="+")
-    parser.add_argument(
-        "--ttl", type=non_negative, default=0, help="seconds to live if created (0: none)"
-    )
+    _register_lists(commands, add)
 
     members = commands.add_parser("members", help="members [list] | add ID PEER CLIENT | remove ID")
     member_verbs = members.add_subparsers(dest="members_verb")
@@ -101,6 +90,27 @@ def register(commands: Subcommands) -> Subcommands:
     )
     parser.add_argument("file", help="where to write it (replaced atomically)")
     return snapshot_verbs
+
+
+def _register_lists(commands: Subcommands, add: Adder) -> None:
+    """``list show``, ``list get``, ``list insert``."""
+    list_cmd = commands.add_parser(
+        "list", help="list show NAME | list get NAME ID | list insert NAME KEY..."
+    )
+    list_verbs = list_cmd.add_subparsers(dest="list_verb", required=True)
+    parser = add("show", inspect.list_show, "members with their ids, one page", list_verbs)
+    parser.add_argument("name")
+    parser.add_argument("--after", type=count, default=0, help="only ids above this")
+    parser.add_argument("--limit", type=count, default=100, help="page size (default 100)")
+    parser = add("get", inspect.list_get, "the member that got an id", list_verbs)
+    parser.add_argument("name")
+    parser.add_argument("id", type=count)
+    parser = add("insert", control.list_insert, "insert keys, print their ids", list_verbs)
+    parser.add_argument("name")
+    parser.add_argument("keys", nargs="+")
+    parser.add_argument(
+        "--ttl", type=non_negative, default=0, help="seconds to live if created (0: none)"
+    )
 
 
 def _register_groups(commands: Subcommands, add: Adder) -> None:

@@ -1,4 +1,5 @@
-"""Read-only views: ``locks``, ``lock show``, ``sessions``, ``lists``, ``list show``."""
+"""Read-only views: ``locks``, ``lock show``, ``sessions``, ``lists``, ``list show``,
+``list get``."""
 
 from __future__ import annotations
 
@@ -138,6 +139,16 @@ def lists(ctx: Context, args: argparse.Namespace) -> int:
         for item in _pages(ctx, request, "lists")
     ]
     ctx.printer.emit(records, LIST_COLUMNS)
+    return EXIT_OK
+
+
+def list_get(ctx: Context, args: argparse.Namespace) -> int:
+    """The member that got an id (the reverse of ``list insert``)."""
+    reply = ctx.client.invoke(pb.LookupRequest(name=args.name, ids=[args.id]))
+    if not reply.members[0]:
+        raise NotFoundError(f"list {args.name!r} has no member with id {args.id}")
+    member = member_text(reply.members[0])
+    ctx.printer.emit({"name": args.name, "id": args.id, "member": member})
     return EXIT_OK
 
 

@@ -25,22 +25,25 @@ Outcome = Literal["ok", "fail", "info"]
 @dataclass(frozen=True)
 class Op:
     """One client operation. ``kind`` is acquire, release, insert or read (a member's id, read
-    linearizably), campaign or resign (an election's leadership, judged as a lock hold: a
-    campaign ok is a grant, a resign ok its release), or join (a group); ``key`` the lock or
-    election, (list, member) or (group, member); ``value`` the token (acquire, release,
-    campaign, resign) or the id (insert; read, 0 when absent). ``max_hold_end`` is a granted
-    acquire's max-hold end as its client counted it (send time + max-hold; None when
-    uncapped)."""
+    linearizably), lookup (the member an id was given: ``value`` the id, ``key`` the member
+    the worker was told got it, ``found`` the answer), campaign or resign (an election's
+    leadership, judged as a lock hold: a campaign ok is a grant, a resign ok its release), or
+    join (a group); ``key`` the lock or election, (list, member) or (group, member); ``value``
+    the token (acquire, release, campaign, resign) or the id (insert, lookup; read, 0 when
+    absent). ``max_hold_end`` is a granted acquire's max-hold end as its client counted it
+    (send time + max-hold; None when uncapped)."""
 
     process: str
     session: int
-    kind: Literal["acquire", "release", "insert", "read", "campaign", "resign", "join"]
+    kind: Literal["acquire", "release", "insert", "read", "lookup", "campaign", "resign", "join"]
     key: str | tuple[str, bytes]
     invoke: float
     complete: float
     outcome: Outcome
     value: int = 0
     max_hold_end: float | None = None
+    #: A lookup's answer: the member that id was given (empty: none).
+    found: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -304,9 +307,14 @@ def _check_ids(ops: list[Op]) -> list[Violation]:
     id_of: dict[tuple[str, bytes], int] = {}
     member_of: dict[tuple[str, int], bytes] = {}
     for op in ops:
-        if op.outcome != "ok" or not (op.kind == "insert" or (op.kind == "read" and op.value)):
+        looked_up = op.kind == "lookup" and bool(op.found)
+        if op.outcome != "ok" or not (
+            op.kind == "insert" or (op.kind == "read" and op.value) or looked_up
+        ):
             continue
         name, member = op.key  # type: ignore[misc]
+        if looked_up:
+            member = op.found  # what the cluster says got that id
         seen = id_of.setdefault((name, member), op.value)
         if seen != op.value:
             found.append(
@@ -328,6 +336,14 @@ def _check_reads(ops: list[Op]) -> list[Violation]:
         if op.kind == "insert" and op.outcome == "ok":
             acknowledged[op.key] = min(acknowledged.get(op.key, op.complete), op.complete)
     for op in ops:
+        if op.kind == "lookup" and op.outcome == "ok" and not op.found:
+            found.append(
+                Violation(
+                    "linearizable reads",
+                    f"{op.key[0]}: id {op.value} (given to {op.key[1]!r}, acknowledged) "
+                    "looked up as nobody's",
+                )
+            )
         if op.kind != "read" or op.outcome != "ok" or op.value:
             continue
         inserted = acknowledged.get(op.key)

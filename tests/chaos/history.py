@@ -85,6 +85,7 @@ def _op(start: dict[str, Any], end: dict[str, Any]) -> Op:
         outcome=end["e"],
         value=end.get("v", 0),
         max_hold_end=end.get("max_hold_end"),
+        found=end["found"].encode() if "found" in end else None,
     )
 
 

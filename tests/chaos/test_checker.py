@@ -213,3 +213,18 @@ def test_members_and_leaders_must_match_the_live_sessions() -> None:
     found = check(ops, probes=[missing])
     assert [v.invariant for v in found] == ["members match live sessions"]
     assert "p2/2" in found[0].detail
+
+
+def lookup(member: bytes, id_: int, found: bytes, invoke: float) -> Op:
+    return Op("p7", 7, "lookup", ("R", member), invoke, invoke + 0.1, "ok", id_, found=found)
+
+
+def test_a_lookup_must_map_an_acknowledged_id_back_to_its_member() -> None:
+    ops = [insert(b"a", 1, 0.0), insert(b"b", 2, 0.2)]
+    assert check([*ops, lookup(b"a", 1, b"a", 1.0)]) == []
+    # Id 1 came back as b's: id 1 then has two members, and b two ids.
+    assert {v.invariant for v in check([*ops, lookup(b"a", 1, b"b", 1.0)])} == {
+        "unique ids",
+        "stable ids",
+    }
+    assert [v.invariant for v in check([*ops, lookup(b"a", 1, b"", 1.0)])] == ["linearizable reads"]

@@ -17,7 +17,8 @@ Workloads (``spec["workload"]``):
 - ``lock``: acquire one of a few names (waiting on the server), hold briefly, release.
 - ``fenced``: the same on one name, and inside the hold read the harness's fenced resource,
   sleep, and write it back incremented, both carrying the fencing token.
-- ``insert``: insert keys drawn so about half are duplicates, and read ids back.
+- ``insert``: insert keys drawn so about half are duplicates, read ids back, and look members
+  up by the ids they were given.
 - ``election``: each new session joins a group (member id ``PROCESS/SESSION``) and stands in
   one election, waiting on the server to be elected; an elected worker leads briefly, then
   resigns. A leadership is recorded like a lock hold (``campaign`` ok with the token, then a
@@ -244,7 +245,18 @@ class Worker:
         results = self.client.distinct_list(self.spec["list"])
         keys = self.spec.get("keys", 400)
         written: list[str] = []
+        given: dict[int, str] = {}
         while not self.stopping.is_set():
+            if given and self.rng.random() < 0.15:
+                member_id = self.rng.choice(sorted(given))
+                op = self.history.invoke("lookup", [self.spec["list"], given[member_id]])
+                try:
+                    found = results.member(member_id)
+                except TurnstileError:
+                    self.history.complete(op, "info")
+                    continue
+                self.history.complete(op, "ok", member_id, found=(found or b"").decode())
+                continue
             if written and self.rng.random() < 0.3:
                 member = self.rng.choice(written)
                 op = self.history.invoke("read", [self.spec["list"], member])
@@ -263,6 +275,7 @@ class Worker:
                 self.history.complete(op, "info")
                 continue
             written.append(member)
+            given[member_id] = member
             self.history.complete(op, "ok", member_id)
 
     # ------------------------------------------------------------------ elections

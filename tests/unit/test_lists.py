@@ -168,6 +168,21 @@ def test_contains_reports_ids_and_zero_for_absent_members() -> None:
     assert empty.reason is Reason.INVALID_ARGUMENT
 
 
+def test_lookup_maps_ids_back_to_members_and_refuses_bad_batches() -> None:
+    d = Driver(Limits(max_batch=5))
+    s = new_list(d)
+    result(d.insert(s, "runs", b"a", b"b", b"c"), Inserted)
+    assert views.lookup(d.sm, "runs", (3, 1, 0, 4, 1)) == [b"c", b"a", b"", b"", b"a"]
+    for ids, reason, words in (
+        ((1, 2, 3, 1, 2, 3), Reason.LIMIT_EXCEEDED, "max_batch=5"),
+        ((), Reason.INVALID_ARGUMENT, "ids must not be empty"),
+    ):
+        refused = views.lookup(d.sm, "runs", ids)
+        assert isinstance(refused, Err) and refused.reason is reason and words in refused.detail
+    missing = views.lookup(d.sm, "nope", (1,))
+    assert isinstance(missing, Err) and missing.reason is Reason.NOT_FOUND
+
+
 def test_members_pages_in_id_order() -> None:
     d = Driver(Limits(max_page=3))
     s = new_list(d)

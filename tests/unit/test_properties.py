@@ -1012,6 +1012,10 @@ class Run:
             assert pages == [(i + 1, m) for i, m in enumerate(item.order)], name
             for member in ALPHABET:  # one at a time: max_batch may be 1
                 assert views.contains(machine, name, (member,)) == [item.ids.get(member, 0)], name
+            # Every id maps back to the member that got it; no member has an id past the end.
+            for id_ in range(len(item.order) + 2):
+                want = item.order[id_ - 1] if 0 < id_ <= len(item.order) else b""
+                assert views.lookup(machine, name, (id_,)) == [want], (name, id_)
             list_view = views.list_view(machine, name, clock)
             assert not isinstance(list_view, Err)
             assert list_view.size == len(item.order)

@@ -555,6 +555,24 @@ class MembersResponse(_message.Message):
     size: int
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[_Union[ListMember, _Mapping]]] = ..., size: _Optional[int] = ...) -> None: ...
 
+class LookupRequest(_message.Message):
+    __slots__ = ("name", "ids", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class LookupResponse(_message.Message):
+    __slots__ = ("header", "members")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    members: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., members: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class SizeRequest(_message.Message):
     __slots__ = ("name", "consistency")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -688,6 +688,11 @@ class DistinctListsStub:
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.MembersRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.MembersResponse.FromString,
                 _registered_method=True)
+        self.Lookup = channel.unary_unary(
+                '/turnstile.v1.DistinctLists/Lookup',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.LookupRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.LookupResponse.FromString,
+                _registered_method=True)
         self.Size = channel.unary_unary(
                 '/turnstile.v1.DistinctLists/Size',
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.SizeRequest.SerializeToString,
@@ -743,6 +748,14 @@ class DistinctListsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Lookup(self, request, context):
+        """The member each id was given (the reverse of Contains), empty where no member has it.
+        Errors: NOT_FOUND (no such list), INVALID_ARGUMENT, LIMIT_EXCEEDED (over max_batch ids).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Size(self, request, context):
         """Number of members, TTL and time left. Errors: NOT_FOUND.
         """
@@ -786,6 +799,11 @@ def add_DistinctListsServicer_to_server(servicer, server):
                     servicer.Members,
                     request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.MembersRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.MembersResponse.SerializeToString,
+            ),
+            'Lookup': grpc.unary_unary_rpc_method_handler(
+                    servicer.Lookup,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.LookupRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.LookupResponse.SerializeToString,
             ),
             'Size': grpc.unary_unary_rpc_method_handler(
                     servicer.Size,
@@ -914,6 +932,33 @@ class DistinctLists:
             '/turnstile.v1.DistinctLists/Members',
             turnstile_dot_v1_dot_turnstile__pb2.MembersRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.MembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Lookup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.DistinctLists/Lookup',
+            turnstile_dot_v1_dot_turnstile__pb2.LookupRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.LookupResponse.FromString,
             options,
             channel_credentials,
             insecure,
