@@ -16,6 +16,7 @@ from turnstile.cluster import admission, group_views
 from turnstile.cluster import group_commands as group
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.group_views import CandidateView, ElectionView, GroupView
+from turnstile.cluster.node import Node
 from turnstile.cluster.service import Servicer, linearizable, request_fields, rpc
 from turnstile.cluster.state import StateMachine
 from turnstile.cluster.watches import Answer, Change, Kind
@@ -45,6 +46,18 @@ _WATCH_KINDS = {
     Kind.LOCK: pb.WATCH_LOCK,
     Kind.LIST: pb.WATCH_LIST,
 }
+
+
+def _require_groups(node: Node, what: str) -> None:
+    """Reads of groups, elections and watches are refused below cluster version 5 as their
+    writes are (the node refuses those before proposing), rather than answering "none"."""
+    version = node.raft.read(lambda s: s.cluster_version)
+    if version < group.GROUPS_SINCE:
+        raise TurnstileError(
+            Reason.FAILED_PRECONDITION,
+            f"{what} need cluster version {group.GROUPS_SINCE}, the cluster is at {version}: "
+            "a member runs an older Turnstile; upgrade every member",
+        )
 
 
 class GroupsService(Servicer, pb_grpc.GroupsServicer):
@@ -117,6 +130,7 @@ class GroupsService(Servicer, pb_grpc.GroupsServicer):
     async def Describe(
         self, request: pb.DescribeGroupRequest, context: Any
     ) -> pb.DescribeGroupResponse:
+        _require_groups(self.node, "groups")
         view, revision = await self.node.read(
             linearizable(request.consistency),
             lambda s, now: group_views.describe_group(s, request.name, now),
@@ -127,6 +141,7 @@ class GroupsService(Servicer, pb_grpc.GroupsServicer):
 
     @rpc
     async def List(self, request: pb.ListGroupsRequest, context: Any) -> pb.ListGroupsResponse:
+        _require_groups(self.node, "groups")
         found, revision = await self.node.read(
             linearizable(request.consistency),
             lambda s, now: group_views.list_groups(
@@ -211,6 +226,7 @@ class ElectionsService(Servicer, pb_grpc.ElectionsServicer):
     async def Describe(
         self, request: pb.DescribeElectionRequest, context: Any
     ) -> pb.DescribeElectionResponse:
+        _require_groups(self.node, "elections")
         view, revision = await self.node.read(
             linearizable(request.consistency),
             lambda s, now: group_views.describe_election(s, request.name, now),
@@ -223,6 +239,7 @@ class ElectionsService(Servicer, pb_grpc.ElectionsServicer):
     async def List(
         self, request: pb.ListElectionsRequest, context: Any
     ) -> pb.ListElectionsResponse:
+        _require_groups(self.node, "elections")
         found, revision = await self.node.read(
             linearizable(request.consistency),
             lambda s, now: group_views.list_elections(
@@ -267,13 +284,7 @@ class WatchesService(Servicer, pb_grpc.WatchesServicer):
     async def Watch(self, request: pb.WatchRequest, context: Any) -> pb.WatchResponse:
         admission.check_watch(self.limits(), request)
         node = self.node
-        version = node.raft.read(lambda s: s.cluster_version)
-        if version < group.GROUPS_SINCE:
-            raise TurnstileError(
-                Reason.FAILED_PRECONDITION,
-                f"watches need cluster version {group.GROUPS_SINCE}, the cluster is at "
-                f"{version}: a member runs an older Turnstile; upgrade every member",
-            )
+        _require_groups(node, "watches")
         keys = {(Kind(k.kind), k.name) for k in request.keys}
         # A linearizable point first: every change committed before the call is recorded.
         await node.read(True, lambda _state, _now: None)

@@ -243,7 +243,8 @@ def test_group_refusals_have_their_reasons(cluster: Cluster) -> None:
 
 def test_a_member_of_the_previous_build_keeps_groups_off(tmp_path: Path) -> None:
     """One node reporting protocol 4: the cluster version stays below 5, so groups, elections
-    and watches are refused before anything is proposed, naming the version."""
+    and watches are refused, writes before anything is proposed and reads too (rather than
+    answering "none"), naming the version."""
     cluster = Cluster(tmp_path)
     cluster.nodes[2] = NodeProcess(cluster.paths[2], env={PROTOCOL_VERSION_ENV: "4"})
     with running(cluster):
@@ -257,6 +258,13 @@ def test_a_member_of_the_previous_build_keeps_groups_off(tmp_path: Path) -> None
                 client.call(service, method, request)
             assert error_reason(refused.value) is Reason.FAILED_PRECONDITION
             assert "cluster version 5" in refused.value.details()  # type: ignore[attr-defined]
-        with pytest.raises(grpc.RpcError) as refused:
-            client.call("watches", "Watch", pb.WatchRequest(keys=[group_key("g")]))
-        assert error_reason(refused.value) is Reason.FAILED_PRECONDITION
+        for service, method, request in (
+            ("watches", "Watch", pb.WatchRequest(keys=[group_key("g")])),
+            ("groups", "List", pb.ListGroupsRequest()),
+            ("groups", "Describe", pb.DescribeGroupRequest(name="g")),
+            ("elections", "Describe", pb.DescribeElectionRequest(name="e")),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                client.call(service, method, request)
+            assert error_reason(refused.value) is Reason.FAILED_PRECONDITION, method
+            assert "cluster version 5" in refused.value.details()  # type: ignore[attr-defined]
