@@ -12,6 +12,7 @@
 
 from turnstile.client.client import Client, connect
 from turnstile.client.distinct_list import DistinctList
+from turnstile.client.election import Election, Leadership
 from turnstile.client.errors import (
     ClosedError,
     DeadlineExceededError,
@@ -30,22 +31,33 @@ from turnstile.client.errors import (
     UnavailableError,
     UnknownOutcomeError,
 )
+from turnstile.client.group import Group, Watch
+from turnstile.client.group_core import Candidate, GroupInfo, Member
 from turnstile.client.lock import Lock
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionState
+from turnstile.client.watch_core import Change, ChangeType, WatchKind, WatchResult
 
 __all__ = [
+    "Candidate",
+    "Change",
+    "ChangeType",
     "Client",
     "ClosedError",
     "DeadlineExceededError",
     "DistinctList",
+    "Election",
     "FailedPreconditionError",
+    "Group",
+    "GroupInfo",
     "InternalError",
     "InvalidArgumentError",
+    "Leadership",
     "LimitExceededError",
     "Lock",
     "LockLostError",
+    "Member",
     "NotFoundError",
     "NotHolderError",
     "NotLeaderError",
@@ -58,5 +70,8 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "UnknownOutcomeError",
+    "Watch",
+    "WatchKind",
+    "WatchResult",
     "connect",
 ]

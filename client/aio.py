@@ -16,54 +16,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 
+from turnstile.client.aio_distinct_list import AsyncDistinctList
+from turnstile.client.aio_group import AsyncElection, AsyncGroup
 from turnstile.client.aio_stream import AsyncSessionStream
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
-    PAGE,
     AcquireAttempts,
     CallAttempts,
     Hold,
-    Member,
     NumberedRequest,
     Stubs,
     check_max_hold,
-    check_ttl,
     client_identity,
     extended,
     extending,
-    first_id,
     hand_release_over,
     held,
     hold_lost,
-    insert_batches,
-    insert_results,
     lock_repr,
-    member_bytes,
     numbered,
     open_session_request,
-    page_after,
     parse_endpoints,
     releasing,
-    set_up_request,
     unreleased,
 )
 from turnstile.client.credentials import Credentials
 from turnstile.client.errors import (
     ClosedError,
     LockLostError,
-    NotFoundError,
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
     outcome_unknown,
 )
+from turnstile.client.group_core import GroupInfo
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session_state import (
@@ -71,6 +64,13 @@ from turnstile.client.session_state import (
     PendingWrite,
     SessionCore,
     SessionHandle,
+)
+from turnstile.client.watch_core import (
+    WatchKey,
+    WatchResult,
+    long_poll_timing,
+    watch_request,
+    watch_result,
 )
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -81,11 +81,27 @@ class AsyncSession(SessionHandle[asyncio.Event]):
     """A session of an ``AsyncClient``, kept alive by a task at TTL/3; ``lost`` is set when
     it is LOST."""
 
-    def __init__(self, client: AsyncClient, core: SessionCore) -> None:
+    def __init__(self, client: AsyncClient, core: SessionCore, background: bool = True) -> None:
         #: ``_wake`` wakes the keep-alive task early, to send a write handed to it.
         super().__init__(core, lost=asyncio.Event(), wake=asyncio.Event())
         self._client = client
-        self._task = asyncio.get_running_loop().create_task(self._keep_alive())
+        self._task: asyncio.Task[None] | None = None
+        if background:
+            self._task = asyncio.get_running_loop().create_task(self._keep_alive())
+
+    async def keep_alive(self) -> None:
+        """See ``Session.keep_alive``."""
+        core = self.core
+        sent = core.clock()
+        request, deadline, attempt = core.keep_alive_request(sent)
+        try:
+            await self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
+        except TurnstileError as error:
+            core.keep_alive_answered(sent, error)
+            raise
+        core.keep_alive_answered(sent, None)
+        for pending in core.pending_writes():
+            await self._send(pending, CLEANUP_DEADLINE)
 
     async def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """See ``Session.abandon``."""
@@ -134,9 +150,11 @@ class AsyncSession(SessionHandle[asyncio.Event]):
 
     async def close(self) -> None:
         """Stops the keep-alives and ends the session in the cluster (releasing its locks)."""
-        if self._task.done() and not self.core.alive():
+        task = self._task
+        if (task is None or task.done()) and not self.core.alive():
             return
-        self._task.cancel()
+        if task is not None:
+            task.cancel()
         error = None
         if self.core.alive():
             try:
@@ -165,6 +183,7 @@ class AsyncClient:
         token: str | None = None,
         credentials: Credentials | None = None,
         session_stream: bool = True,
+        keep_alive: bool = True,
     ) -> None:
         self.credentials = credentials or Credentials.load(
             ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
@@ -181,6 +200,7 @@ class AsyncClient:
         )
         self._session: AsyncSession | None = None
         self._opening = asyncio.Lock()
+        self._background = keep_alive
 
     async def invoke(
         self,
@@ -262,8 +282,40 @@ class AsyncClient:
                 return self._session
             sent = self.retry.clock()
             opened = await self.invoke(open_session_request(self.identity, self.session_ttl))
-            self._session = AsyncSession(self, SessionCore.opened(opened, sent, self.retry.clock))
+            core = SessionCore.opened(opened, sent, self.retry.clock)
+            self._session = AsyncSession(self, core, background=self._background)
             return self._session
+
+    async def keep_alive(self) -> float:
+        """See ``Client.keep_alive``."""
+        session = await self.session()
+        await session.keep_alive()
+        return session.core.keep_alive_interval
+
+    async def watch(
+        self, keys: Iterable[WatchKey], after_revision: int = 0, timeout: float = 0.0
+    ) -> WatchResult:
+        """See ``Client.watch``."""
+        request = watch_request(keys, after_revision, timeout)
+        deadline, attempt = long_poll_timing(request, self.retry)
+        response = await self.invoke(request, deadline=deadline, attempt_timeout=attempt)
+        return watch_result(response)
+
+    def group(self, name: str) -> AsyncGroup:
+        return AsyncGroup(self, name)
+
+    async def groups(self, prefix: str = "") -> list[GroupInfo]:
+        """See ``Client.groups``."""
+        found: list[GroupInfo] = []
+        while True:
+            after = found[-1].name if found else ""
+            response = await self.invoke(pb.ListGroupsRequest(prefix=prefix, after_name=after))
+            if not response.groups:
+                return found
+            found += [GroupInfo.from_pb(g, response.revision) for g in response.groups]
+
+    def election(self, name: str, member_id: str | None = None) -> AsyncElection:
+        return AsyncElection(self, name, member_id)
 
     def lock(self, name: str, max_hold: float | None = None) -> AsyncLock:
         return AsyncLock(self, name, max_hold)
@@ -324,6 +376,7 @@ def connect(
     key_file: str | Path | None = None,
     token: str | None = None,
     session_stream: bool = True,
+    keep_alive: bool = True,
 ) -> AsyncClient:
     """An ``AsyncClient``; no network traffic happens until the first call."""
     return AsyncClient(
@@ -336,6 +389,7 @@ def connect(
         key_file=key_file,
         token=token,
         session_stream=session_stream,
+        keep_alive=keep_alive,
     )
 
 
@@ -493,82 +547,3 @@ class AsyncLock:
 
     def __repr__(self) -> str:
         return lock_repr("AsyncLock", self.name, self._hold)
-
-
-class AsyncDistinctList:
-    """``turnstile.client.DistinctList`` for asyncio."""
-
-    def __init__(self, client: AsyncClient, name: str, ttl: float | None = None) -> None:
-        check_ttl(ttl)
-        self.client = client
-        self.name = name
-        self.ttl = ttl
-        self._set_up = False
-
-    async def set_up(self) -> bool:
-        response = await self.client.write(set_up_request(self.name, self.ttl))
-        self._set_up = True
-        return bool(response.created)
-
-    async def insert(self, member: Member) -> tuple[bool, int]:
-        return (await self.insert_many([member]))[0]
-
-    async def _ensure_set_up(self) -> None:
-        if not self._set_up:
-            await self.set_up()
-
-    async def insert_many(self, members: Iterable[Member]) -> list[tuple[bool, int]]:
-        batches = insert_batches(self.name, members)
-        await self._ensure_set_up()
-        results: list[tuple[bool, int]] = []
-        for batch in batches:
-            results += insert_results(await self.client.write(batch))
-        return results
-
-    async def id_of(self, member: Member) -> int | None:
-        try:
-            response = await self.client.invoke(
-                pb.ContainsRequest(name=self.name, members=[member_bytes(member)])
-            )
-        except NotFoundError:
-            return None
-        return first_id(response)
-
-    async def member(self, member_id: int) -> bytes | None:
-        """The member that was given ``member_id``, or None if none was (or no such list)."""
-        try:
-            response = await self.client.invoke(pb.LookupRequest(name=self.name, ids=[member_id]))
-        except NotFoundError:
-            return None
-        return response.members[0] or None
-
-    async def contains(self, member: Member) -> bool:
-        return (await self.id_of(member)) is not None
-
-    async def size(self) -> int:
-        try:
-            response = await self.client.invoke(pb.SizeRequest(name=self.name))
-        except NotFoundError:
-            return 0
-        return int(response.list.size)
-
-    async def __aiter__(self) -> AsyncIterator[tuple[bytes, int]]:
-        after: int | None = 0
-        while after is not None:
-            try:
-                response = await self.client.invoke(
-                    pb.MembersRequest(name=self.name, after_id=after, limit=PAGE)
-                )
-            except NotFoundError:
-                return
-            for item in response.members:
-                yield item.member, item.id
-            after = page_after(response)
-
-    async def tear_down(self) -> bool:
-        response = await self.client.write(pb.TearDownListRequest(name=self.name))
-        self._set_up = False
-        return bool(response.removed)
-
-    def __repr__(self) -> str:
-        return f"<turnstile AsyncDistinctList {self.name!r}>"

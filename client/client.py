@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,23 @@ from turnstile.client.core import (
 )
 from turnstile.client.credentials import Credentials
 from turnstile.client.distinct_list import DistinctList
+from turnstile.client.election import Election
 from turnstile.client.errors import ClosedError
+from turnstile.client.group import Group
+from turnstile.client.group_core import GroupInfo
 from turnstile.client.lock import Lock
 from turnstile.client.retry import RetryPolicy
 from turnstile.client.routing import Router
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionCore
 from turnstile.client.stream import SessionStream
+from turnstile.client.watch_core import (
+    WatchKey,
+    WatchResult,
+    long_poll_timing,
+    watch_request,
+    watch_result,
+)
 from turnstile.v1 import turnstile_pb2 as pb
 
 
@@ -47,6 +57,9 @@ class Client:
         unset ones are taken from the ``TURNSTILE_*`` variables listed there.
     :param session_stream: carry the session's keep-alives and the workers' calls on one
         stream per node (``Sessions.Stream``); False sends each as a unary call.
+    :param keep_alive: keep the session alive from a background thread; False leaves it to
+        the caller's ``keep_alive()`` calls (tooz's model: a member that stops heartbeating
+        drops out), and writes on a session stream renew it too.
     :raises ValueError: a file cannot be read, or a certificate comes without its key.
     """
 
@@ -63,6 +76,7 @@ class Client:
         token: str | None = None,
         credentials: Credentials | None = None,
         session_stream: bool = True,
+        keep_alive: bool = True,
     ) -> None:
         self.credentials = credentials or Credentials.load(
             ca_file=ca_file, cert_file=cert_file, key_file=key_file, token=token
@@ -79,6 +93,7 @@ class Client:
         #: Held while a session is being opened, so threads share one.
         self._opening = threading.Lock()
         self._session: Session | None = None
+        self._background = keep_alive
 
     # ------------------------------------------------------------------ calls
 
@@ -173,10 +188,32 @@ class Client:
                 return self._session
             sent = self.retry.clock()
             opened = self.invoke(open_session_request(self.identity, self.session_ttl))
-            session = Session(self, SessionCore.opened(opened, sent, self.retry.clock))
+            core = SessionCore.opened(opened, sent, self.retry.clock)
+            session = Session(self, core, background=self._background)
             with self._lock:
                 self._session = session
             return session
+
+    def keep_alive(self) -> float:
+        """Keeps the session alive now (opening one if there is none, or after one was LOST),
+        for a ``Client(keep_alive=False)``; returns the seconds until the next is due.
+
+        :raises SessionExpiredError: the session was gone; the next call opens a new one.
+        """
+        session = self.session()
+        session.keep_alive()
+        return session.core.keep_alive_interval
+
+    def watch(
+        self, keys: Iterable[WatchKey], after_revision: int = 0, timeout: float = 0.0
+    ) -> WatchResult:
+        """One Watch: the changes to ``keys`` ((``WatchKind``, name) pairs) after
+        ``after_revision``, waiting up to ``timeout`` seconds on the server for the first. The
+        lower level of ``Group.watch`` and ``Election.observe``: pass the result's
+        ``revision`` as the next ``after_revision``, and re-read on ``compacted``."""
+        request = watch_request(keys, after_revision, timeout)
+        deadline, attempt = long_poll_timing(request, self.retry)
+        return watch_result(self.invoke(request, deadline=deadline, attempt_timeout=attempt))
 
     # ------------------------------------------------------------------ recipes
 
@@ -187,6 +224,24 @@ class Client:
     def distinct_list(self, name: str, ttl: float | None = None) -> DistinctList:
         """The distinct list ``name``, set up on first use with ``ttl`` seconds to live."""
         return DistinctList(self, name, ttl)
+
+    def group(self, name: str) -> Group:
+        """The group ``name`` (see ``Group``)."""
+        return Group(self, name)
+
+    def groups(self, prefix: str = "") -> list[GroupInfo]:
+        """Every group whose name starts with ``prefix``, in name order, with its members."""
+        found: list[GroupInfo] = []
+        while True:
+            after = found[-1].name if found else ""
+            response = self.invoke(pb.ListGroupsRequest(prefix=prefix, after_name=after))
+            if not response.groups:
+                return found
+            found += [GroupInfo.from_pb(g, response.revision) for g in response.groups]
+
+    def election(self, name: str, member_id: str | None = None) -> Election:
+        """The election ``name``, this client standing as ``member_id`` (see ``Election``)."""
+        return Election(self, name, member_id)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -238,6 +293,7 @@ def connect(
     key_file: str | Path | None = None,
     token: str | None = None,
     session_stream: bool = True,
+    keep_alive: bool = True,
 ) -> Client:
     """A ``Client`` for the cluster at ``endpoints`` (any subset of its client addresses).
     No network traffic happens until the first call. TLS, token and stream options: see
@@ -252,4 +308,5 @@ def connect(
         key_file=key_file,
         token=token,
         session_stream=session_stream,
+        keep_alive=keep_alive,
     )

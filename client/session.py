@@ -20,21 +20,43 @@ if TYPE_CHECKING:
 
 
 class Session(SessionHandle[threading.Event]):
-    """One session of a sync ``Client``, kept alive by a background thread at TTL/3.
+    """One session of a sync ``Client``, kept alive by a background thread at TTL/3, or, with
+    ``background=False``, only by ``keep_alive()`` calls (and writes on a session stream).
 
     ``lost`` is set when the session is LOST; every lock it held is gone by then (or will be
     once the cluster notices), and the client opens a new session for later calls.
     """
 
-    def __init__(self, client: Client, core: SessionCore) -> None:
+    def __init__(self, client: Client, core: SessionCore, background: bool = True) -> None:
         #: ``_wake`` wakes the keep-alive thread early: to stop, or to send a write handed to it.
         super().__init__(core, lost=threading.Event(), wake=threading.Event())
         self._client = client
         self._closed = threading.Event()
-        self._thread = threading.Thread(
-            target=self._keep_alive, name=f"turnstile-keepalive-{core.id}", daemon=True
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._keep_alive, name=f"turnstile-keepalive-{core.id}", daemon=True
+            )
+            self._thread.start()
+
+    def keep_alive(self) -> None:
+        """Sends one keep-alive now, then the writes handed to the keep-alive loop (Abandons,
+        interrupted Releases). What keeps a session of a ``Client(keep_alive=False)`` alive.
+
+        :raises SessionExpiredError: the session is gone (LOST from now on).
+        :raises UnavailableError: not confirmed in time (SUSPENDED; LOST once its TTL passed).
+        """
+        core = self.core
+        sent = core.clock()
+        request, deadline, attempt = core.keep_alive_request(sent)
+        try:
+            self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
+        except TurnstileError as error:
+            core.keep_alive_answered(sent, error)
+            raise
+        core.keep_alive_answered(sent, None)
+        for pending in core.pending_writes():
+            self._send(pending, CLEANUP_DEADLINE)
 
     def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """Gives up ``acquire``, whose answer never came, so it cannot leave ``name`` held:
@@ -95,5 +117,5 @@ class Session(SessionHandle[threading.Event]):
             except TurnstileError as failed:
                 error = failed
         self.core.close_answered(error)
-        if threading.current_thread() is not self._thread:
+        if self._thread is not None and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
