@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.cluster import Cluster, wait_until
+from tests.integration.ready import wait_for_groups
 from turnstile.client import (
     ChangeType,
     Client,
@@ -24,7 +25,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def clients(cluster: Cluster) -> Iterator[list[Client]]:
+def groups_cluster(cluster: Cluster) -> Cluster:
+    wait_for_groups(cluster)
+    return cluster
+
+
+@pytest.fixture
+def clients(groups_cluster: Cluster) -> Iterator[list[Client]]:
+    cluster = groups_cluster
     opened = [connect(cluster.addresses, session_ttl=5, name=f"c{i}") for i in range(3)]
     try:
         yield opened
@@ -62,7 +70,8 @@ def test_join_leave_members_and_capabilities(clients: list[Client]) -> None:
     assert a.groups("work") == []
 
 
-def test_a_member_leaves_when_its_session_is_closed_or_expires(cluster: Cluster) -> None:
+def test_a_member_leaves_when_its_session_is_closed_or_expires(groups_cluster: Cluster) -> None:
+    cluster = groups_cluster
     with (
         connect(cluster.addresses, session_ttl=5) as watcher,
         connect(cluster.addresses, session_ttl=5) as closing,
@@ -83,19 +92,18 @@ def test_a_member_leaves_when_its_session_is_closed_or_expires(cluster: Cluster)
         assert silent.session().state is SessionState.CONNECTED  # a new session now
 
 
-def test_keep_alive_false_stays_alive_while_the_caller_keeps_it_alive(cluster: Cluster) -> None:
+def test_keep_alive_false_lives_on_the_callers_keep_alives(groups_cluster: Cluster) -> None:
+    cluster = groups_cluster
     with connect(cluster.addresses, session_ttl=2, keep_alive=False) as client:
         client.group("kept").create()
         client.group("kept").join("me")
         session = client.session()
-        stop = threading.Event()
         watch = client.group("kept").watch()
         watch.poll()
         # three TTLs of keep-alives called by the caller alone
         for _ in range(6):
             assert client.keep_alive() == pytest.approx(2 / 3)
             assert watch.poll(timeout=1.0) == []
-        stop.set()
         assert client.session() is session
         assert "me" in client.group("kept").members()
 
@@ -150,7 +158,8 @@ def _take(watch: object, count: int) -> list:
     return found
 
 
-def test_watches_see_every_change_once_in_order_across_a_leader_kill(cluster: Cluster) -> None:
+def test_watches_see_each_change_once_in_order_over_a_leader_kill(groups_cluster: Cluster) -> None:
+    cluster = groups_cluster
     with connect(cluster.addresses, session_ttl=10) as writer:
         group = writer.group("followed")
         group.create()
@@ -194,7 +203,9 @@ def test_the_raw_watch_follows_revisions(clients: list[Client]) -> None:
     assert later.revision >= result.revision
 
 
-def test_the_asyncio_twins(cluster: Cluster) -> None:
+def test_the_asyncio_twins(groups_cluster: Cluster) -> None:
+    cluster = groups_cluster
+
     async def scenario() -> None:
         async with (
             aio.connect(cluster.addresses, session_ttl=5) as a,
