@@ -173,7 +173,8 @@ class Cursor:
         return watch_request([self.tracker.key], self.revision, wait)
 
     def answered(self, response: Any) -> list[Change]:
-        """The changes an answer of ``next_request`` brings, oldest first."""
+        """The changes an answer of ``next_request`` brings, oldest first. A Watch of several
+        keys may be handed to the cursor of each: each takes its own key's changes."""
         if not isinstance(response, pb.WatchResponse):
             changes, self.revision = self.tracker.load(response)
             return changes
@@ -181,7 +182,8 @@ class Cursor:
         if result.compacted:
             self.revision = None  # the next request reads again
             return []
-        fresh = [c for c in result.changes if c.revision > (self.revision or 0)]
+        key = self.tracker.key
+        fresh = [c for c in result.changes if c.revision > (self.revision or 0) and c.key == key]
         for change in fresh:
             self.tracker.apply(change)
         self.revision = result.revision
