@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Cluster, wait_until
+from tests.integration.cluster import Cluster, running, wait_until
 from tests.integration.ready import wait_for_groups
 from turnstile.client import (
     ChangeType,
@@ -16,12 +19,15 @@ from turnstile.client import (
     FailedPreconditionError,
     NotFoundError,
     SessionState,
+    Watch,
     WatchKind,
     aio,
     connect,
 )
 
 pytestmark = pytest.mark.integration
+
+TURNSTILE = (sys.executable, "-m", "turnstile.cluster")
 
 
 @pytest.fixture
@@ -232,3 +238,53 @@ def test_the_asyncio_twins(groups_cluster: Cluster) -> None:
             assert [g.name for g in await a.groups("async")] == ["async"]
 
     asyncio.run(scenario())
+
+
+def test_a_watch_whose_history_is_gone_reads_again_and_reports_the_difference(
+    groups_cluster: Cluster, tmp_path: Path
+) -> None:
+    """A restored cluster's nodes keep no history from before the restore: a watch resumed
+    there from an older revision is answered ``compacted``, re-reads the group and reports
+    what changed meanwhile (the restore ended every session, so every member left)."""
+    cluster = groups_cluster
+    with connect(cluster.addresses, session_ttl=60) as source:
+        group = source.group("resumed")
+        group.create()
+        group.join("a")
+        group.join("b")
+        watch = group.watch()
+        watch.poll()
+        assert sorted(watch.tracker.members) == ["a", "b"]
+        group.join("c")  # after the watch's revision: its JOINED is never seen
+        backup = tmp_path / "backup.snapshot"
+        endpoints = ",".join(cluster.addresses)
+        saved = subprocess.run(
+            [*TURNSTILE, "snapshot", "save", str(backup), "--endpoints", endpoints],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert saved.returncode == 0, saved.stderr
+    cluster.stop_all()
+    restored = Cluster(tmp_path / "restored")
+    for path in restored.paths:
+        done = subprocess.run(
+            [*TURNSTILE, "snapshot", "restore", str(backup), "--config", str(path)],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    with running(restored), connect(restored.addresses, session_ttl=60) as target:
+        wait_for_groups(restored)
+        resumed = Watch(target, watch.tracker, timeout=30, after_revision=watch.revision)
+        made_up = resumed.poll()
+        assert [(c.type, c.member_id, c.cause) for c in made_up] == [
+            (ChangeType.LEFT, "a", "compacted"),
+            (ChangeType.LEFT, "b", "compacted"),
+        ]
+        assert resumed.tracker.members == {}
+        target.group("resumed").join("d")
+        (joined,) = resumed.poll(timeout=30)
+        assert (joined.type, joined.member_id, joined.cause) == (ChangeType.JOINED, "d", "")
