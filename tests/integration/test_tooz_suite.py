@@ -8,6 +8,7 @@ of ``EXPECTED_SKIPS``, for the reason given there (docs/ecosystem.md has the tab
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,3 +107,25 @@ def _outcomes(report: Path) -> tuple[set[str], dict[str, str], dict[str, str]]:
         else:
             passed.add(name)
     return passed, skipped, failed
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "tooz_workers.py"
+
+
+def test_the_tooz_example_runs(tmp_path: Path) -> None:
+    with running(Cluster(tmp_path / "cluster")) as cluster:
+        wait_for_groups(cluster)
+        endpoints = ",".join(cluster.addresses)
+        done = subprocess.run(
+            [sys.executable, str(EXAMPLE), "--endpoints", endpoints, "--worker", "w1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["leader"] == "w1" and report["elected"] is True
+    assert report["token"] > 0
+    assert len(report["mine"]) == 10  # the only member owns every unit
+    assert report["members"] == {"w1": {"weight": 2}}
