@@ -393,23 +393,25 @@ class TurnstileDriver(coordination.CoordinationDriver):
         the watched groups and elections), after standing in every election watched."""
         with _translated():
             results = self._campaign()
-            cursors = [
-                (group_id, cursor)
-                for group_id, cursor in [*self._groups.items(), *self._elections()]
-                if cursor.revision is not None
-            ]
+            cursors = [*self._groups.items(), *self._elections()]
+            for group_id, cursor in cursors:
+                if cursor.revision is None:  # a re-read that failed last time
+                    results += self._read_again(group_id, cursor)
             if not cursors:
                 return results
             after = min(cursor.revision or 0 for _, cursor in cursors)
             keys = [cursor.tracker.key for _, cursor in cursors]
             response = self.client.invoke(watch_request(keys, after, 0))
             for group_id, cursor in cursors:
-                changes = cursor.answered(response)
-                if cursor.revision is None:  # compacted: read again, the difference reported
-                    changes = cursor.answered(self.client.invoke(cursor.next_request(0)))
-                for change in changes:
+                for change in cursor.answered(response):
                     results += self._run_hooks(group_id, change)
+                if cursor.revision is None:  # compacted: read again, the difference reported
+                    results += self._read_again(group_id, cursor)
         return results
+
+    def _read_again(self, group_id: bytes, cursor: Cursor) -> list[Any]:
+        changes = cursor.answered(self.client.invoke(cursor.next_request(0)))
+        return [result for change in changes for result in self._run_hooks(group_id, change)]
 
     def _elections(self) -> list[tuple[bytes, Cursor]]:
         return [(group_id, cursor) for group_id, (_, cursor) in self._standing.items()]
@@ -418,6 +420,8 @@ class TurnstileDriver(coordination.CoordinationDriver):
         """Stands (again) in each watched election this session does not stand in, and reports
         the ones it won at once."""
         results: list[Any] = []
+        if not self._hooks_elected_leader:
+            return results
         session = self.client.session().id
         for group_id in list(self._hooks_elected_leader):
             standing = self._standing.get(group_id)

@@ -18,6 +18,7 @@ from turnstile.client.tooz_driver import (  # noqa: E402
     _result,
     _translated,
 )
+from turnstile.v1 import turnstile_pb2 as pb  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +62,44 @@ def test_shared_locks_are_not_implemented_with_the_reason() -> None:
             driver.get_lock(b"name").acquire(shared=True)
     finally:
         driver._client.close()
+
+
+class ScriptedClient:
+    """Answers each read with the next scripted answer of its type (an exception is raised)."""
+
+    def __init__(self, answers: dict[type, list[object]]) -> None:
+        self.answers = answers
+
+    def invoke(self, request: object, **_: object) -> object:
+        answer = self.answers[type(request)].pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def _listing(revision: int, *members: str) -> pb.ListGroupsResponse:
+    group = pb.GroupInfo(name="g", members=[pb.GroupMember(member_id=m) for m in members])
+    return pb.ListGroupsResponse(groups=[group], revision=revision)
+
+
+def test_run_watchers_after_compacted_reports_the_difference_even_after_a_failed_read() -> None:
+    driver = coordination.get_coordinator("turnstile://127.0.0.1:1", b"me")
+    assert isinstance(driver, TurnstileDriver)
+    client = ScriptedClient(
+        {
+            pb.ListGroupsRequest: [
+                _listing(5, "a"),
+                UnavailableError("no leader"),
+                _listing(9, "a", "b"),
+            ],
+            pb.WatchRequest: [pb.WatchResponse(revision=9, compacted=True)],
+        }
+    )
+    driver._client = client  # type: ignore[assignment]
+    joined: list[bytes] = []
+    driver.watch_join_group(b"g", lambda event: joined.append(event.member_id))
+    with pytest.raises(coordination.ToozConnectionError):
+        driver.run_watchers()  # compacted, and the read again fails
+    client.answers[pb.WatchRequest].append(pb.WatchResponse(revision=10))
+    driver.run_watchers()  # reads again first, then watches after that read
+    assert joined == [b"b"]
