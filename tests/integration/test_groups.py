@@ -166,21 +166,31 @@ def _take(watch: object, count: int) -> list:
 
 def test_watches_see_each_change_once_in_order_over_a_leader_kill(groups_cluster: Cluster) -> None:
     cluster = groups_cluster
-    with connect(cluster.addresses, session_ttl=10) as writer:
+    with (
+        connect(cluster.addresses, session_ttl=10) as writer,
+        connect(cluster.addresses, session_ttl=10) as other,
+    ):
         group = writer.group("followed")
         group.create()
         watch = writer.group("followed").watch(timeout=60)
         watch.poll()
+        leaderships = writer.election("followed").observe(timeout=60)
+        leaderships.poll()
         seen = []
         for i in range(5):
             group.join(f"a{i}")
         seen += _take(watch, 5)
+        first = writer.election("followed", member_id="w").campaign(timeout=10)
+        elected = _take(leaderships, 1)
         leader = cluster.leader()
         cluster.nodes[cluster.index_of(leader)].kill()
         for i in range(5):
             group.join(f"b{i}")
         group.leave("a0")
         seen += _take(watch, 6)
+        first.resign()
+        second = other.election("followed", member_id="o").campaign(timeout=10)
+        elected += _take(leaderships, 2)
         revisions = [c.revision for c in seen]
         assert revisions == sorted(set(revisions)), "a change seen twice or out of order"
         assert [(c.type, c.member_id) for c in seen] == [
@@ -188,7 +198,13 @@ def test_watches_see_each_change_once_in_order_over_a_leader_kill(groups_cluster
             *((ChangeType.JOINED, f"b{i}") for i in range(5)),
             (ChangeType.LEFT, "a0"),
         ]
-        assert watch.poll() == []
+        assert [(c.type, c.member_id, c.token) for c in elected] == [
+            (ChangeType.ELECTED, "w", first.token),
+            (ChangeType.RESIGNED, "w", first.token),
+            (ChangeType.ELECTED, "o", second.token),
+        ]
+        assert second.token > first.token
+        assert watch.poll() == [] and leaderships.poll() == []
         assert sorted(watch.tracker.members) == sorted(group.members())
 
 
