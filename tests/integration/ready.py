@@ -12,7 +12,7 @@ def wait_for_groups(cluster: Cluster, timeout: float = 60.0) -> None:
 
         def serves_groups() -> bool:
             try:
-                # a Watch is refused below version 5 (Groups.List, a read, is not)
+                # refused (FAILED_PRECONDITION) below version 5, like every group call
                 client.watch([(WatchKind.GROUP, "ready")], timeout=0)
             except FailedPreconditionError:
                 return False
