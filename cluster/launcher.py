@@ -25,6 +25,7 @@ import grpc
 from turnstile.client.credentials import Credentials
 from turnstile.cluster.auth import ADMIN, WORKER, token_hash
 from turnstile.cluster.certs import CA_NAME, CLIENT_NAME, write_dev_pki
+from turnstile.cluster.commands import PROTOCOL_VERSION
 from turnstile.cluster.config import (
     ConfigError,
     NodeConfig,
@@ -284,6 +285,20 @@ def wait_for_leader(
     return None
 
 
+def wait_for_cluster_version(
+    leader: str, timeout: float, credentials: Credentials | None = None
+) -> bool:
+    """Whether the leader raised the cluster version to this build's within ``timeout``: a
+    fresh cluster starts at 1, and every feature is served once it is raised."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = node_status(leader, credentials=credentials)
+        if status is not None and status.cluster_version >= PROTOCOL_VERSION:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def cluster_up(
     directory: Path,
     nodes: int,
@@ -320,6 +335,12 @@ def cluster_up(
         if leader is None:
             print("no leader was elected within 30 s; see the node.log files", file=sys.stderr)
             return 1
+        if not wait_for_cluster_version(leader, 30, admin_credentials(directory)):
+            print(
+                f"the cluster version did not reach {PROTOCOL_VERSION} within 30 s; calls "
+                "that need it are refused meanwhile (see the node.log files)",
+                file=sys.stderr,
+            )
         for config, child in zip(configs, children, strict=True):
             print(
                 f"  {config.node_id}  client {config.client_address}  pid {child.pid}  "

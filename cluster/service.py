@@ -488,6 +488,7 @@ class ClusterService(Servicer, pb_grpc.ClusterServicer):
                 by_address.get(address, address): lag
                 for address, lag in node.raft.follower_lag().items()
             },
+            cluster_version=node.raft.read(lambda s: s.cluster_version),
         )
 
     @rpc

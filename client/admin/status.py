@@ -104,6 +104,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         "leader": leader.node_id if leader else None,
         "quorum": quorum,
         "reachable": f"{len(statuses)}/{len(nodes)}",
+        "cluster_version": leader.cluster_version if leader else None,
         "sessions": counts.sessions if counts else None,
         "locks_held": counts.locks_held if counts else None,
         "waiters": counts.waiters if counts else None,

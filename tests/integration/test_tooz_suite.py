@@ -8,21 +8,24 @@ of ``EXPECTED_SKIPS``, for the reason given there (docs/ecosystem.md has the tab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import tooz
 
 from tests.integration.cluster import Cluster, running
 from tests.integration.ready import wait_for_groups
 
 pytestmark = pytest.mark.integration
 
-tooz = pytest.importorskip("tooz")
 
 #: ZooKeeper's driver passes 90 of these tests (8 skipped), etcd3's 80 (18 skipped).
 MIN_PASSED = 91
@@ -112,10 +115,25 @@ def _outcomes(report: Path) -> tuple[set[str], dict[str, str], dict[str, str]]:
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "tooz_workers.py"
 
 
-def test_the_tooz_example_runs(tmp_path: Path) -> None:
-    with running(Cluster(tmp_path / "cluster")) as cluster:
-        wait_for_groups(cluster)
-        endpoints = ",".join(cluster.addresses)
+def test_the_tooz_example_runs_against_turnstile_cluster_up(tmp_path: Path) -> None:
+    """The README's first command, then the example through tooz's ``get_coordinator``."""
+    up = subprocess.Popen(
+        [sys.executable, "-m", "turnstile.cluster", "cluster", "up", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    nodes: list[int] = []
+    try:
+        endpoints = ""
+        assert up.stdout is not None
+        for line in up.stdout:
+            nodes += [int(word) for word in re.findall(r" pid (\d+) ", line)]
+            if line.startswith("export TURNSTILE_ENDPOINTS="):
+                endpoints = line.split("=", 1)[1].strip()
+            if line.startswith("press Ctrl-C"):
+                break
+        assert endpoints, "turnstile cluster up printed no endpoints"
         done = subprocess.run(
             [sys.executable, str(EXAMPLE), "--endpoints", endpoints, "--worker", "w1"],
             capture_output=True,
@@ -123,6 +141,16 @@ def test_the_tooz_example_runs(tmp_path: Path) -> None:
             timeout=120,
             check=False,
         )
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+        for pid in nodes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["leader"] == "w1" and report["elected"] is True

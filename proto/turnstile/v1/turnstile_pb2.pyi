@@ -986,7 +986,7 @@ class StateCounts(_message.Message):
     def __init__(self, sessions: _Optional[int] = ..., locks_held: _Optional[int] = ..., waiters: _Optional[int] = ..., lists: _Optional[int] = ..., members: _Optional[int] = ..., groups: _Optional[int] = ..., group_members: _Optional[int] = ..., elections: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("header", "node_id", "client_address", "peer_address", "role", "commit_index", "last_contact_ms", "healthy", "version", "counts", "follower_lag")
+    __slots__ = ("header", "node_id", "client_address", "peer_address", "role", "commit_index", "last_contact_ms", "healthy", "version", "counts", "follower_lag", "cluster_version")
     class FollowerLagEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -1005,6 +1005,7 @@ class StatusResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     FOLLOWER_LAG_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     header: ResponseHeader
     node_id: str
     client_address: str
@@ -1016,7 +1017,8 @@ class StatusResponse(_message.Message):
     version: str
     counts: StateCounts
     follower_lag: _containers.ScalarMap[str, int]
-    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., node_id: _Optional[str] = ..., client_address: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., commit_index: _Optional[int] = ..., last_contact_ms: _Optional[int] = ..., healthy: _Optional[bool] = ..., version: _Optional[str] = ..., counts: _Optional[_Union[StateCounts, _Mapping]] = ..., follower_lag: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    cluster_version: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., node_id: _Optional[str] = ..., client_address: _Optional[str] = ..., peer_address: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., commit_index: _Optional[int] = ..., last_contact_ms: _Optional[int] = ..., healthy: _Optional[bool] = ..., version: _Optional[str] = ..., counts: _Optional[_Union[StateCounts, _Mapping]] = ..., follower_lag: _Optional[_Mapping[str, int]] = ..., cluster_version: _Optional[int] = ...) -> None: ...
 
 class ClusterMember(_message.Message):
     __slots__ = ("node_id", "peer_address", "client_address")
