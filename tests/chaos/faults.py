@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.chaos.net import Network
-from tests.integration.cluster import critical_lines, wait_until
+from tests.integration.cluster import critical_lines, stop_together, wait_until
 from turnstile.cluster.config import NodeConfig, config_to_toml
 from turnstile.cluster.launcher import (
     CONFIG_NAME,
@@ -248,8 +248,7 @@ class ChaosCluster:
                 node.process.send_signal(signal.SIGCONT)
         if self.network is not None:
             self.network.heal()
-        for node in self.nodes:
-            node.stop()
+        stop_together(self.nodes)
 
     def critical_lines(self) -> list[str]:
         return critical_lines(self.nodes)

@@ -27,6 +27,12 @@ pytestmark = pytest.mark.chaos
 #: Longer than the election timeout (0.5-1 s by default): a paused or cut leader is replaced.
 OUTAGE = 2.5
 
+#: Rounds of the leader kill loop: 3 in CI, ``TURNSTILE_CHAOS_KILL_ROUNDS=5`` in full.
+KILL_ROUNDS = int(os.environ.get("TURNSTILE_CHAOS_KILL_ROUNDS", "3"))
+#: Cuts of the flapping scenario: 6 in CI, ``TURNSTILE_CHAOS_FLAP_ROUNDS=10`` in full (the
+#: same seeded sequence of cuts, so CI runs its first six).
+FLAP_ROUNDS = int(os.environ.get("TURNSTILE_CHAOS_FLAP_ROUNDS", "6"))
+
 #: Session TTL of every worker in the past-the-TTL scenarios, and how long their leader is out:
 #: three TTLs, so the old leader wakes to find every session's deadline long passed.
 TTL = 3.0
@@ -47,7 +53,7 @@ NO_TERM_FENCE = {"TURNSTILE_TEST_NO_TERM_FENCE": "1"}
 def test_leader_kill_loop(start_run: Start) -> None:
     run = start_run(load=True)
     cluster = run.cluster
-    for _ in rounds(5):
+    for _ in rounds(KILL_ROUNDS):
         leader = cluster.leader()
         with cluster.fault("kill leader", cluster.name(leader)):
             cluster.kill(leader)
@@ -273,7 +279,7 @@ def test_flapping_partitions(network: Network, start_run: Start) -> None:
     cluster = run.cluster
     rng = random.Random(7)
     names = [cluster.name(i) for i in range(len(cluster.nodes))]
-    for _ in rounds(10):
+    for _ in rounds(FLAP_ROUNDS):
         isolate = rng.random() < 0.5
         a, b = rng.sample(names, 2)
         kind, target = ("flap isolate", a) if isolate else ("flap cut pair", f"{a}-{b}")

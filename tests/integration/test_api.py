@@ -12,7 +12,8 @@ from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.metadata import LEADER_METADATA_KEY
 from turnstile.v1.reasons import Reason
 
-pytestmark = pytest.mark.integration
+#: One cluster for the module: each test uses names of its own and stops no node.
+pytestmark = [pytest.mark.integration, pytest.mark.shared_cluster]
 
 
 def test_follower_redirects_to_the_leader_with_its_address(cluster: Cluster) -> None:
@@ -27,20 +28,21 @@ def test_follower_redirects_to_the_leader_with_its_address(cluster: Cluster) -> 
 
 @pytest.mark.parametrize("start_at", [0, 1, 2])
 def test_acquire_release_and_insert_through_any_node(cluster: Cluster, start_at: int) -> None:
+    lock, results = f"unit-{start_at}", f"results-{start_at}"  # its own on the shared cluster
     client = WireClient(cluster, cluster.addresses[start_at]).open()
-    first = client.acquire("unit-1", max_hold_ms=30_000)
+    first = client.acquire(lock, max_hold_ms=30_000)
     assert first.acquired and first.token > 0
     assert 0 < first.expires_in_ms <= 30_000
     other = WireClient(cluster, cluster.addresses[(start_at + 1) % 3]).open()
-    assert not other.acquire("unit-1").acquired
-    client.release("unit-1", first.token)
-    second = other.acquire("unit-1")
+    assert not other.acquire(lock).acquired
+    client.release(lock, first.token)
+    second = other.acquire(lock)
     assert second.acquired and second.token > first.token
 
-    client.set_up("results")
-    assert client.insert("results", b"a", b"b", b"a") == [(True, 1), (True, 2), (False, 1)]
-    assert other.insert("results", b"b", b"c") == [(False, 2), (True, 3)]
-    ids = other.call("lists", "Contains", pb.ContainsRequest(name="results", members=[b"c", b"z"]))
+    client.set_up(results)
+    assert client.insert(results, b"a", b"b", b"a") == [(True, 1), (True, 2), (False, 1)]
+    assert other.insert(results, b"b", b"c") == [(False, 2), (True, 3)]
+    ids = other.call("lists", "Contains", pb.ContainsRequest(name=results, members=[b"c", b"z"]))
     assert list(ids.ids) == [3, 0]
 
 

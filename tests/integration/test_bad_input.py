@@ -24,12 +24,13 @@ def _refusal(call: object) -> tuple[grpc.StatusCode, Reason | None, str]:
     return error.code(), error_reason(error), error.details()
 
 
+@pytest.mark.shared_cluster
 def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Cluster) -> None:
     leader = cluster.leader()
     client = WireClient(cluster, leader).open()
-    client.set_up("results")
-    kept = client.insert("results", b"keep-me")
-    token = client.acquire("held").token
+    client.set_up("kept")
+    kept = client.insert("kept", b"keep-me")
+    token = client.acquire("held-kept").token
     locks = cluster.stubs(leader).locks
     lists = cluster.stubs(leader).lists
 
@@ -40,7 +41,7 @@ def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Clus
         return lambda: locks.Acquire(pb.AcquireRequest(request=rid, name=name), timeout=5)
 
     def insert(*members: bytes) -> object:
-        request = pb.InsertRequest(request=client.request_id(), name="results", members=members)
+        request = pb.InsertRequest(request=client.request_id(), name="kept", members=members)
         return lambda: lists.Insert(request, timeout=5)
 
     cases = [
@@ -50,7 +51,9 @@ def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Clus
         (acquire("ok", session=987654), Reason.SESSION_EXPIRED, "987654"),
         (
             lambda: locks.Release(
-                pb.ReleaseRequest(request=client.request_id(), name="held", token=token + 1000),
+                pb.ReleaseRequest(
+                    request=client.request_id(), name="held-kept", token=token + 1000
+                ),
                 timeout=5,
             ),
             Reason.NOT_HOLDER,
@@ -110,7 +113,7 @@ def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Clus
         ),
         (
             lambda: lists.Contains(
-                pb.ContainsRequest(name="results", members=[b"m%d" % i for i in range(1001)]),
+                pb.ContainsRequest(name="kept", members=[b"m%d" % i for i in range(1001)]),
                 timeout=5,
             ),
             Reason.LIMIT_EXCEEDED,
@@ -118,7 +121,7 @@ def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Clus
         ),
         (
             lambda: cluster.stubs(leader).cluster.ForceRelease(
-                pb.ForceReleaseRequest(name="held", reason="r" * 2000), timeout=5
+                pb.ForceReleaseRequest(name="held-kept", reason="r" * 2000), timeout=5
             ),
             Reason.INVALID_ARGUMENT,
             "reason is 2000 bytes, over max_reason_bytes=1024",
@@ -131,13 +134,14 @@ def test_bad_requests_are_refused_with_reasons_and_nothing_is_lost(cluster: Clus
 
     # Arbitrary binary members are members like any other and come back byte for byte.
     garbage = bytes(range(256))
-    assert client.insert("results", garbage, b"\xff\xfe\x00") == [(True, 2), (True, 3)]
-    page = lists.Members(pb.MembersRequest(name="results"), timeout=5)
+    assert client.insert("kept", garbage, b"\xff\xfe\x00") == [(True, 2), (True, 3)]
+    page = lists.Members(pb.MembersRequest(name="kept"), timeout=5)
     assert [m.member for m in page.members] == [b"keep-me", garbage, b"\xff\xfe\x00"]
     assert kept == [(True, 1)]
-    assert locks.Validate(pb.ValidateRequest(name="held", token=token), timeout=5).valid
+    assert locks.Validate(pb.ValidateRequest(name="held-kept", token=token), timeout=5).valid
 
 
+@pytest.mark.shared_cluster
 def test_undecodable_request_bytes_do_not_hurt_the_node(cluster: Cluster) -> None:
     leader = cluster.leader()
     channel = grpc.insecure_channel(leader)
@@ -149,7 +153,7 @@ def test_undecodable_request_bytes_do_not_hurt_the_node(cluster: Cluster) -> Non
     finally:
         channel.close()
     client = WireClient(cluster, leader).open()
-    assert client.acquire("still-serving").acquired
+    assert client.acquire("serving-after-garbage").acquired
 
 
 def test_configured_limits_are_replicated_and_enforced(tmp_path: Path) -> None:
@@ -179,18 +183,19 @@ def _data_bytes(cluster: Cluster) -> list[int]:
     ]
 
 
+@pytest.mark.shared_cluster
 def test_an_oversize_insert_is_refused_before_it_is_replicated(cluster: Cluster) -> None:
     """700,000 members (about 6 MB, under the 8 MiB receive limit) are refused by the leader's
     admission check in O(1): nothing is encoded, journaled or sent to the followers, and the
     cluster keeps its leader and serves on."""
     leader = cluster.leader()
     client = WireClient(cluster, leader).open()
-    client.set_up("results")
+    client.set_up("oversize")
     stubs = cluster.stubs(leader)
     term = stubs.cluster.Status(pb.StatusRequest(), timeout=5).header.term
     request = pb.InsertRequest(
         request=client.request_id(),
-        name="results",
+        name="oversize",
         members=[b"m%06d" % i for i in range(700_000)],
     )
     size = request.ByteSize()
@@ -212,5 +217,5 @@ def test_an_oversize_insert_is_refused_before_it_is_replicated(cluster: Cluster)
 
     assert cluster.leader() == leader
     assert stubs.cluster.Status(pb.StatusRequest(), timeout=5).header.term == term
-    assert client.insert("results", b"small") == [(True, 1)]
-    assert client.acquire("still-serving").acquired
+    assert client.insert("oversize", b"small") == [(True, 1)]
+    assert client.acquire("serving-after-oversize").acquired

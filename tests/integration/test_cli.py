@@ -71,11 +71,12 @@ def test_inspection_commands_print_tables_and_json(cluster: Cluster) -> None:
         ]
 
 
+@pytest.mark.shared_cluster
 def test_output_into_a_closed_pipe_ends_quietly(cluster: Cluster) -> None:
     """``turnstile list show ... | head``: more output than stdout buffers, and the reader
     gone before the first write."""
     with connect(cluster.addresses) as client:
-        client.distinct_list("results").insert_many(f"member-{i:06d}" for i in range(1000))
+        client.distinct_list("piped").insert_many(f"member-{i:06d}" for i in range(1000))
     reader, writer = os.pipe()
     os.close(reader)
     try:
@@ -86,7 +87,7 @@ def test_output_into_a_closed_pipe_ends_quietly(cluster: Cluster) -> None:
                 "turnstile.cluster",
                 "list",
                 "show",
-                "results",
+                "piped",
                 "--limit",
                 "1000",
             ],
@@ -102,6 +103,7 @@ def test_output_into_a_closed_pipe_ends_quietly(cluster: Cluster) -> None:
     assert (done.returncode, done.stderr) == (1, "")
 
 
+@pytest.mark.shared_cluster
 def test_control_commands_and_their_exit_codes(cluster: Cluster) -> None:
     with connect(cluster.addresses) as client:
         assert client.lock("stuck").acquire()
@@ -123,24 +125,27 @@ def test_control_commands_and_their_exit_codes(cluster: Cluster) -> None:
     assert "Traceback" not in down.stderr
 
 
+@pytest.mark.shared_cluster
 def test_lock_runs_a_command_under_the_lock(cluster: Cluster) -> None:
     ran = turnstile(
-        cluster, "lock", "unit", "--", "sh", "-c", 'echo "$TURNSTILE_LOCK_TOKEN"; exit 3'
+        cluster, "lock", "run-under-lock", "--", "sh", "-c", 'echo "$TURNSTILE_LOCK_TOKEN"; exit 3'
     )
     assert ran.returncode == 3
     assert int(ran.stdout.strip()) > 0
     with connect(cluster.addresses) as client:
-        held = client.lock("unit")
+        held = client.lock("run-under-lock")
         assert held.acquire()
-        busy = turnstile(cluster, "lock", "unit", "--wait", "0.5", "--", "true")
+        busy = turnstile(cluster, "lock", "run-under-lock", "--wait", "0.5", "--", "true")
         assert busy.returncode == 7
         held.release()
-    lost = turnstile(cluster, "lock", "capped", "--max-hold", "1", "--", "sleep", "30")
+    lost = turnstile(cluster, "lock", "run-capped", "--max-hold", "1", "--", "sleep", "30")
     assert lost.returncode == 8 and "max-hold reached" in lost.stderr
-    missing = turnstile(cluster, "lock", "unit", "--", "/nonexistent/command")
+    missing = turnstile(cluster, "lock", "run-under-lock", "--", "/nonexistent/command")
     assert missing.returncode == 127
     with connect(cluster.addresses) as client:
-        assert client.lock("unit").acquire(blocking=False), "the lock was released afterwards"
+        assert client.lock("run-under-lock").acquire(blocking=False), (
+            "the lock was released afterwards"
+        )
 
 
 def test_status_with_a_node_killed_says_so_and_fails(cluster: Cluster) -> None:
@@ -157,6 +162,7 @@ def test_status_with_a_node_killed_says_so_and_fails(cluster: Cluster) -> None:
     assert "unreachable" in table.stdout
 
 
+@pytest.mark.shared_cluster
 def test_leadership_transfer_moves_the_leader(cluster: Cluster) -> None:
     before = cluster.leader()
     result = turnstile(cluster, "leader", "transfer")

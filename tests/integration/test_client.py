@@ -32,6 +32,7 @@ def _check_no_overlap(holds: list[tuple[int, float, float]]) -> None:
         assert released <= acquired, f"hold {token} overlaps hold {next_token}"
 
 
+@pytest.mark.shared_cluster
 def test_threads_contending_for_one_lock_never_overlap(cluster: Cluster) -> None:
     threads_per_client, clients, cycles = 3, 3, 15
     holds: list[tuple[int, float, float]] = []
@@ -136,6 +137,7 @@ def test_leader_kill_during_blocked_acquires_and_inserts(cluster: Cluster) -> No
     assert sorted(first_ids.values()) == list(range(1, 41)), "ids must stay dense: no double apply"
 
 
+@pytest.mark.shared_cluster
 def test_a_cut_off_client_is_suspended_then_lost_before_anyone_else_gets_its_lock(
     cluster: Cluster,
 ) -> None:
@@ -151,11 +153,11 @@ def test_a_cut_off_client_is_suspended_then_lost_before_anyone_else_gets_its_loc
     cut_off = connect([proxy.address], session_ttl=2, retry=RetryPolicy(deadline=2))
     other = connect(cluster.addresses, session_ttl=10)
     try:
-        lock = cut_off.lock("unit")
+        lock = cut_off.lock("cut-off")
         assert lock.acquire()
         session = cut_off.session()
         session.add_listener(lambda state: note(state.value))
-        rival_lock = other.lock("unit")
+        rival_lock = other.lock("cut-off")
 
         granted_at: list[float] = []
 
@@ -185,12 +187,13 @@ def test_a_cut_off_client_is_suspended_then_lost_before_anyone_else_gets_its_loc
     assert lost_at - session.core.alive_until < 0.5, "LOST is announced at the deadline"
 
 
+@pytest.mark.shared_cluster
 def test_closing_a_client_releases_its_locks_at_once(cluster: Cluster) -> None:
     first = connect(cluster.addresses, session_ttl=30)
     second = connect(cluster.addresses, session_ttl=30)
     try:
-        assert first.lock("unit").acquire()
-        waiting = second.lock("unit")
+        assert first.lock("closed-with-the-client").acquire()
+        waiting = second.lock("closed-with-the-client")
         started = time.monotonic()
         result: list[bool] = []
         thread = threading.Thread(
@@ -207,6 +210,7 @@ def test_closing_a_client_releases_its_locks_at_once(cluster: Cluster) -> None:
         second.close()
 
 
+@pytest.mark.shared_cluster
 def test_asyncio_client_locks_and_lists(cluster: Cluster) -> None:
     async def scenario() -> None:
         async with aio.connect(cluster.addresses, session_ttl=5) as first:
@@ -230,6 +234,7 @@ def test_asyncio_client_locks_and_lists(cluster: Cluster) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.shared_cluster
 def test_a_blocked_acquire_survives_its_connection_breaking(cluster: Cluster) -> None:
     """The leader withdraws the wait of a broken connection (never a grant); the client asks
     again, and gets the lock when it is released: one holder at a time throughout."""

@@ -21,7 +21,8 @@ from turnstile.client import LockLostError, RetryPolicy, UnavailableError, aio, 
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 
-pytestmark = pytest.mark.integration
+#: One cluster for the module: each test uses names of its own and stops no node.
+pytestmark = [pytest.mark.integration, pytest.mark.shared_cluster]
 
 
 def holder_of(cluster: Cluster, name: str) -> pb.LockHolder | None:
@@ -71,12 +72,12 @@ def test_a_wait_longer_than_max_hold_raises_lock_lost_and_leaves_the_lock_free(
 ) -> None:
     holder, waiter, third = (connect(cluster.addresses, session_ttl=10) for _ in range(3))
     try:
-        held = holder.lock("unit")
+        held = holder.lock("past-max-hold")
         assert held.acquire()
-        late = waiter.lock("unit", max_hold=1.0)
+        late = waiter.lock("past-max-hold", max_hold=1.0)
         outcome: list[object] = []
         thread = outcome_of(lambda: late.acquire(timeout=30), outcome)
-        wait_until(lambda: waiters_of(cluster, "unit") == 1)
+        wait_until(lambda: waiters_of(cluster, "past-max-hold") == 1)
         time.sleep(1.2)  # past the waiter's max-hold, counted from its send
         held.release()
         thread.join(timeout=20)
@@ -85,7 +86,7 @@ def test_a_wait_longer_than_max_hold_raises_lock_lost_and_leaves_the_lock_free(
         assert "max_hold" in str(error)
         assert not late.locked()
         # given back at once, not left to the cluster's max-hold (a second after the grant)
-        assert third.lock("unit").acquire(blocking=False)
+        assert third.lock("past-max-hold").acquire(blocking=False)
     finally:
         for client in (holder, waiter, third):
             client.close()
@@ -100,14 +101,16 @@ def test_an_async_wait_longer_than_max_hold_raises_lock_lost_and_leaves_the_lock
             aio.connect(cluster.addresses, session_ttl=10) as waiter,
             aio.connect(cluster.addresses, session_ttl=10) as third,
         ):
-            held = holder.lock("unit")
+            held = holder.lock("async-past-max-hold")
             assert await held.acquire()
-            late = asyncio.create_task(waiter.lock("unit", max_hold=1.0).acquire(timeout=30))
+            late = asyncio.create_task(
+                waiter.lock("async-past-max-hold", max_hold=1.0).acquire(timeout=30)
+            )
             await asyncio.sleep(1.5)
             await held.release()
             with pytest.raises(LockLostError, match="max_hold"):
                 await asyncio.wait_for(late, 20)
-            assert await third.lock("unit").acquire(blocking=False)
+            assert await third.lock("async-past-max-hold").acquire(blocking=False)
 
     asyncio.run(scenario())
 
@@ -118,23 +121,33 @@ def test_the_lock_command_does_not_start_a_command_whose_max_hold_ran_out_while_
     marker = tmp_path / "ran"
     env = {"TURNSTILE_ENDPOINTS": ",".join(cluster.addresses), "PATH": "/usr/bin:/bin"}
     with connect(cluster.addresses, session_ttl=10) as holder:
-        held = holder.lock("unit")
+        held = holder.lock("cli-past-max-hold")
         assert held.acquire()
-        args = ["lock", "unit", "--max-hold", "1", "--wait", "30", "--", "touch", str(marker)]
+        args = [
+            "lock",
+            "cli-past-max-hold",
+            "--max-hold",
+            "1",
+            "--wait",
+            "30",
+            "--",
+            "touch",
+            str(marker),
+        ]
         command = subprocess.Popen(
             [sys.executable, "-m", "turnstile.cluster", *args],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_until(lambda: waiters_of(cluster, "unit") == 1)
+        wait_until(lambda: waiters_of(cluster, "cli-past-max-hold") == 1)
         time.sleep(1.2)
         held.release()
         _, stderr = command.communicate(timeout=30)
     assert command.returncode == 8, stderr
     assert "max_hold" in stderr and "not started" in stderr
     assert not marker.exists()
-    assert holder_of(cluster, "unit") is None
+    assert holder_of(cluster, "cli-past-max-hold") is None
 
 
 def test_an_acquire_given_up_without_its_grant_is_abandoned_and_the_lock_freed(
@@ -148,24 +161,24 @@ def test_an_acquire_given_up_without_its_grant_is_abandoned_and_the_lock_freed(
     holder = connect(cluster.addresses, session_ttl=10)
     waiter = connect([proxy.address], session_ttl=10, retry=RetryPolicy(deadline=0.5))
     try:
-        held = holder.lock("unit")
+        held = holder.lock("given-up")
         assert held.acquire()
         session = waiter.session()
         outcome: list[object] = []
-        thread = outcome_of(lambda: waiter.lock("unit").acquire(timeout=2), outcome)
-        wait_until(lambda: waiters_of(cluster, "unit") == 1)
+        thread = outcome_of(lambda: waiter.lock("given-up").acquire(timeout=2), outcome)
+        wait_until(lambda: waiters_of(cluster, "given-up") == 1)
         proxy.stall()
         held.release()  # handed to the waiter; the answer hangs in the proxy
         thread.join(timeout=20)
         (error,) = outcome
         assert isinstance(error, UnavailableError), error
-        granted = holder_of(cluster, "unit")
+        granted = holder_of(cluster, "given-up")
         assert granted is not None and granted.session_id == session.id
         assert session.core.pending_writes()  # could not be sent: left to the keep-alives
         proxy.flow()
-        wait_until(lambda: holder_of(cluster, "unit") is None, timeout=20)
+        wait_until(lambda: holder_of(cluster, "given-up") is None, timeout=20)
         assert session.alive()  # freed by the Abandon, not by the session's end
-        assert holder.lock("unit").acquire(blocking=False)
+        assert holder.lock("given-up").acquire(blocking=False)
     finally:
         holder.close()
         waiter.close()
@@ -182,18 +195,18 @@ def test_a_task_cancelled_while_waiting_leaves_no_waiter_and_no_holder(cluster: 
             aio.connect(cluster.addresses, session_ttl=10) as holder,
             aio.connect(cluster.addresses, session_ttl=10) as waiter,
         ):
-            held = holder.lock("unit")
+            held = holder.lock("cancelled-task")
             assert await held.acquire()
             with pytest.raises(TimeoutError):
-                await asyncio.wait_for(waiter.lock("unit").acquire(timeout=30), 1.0)
+                await asyncio.wait_for(waiter.lock("cancelled-task").acquire(timeout=30), 1.0)
             session = await waiter.session()
             for _ in range(100):
                 if not session.core.pending_writes():
                     break
                 await asyncio.sleep(0.05)
             assert session.core.pending_writes() == []
-            assert waiters_of(cluster, "unit") == 0
+            assert waiters_of(cluster, "cancelled-task") == 0
             await held.release()
-            assert holder_of(cluster, "unit") is None
+            assert holder_of(cluster, "cancelled-task") is None
 
     asyncio.run(scenario())

@@ -11,7 +11,8 @@ import pytest
 from tests.integration.cluster import Cluster, WireClient, wait_until
 from turnstile.v1 import turnstile_pb2 as pb
 
-pytestmark = pytest.mark.integration
+#: One cluster for the module: each test uses lock names of its own and stops no node.
+pytestmark = [pytest.mark.integration, pytest.mark.shared_cluster]
 
 
 def _acquire_in_background(
@@ -38,39 +39,39 @@ def test_release_hands_the_lock_to_the_waiting_acquire(cluster: Cluster) -> None
     leader = cluster.leader()
     holder = WireClient(cluster, leader, name="holder").open()
     waiter = WireClient(cluster, leader, name="waiter").open()
-    held = holder.acquire("unit", max_hold_ms=60_000)
-    thread, outcome = _acquire_in_background(waiter, "unit", wait_ms=30_000)
-    wait_until(lambda: _queue_length(cluster, leader, "unit") == 1)
+    held = holder.acquire("handed-on-release", max_hold_ms=60_000)
+    thread, outcome = _acquire_in_background(waiter, "handed-on-release", wait_ms=30_000)
+    wait_until(lambda: _queue_length(cluster, leader, "handed-on-release") == 1)
     released_at = time.monotonic()
-    holder.release("unit", held.token)
+    holder.release("handed-on-release", held.token)
     thread.join(timeout=20)
     response, _, granted_at = outcome[0]
     assert response.acquired and response.token > held.token
     # The hand-off is pushed by the release's own log entry, not found by polling.
     print(f"release-to-grant: {(granted_at - released_at) * 1000:.1f} ms")
-    assert _queue_length(cluster, leader, "unit") == 0
+    assert _queue_length(cluster, leader, "handed-on-release") == 0
 
 
 def test_wait_deadline_returns_not_acquired_and_leaves_no_waiter(cluster: Cluster) -> None:
     leader = cluster.leader()
     holder = WireClient(cluster, leader).open()
     waiter = WireClient(cluster, leader).open()
-    holder.acquire("busy")
-    response = waiter.acquire("busy", wait_ms=700)
+    holder.acquire("busy-deadline")
+    response = waiter.acquire("busy-deadline", wait_ms=700)
     assert not response.acquired
-    assert _queue_length(cluster, leader, "busy") == 0
+    assert _queue_length(cluster, leader, "busy-deadline") == 0
 
 
 def test_a_cancelled_blocking_call_leaves_no_waiter(cluster: Cluster) -> None:
     leader = cluster.leader()
     holder = WireClient(cluster, leader).open()
     waiter = WireClient(cluster, leader).open()
-    holder.acquire("busy")
-    request = pb.AcquireRequest(request=waiter.request_id(), name="busy", wait_ms=60_000)
+    holder.acquire("busy-cancel")
+    request = pb.AcquireRequest(request=waiter.request_id(), name="busy-cancel", wait_ms=60_000)
     with pytest.raises(grpc.RpcError) as gave_up:
         cluster.stubs(leader).locks.Acquire(request, timeout=1.0)
     assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    wait_until(lambda: _queue_length(cluster, leader, "busy") == 0, timeout=10)
+    wait_until(lambda: _queue_length(cluster, leader, "busy-cancel") == 0, timeout=10)
 
 
 def test_holder_session_expiry_hands_the_lock_over_within_ttl(cluster: Cluster) -> None:
@@ -78,10 +79,10 @@ def test_holder_session_expiry_hands_the_lock_over_within_ttl(cluster: Cluster) 
     ttl_ms = 1500
     doomed = WireClient(cluster, leader, ttl_ms=ttl_ms, name="doomed").open()
     waiter = WireClient(cluster, leader, ttl_ms=10_000, name="waiter").open()
-    held = doomed.acquire("unit")
+    held = doomed.acquire("handed-on-expiry")
     last_keep_alive = time.monotonic()
     doomed.keep_alive()
-    thread, outcome = _acquire_in_background(waiter, "unit", wait_ms=20_000)
+    thread, outcome = _acquire_in_background(waiter, "handed-on-expiry", wait_ms=20_000)
     # ``doomed`` now stops sending keep-alives, as a crashed worker would.
     thread.join(timeout=30)
     response, _, granted_at = outcome[0]

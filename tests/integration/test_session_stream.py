@@ -20,7 +20,8 @@ from turnstile.client.errors import DeadlineExceededError
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 
-pytestmark = pytest.mark.integration
+#: One cluster for the module: each test uses names of its own and stops no node.
+pytestmark = [pytest.mark.integration, pytest.mark.shared_cluster]
 
 
 class RawStream:
@@ -70,22 +71,25 @@ def test_calls_on_the_wire_are_answered_as_they_resolve(cluster: Cluster) -> Non
         )
         a, b = stream.answer(1).open.session_id, stream.answer(2).open.session_id
         stream.send(
-            pb.StreamCall(call_id=3, acquire=pb.AcquireRequest(request=_rid(a, 1), name="L"))
+            pb.StreamCall(call_id=3, acquire=pb.AcquireRequest(request=_rid(a, 1), name="wire"))
         )
         assert stream.answer(3).acquire.token >= 1
         token = stream.answer(3).acquire.token
         stream.send(
             pb.StreamCall(
-                call_id=4, acquire=pb.AcquireRequest(request=_rid(b, 1), name="L", wait_ms=20_000)
+                call_id=4,
+                acquire=pb.AcquireRequest(request=_rid(b, 1), name="wire", wait_ms=20_000),
             ),
-            pb.StreamCall(call_id=5, set_up=pb.SetUpListRequest(request=_rid(a, 2), name="seen")),
+            pb.StreamCall(
+                call_id=5, set_up=pb.SetUpListRequest(request=_rid(a, 2), name="wire-seen")
+            ),
         )
         assert stream.answer(5).set_up.created
-        wait_until(lambda: len(cluster.lock_info("L").waiters) == 1)
+        wait_until(lambda: len(cluster.lock_info("wire").waiters) == 1)
         assert 4 not in stream.answers
         stream.send(
             pb.StreamCall(
-                call_id=6, release=pb.ReleaseRequest(request=_rid(a, 3), name="L", token=token)
+                call_id=6, release=pb.ReleaseRequest(request=_rid(a, 3), name="wire", token=token)
             )
         )
         handed = stream.answer(4).acquire
@@ -112,19 +116,20 @@ def test_a_follower_answers_not_leader_and_a_dropped_stream_withdraws_its_waits(
         )
         a, b = on_leader.answer(1).open.session_id, on_leader.answer(2).open.session_id
         on_leader.send(
-            pb.StreamCall(call_id=3, acquire=pb.AcquireRequest(request=_rid(a, 1), name="W"))
+            pb.StreamCall(call_id=3, acquire=pb.AcquireRequest(request=_rid(a, 1), name="dropped"))
         )
         on_leader.answer(3)
         on_leader.send(
             pb.StreamCall(
-                call_id=4, acquire=pb.AcquireRequest(request=_rid(b, 1), name="W", wait_ms=60_000)
+                call_id=4,
+                acquire=pb.AcquireRequest(request=_rid(b, 1), name="dropped", wait_ms=60_000),
             )
         )
-        wait_until(lambda: len(cluster.lock_info("W").waiters) == 1)
+        wait_until(lambda: len(cluster.lock_info("dropped").waiters) == 1)
         on_leader.close()
         # The session lives on (TTL 30 s), but the wait its dropped call held is withdrawn.
-        wait_until(lambda: not cluster.lock_info("W").waiters)
-        assert cluster.lock_info("W").holder.session_id == a
+        wait_until(lambda: not cluster.lock_info("dropped").waiters)
+        assert cluster.lock_info("dropped").holder.session_id == a
     finally:
         on_follower.close()
         on_leader.close()
@@ -151,10 +156,14 @@ KEEP_ALIVES = 'turnstile_rpc_requests_total{code="OK",method="Sessions.KeepAlive
 
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "unary"])
 def test_a_busy_client_on_a_stream_needs_no_keep_alives(cluster: Cluster, stream: bool) -> None:
-    """Writes on a stream renew the session; unary ones do not, and keep-alives go on."""
+    """Writes on a stream renew the session; unary ones do not, and keep-alives go on.
+
+    The keep-alive counter is the node's, and the cluster is shared: it is still this
+    client's alone, since every other test here closes its clients before it ends, and the
+    sessions they leave open (raw streams) send no keep-alives."""
     leader = cluster.leader()
     with connect([leader], session_ttl=1.5, session_stream=stream) as client:
-        seen = client.distinct_list("busy")
+        seen = client.distinct_list(f"busy-{stream}")
         seen.insert("first")  # the session is open: keep-alives are due every 0.5 s
         before = _metric(cluster, leader, KEEP_ALIVES, counted=True)
         for i in range(60):  # about 3 s of writes
@@ -170,31 +179,35 @@ def test_a_busy_client_on_a_stream_needs_no_keep_alives(cluster: Cluster, stream
 
 def test_the_clients_carry_their_calls_on_one_stream_per_node(cluster: Cluster) -> None:
     leader = cluster.leader()
+    # The cluster is shared: the streams of earlier tests, closed by them, are gone first.
+    wait_until(lambda: _open_streams(cluster, leader) == 0)
     with connect([leader], session_stream=False) as unary:
-        lock = unary.lock("unary")
+        lock = unary.lock("carried-unary")
         assert lock.acquire()
-        unary.distinct_list("seen").insert("k")
+        unary.distinct_list("carried-seen").insert("k")
         assert _open_streams(cluster, leader) == 0
         lock.release()
     with connect([leader]) as client:
         threads = [
-            threading.Thread(target=lambda i=i: client.distinct_list("seen").insert(f"k{i}"))
+            threading.Thread(
+                target=lambda i=i: client.distinct_list("carried-seen").insert(f"k{i}")
+            )
             for i in range(8)
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        with client.lock("streamed") as held:
+        with client.lock("carried-streamed") as held:
             assert held.token >= 1
             assert _open_streams(cluster, leader) == 1
 
     async def asynchronous() -> None:
         async with AsyncClient([leader]) as client:
-            seen = client.distinct_list("seen")
+            seen = client.distinct_list("carried-seen")
             results = await asyncio.gather(*(seen.insert(f"k{i}") for i in range(8)))
             assert not any(added for added, _id in results)  # inserted by the sync client
-            async with client.lock("streamed"):
+            async with client.lock("carried-streamed"):
                 assert _open_streams(cluster, leader) == 1
 
     asyncio.run(asynchronous())
@@ -208,13 +221,14 @@ def test_a_call_the_client_stops_waiting_for_is_withdrawn_on_the_node(
     """A blocked acquire whose attempt times out on the client leaves the lock's queue, as a
     unary call past its deadline does."""
     leader = cluster.leader()
+    name = f"timed-{asynchronous}"
     with connect([leader]) as holder:
-        lock = holder.lock("timed")
+        lock = holder.lock(name)
         assert lock.acquire()
-        request = pb.AcquireRequest(name="timed", wait_ms=30_000)
+        request = pb.AcquireRequest(name=name, wait_ms=30_000)
 
         def withdrawn() -> bool:
-            return not cluster.lock_info("timed").waiters
+            return not cluster.lock_info(name).waiters
 
         if asynchronous:
 
@@ -230,5 +244,5 @@ def test_a_call_the_client_stops_waiting_for_is_withdrawn_on_the_node(
                 with pytest.raises(DeadlineExceededError):
                     client.write(request, deadline=0.8, attempt_timeout=0.8)
                 wait_until(withdrawn)  # the client still open
-        assert cluster.lock_info("timed").holder.token == lock.token
+        assert cluster.lock_info(name).holder.token == lock.token
         lock.release()
