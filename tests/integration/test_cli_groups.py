@@ -14,6 +14,7 @@ from turnstile.v1 import turnstile_pb2 as pb
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.shared_cluster
 def test_groups_and_elections_are_shown_as_tables_and_json(cluster: Cluster) -> None:
     a, b = clients(cluster, "alpha", "beta")
     for name in ("web", "workers"):
@@ -23,7 +24,7 @@ def test_groups_and_elections_are_shown_as_tables_and_json(cluster: Cluster) -> 
     leader = campaign(a, "scheduler", "w1")
     campaign(b, "scheduler", "w2")
 
-    listed = json.loads(turnstile(cluster, "groups", "--json").stdout)
+    listed = json.loads(turnstile(cluster, "groups", "w", "--json").stdout)
     assert [(g["name"], g["members"]) for g in listed] == [("web", 0), ("workers", 2)]
     shown = json.loads(turnstile(cluster, "group", "show", "workers", "--json").stdout)
     assert [(m["member"], m["session"], m["capabilities"]) for m in shown["members"]] == [
@@ -32,7 +33,7 @@ def test_groups_and_elections_are_shown_as_tables_and_json(cluster: Cluster) -> 
     ]
     assert shown["members"][0]["client"].startswith("alpha@")
 
-    elections = json.loads(turnstile(cluster, "elections", "--json").stdout)
+    elections = json.loads(turnstile(cluster, "elections", "sched", "--json").stdout)
     assert [(e["name"], e["leader"], e["token"], e["candidates"]) for e in elections] == [
         ("scheduler", "w1", leader.token, 1)
     ]
@@ -44,6 +45,7 @@ def test_groups_and_elections_are_shown_as_tables_and_json(cluster: Cluster) -> 
     assert "MEMBER" in table.stdout and "w2" in table.stdout
 
 
+@pytest.mark.shared_cluster
 def test_a_missing_group_or_election_is_a_clear_error(cluster: Cluster) -> None:
     clients(cluster, "a")
     for args in (("group", "show", "nope"), ("election", "show", "nope")):

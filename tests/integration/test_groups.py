@@ -47,6 +47,7 @@ def clients(groups_cluster: Cluster) -> Iterator[list[Client]]:
             client.close()
 
 
+@pytest.mark.shared_cluster
 def test_join_leave_members_and_capabilities(clients: list[Client]) -> None:
     a, b, _ = clients
     group = a.group("workers")
@@ -76,6 +77,7 @@ def test_join_leave_members_and_capabilities(clients: list[Client]) -> None:
     assert a.groups("work") == []
 
 
+@pytest.mark.shared_cluster
 def test_a_member_leaves_when_its_session_is_closed_or_expires(groups_cluster: Cluster) -> None:
     cluster = groups_cluster
     with (
@@ -98,6 +100,7 @@ def test_a_member_leaves_when_its_session_is_closed_or_expires(groups_cluster: C
         assert silent.session().state is SessionState.CONNECTED  # a new session now
 
 
+@pytest.mark.shared_cluster
 def test_keep_alive_false_lives_on_the_callers_keep_alives(groups_cluster: Cluster) -> None:
     cluster = groups_cluster
     with connect(cluster.addresses, session_ttl=2, keep_alive=False) as client:
@@ -114,6 +117,7 @@ def test_keep_alive_false_lives_on_the_callers_keep_alives(groups_cluster: Clust
         assert "me" in client.group("kept").members()
 
 
+@pytest.mark.shared_cluster
 def test_election_hands_off_in_order_with_increasing_tokens(clients: list[Client]) -> None:
     first, second, third = (c.election("leader", member_id=f"m{i}") for i, c in enumerate(clients))
     observer = clients[0].election("leader").observe(timeout=30)
@@ -208,6 +212,7 @@ def test_watches_see_each_change_once_in_order_over_a_leader_kill(groups_cluster
         assert sorted(watch.tracker.members) == sorted(group.members())
 
 
+@pytest.mark.shared_cluster
 def test_the_raw_watch_follows_revisions(clients: list[Client]) -> None:
     a = clients[0]
     a.group("raw").create()
@@ -225,6 +230,7 @@ def test_the_raw_watch_follows_revisions(clients: list[Client]) -> None:
     assert later.revision >= result.revision
 
 
+@pytest.mark.shared_cluster
 def test_the_asyncio_twins(groups_cluster: Cluster) -> None:
     cluster = groups_cluster
 

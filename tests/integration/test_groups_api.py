@@ -74,6 +74,7 @@ def in_thread(call: Any) -> tuple[threading.Thread, dict[str, Any]]:
     return thread, box
 
 
+@pytest.mark.shared_cluster
 def test_a_long_poll_wakes_on_the_change_and_a_blocked_campaign_on_the_hand_off(
     cluster: Cluster,
 ) -> None:
@@ -193,6 +194,7 @@ def test_a_leadership_and_the_watch_revisions_survive_a_leader_kill(cluster: Clu
     assert (again.elected, again.token) == (True, elected.token)
 
 
+@pytest.mark.shared_cluster
 @pytest.mark.parametrize(
     ("request_", "reason", "words"),
     [
@@ -219,19 +221,32 @@ def test_bad_watches_are_refused_naming_the_problem(
     assert words in refused.value.details()  # type: ignore[attr-defined]
 
 
+@pytest.mark.shared_cluster
 def test_group_refusals_have_their_reasons(cluster: Cluster) -> None:
     (a,) = clients(cluster, "a")
     cases: list[tuple[str, str, Any, Reason, str]] = [
-        ("groups", "Join", pb.JoinGroupRequest(name="nope", member_id="m"), Reason.NOT_FOUND, ""),
-        ("groups", "Delete", pb.DeleteGroupRequest(name="nope"), Reason.NOT_FOUND, ""),
         (
             "groups",
             "Join",
-            pb.JoinGroupRequest(name="g", member_id="m", capabilities=b"x" * 2000),
+            pb.JoinGroupRequest(name="no-such", member_id="m"),
+            Reason.NOT_FOUND,
+            "",
+        ),
+        ("groups", "Delete", pb.DeleteGroupRequest(name="absent"), Reason.NOT_FOUND, ""),
+        (
+            "groups",
+            "Join",
+            pb.JoinGroupRequest(name="refused", member_id="m", capabilities=b"x" * 2000),
             Reason.INVALID_ARGUMENT,
             "max_member_bytes",
         ),
-        ("elections", "Campaign", pb.CampaignRequest(name="e"), Reason.INVALID_ARGUMENT, "member"),
+        (
+            "elections",
+            "Campaign",
+            pb.CampaignRequest(name="refused"),
+            Reason.INVALID_ARGUMENT,
+            "member",
+        ),
     ]
     for service, method, request, reason, words in cases:
         request.request.CopyFrom(a.request_id())
