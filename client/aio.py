@@ -95,7 +95,12 @@ class AsyncSession(SessionHandle[asyncio.Event]):
         sent = core.clock()
         request, deadline, attempt = core.keep_alive_request(sent)
         try:
-            await self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
+            await self._client.invoke(
+                request,
+                deadline=deadline,
+                attempt_timeout=attempt,
+                unreachable=core.keep_alive_failed,
+            )
         except TurnstileError as error:
             core.keep_alive_answered(sent, error)
             raise
@@ -138,7 +143,12 @@ class AsyncSession(SessionHandle[asyncio.Event]):
                 request, deadline, attempt = core.keep_alive_request(sent)
                 error = None
                 try:
-                    await self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
+                    await self._client.invoke(
+                        request,
+                        deadline=deadline,
+                        attempt_timeout=attempt,
+                        unreachable=core.keep_alive_failed,
+                    )
                 except TurnstileError as failed:
                     error = failed
                 core.keep_alive_answered(sent, error)
@@ -208,10 +218,15 @@ class AsyncClient:
         *,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
+        unreachable: Callable[[], None] | None = None,
     ) -> Any:
         """See ``Client.invoke``."""
         return await self._retrying(
-            request, deadline=deadline, attempt_timeout=attempt_timeout, read=_response
+            request,
+            deadline=deadline,
+            attempt_timeout=attempt_timeout,
+            read=_response,
+            unreachable=unreachable,
         )
 
     async def invoke_stream(
@@ -234,10 +249,16 @@ class AsyncClient:
         deadline: float | None,
         attempt_timeout: float | None,
         read: Callable[[Any], Awaitable[Any]],
+        unreachable: Callable[[], None] | None = None,
     ) -> Any:
         """See ``Client._retrying``: ``read`` awaits what the stub returned."""
         attempts = CallAttempts(
-            self.router, self.retry, deadline, attempt_timeout, on_stalled=self._drop_channel
+            self.router,
+            self.retry,
+            deadline,
+            attempt_timeout,
+            on_stalled=self._drop_channel,
+            on_unreachable=unreachable,
         )
         while True:
             endpoint = attempts.target()

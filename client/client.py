@@ -103,12 +103,19 @@ class Client:
         *,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
+        unreachable: Callable[[], None] | None = None,
     ) -> Any:
         """Sends ``request`` to the stub method its type chooses (``core.ROUTES``) on the
         leader, following redirects and retrying retryable errors until ``deadline`` (default:
-        the retry policy's). Raises the last error as ``TurnstileError``."""
+        the retry policy's). Raises the last error as ``TurnstileError``. ``unreachable`` is
+        called each time an attempt finds its node stalled or unreachable, while the call goes
+        on retrying (the keep-alives announce SUSPENDED at once that way)."""
         return self._retrying(
-            request, deadline=deadline, attempt_timeout=attempt_timeout, read=_response
+            request,
+            deadline=deadline,
+            attempt_timeout=attempt_timeout,
+            read=_response,
+            unreachable=unreachable,
         )
 
     def invoke_stream(
@@ -132,11 +139,17 @@ class Client:
         deadline: float | None,
         attempt_timeout: float | None,
         read: Callable[[Any], Any],
+        unreachable: Callable[[], None] | None = None,
     ) -> Any:
         """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
         returned (a response, or a stream to drain inside the attempt)."""
         attempts = CallAttempts(
-            self.router, self.retry, deadline, attempt_timeout, on_stalled=self._drop_channel
+            self.router,
+            self.retry,
+            deadline,
+            attempt_timeout,
+            on_stalled=self._drop_channel,
+            on_unreachable=unreachable,
         )
         while True:
             endpoint = attempts.target()

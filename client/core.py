@@ -279,6 +279,8 @@ class CallAttempts:
         deadline: float | None,
         attempt_timeout: float | None,
         on_stalled: Callable[[str], None] | None = None,
+        *,
+        on_unreachable: Callable[[], None] | None = None,
     ) -> None:
         self._router = router
         self._attempts = retry.start(deadline)
@@ -286,6 +288,8 @@ class CallAttempts:
         #: Told of an endpoint that stalled or could not be reached (the client drops its
         #: channel, which fails every other call still waiting on it).
         self._on_stalled = on_stalled
+        #: The caller's: told of every such attempt, while the call goes on retrying.
+        self._on_unreachable = on_unreachable
 
     def target(self) -> str:
         return self._router.target()
@@ -312,6 +316,8 @@ class CallAttempts:
         self._router.failed(endpoint, error.leader_hint, avoid_for=avoid_for)
         if avoid_for and self._on_stalled is not None:
             self._on_stalled(endpoint)
+        if avoid_for and self._on_unreachable is not None:
+            self._on_unreachable()
         pause = self._attempts.next_backoff()
         if pause is None:
             raise error from None

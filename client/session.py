@@ -50,7 +50,12 @@ class Session(SessionHandle[threading.Event]):
         sent = core.clock()
         request, deadline, attempt = core.keep_alive_request(sent)
         try:
-            self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
+            self._client.invoke(
+                request,
+                deadline=deadline,
+                attempt_timeout=attempt,
+                unreachable=core.keep_alive_failed,
+            )
         except TurnstileError as error:
             core.keep_alive_answered(sent, error)
             raise
@@ -94,7 +99,12 @@ class Session(SessionHandle[threading.Event]):
                 request, deadline, attempt = core.keep_alive_request(sent)
                 error = None
                 try:
-                    self._client.invoke(request, deadline=deadline, attempt_timeout=attempt)
+                    self._client.invoke(
+                        request,
+                        deadline=deadline,
+                        attempt_timeout=attempt,
+                        unreachable=core.keep_alive_failed,
+                    )
                 except TurnstileError as failed:
                     error = failed
                 core.keep_alive_answered(sent, error)

@@ -270,6 +270,24 @@ def test_invoke_retries_unavailable_on_the_next_endpoints_with_backoff(
     assert client.router.leader == A
 
 
+def test_invoke_tells_the_caller_of_each_unreachable_or_stalled_node_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """What lets a keep-alive announce SUSPENDED at its first failed attempt, not at its
+    deadline; a redirect or a refusal by a reachable node is no such failure."""
+    outcomes = [
+        transport(grpc.StatusCode.UNAVAILABLE),
+        refused(Reason.NOT_LEADER, "ask c", leader=C),
+        transport(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+        refused(Reason.UNAVAILABLE, "no leader"),
+        RESPONSE,
+    ]
+    client, _ = make_client(monkeypatch, clock, outcomes, deadline=10.0)
+    told: list[float] = []
+    assert client.invoke(REQUEST, unreachable=lambda: told.append(clock())) is RESPONSE
+    assert len(told) == 2
+
+
 @pytest.mark.parametrize(
     "error",
     [
