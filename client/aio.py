@@ -91,9 +91,17 @@ class AsyncSession(SessionHandle[asyncio.Event]):
 
     async def keep_alive(self) -> None:
         """See ``Session.keep_alive``."""
+        error = await self._send_keep_alive(self.core.clock())
+        if error is not None:
+            raise error
+        for pending in self.core.pending_writes():
+            await self._send(pending, CLEANUP_DEADLINE)
+
+    async def _send_keep_alive(self, sent: float) -> TurnstileError | None:
+        """See ``Session._send_keep_alive``."""
         core = self.core
-        sent = core.clock()
         request, deadline, attempt = core.keep_alive_request(sent)
+        error = None
         try:
             await self._client.invoke(
                 request,
@@ -101,12 +109,10 @@ class AsyncSession(SessionHandle[asyncio.Event]):
                 attempt_timeout=attempt,
                 unreachable=core.keep_alive_failed,
             )
-        except TurnstileError as error:
-            core.keep_alive_answered(sent, error)
-            raise
-        core.keep_alive_answered(sent, None)
-        for pending in core.pending_writes():
-            await self._send(pending, CLEANUP_DEADLINE)
+        except TurnstileError as failed:
+            error = failed
+        core.keep_alive_answered(sent, error)
+        return error
 
     async def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """See ``Session.abandon``."""
@@ -140,18 +146,7 @@ class AsyncSession(SessionHandle[asyncio.Event]):
                 return
             if core.clock() >= core.next_keep_alive(sent):
                 sent = core.clock()
-                request, deadline, attempt = core.keep_alive_request(sent)
-                error = None
-                try:
-                    await self._client.invoke(
-                        request,
-                        deadline=deadline,
-                        attempt_timeout=attempt,
-                        unreachable=core.keep_alive_failed,
-                    )
-                except TurnstileError as failed:
-                    error = failed
-                core.keep_alive_answered(sent, error)
+                await self._send_keep_alive(sent)
             for pending in core.pending_writes():
                 time_left = core.resend_deadline(core.next_keep_alive(sent))
                 if time_left is None:

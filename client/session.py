@@ -46,9 +46,18 @@ class Session(SessionHandle[threading.Event]):
         :raises SessionExpiredError: the session is gone (LOST from now on).
         :raises UnavailableError: not confirmed in time (SUSPENDED; LOST once its TTL passed).
         """
+        error = self._send_keep_alive(self.core.clock())
+        if error is not None:
+            raise error
+        for pending in self.core.pending_writes():
+            self._send(pending, CLEANUP_DEADLINE)
+
+    def _send_keep_alive(self, sent: float) -> TurnstileError | None:
+        """One keep-alive sent at ``sent``, its answer recorded (an attempt that finds its node
+        stalled or unreachable suspends the session at once); the error it ended with."""
         core = self.core
-        sent = core.clock()
         request, deadline, attempt = core.keep_alive_request(sent)
+        error = None
         try:
             self._client.invoke(
                 request,
@@ -56,12 +65,10 @@ class Session(SessionHandle[threading.Event]):
                 attempt_timeout=attempt,
                 unreachable=core.keep_alive_failed,
             )
-        except TurnstileError as error:
-            core.keep_alive_answered(sent, error)
-            raise
-        core.keep_alive_answered(sent, None)
-        for pending in core.pending_writes():
-            self._send(pending, CLEANUP_DEADLINE)
+        except TurnstileError as failed:
+            error = failed
+        core.keep_alive_answered(sent, error)
+        return error
 
     def abandon(self, name: str, acquire: pb.RequestId) -> None:
         """Gives up ``acquire``, whose answer never came, so it cannot leave ``name`` held:
@@ -96,18 +103,7 @@ class Session(SessionHandle[threading.Event]):
                 return
             if core.clock() >= core.next_keep_alive(sent):
                 sent = core.clock()
-                request, deadline, attempt = core.keep_alive_request(sent)
-                error = None
-                try:
-                    self._client.invoke(
-                        request,
-                        deadline=deadline,
-                        attempt_timeout=attempt,
-                        unreachable=core.keep_alive_failed,
-                    )
-                except TurnstileError as failed:
-                    error = failed
-                core.keep_alive_answered(sent, error)
+                self._send_keep_alive(sent)
             for pending in core.pending_writes():
                 time_left = core.resend_deadline(core.next_keep_alive(sent))
                 if time_left is None:
