@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from typing import Any
 
 from turnstile.client.admin.context import Context
+from turnstile.client.admin.inspect import client_text, pages
 from turnstile.client.admin.printer import EXIT_OK, duration, member_text
 from turnstile.client.errors import NotFoundError
 from turnstile.v1 import turnstile_pb2 as pb
@@ -37,25 +37,11 @@ CANDIDATE_COLUMNS = [
 ]
 
 
-def _client(name: str, host: str, pid: int) -> str:
-    return f"{name}@{host}:{pid}" if name or host else "-"
-
-
-def _pages(ctx: Context, request: Any, field: str) -> Iterator[Any]:
-    """Every item of a listing, following the name cursor a page at a time."""
-    while True:
-        items = list(getattr(ctx.client.invoke(request), field))
-        yield from items
-        if not items:
-            return
-        request.after_name = items[-1].name
-
-
 def groups(ctx: Context, args: argparse.Namespace) -> int:
     request = pb.ListGroupsRequest(prefix=args.prefix or "")
     records = [
         {"name": g.name, "members": len(g.members), "age": duration(g.age_ms)}
-        for g in _pages(ctx, request, "groups")
+        for g in pages(ctx, request, "groups")
     ]
     ctx.printer.emit(records, GROUP_COLUMNS)
     return EXIT_OK
@@ -67,7 +53,7 @@ def group_show(ctx: Context, args: argparse.Namespace) -> int:
         {
             "member": m.member_id,
             "session": m.session_id,
-            "client": _client(m.client_name, m.client_host, m.client_pid),
+            "client": client_text(m.client_name, m.client_host, m.client_pid),
             "joined": duration(m.joined_for_ms),
             "capabilities": member_text(m.capabilities) if m.capabilities else None,
         }
@@ -88,7 +74,7 @@ def _election_record(info: pb.ElectionInfo) -> dict[str, Any]:
         "name": info.name,
         "leader": leader.member_id if leader else None,
         "session": leader.session_id if leader else None,
-        "client": _client(leader.client_name, leader.client_host, leader.client_pid)
+        "client": client_text(leader.client_name, leader.client_host, leader.client_pid)
         if leader
         else None,
         "token": leader.token if leader else None,
@@ -99,7 +85,7 @@ def _election_record(info: pb.ElectionInfo) -> dict[str, Any]:
 
 def elections(ctx: Context, args: argparse.Namespace) -> int:
     request = pb.ListElectionsRequest(prefix=args.prefix or "")
-    records = [_election_record(e) for e in _pages(ctx, request, "elections")]
+    records = [_election_record(e) for e in pages(ctx, request, "elections")]
     ctx.printer.emit(records, ELECTION_COLUMNS)
     return EXIT_OK
 
@@ -114,7 +100,7 @@ def election_show(ctx: Context, args: argparse.Namespace) -> int:
             "position": i + 2,
             "member": c.member_id,
             "session": c.session_id,
-            "client": _client(c.client_name, c.client_host, c.client_pid),
+            "client": client_text(c.client_name, c.client_host, c.client_pid),
             "waited": duration(c.for_ms),
         }
         for i, c in enumerate(info.candidates)

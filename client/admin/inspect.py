@@ -39,7 +39,7 @@ SESSION_COLUMNS = [
 LIST_COLUMNS = [("name", "LIST"), ("size", "SIZE"), ("ttl", "TTL"), ("expires_in", "EXPIRES")]
 
 
-def _client(name: str, host: str, pid: int) -> str:
+def client_text(name: str, host: str, pid: int) -> str:
     return f"{name}@{host}:{pid}" if name or host else "-"
 
 
@@ -48,7 +48,7 @@ def lock_record(info: pb.LockInfo) -> dict[str, Any]:
     return {
         "name": info.name,
         "session": holder.session_id if holder else None,
-        "client": _client(holder.client_name, holder.client_host, holder.client_pid)
+        "client": client_text(holder.client_name, holder.client_host, holder.client_pid)
         if holder
         else None,
         "token": holder.token if holder else None,
@@ -58,7 +58,7 @@ def lock_record(info: pb.LockInfo) -> dict[str, Any]:
     }
 
 
-def _pages(ctx: Context, request: Any, field: str) -> Iterator[Any]:
+def pages(ctx: Context, request: Any, field: str) -> Iterator[Any]:
     """Every item of a listing, following the name/id cursor a page at a time."""
     while True:
         reply = ctx.client.invoke(request)
@@ -75,7 +75,7 @@ def _pages(ctx: Context, request: Any, field: str) -> Iterator[Any]:
 
 def locks(ctx: Context, args: argparse.Namespace) -> int:
     request = pb.ListLocksRequest(prefix=args.prefix or "")
-    records = [lock_record(i) for i in _pages(ctx, request, "locks")]
+    records = [lock_record(i) for i in pages(ctx, request, "locks")]
     ctx.printer.emit(records, LOCK_COLUMNS)
     return EXIT_OK
 
@@ -89,7 +89,7 @@ def lock_show(ctx: Context, args: argparse.Namespace) -> int:
         {
             "position": i + 1,
             "session": w.session_id,
-            "client": _client(w.client_name, w.client_host, w.client_pid),
+            "client": client_text(w.client_name, w.client_host, w.client_pid),
             "waited": duration(w.waited_for_ms),
             "gives_up_in": duration(w.wait_remaining_ms),
         }
@@ -115,13 +115,13 @@ def sessions(ctx: Context, args: argparse.Namespace) -> int:
     records = [
         {
             "session": s.session_id,
-            "client": _client(s.client_name, s.client_host, s.client_pid),
+            "client": client_text(s.client_name, s.client_host, s.client_pid),
             "ttl": duration(s.ttl_ms),
             "age": duration(s.age_ms),
             "held": list(s.held),
             "waiting": list(s.waiting),
         }
-        for s in _pages(ctx, request, "sessions")
+        for s in pages(ctx, request, "sessions")
     ]
     ctx.printer.emit(records, SESSION_COLUMNS)
     return EXIT_OK
@@ -136,7 +136,7 @@ def lists(ctx: Context, args: argparse.Namespace) -> int:
             "ttl": duration(item.ttl_ms) if item.ttl_ms else None,
             "expires_in": duration(item.expires_in_ms) if item.expires_in_ms else None,
         }
-        for item in _pages(ctx, request, "lists")
+        for item in pages(ctx, request, "lists")
     ]
     ctx.printer.emit(records, LIST_COLUMNS)
     return EXIT_OK
