@@ -157,10 +157,10 @@ def campaign(machine: StateMachine, session: Session, command: group.Campaign) -
     bounds.check_name(machine.limits, "election name", command.name)
     bounds.check_name(machine.limits, "member id", command.member_id)
     election = machine.elections.get(command.name)
+    current = standing(election, session.id)
+    if current.position:
+        return current
     if election is not None:
-        for position, candidate in enumerate(election.candidates, start=1):
-            if candidate.session == session.id:
-                return group.Standing(position == 1, candidate.token, position)
         if len(election.candidates) >= machine.limits.max_waiters_per_lock:
             raise RefusedError(
                 Reason.LIMIT_EXCEEDED,
@@ -179,8 +179,15 @@ def campaign(machine: StateMachine, session: Session, command: group.Campaign) -
     session.standing.add(command.name)
     if len(election.candidates) == 1:
         _elect_head(machine, election)
-    newest = election.candidates[-1]
-    return group.Standing(newest.token != 0, newest.token, len(election.candidates))
+    return standing(election, session.id)
+
+
+def standing(election: ElectionState | None, session: int) -> group.Standing:
+    """Where ``session`` stands in ``election`` (position 0: it does not stand)."""
+    for position, candidate in enumerate(election.candidates if election else [], start=1):
+        if candidate.session == session:
+            return group.Standing(position == 1, candidate.token, position)
+    return group.Standing(False, 0, 0)
 
 
 @handles(group.Resign)

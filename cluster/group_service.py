@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from turnstile.cluster import admission, group_views
+from turnstile.cluster import admission, group_rules, group_views
 from turnstile.cluster import group_commands as group
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.group_views import CandidateView, ElectionView, GroupView
 from turnstile.cluster.node import Node
 from turnstile.cluster.service import Servicer, linearizable, request_fields, rpc
-from turnstile.cluster.state import StateMachine
 from turnstile.cluster.watches import Answer, Change, Kind
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
@@ -199,7 +198,9 @@ class ElectionsService(Servicer, pb_grpc.ElectionsServicer):
         node = self.node
         deadline = asyncio.get_running_loop().time() + wait_ms / 1000
         while True:
-            standing, revision = node.raft.read(lambda s: (_standing(s, name, session), s.revision))
+            standing, revision = node.raft.read(
+                lambda s: (group_rules.standing(s.elections.get(name), session), s.revision)
+            )
             remaining = deadline - asyncio.get_running_loop().time()
             if standing.elected or standing.position == 0 or remaining <= 0:
                 return standing
@@ -249,15 +250,6 @@ class ElectionsService(Servicer, pb_grpc.ElectionsServicer):
         return pb.ListElectionsResponse(
             header=self.header(), elections=[_election_info(v) for v in found], revision=revision
         )
-
-
-def _standing(state: StateMachine, name: str, session: int) -> group.Standing:
-    """Where ``session`` stands in ``name`` (position 0: it no longer stands)."""
-    election = state.elections.get(name)
-    for position, candidate in enumerate(election.candidates if election else [], start=1):
-        if candidate.session == session:
-            return group.Standing(position == 1, candidate.token, position)
-    return group.Standing(False, 0, 0)
 
 
 def _election_info(view: ElectionView) -> pb.ElectionInfo:
