@@ -198,16 +198,14 @@ class ElectionsService(Servicer, pb_grpc.ElectionsServicer):
         node = self.node
         deadline = asyncio.get_running_loop().time() + wait_ms / 1000
         while True:
-            standing, revision = node.raft.read(
-                lambda s: (group_rules.standing(s.elections.get(name), session), s.revision)
+            standing = node.raft.read(
+                lambda s: group_rules.standing(s.elections.get(name), session)
             )
             remaining = deadline - asyncio.get_running_loop().time()
             if standing.elected or standing.position == 0 or remaining <= 0:
                 return standing
             node.require_leader()
-            while node.watches.revision <= revision and remaining > 0:
-                await node.watches.next_change(remaining)
-                remaining = deadline - asyncio.get_running_loop().time()
+            await node.watches.next_change(remaining)
 
     @rpc
     async def Resign(self, request: pb.ResignRequest, context: Any) -> pb.ResignResponse:

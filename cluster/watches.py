@@ -156,10 +156,6 @@ class WatchHistory:
         self._last = 0
         self._wakeups: list[asyncio.Future[None]] = []
 
-    @property
-    def revision(self) -> int:
-        return self._last
-
     def observe(self, applied: Applied) -> None:
         if applied.revision == 0:
             return  # below cluster version 5: nothing is numbered
