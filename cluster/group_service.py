@@ -13,12 +13,13 @@ import asyncio
 from typing import Any
 
 from turnstile.cluster import admission, group_rules, group_views
+from turnstile.cluster import commands as cmd
 from turnstile.cluster import group_commands as group
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.group_views import CandidateView, ElectionView, GroupView
 from turnstile.cluster.node import Node
 from turnstile.cluster.service import Servicer, linearizable, request_fields, rpc
-from turnstile.cluster.watches import Answer, Change, Kind
+from turnstile.cluster.watches import FREED, GRANTED, Answer, Change, Kind
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 from turnstile.v1.reasons import Reason
@@ -28,15 +29,15 @@ from turnstile.v1.reasons import Reason
 _CHANGE_TYPES = {
     group.GROUP_CREATED: pb.CHANGE_CREATED,
     group.GROUP_DELETED: pb.CHANGE_DELETED,
-    "torn_down": pb.CHANGE_DELETED,
+    cmd.LIST_TORN_DOWN: pb.CHANGE_DELETED,
     group.MEMBER_JOINED: pb.CHANGE_JOINED,
     group.MEMBER_LEFT: pb.CHANGE_LEFT,
     group.MEMBER_UPDATED: pb.CHANGE_UPDATED,
     group.LEADER_ELECTED: pb.CHANGE_ELECTED,
     group.LEADER_RESIGNED: pb.CHANGE_RESIGNED,
-    "granted": pb.CHANGE_GRANTED,
-    "freed": pb.CHANGE_FREED,
-    "inserted": pb.CHANGE_INSERTED,
+    GRANTED: pb.CHANGE_GRANTED,
+    FREED: pb.CHANGE_FREED,
+    cmd.LIST_INSERTED: pb.CHANGE_INSERTED,
 }
 
 _WATCH_KINDS = {
