@@ -1,4 +1,5 @@
-"""The blocking-acquire protocol on the leader: from an Acquire request to its final answer.
+"""The blocking-acquire protocol on the leader: from an acquire request (of a lock, of several
+locks at once, of a semaphore permit) to its final answer.
 
 1. A waiter is registered for the request id *before* the ``Acquire`` is proposed, so a grant
    applied right after it (a release committed in the same batch) is not missed.
@@ -20,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from turnstile.cluster.commands import (
     Abandon,
     Acquire,
     CancelWait,
+    Command,
     Err,
     Granted,
     NotAcquired,
@@ -34,6 +37,13 @@ from turnstile.cluster.commands import (
     WaitCancelled,
 )
 from turnstile.cluster.errors import TurnstileError
+from turnstile.cluster.semaphore_commands import (
+    AbandonPermit,
+    AcquireLocks,
+    AcquirePermit,
+    CancelPermitWait,
+    GrantedMany,
+)
 from turnstile.v1.reasons import Reason
 from turnstile.v1.timeouts import SERVER_WAIT_GRACE_S
 
@@ -54,49 +64,148 @@ class BlockingAcquires:
         self._waiting: dict[WaiterKey, list[asyncio.Future[Result]]] = {}
 
     async def acquire(
-        self, name: str, max_hold_ms: int, wait_ms: int, request: RequestFields
+        self,
+        name: str,
+        max_hold_ms: int,
+        wait_ms: int,
+        request: RequestFields,
+        description: str = "",
     ) -> Granted | NotAcquired:
-        """Grants ``name``, or says it was not acquired within ``wait_ms``.
+        """Grants ``name``, or says it was not acquired within ``wait_ms``. Without a
+        description it is the ``Acquire`` every cluster version applies.
 
         :raises TurnstileError: refused, not leader, or UNKNOWN_OUTCOME (retry the request id).
         """
+        if description:
+            result = await self._blocking(
+                lambda now: AcquireLocks(
+                    now,
+                    names=(name,),
+                    max_hold_ms=max_hold_ms,
+                    wait_ms=wait_ms,
+                    description=description,
+                    **request,
+                ),
+                name,
+                request,
+            )
+        else:
+            result = await self._blocking(
+                lambda now: Acquire(
+                    now, name=name, max_hold_ms=max_hold_ms, wait_ms=wait_ms, **request
+                ),
+                name,
+                request,
+            )
+        if isinstance(result, Granted | NotAcquired):
+            return result
+        raise _another_command(request)
+
+    async def acquire_many(
+        self,
+        names: tuple[str, ...],
+        max_hold_ms: int,
+        wait_ms: int,
+        request: RequestFields,
+        description: str,
+    ) -> GrantedMany | Granted | NotAcquired:
+        """Grants every lock of ``names`` at once (``Granted`` for a single name), or none."""
+        result = await self._blocking(
+            lambda now: AcquireLocks(
+                now,
+                names=names,
+                max_hold_ms=max_hold_ms,
+                wait_ms=wait_ms,
+                description=description,
+                **request,
+            ),
+            names[0],
+            request,
+        )
+        if isinstance(result, GrantedMany | Granted | NotAcquired):
+            return result
+        raise _another_command(request)
+
+    async def acquire_permit(
+        self,
+        name: str,
+        request: RequestFields,
+        *,
+        limit: int,
+        max_hold_ms: int,
+        wait_ms: int,
+        description: str,
+    ) -> Granted | NotAcquired:
+        """Grants a permit of the semaphore ``name``, or says none was free within
+        ``wait_ms``."""
+        result = await self._blocking(
+            lambda now: AcquirePermit(
+                now,
+                name=name,
+                limit=limit,
+                max_hold_ms=max_hold_ms,
+                wait_ms=wait_ms,
+                description=description,
+                **request,
+            ),
+            name,
+            request,
+            withdraw=lambda now: CancelPermitWait(now, request["session"], name, request["seq"]),
+        )
+        if isinstance(result, Granted | NotAcquired):
+            return result
+        raise _another_command(request)
+
+    async def _blocking(
+        self,
+        propose: Callable[[int], Command],
+        name: str,
+        request: RequestFields,
+        withdraw: Callable[[int], Command] | None = None,
+    ) -> Result:
+        """Proposes an acquire and, if it is queued, waits for its resolution; a caller that
+        goes away withdraws it (``withdraw``, by default the lock's ``CancelWait``)."""
         key = (request["session"], request["seq"])
         waiter = self._register(key)
         try:
-            result = await self._node.execute(
-                lambda now: Acquire(
-                    now, name=name, max_hold_ms=max_hold_ms, wait_ms=wait_ms, **request
-                )
-            )
+            result = await self._node.execute(propose)
             if isinstance(result, Queued):
                 result = await self._wait(result, waiter)
         except asyncio.CancelledError:
             if not self._node.stopping:
-                self._node.spawn(self._withdraw(name, request))
+                self._node.spawn(
+                    self._withdraw(
+                        withdraw
+                        or (
+                            lambda now: CancelWait(
+                                now, request["session"], name, request["seq"], release_grant=False
+                            )
+                        ),
+                        name,
+                        request,
+                    )
+                )
             raise
         finally:
             self._discard(key, waiter)
         if isinstance(result, Err):
             raise TurnstileError(result.reason, result.detail)
-        if not isinstance(result, Granted | NotAcquired):
-            # The state machine answers a retried seq with its first result, whatever wrote it.
-            raise TurnstileError(
-                Reason.INVALID_ARGUMENT,
-                f"request {request['seq']} of session {request['session']} was another "
-                "command; an acquire needs a request id of its own",
-            )
         return result
 
-    async def abandon(self, name: str, acquire_seq: int, request: RequestFields) -> WaitCancelled:
+    async def abandon(
+        self, name: str, acquire_seq: int, request: RequestFields, *, permit: bool = False
+    ) -> WaitCancelled:
         """Gives up an earlier acquire of this session for good: its wait is withdrawn, and a
-        grant it received is released."""
+        grant it received is released (a permit's, with ``permit``)."""
+        kind = AbandonPermit if permit else Abandon
         result = await self._node.execute(
-            lambda now: Abandon(now, name=name, acquire_seq=acquire_seq, **request)
+            lambda now: kind(now, name=name, acquire_seq=acquire_seq, **request)
         )
         assert isinstance(result, WaitCancelled), result
         if result.released:
             log.info(
-                "lock %r: a grant to session %d's abandoned acquire %d was released",
+                "%s %r: a grant to session %d's abandoned acquire %d was released",
+                "semaphore" if permit else "lock",
                 name,
                 request["session"],
                 acquire_seq,
@@ -144,12 +253,19 @@ class BlockingAcquires:
                 "the wait's end was not committed in time; retry with the same request id",
             ) from None
 
-    async def _withdraw(self, name: str, request: RequestFields) -> None:
+    async def _withdraw(
+        self, withdraw: Callable[[int], Command], name: str, request: RequestFields
+    ) -> None:
         try:
-            await self._node.execute(
-                lambda now: CancelWait(
-                    now, request["session"], name, request["seq"], release_grant=False
-                )
-            )
+            await self._node.execute(withdraw)
         except TurnstileError as exc:
             log.info("withdrawing wait %s/%d failed: %s", name, request["seq"], exc)
+
+
+def _another_command(request: RequestFields) -> TurnstileError:
+    """The state machine answers a retried seq with its first result, whatever wrote it."""
+    return TurnstileError(
+        Reason.INVALID_ARGUMENT,
+        f"request {request['seq']} of session {request['session']} was another "
+        "command; an acquire needs a request id of its own",
+    )

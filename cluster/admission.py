@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import wraps
-from typing import TypeVar, cast
+from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.errors import TurnstileError
@@ -30,17 +30,20 @@ from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 
 Request = TypeVar("Request")
+Options = ParamSpec("Options")
 
 
 def _refusing(
-    check: Callable[[Limits, Request], None],
-) -> Callable[[Limits, Request], None]:
+    check: Callable[Concatenate[Limits, Request, Options], None],
+) -> Callable[Concatenate[Limits, Request, Options], None]:
     """Turns the state machine's ``RefusedError`` into the servicer's ``TurnstileError``."""
 
     @wraps(check)
-    def checked(limits: Limits, request: Request) -> None:
+    def checked(
+        limits: Limits, request: Request, /, *args: Options.args, **kwargs: Options.kwargs
+    ) -> None:
         try:
-            check(limits, request)
+            check(limits, request, *args, **kwargs)
         except RefusedError as refused:
             raise TurnstileError(refused.reason, refused.detail) from None
 
@@ -71,18 +74,61 @@ def check_open(limits: Limits, request: pb.OpenSessionRequest) -> None:
         bounds.check_text(limits, what, text, limits.max_name_bytes, "max_name_bytes")
 
 
+def _description(limits: Limits, description: str) -> None:
+    bounds.check_text(
+        limits, "description", description, limits.max_reason_bytes, "max_reason_bytes"
+    )
+
+
 @_refusing
 def check_acquire(limits: Limits, request: pb.AcquireRequest) -> None:
     _request_id(limits, request.request)
     bounds.check_name(limits, "lock name", request.name)
     bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
     bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
+    _description(limits, request.description)
 
 
 @_refusing
-def check_abandon(limits: Limits, request: pb.AbandonRequest) -> None:
+def check_acquire_many(limits: Limits, request: pb.AcquireManyRequest) -> None:
     _request_id(limits, request.request)
-    bounds.check_name(limits, "lock name", request.name)
+    names = request.names
+    if not names:
+        raise RefusedError(Reason.INVALID_ARGUMENT, "names: name at least one lock")
+    if len(names) > limits.max_batch:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT, f"{len(names)} locks named, max_batch={limits.max_batch}"
+        )
+    seen: set[str] = set()
+    for name in names:
+        bounds.check_name(limits, "lock name", name)
+        if name in seen:
+            raise RefusedError(Reason.INVALID_ARGUMENT, f"lock {name!r} is named twice")
+        seen.add(name)
+    bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
+    bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
+    _description(limits, request.description)
+
+
+@_refusing
+def check_acquire_permit(limits: Limits, request: pb.AcquirePermitRequest) -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, "semaphore name", request.name)
+    if not 1 <= request.limit <= limits.max_waiters_per_lock:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"limit must be 1..{limits.max_waiters_per_lock} (max_waiters_per_lock), "
+            f"got {request.limit}",
+        )
+    bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
+    bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
+    _description(limits, request.description)
+
+
+@_refusing
+def check_abandon(limits: Limits, request: pb.AbandonRequest, what: str = "lock name") -> None:
+    _request_id(limits, request.request)
+    bounds.check_name(limits, what, request.name)
     if request.acquire_seq == request.request.seq or request.acquire_seq < 1:
         raise RefusedError(
             Reason.INVALID_ARGUMENT,
@@ -91,15 +137,15 @@ def check_abandon(limits: Limits, request: pb.AbandonRequest) -> None:
 
 
 @_refusing
-def check_release(limits: Limits, request: pb.ReleaseRequest) -> None:
+def check_release(limits: Limits, request: pb.ReleaseRequest, what: str = "lock name") -> None:
     _request_id(limits, request.request)
-    bounds.check_name(limits, "lock name", request.name)
+    bounds.check_name(limits, what, request.name)
 
 
 @_refusing
-def check_extend(limits: Limits, request: pb.ExtendRequest) -> None:
+def check_extend(limits: Limits, request: pb.ExtendRequest, what: str = "lock name") -> None:
     _request_id(limits, request.request)
-    bounds.check_name(limits, "lock name", request.name)
+    bounds.check_name(limits, what, request.name)
     bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
 
 
@@ -109,8 +155,12 @@ def check_validate(limits: Limits, request: pb.ValidateRequest) -> None:
 
 
 @_refusing
-def check_describe(limits: Limits, request: pb.DescribeLockRequest) -> None:
-    bounds.check_name(limits, "lock name", request.name)
+def check_describe(
+    limits: Limits,
+    request: pb.DescribeLockRequest | pb.DescribeSemaphoreRequest,
+    what: str = "lock name",
+) -> None:
+    bounds.check_name(limits, what, request.name)
 
 
 @_refusing

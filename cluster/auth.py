@@ -38,7 +38,20 @@ WORKER_METHODS = frozenset(
         *(f"{_V1}Sessions/{m}" for m in ("Open", "KeepAlive", "Close", "List", "Stream")),
         *(
             f"{_V1}Locks/{m}"
-            for m in ("Acquire", "Release", "Abandon", "Extend", "Validate", "Describe", "List")
+            for m in (
+                "Acquire",
+                "AcquireMany",
+                "Release",
+                "Abandon",
+                "Extend",
+                "Validate",
+                "Describe",
+                "List",
+            )
+        ),
+        *(
+            f"{_V1}Semaphores/{m}"
+            for m in ("Acquire", "Release", "Abandon", "Extend", "Describe", "List")
         ),
         *(
             f"{_V1}DistinctLists/{m}"

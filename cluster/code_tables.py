@@ -5,7 +5,7 @@ per-command: its op code, whether it is deduplicated by (session, seq), and the 
 version it needs. The codec and the state machine both read that one table, and it refuses a
 second class for an op code at import (a duplicate would silently decode old entries as the
 wrong command). Results are registered in ``RESULTS`` by ``register_result`` likewise. The
-record classes live in ``commands`` and ``group_commands``.
+record classes live in ``commands``, ``group_commands`` and ``semaphore_commands``.
 """
 
 from __future__ import annotations

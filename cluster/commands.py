@@ -13,7 +13,8 @@ every later result of its session.
 
 Each command class is registered in ``COMMANDS`` (``code_tables``) with its op code, whether it
 is deduplicated by (session, seq), and the cluster version it needs. Groups and elections have
-their records in ``group_commands``; the unions below include them.
+their records in ``group_commands``, semaphores and acquires of several locks in
+``semaphore_commands``; the unions below include them.
 
 ``PROTOCOL_VERSION`` is the newest command set this build applies. A command class registered
 with ``since`` above the cluster's replicated version is neither proposed nor applied: a leader
@@ -26,14 +27,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from turnstile.cluster import group_commands as group
+from turnstile.cluster import semaphore_commands as semaphore
 from turnstile.cluster.code_tables import COMMANDS, register_command, register_result
 from turnstile.cluster.limits import Limits
 from turnstile.v1.reasons import Reason
 
 #: The newest command set this build applies (see ``since`` and ``SetClusterVersion``); 3 adds
 #: no command, only the pre-vote messages between replicas (``elections``); 4 neither, only
-#: sealed peer frames (``peer_transport``); 5 adds groups and elections (``group_commands``).
-PROTOCOL_VERSION = 5
+#: sealed peer frames (``peer_transport``); 5 adds groups and elections (``group_commands``); 6
+#: semaphores, acquires of several locks and descriptions (``semaphore_commands``).
+PROTOCOL_VERSION = 6
 
 
 # --------------------------------------------------------------------------- commands
@@ -289,6 +292,7 @@ Command = (
     | SetClusterVersion
     | Abandon
     | group.GroupCommand
+    | semaphore.SemaphoreCommand
 )
 
 
@@ -426,6 +430,7 @@ Result = (
     | TornDown
     | Released
     | group.GroupResult
+    | semaphore.GrantedMany
 )
 
 
@@ -497,6 +502,8 @@ Event = (
     | ListChanged
     | group.GroupChanged
     | group.LeadershipChanged
+    | semaphore.PermitGranted
+    | semaphore.PermitFreed
 )
 #: The events watchers see (``turnstile.cluster.watches``): each applied command that has one
 #: moves the state's revision.

@@ -1,6 +1,7 @@
 """The records the replicated state is made of: sessions, locks with their holder and FIFO
-waiters, distinct lists, groups and elections. Snapshots store them; ``StateMachine.reindex``
-rebuilds what is derived from them (a session's held, waiting, joined and standing sets,
+waiters, semaphores with their permit holders and waiters, distinct lists, groups and
+elections. Snapshots store them; ``StateMachine.reindex``
+rebuilds what is derived from them (a session's held, waiting, permit, joined and standing sets,
 counters, timers).
 """
 
@@ -61,7 +62,8 @@ class Session:
     opened_at: int
     #: Names of the locks this session holds.
     held: set[str] = field(default_factory=set)
-    #: (lock name, acquire seq) of each of its queued acquires.
+    #: (lock name, acquire seq) of each of its queued acquires (an acquire of several locks
+    #: has an entry per lock).
     waiting: set[tuple[str, int]] = field(default_factory=set)
     #: seq -> result, for exactly-once retries; pruned by the client's ``acked``.
     results: dict[int, Result] = field(default_factory=dict)
@@ -74,6 +76,10 @@ class Session:
     joined: set[tuple[str, str]] = field(default_factory=set)
     #: Names of the elections it stands in.
     standing: set[str] = field(default_factory=set)
+    #: (semaphore name, token) of each permit it holds.
+    permits: set[tuple[str, int]] = field(default_factory=set)
+    #: (semaphore name, acquire seq) of each of its queued permit acquires.
+    permit_waits: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -85,6 +91,8 @@ class Holder:
     granted_at: int
     #: Log time when the max-hold ends; 0 means no cap.
     expires_at: int
+    #: Who holds it and why, as the acquire said.
+    description: str = ""
 
 
 @dataclass(slots=True)
@@ -94,12 +102,36 @@ class Waiter:
     max_hold_ms: int
     enqueued_at: int
     deadline: int
+    description: str = ""
+    #: Every lock an acquire of several locks takes, in its order; the one object is queued
+    #: in each of their queues. Empty for an acquire of one lock or permit.
+    names: tuple[str, ...] = ()
+
+    def takes(self, name: str) -> tuple[str, ...]:
+        """The locks this waiter takes, queued for ``name``."""
+        return self.names or (name,)
+
+    def same(self, other: Waiter) -> bool:
+        """The same acquire (copies of one several-lock waiter restored from a snapshot are
+        equal, not identical)."""
+        return self.session == other.session and self.seq == other.seq
 
 
 @dataclass(slots=True)
 class LockState:
     name: str
     holder: Holder | None = None
+    waiters: list[Waiter] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SemaphoreState:
+    """Up to ``limit`` permit holders at once, in grant order, and a FIFO queue; forgotten
+    when it has neither."""
+
+    name: str
+    limit: int
+    holders: list[Holder] = field(default_factory=list)
     waiters: list[Waiter] = field(default_factory=list)
 
 

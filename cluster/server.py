@@ -16,6 +16,7 @@ from turnstile.cluster.auth import TokenAuth
 from turnstile.cluster.config import NodeConfig, is_loopback
 from turnstile.cluster.group_service import ElectionsService, GroupsService, WatchesService
 from turnstile.cluster.node import Node
+from turnstile.cluster.semaphore_service import SemaphoresService, stream_calls
 from turnstile.cluster.service import (
     ClusterService,
     DistinctListsService,
@@ -65,13 +66,14 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
             ("grpc.http2.max_ping_strikes", 0),
         ],
     )
-    pb_grpc.add_SessionsServicer_to_server(SessionsService(node), server)
+    pb_grpc.add_SessionsServicer_to_server(SessionsService(node, stream_calls(node)), server)
     pb_grpc.add_LocksServicer_to_server(LocksService(node), server)
     pb_grpc.add_DistinctListsServicer_to_server(DistinctListsService(node), server)
     pb_grpc.add_ClusterServicer_to_server(ClusterService(node), server)
     pb_grpc.add_GroupsServicer_to_server(GroupsService(node), server)
     pb_grpc.add_ElectionsServicer_to_server(ElectionsService(node), server)
     pb_grpc.add_WatchesServicer_to_server(WatchesService(node), server)
+    pb_grpc.add_SemaphoresServicer_to_server(SemaphoresService(node), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -14,7 +14,7 @@ import functools
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -22,12 +22,14 @@ import grpc
 from turnstile.cluster import admission, snapshot, views
 from turnstile.cluster import commands as cmd
 from turnstile.cluster.errors import TurnstileError, to_status
+from turnstile.cluster.hold_messages import lock_info
 from turnstile.cluster.limits import Limits
 from turnstile.cluster.node import Node, RequestFields
 from turnstile.cluster.peers import Peer
+from turnstile.cluster.semaphore_commands import GrantedMany
 from turnstile.cluster.session_stream import SessionStreams, StreamMethod
 from turnstile.cluster.state import StateMachine
-from turnstile.cluster.views import HolderView, ListView, LockView, SessionView, WaiterView
+from turnstile.cluster.views import ListView, SessionView
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 from turnstile.v1.metadata import LEADER_METADATA_KEY
@@ -106,10 +108,11 @@ def linearizable(consistency: int) -> bool:
 
 
 class SessionsService(Servicer, pb_grpc.SessionsServicer):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, more_calls: Mapping[str, StreamMethod] | None = None) -> None:
+        """``more_calls``: stream calls served by other modules' servicers, by field name."""
         super().__init__(node)
         self.streams = SessionStreams(
-            _stream_methods(self),
+            {**_stream_methods(self), **(more_calls or {})},
             lambda: node.membership.leader_ids()[1],
             lambda session, arrived: node.leading and node.tracker.renew(session, arrived),
             requests=node.metrics.rpc_requests,
@@ -179,26 +182,27 @@ def _stream_methods(sessions: SessionsService) -> dict[str, StreamMethod]:
     ``StreamCall.request`` field name."""
     locks, lists = LocksService(sessions.node), DistinctListsService(sessions.node)
     return {
-        "open": _served_by(sessions, SessionsService.Open),
+        "open": served_by(sessions, SessionsService.Open),
         "keep_alive": dataclasses.replace(
-            _served_by(sessions, SessionsService.KeepAlive), serve_many=sessions.keep_alive_many
+            served_by(sessions, SessionsService.KeepAlive), serve_many=sessions.keep_alive_many
         ),
-        "close": _served_by(sessions, SessionsService.Close),
-        "acquire": _served_by(locks, LocksService.Acquire),
-        "release": _served_by(locks, LocksService.Release),
-        "abandon": _served_by(locks, LocksService.Abandon),
-        "extend": _served_by(locks, LocksService.Extend),
-        "validate": _served_by(locks, LocksService.Validate),
-        "set_up": _served_by(lists, DistinctListsService.SetUp),
-        "insert": _served_by(lists, DistinctListsService.Insert),
-        "contains": _served_by(lists, DistinctListsService.Contains),
-        "members": _served_by(lists, DistinctListsService.Members),
-        "size": _served_by(lists, DistinctListsService.Size),
-        "tear_down": _served_by(lists, DistinctListsService.TearDown),
+        "close": served_by(sessions, SessionsService.Close),
+        "acquire": served_by(locks, LocksService.Acquire),
+        "acquire_many": served_by(locks, LocksService.AcquireMany),
+        "release": served_by(locks, LocksService.Release),
+        "abandon": served_by(locks, LocksService.Abandon),
+        "extend": served_by(locks, LocksService.Extend),
+        "validate": served_by(locks, LocksService.Validate),
+        "set_up": served_by(lists, DistinctListsService.SetUp),
+        "insert": served_by(lists, DistinctListsService.Insert),
+        "contains": served_by(lists, DistinctListsService.Contains),
+        "members": served_by(lists, DistinctListsService.Members),
+        "size": served_by(lists, DistinctListsService.Size),
+        "tear_down": served_by(lists, DistinctListsService.TearDown),
     }
 
 
-def _served_by(servicer: Servicer, method: Callable[..., Awaitable[Any]]) -> StreamMethod:
+def served_by(servicer: Servicer, method: Callable[..., Awaitable[Any]]) -> StreamMethod:
     """A servicer method as a stream serves it: its body without ``rpc``'s status mapping
     (the stream answers a refusal itself), labelled as the unary RPC's metrics are."""
     body = inspect.unwrap(method)
@@ -232,7 +236,11 @@ class LocksService(Servicer, pb_grpc.LocksServicer):
     async def Acquire(self, request: pb.AcquireRequest, context: Any) -> pb.AcquireResponse:
         admission.check_acquire(self.limits(), request)
         result = await self.node.acquires.acquire(
-            request.name, request.max_hold_ms, request.wait_ms, request_fields(request.request)
+            request.name,
+            request.max_hold_ms,
+            request.wait_ms,
+            request_fields(request.request),
+            request.description,
         )
         if isinstance(result, cmd.Granted):
             return pb.AcquireResponse(
@@ -242,6 +250,29 @@ class LocksService(Servicer, pb_grpc.LocksServicer):
                 expires_in_ms=self.remaining_ms(result.expires_at),
             )
         return pb.AcquireResponse(header=self.header(), acquired=False)
+
+    @rpc
+    async def AcquireMany(
+        self, request: pb.AcquireManyRequest, context: Any
+    ) -> pb.AcquireManyResponse:
+        admission.check_acquire_many(self.limits(), request)
+        names = tuple(request.names)
+        result = await self.node.acquires.acquire_many(
+            names,
+            request.max_hold_ms,
+            request.wait_ms,
+            request_fields(request.request),
+            request.description,
+        )
+        if isinstance(result, cmd.NotAcquired):
+            return pb.AcquireManyResponse(header=self.header(), acquired=False)
+        tokens = result.tokens if isinstance(result, GrantedMany) else (result.token,)
+        return pb.AcquireManyResponse(
+            header=self.header(),
+            acquired=True,
+            grants=[pb.LockGrant(name=n, token=t) for n, t in zip(names, tokens, strict=True)],
+            expires_in_ms=self.remaining_ms(result.expires_at),
+        )
 
     @rpc
     async def Abandon(self, request: pb.AbandonRequest, context: Any) -> pb.AbandonResponse:
@@ -300,7 +331,7 @@ class LocksService(Servicer, pb_grpc.LocksServicer):
             linearizable(request.consistency),
             lambda s, now: views.describe_lock(s, request.name, now),
         )
-        return pb.DescribeLockResponse(header=self.header(), lock=_lock_info(view))
+        return pb.DescribeLockResponse(header=self.header(), lock=lock_info(view))
 
     @rpc
     async def List(self, request: pb.ListLocksRequest, context: Any) -> pb.ListLocksResponse:
@@ -310,38 +341,7 @@ class LocksService(Servicer, pb_grpc.LocksServicer):
                 s, request.prefix, request.after_name, request.limit, now
             ),
         )
-        return pb.ListLocksResponse(header=self.header(), locks=[_lock_info(v) for v in found])
-
-
-def _lock_info(view: LockView) -> pb.LockInfo:
-    info = pb.LockInfo(name=view.name, waiters=[_waiter(w) for w in view.waiters])
-    if view.holder is not None:
-        info.holder.CopyFrom(_holder(view.holder))
-    return info
-
-
-def _holder(view: HolderView) -> pb.LockHolder:
-    return pb.LockHolder(
-        session_id=view.session,
-        token=view.token,
-        held_for_ms=view.held_for_ms,
-        expires_in_ms=view.expires_in_ms,
-        client_name=view.client_name,
-        client_host=view.client_host,
-        client_pid=view.client_pid,
-    )
-
-
-def _waiter(view: WaiterView) -> pb.LockWaiter:
-    return pb.LockWaiter(
-        session_id=view.session,
-        seq=view.seq,
-        waited_for_ms=view.waited_for_ms,
-        wait_remaining_ms=view.wait_remaining_ms,
-        client_name=view.client_name,
-        client_host=view.client_host,
-        client_pid=view.client_pid,
-    )
+        return pb.ListLocksResponse(header=self.header(), locks=[lock_info(v) for v in found])
 
 
 # ---------------------------------------------------------------------------- distinct lists
@@ -483,6 +483,8 @@ class ClusterService(Servicer, pb_grpc.ClusterServicer):
                 groups=counts.groups,
                 group_members=counts.group_members,
                 elections=counts.elections,
+                semaphores=counts.semaphores,
+                permits_held=counts.permits_held,
             ),
             follower_lag={
                 by_address.get(address, address): lag

@@ -8,7 +8,9 @@ An unknown format version is refused, never guessed. Version 1 (before the term 
 cluster version and the record of answered seqs) is still read, with their initial values.
 Version 3 adds groups, elections and the revision; it is written only from cluster version 5
 (before that they are empty and 0), so a member of the previous build, which reads version 2,
-can still install a snapshot during a rolling upgrade.
+can still install a snapshot during a rolling upgrade. Version 4 adds semaphores, the
+descriptions of holders and waiters and the locks of a waiter for several; it is written only
+from cluster version 6, for the same reason.
 """
 
 from __future__ import annotations
@@ -33,26 +35,46 @@ from turnstile.cluster.records import (
     Holder,
     ListState,
     LockState,
+    SemaphoreState,
     SeqRanges,
     Session,
     Waiter,
 )
+from turnstile.cluster.semaphore_commands import SEMAPHORES_SINCE
 from turnstile.cluster.state import StateMachine
 
 MAGIC = "turnstile-snapshot"
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 #: Versions ``load`` reads.
-_READABLE_VERSIONS = (1, 2, 3)
+_READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 class SnapshotError(ValueError):
     """The bytes are not a snapshot this version can restore."""
 
 
+def _version_for(cluster_version: int) -> int:
+    """The newest format every member of a cluster at ``cluster_version`` reads."""
+    if cluster_version >= SEMAPHORES_SINCE:
+        return SNAPSHOT_VERSION
+    return 3 if cluster_version >= GROUPS_SINCE else 2
+
+
+def _holder(holder: Holder, version: int) -> list[Any]:
+    fields = [holder.session, holder.token, holder.acquire_seq, holder.granted_at]
+    return [*fields, holder.expires_at, *([holder.description] if version >= 4 else [])]
+
+
+def _waiter(w: Waiter, version: int) -> list[Any]:
+    fields = [w.session, w.seq, w.max_hold_ms, w.enqueued_at, w.deadline]
+    return [*fields, *([w.description, list(w.names)] if version >= 4 else [])]
+
+
 def dump(state: StateMachine) -> bytes:
+    version = _version_for(state.cluster_version)
     document: dict[str, Any] = {
         "magic": MAGIC,
-        "version": SNAPSHOT_VERSION if state.cluster_version >= GROUPS_SINCE else 2,
+        "version": version,
         "clock": state.clock,
         "last_session": state.last_session,
         "last_token": state.last_token,
@@ -76,19 +98,8 @@ def dump(state: StateMachine) -> bytes:
         "locks": [
             [
                 lock.name,
-                None
-                if lock.holder is None
-                else [
-                    lock.holder.session,
-                    lock.holder.token,
-                    lock.holder.acquire_seq,
-                    lock.holder.granted_at,
-                    lock.holder.expires_at,
-                ],
-                [
-                    [w.session, w.seq, w.max_hold_ms, w.enqueued_at, w.deadline]
-                    for w in lock.waiters
-                ],
+                None if lock.holder is None else _holder(lock.holder, version),
+                [_waiter(w, version) for w in lock.waiters],
             ]
             for lock in (state.locks[n] for n in sorted(state.locks))
         ],
@@ -119,6 +130,16 @@ def dump(state: StateMachine) -> bytes:
                 [[c.session, c.member_id, c.since, c.token] for c in election.candidates],
             ]
             for election in (state.elections[n] for n in sorted(state.elections))
+        ]
+    if version >= 4:
+        document["semaphores"] = [
+            [
+                item.name,
+                item.limit,
+                [_holder(h, version) for h in item.holders],
+                [_waiter(w, version) for w in item.waiters],
+            ]
+            for item in (state.semaphores[n] for n in sorted(state.semaphores))
         ]
     return msgpack.packb(document, use_bin_type=True)
 
@@ -171,13 +192,14 @@ def _restore(document: dict[str, Any], version: int, term_fence: bool) -> StateM
     for name, holder, waiters in document["locks"]:
         lock = LockState(_str(name))
         if holder is not None:
-            lock.holder = Holder(*(_int(v) for v in holder))
-        lock.waiters = [Waiter(*(_int(v) for v in values)) for values in waiters]
-        if lock.holder is None:
-            # The state machine grants the head waiter whenever a lock is freed, and forgets
-            # an idle lock: a free lock record cannot exist in a real state.
+            lock.holder = _read_holder(holder, version)
+        lock.waiters = [_read_waiter(values, version) for values in waiters]
+        if lock.holder is None and not (lock.waiters and lock.waiters[0].names):
+            # A freed lock goes to its head waiter at once unless that waiter waits for
+            # another lock too, and an idle lock is forgotten.
             raise SnapshotError(f"lock {lock.name!r} has no holder")
         state.locks[lock.name] = lock
+    _check_waiters_for_several(state)
     for name, ttl, created_at, expires_at, members in document["lists"]:
         item = ListState(_str(name), _int(ttl), _int(created_at), _int(expires_at))
         item.members = [_bytes(m) for m in members]
@@ -189,8 +211,58 @@ def _restore(document: dict[str, Any], version: int, term_fence: bool) -> StateM
         state.cluster_members[_str(node_id)] = (_str(peer_address), _str(client_address))
     if version >= 3:
         _restore_groups(state, document)
+    if version >= 4:
+        _restore_semaphores(state, document)
     state.reindex()
     return state
+
+
+def _read_holder(values: list[Any], version: int) -> Holder:
+    if len(values) != (6 if version >= 4 else 5):
+        raise SnapshotError(f"holder record has {len(values)} fields")
+    session, token, acquire_seq, granted_at, expires_at = (_int(v) for v in values[:5])
+    description = _str(values[5]) if version >= 4 else ""
+    return Holder(session, token, acquire_seq, granted_at, expires_at, description)
+
+
+def _read_waiter(values: list[Any], version: int) -> Waiter:
+    if len(values) != (7 if version >= 4 else 5):
+        raise SnapshotError(f"waiter record has {len(values)} fields")
+    session, seq, max_hold_ms, enqueued_at, deadline = (_int(v) for v in values[:5])
+    waiter = Waiter(session, seq, max_hold_ms, enqueued_at, deadline)
+    if version >= 4:
+        waiter.description = _str(values[5])
+        waiter.names = tuple(_str(n) for n in values[6])
+    return waiter
+
+
+def _check_waiters_for_several(state: StateMachine) -> None:
+    """A waiter for several locks is queued in the queue of each of them, and only there."""
+    for lock in state.locks.values():
+        for waiter in lock.waiters:
+            if not waiter.names:
+                continue
+            if lock.name not in waiter.names or not all(
+                n in state.locks and any(w.same(waiter) for w in state.locks[n].waiters)
+                for n in waiter.names
+            ):
+                raise SnapshotError(
+                    f"waiter {waiter.session}/{waiter.seq} of lock {lock.name!r} is not queued "
+                    f"for each of {list(waiter.names)}"
+                )
+
+
+def _restore_semaphores(state: StateMachine, document: dict[str, Any]) -> None:
+    for name, limit, holders, waiters in document["semaphores"]:
+        item = SemaphoreState(_str(name), _int(limit))
+        item.holders = [_read_holder(h, 4) for h in holders]
+        item.waiters = [_read_waiter(w, 4) for w in waiters]
+        if not item.holders and not item.waiters:
+            raise SnapshotError(f"semaphore {item.name!r} is unused")
+        if item.waiters and len(item.holders) < item.limit:
+            # Waiters are granted whenever a permit is free.
+            raise SnapshotError(f"semaphore {item.name!r} has waiters and a free permit")
+        state.semaphores[item.name] = item
 
 
 def _restore_groups(state: StateMachine, document: dict[str, Any]) -> None:

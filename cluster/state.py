@@ -1,11 +1,12 @@
-"""The replicated state machine: sessions, locks with FIFO waiters, distinct lists, groups
-and elections (their rules in ``turnstile.cluster.group_rules``).
+"""The replicated state machine: sessions, locks with FIFO waiters, semaphores, distinct
+lists, groups and elections (their rules in ``lock_rules``, ``semaphore_rules``,
+``list_rules`` and ``group_rules``).
 
 Pure and deterministic. No clock, thread, randomness, I/O, grpc or pysyncobj. Every replica
 applies the same commands in the same order and so reaches the same state and results:
 
 - Time is the log's. Each command carries ``now``; ``clock = max(clock, now)``, then every
-  expiry due at ``clock`` (lock max-hold, waiter deadline, list TTL) is applied, in the order
+  expiry due at ``clock`` (max-hold, waiter deadline, list TTL) is applied, in the order
   (due time, kind, name, id), before the command itself.
 - Behaviour never depends on set or dict iteration order (str hashing differs per process):
   whatever is iterated is sorted first.
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from turnstile.cluster import commands as cmd
-from turnstile.cluster import exactly_once, group_rules, list_rules
+from turnstile.cluster import exactly_once, group_rules, list_rules, lock_rules, semaphore_rules
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.group_commands import GROUPS_SINCE
 from turnstile.cluster.handlers import HANDLERS, check_every_command_is_handled, handles
@@ -39,11 +40,10 @@ from turnstile.cluster.limits import Limits, RefusedError
 from turnstile.cluster.records import (
     ElectionState,
     GroupState,
-    Holder,
     ListState,
     LockState,
+    SemaphoreState,
     Session,
-    Waiter,
 )
 from turnstile.cluster.timers import Timer, TimerKind, Timers
 from turnstile.v1.reasons import Reason
@@ -80,12 +80,16 @@ class StateMachine:
         self.sessions: dict[int, Session] = {}
         self.locks: dict[str, LockState] = {}
         self.lists: dict[str, ListState] = {}
+        self.semaphores: dict[str, SemaphoreState] = {}
         self.groups: dict[str, GroupState] = {}
         self.elections: dict[str, ElectionState] = {}
         #: Applied commands with a change watchers see (``cmd.WATCHED``), from version 5.
         self.revision = 0
         self.member_count = 0
+        #: Entries in lock queues (an acquire of several locks counts once per lock).
         self.waiter_count = 0
+        self.permit_count = 0
+        self.permit_waiter_count = 0
         #: Cluster members: node id -> (peer address, client address).
         self.cluster_members: dict[str, tuple[str, str]] = {}
         #: Entries are checked against the state when popped (see ``_timer_is_live``).
@@ -102,6 +106,8 @@ class StateMachine:
             session.waiting.clear()
             session.joined.clear()
             session.standing.clear()
+            session.permits.clear()
+            session.permit_waits.clear()
         for joined in self.groups.values():
             for member in joined.members.values():
                 self.sessions[member.session].joined.add((joined.name, member.member_id))
@@ -119,6 +125,21 @@ class StateMachine:
                 self.sessions[waiter.session].waiting.add((lock.name, waiter.seq))
                 timers.append(Timer.wait(waiter.deadline, lock.name, waiter.session, waiter.seq))
             self.waiter_count += len(lock.waiters)
+        self.permit_count = self.permit_waiter_count = 0
+        for semaphore in self.semaphores.values():
+            for holder in semaphore.holders:
+                self.sessions[holder.session].permits.add((semaphore.name, holder.token))
+                if holder.expires_at:
+                    timers.append(
+                        Timer.permit_hold(holder.expires_at, semaphore.name, holder.token)
+                    )
+            for waiter in semaphore.waiters:
+                self.sessions[waiter.session].permit_waits.add((semaphore.name, waiter.seq))
+                timers.append(
+                    Timer.permit_wait(waiter.deadline, semaphore.name, waiter.session, waiter.seq)
+                )
+            self.permit_count += len(semaphore.holders)
+            self.permit_waiter_count += len(semaphore.waiters)
         self.member_count = 0
         for item in self.lists.values():
             if item.expires_at:
@@ -207,23 +228,40 @@ class StateMachine:
                 self._expire(timer)
 
     def _expire(self, timer: Timer) -> None:
-        """Applies a live timer: ends the hold, the wait or the list it times out."""
+        """Applies a live timer: ends the hold, the wait or the list it times out (what
+        ``_timer_is_live`` found is there)."""
+        timed_out = cmd.NotAcquired("wait timed out")
         if timer.kind is TimerKind.HOLD:
-            self._free(self.locks[timer.name], cmd.CAUSE_MAX_HOLD)
+            lock_rules.free(self, self.locks[timer.name], cmd.CAUSE_MAX_HOLD)
         elif timer.kind is TimerKind.WAIT:
             lock = self.locks[timer.name]
-            waiter = self._find_waiter(lock, timer.session, timer.seq)
-            assert waiter is not None  # _timer_is_live found it
-            self._drop_waiter(lock, waiter, cmd.NotAcquired("wait timed out"))
-            self._forget_if_idle(lock)
+            waiter = lock_rules.find_waiter(lock, timer.session, timer.seq)
+            assert waiter is not None
+            lock_rules.drop_waiter(self, lock, waiter, timed_out, grant=True)
+        elif timer.kind is TimerKind.PERMIT_HOLD:
+            semaphore = self.semaphores[timer.name]
+            holder = semaphore_rules.find_holder(semaphore, timer.token)
+            assert holder is not None
+            semaphore_rules.free(self, semaphore, holder, cmd.CAUSE_MAX_HOLD)
+        elif timer.kind is TimerKind.PERMIT_WAIT:
+            semaphore = self.semaphores[timer.name]
+            waiter = semaphore_rules.find_waiter(semaphore, timer.session, timer.seq)
+            assert waiter is not None
+            semaphore_rules.drop_waiter(self, semaphore, waiter, timed_out)
         else:
             list_rules.delete_list(self, self.lists[timer.name])
             self._events.append(cmd.ListExpired(timer.name))
 
     def push_timer(self, timer: Timer) -> None:
-        """Adds a timer. At most one timer per lock holder, waiter and list is live: their
-        count bounds the live entries for ``Timers.push``."""
-        live_bound = len(self.locks) + self.waiter_count + len(self.lists)
+        """Adds a timer. At most one timer per lock holder, waiter entry, permit, permit waiter
+        and list is live: their count bounds the live entries for ``Timers.push``."""
+        live_bound = (
+            len(self.locks)
+            + self.waiter_count
+            + self.permit_count
+            + self.permit_waiter_count
+            + len(self.lists)
+        )
         self._timers.push(timer, live_bound, self._timer_is_live)
 
     def next_due(self) -> int | None:
@@ -235,6 +273,15 @@ class StateMachine:
         if timer.kind is TimerKind.LIST:
             existing = self.lists.get(timer.name)
             return existing is not None and existing.expires_at == timer.due
+        if timer.kind in (TimerKind.PERMIT_HOLD, TimerKind.PERMIT_WAIT):
+            semaphore = self.semaphores.get(timer.name)
+            if semaphore is None:
+                return False
+            if timer.kind is TimerKind.PERMIT_HOLD:
+                holder = semaphore_rules.find_holder(semaphore, timer.token)
+                return holder is not None and holder.expires_at == timer.due
+            entry = semaphore_rules.find_waiter(semaphore, timer.session, timer.seq)
+            return entry is not None and entry.deadline == timer.due
         lock = self.locks.get(timer.name)
         if lock is None:
             return False
@@ -244,7 +291,7 @@ class StateMachine:
                 and lock.holder.token == timer.token
                 and lock.holder.expires_at == timer.due
             )
-        waiter = self._find_waiter(lock, timer.session, timer.seq)
+        waiter = lock_rules.find_waiter(lock, timer.session, timer.seq)
         return waiter is not None and waiter.deadline == timer.due
 
     # ----------------------------------------------------------------------- cluster
@@ -322,231 +369,18 @@ class StateMachine:
         session = self.sessions.get(session_id)
         if session is None:
             return cmd.Err(Reason.SESSION_EXPIRED, f"session {session_id} is unknown or expired")
-        # Waiters first: releasing a hold must not hand the lock to this session's own waiter.
-        for name, seq in sorted(session.waiting):
-            lock = self.locks[name]
-            waiter = self._find_waiter(lock, session_id, seq)
-            if waiter is not None:
-                self._drop_waiter(
-                    lock, waiter, cmd.Err(Reason.SESSION_EXPIRED, f"session {session_id} {cause}")
-                )
-            self._forget_if_idle(lock)
-        for name in sorted(session.held):
-            self._free(self.locks[name], cause)
+        lock_rules.end_session(self, session, cause)
+        semaphore_rules.end_session(self, session, cause)
         group_rules.end_session(self, session, cause)
         del self.sessions[session_id]
         self._events.append(cmd.SessionEnded(session_id, cause))
         return cmd.Done()
 
-    # ----------------------------------------------------------------------- locks
-
-    @handles(cmd.Acquire)
-    def _acquire(self, session: Session, command: cmd.Acquire) -> cmd.Result:
-        bounds.check_name(self.limits, "lock name", command.name)
-        bounds.check_duration(self.limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
-        bounds.check_duration(self.limits, "wait_ms", command.wait_ms, zero_ok=True)
-        lock = self.locks.get(command.name)
-        if lock is None:
-            if len(self.locks) >= self.limits.max_locks:
-                raise RefusedError(
-                    Reason.LIMIT_EXCEEDED,
-                    f"{len(self.locks)} locks in use, max_locks={self.limits.max_locks}",
-                )
-            lock = self.locks[command.name] = LockState(command.name)
-        if lock.holder is None and not lock.waiters:
-            return self._grant(lock, session.id, command.seq, command.max_hold_ms)
-        if command.wait_ms == 0:
-            self._forget_if_idle(lock)
-            return cmd.NotAcquired("held by another holder")
-        if len(lock.waiters) >= self.limits.max_waiters_per_lock:
-            raise RefusedError(
-                Reason.LIMIT_EXCEEDED,
-                f"lock {command.name!r} has {len(lock.waiters)} waiters, "
-                f"max_waiters_per_lock={self.limits.max_waiters_per_lock}",
-            )
-        waiter = Waiter(
-            session=session.id,
-            seq=command.seq,
-            max_hold_ms=command.max_hold_ms,
-            enqueued_at=self.clock,
-            deadline=self.clock + command.wait_ms,
-        )
-        lock.waiters.append(waiter)
-        session.waiting.add((lock.name, waiter.seq))
-        self.waiter_count += 1
-        self.push_timer(Timer.wait(waiter.deadline, lock.name, session.id, waiter.seq))
-        return cmd.Queued(position=len(lock.waiters), deadline=waiter.deadline)
-
-    @handles(cmd.CancelWait)
-    def _cancel_wait(self, command: cmd.CancelWait) -> cmd.Result:
-        session = self.sessions.get(command.session)
-        if session is None:
-            return cmd.Err(
-                Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired"
-            )
-        bounds.check_name(self.limits, "lock name", command.name)
-        return self._withdraw(
-            session,
-            command.name,
-            command.acquire_seq,
-            cmd.NotAcquired("wait cancelled"),
-            cmd.CAUSE_WAIT_CANCELLED if command.release_grant else None,
-        )
-
-    @handles(cmd.Abandon)
-    def _abandon(self, session: Session, command: cmd.Abandon) -> cmd.Result:
-        """The client gave up on ``acquire_seq``: a late copy of it is refused from now on,
-        its waiter is dropped, or the hold it was granted is released."""
-        bounds.check_name(self.limits, "lock name", command.name)
-        if command.acquire_seq == command.seq or command.acquire_seq < 1:
-            raise RefusedError(
-                Reason.INVALID_ARGUMENT,
-                f"acquire_seq must be another request of the session, got {command.acquire_seq}",
-            )
-        if command.acquire_seq <= session.acked:
-            # The client acknowledged that acquire's answer: a grant it got is in use.
-            return cmd.WaitCancelled(removed=False, released=False)
-        session.results.pop(command.acquire_seq, None)
-        session.forgotten.add(command.acquire_seq)
-        return self._withdraw(
-            session,
-            command.name,
-            command.acquire_seq,
-            cmd.NotAcquired("abandoned by the client"),
-            cmd.CAUSE_ABANDONED,
-        )
-
-    def _withdraw(
-        self,
-        session: Session,
-        name: str,
-        acquire_seq: int,
-        outcome: cmd.NotAcquired,
-        release_cause: str | None,
-    ) -> cmd.WaitCancelled:
-        """Drops the waiter of ``session``'s acquire ``acquire_seq``, or, with a
-        ``release_cause``, frees the hold that acquire was granted (its retained result then
-        says ``outcome``, as the dropped waiter's would)."""
-        lock = self.locks.get(name)
-        if lock is None:
-            return cmd.WaitCancelled(removed=False, released=False)
-        waiter = self._find_waiter(lock, session.id, acquire_seq)
-        if waiter is not None:
-            self._drop_waiter(lock, waiter, outcome)
-            self._forget_if_idle(lock)
-            return cmd.WaitCancelled(removed=True, released=False)
-        holder = lock.holder
-        if (
-            release_cause is not None
-            and holder
-            and holder.session == session.id
-            and holder.acquire_seq == acquire_seq
-        ):
-            if acquire_seq in session.results:
-                session.results[acquire_seq] = outcome
-            self._free(lock, release_cause)
-            return cmd.WaitCancelled(removed=False, released=True)
-        return cmd.WaitCancelled(removed=False, released=False)
-
-    @handles(cmd.Release)
-    def _release(self, session: Session, command: cmd.Release) -> cmd.Result:
-        bounds.check_name(self.limits, "lock name", command.name)
-        lock = self._held_by(command.name, command.token, session.id)
-        self._free(lock, cmd.CAUSE_RELEASED)
-        return cmd.Released(command.token)
-
-    @handles(cmd.Extend)
-    def _extend(self, session: Session, command: cmd.Extend) -> cmd.Result:
-        bounds.check_name(self.limits, "lock name", command.name)
-        bounds.check_duration(self.limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
-        lock = self._held_by(command.name, command.token, session.id)
-        holder = lock.holder
-        assert holder is not None  # _held_by checked it
-        holder.expires_at = self.clock + command.max_hold_ms if command.max_hold_ms else 0
-        if holder.expires_at:
-            self.push_timer(Timer.hold(holder.expires_at, lock.name, holder.token))
-        return cmd.Extended(holder.expires_at)
-
-    @handles(cmd.ForceRelease)
-    def _force_release(self, command: cmd.ForceRelease) -> cmd.Result:
-        bounds.check_name(self.limits, "lock name", command.name)
-        bounds.check_text(
-            self.limits, "reason", command.reason, self.limits.max_reason_bytes, "max_reason_bytes"
-        )
-        lock = self.locks.get(command.name)
-        if lock is None or lock.holder is None:
-            return cmd.Err(Reason.NOT_FOUND, f"lock {command.name!r} is not held")
-        holder = lock.holder
-        if command.token and holder.token != command.token:
-            return cmd.Err(
-                Reason.NOT_HOLDER,
-                f"lock {command.name!r} is no longer held by token {command.token} "
-                f"(now token {holder.token})",
-            )
-        self._free(lock, cmd.CAUSE_FORCE_RELEASED, detail=command.reason)
-        return cmd.ForceReleased(holder.session, holder.token)
-
-    def _held_by(self, name: str, token: int, session: int) -> LockState:
-        """The lock, if ``token`` holds it for ``session``: tokens are guessable, sessions not."""
-        lock = self.locks.get(name)
-        if lock is None or lock.holder is None:
-            raise RefusedError(Reason.NOT_HOLDER, f"lock {name!r} is not held")
-        if lock.holder.token != token or lock.holder.session != session:
-            raise RefusedError(
-                Reason.NOT_HOLDER, f"token {token} of session {session} does not hold lock {name!r}"
-            )
-        return lock
-
-    def _grant(self, lock: LockState, session_id: int, seq: int, max_hold_ms: int) -> cmd.Granted:
-        self.last_token += 1
-        expires_at = self.clock + max_hold_ms if max_hold_ms else 0
-        lock.holder = Holder(session_id, self.last_token, seq, self.clock, expires_at)
-        self.sessions[session_id].held.add(lock.name)
-        if expires_at:
-            self.push_timer(Timer.hold(expires_at, lock.name, self.last_token))
-        self._events.append(cmd.LockGranted(lock.name, session_id, self.last_token))
-        return cmd.Granted(self.last_token, expires_at)
-
-    def _free(self, lock: LockState, cause: str, detail: str = "") -> None:
-        """Ends the current hold and grants the head waiter in the same step."""
-        holder = lock.holder
-        assert holder is not None
-        lock.holder = None
-        self.sessions[holder.session].held.discard(lock.name)
-        self._events.append(cmd.LockFreed(lock.name, holder.session, holder.token, cause, detail))
-        if lock.waiters:
-            waiter = lock.waiters.pop(0)
-            self.waiter_count -= 1
-            session = self.sessions[waiter.session]
-            session.waiting.discard((lock.name, waiter.seq))
-            granted = self._grant(lock, waiter.session, waiter.seq, waiter.max_hold_ms)
-            self._resolve(session, waiter.seq, lock.name, granted)
-        else:
-            self._forget_if_idle(lock)
-
-    def _drop_waiter(self, lock: LockState, waiter: Waiter, outcome: cmd.Result) -> None:
-        lock.waiters.remove(waiter)
-        self.waiter_count -= 1
-        session = self.sessions[waiter.session]
-        session.waiting.discard((lock.name, waiter.seq))
-        self._resolve(session, waiter.seq, lock.name, outcome)
-
-    def _resolve(self, session: Session, seq: int, name: str, outcome: cmd.Result) -> None:
+    def resolve(self, session: Session, seq: int, name: str, outcome: cmd.Result) -> None:
         """A queued acquire's final result: a retry of it now returns this."""
         if seq in session.results:
             session.results[seq] = outcome
         self._events.append(cmd.WaiterResolved(session.id, seq, name, outcome))
-
-    @staticmethod
-    def _find_waiter(lock: LockState, session_id: int, seq: int) -> Waiter | None:
-        for waiter in lock.waiters:
-            if waiter.session == session_id and waiter.seq == seq:
-                return waiter
-        return None
-
-    def _forget_if_idle(self, lock: LockState) -> None:
-        if lock.holder is None and not lock.waiters:
-            self.locks.pop(lock.name, None)
 
     def existing_list(self, name: str) -> ListState:
         """The list ``name``; raises RefusedError (NOT_FOUND) if it does not exist."""

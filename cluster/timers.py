@@ -1,4 +1,5 @@
-"""Timers: the pending expiries of the state machine (lock max-hold, waiter deadline, list TTL).
+"""Timers: the pending expiries of the state machine (lock and permit max-hold, waiter
+deadline, list TTL).
 
 Pure and deterministic, like the state machine that owns them. Expiries due at the same
 instant are applied in the order (due, kind, name, then the entry's ids). An entry is never
@@ -24,6 +25,9 @@ class TimerKind(IntEnum):
     HOLD = 0
     WAIT = 1
     LIST = 2
+    #: A semaphore permit's max-hold, and a permit waiter's deadline (cluster version 6).
+    PERMIT_HOLD = 3
+    PERMIT_WAIT = 4
 
 
 class Timer(NamedTuple):
@@ -32,11 +36,11 @@ class Timer(NamedTuple):
 
     due: int
     kind: TimerKind
-    #: The lock or list.
+    #: The lock, semaphore or list.
     name: str
-    #: HOLD: the hold's fencing token.
+    #: HOLD, PERMIT_HOLD: the hold's fencing token.
     token: int = 0
-    #: WAIT: the waiter's session and acquire seq.
+    #: WAIT, PERMIT_WAIT: the waiter's session and acquire seq.
     session: int = 0
     seq: int = 0
 
@@ -49,6 +53,16 @@ class Timer(NamedTuple):
     def wait(cls, due: int, lock: str, session: int, seq: int) -> Timer:
         """The wait of acquire (``session``, ``seq``) for ``lock`` ends at ``due``."""
         return cls(due, TimerKind.WAIT, lock, session=session, seq=seq)
+
+    @classmethod
+    def permit_hold(cls, due: int, semaphore: str, token: int) -> Timer:
+        """The max-hold of the permit ``token`` of ``semaphore`` ends at ``due``."""
+        return cls(due, TimerKind.PERMIT_HOLD, semaphore, token=token)
+
+    @classmethod
+    def permit_wait(cls, due: int, semaphore: str, session: int, seq: int) -> Timer:
+        """The wait of permit acquire (``session``, ``seq``) for ``semaphore`` ends at ``due``."""
+        return cls(due, TimerKind.PERMIT_WAIT, semaphore, session=session, seq=seq)
 
     @classmethod
     def ttl(cls, due: int, name: str) -> Timer:

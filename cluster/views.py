@@ -16,7 +16,7 @@ from typing import ParamSpec, TypeVar
 from turnstile.cluster import limits as bounds
 from turnstile.cluster.commands import Err
 from turnstile.cluster.limits import RefusedError
-from turnstile.cluster.records import ListState, LockState, Session
+from turnstile.cluster.records import Holder, ListState, LockState, SemaphoreState, Session, Waiter
 from turnstile.cluster.state import StateMachine
 from turnstile.v1.reasons import Reason
 
@@ -31,6 +31,9 @@ class HolderView:
     client_name: str
     client_host: str
     client_pid: int
+    description: str
+    #: The request seq of the acquire that was granted.
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +45,24 @@ class WaiterView:
     client_name: str
     client_host: str
     client_pid: int
+    description: str
+    #: Every lock an acquire of several takes; empty for one.
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class LockView:
     name: str
     holder: HolderView | None
+    waiters: tuple[WaiterView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreView:
+    name: str
+    #: 0 for an unused semaphore.
+    limit: int
+    holders: tuple[HolderView, ...]
     waiters: tuple[WaiterView, ...]
 
 
@@ -82,6 +97,8 @@ class Counts:
     groups: int
     group_members: int
     elections: int
+    semaphores: int
+    permits_held: int
 
 
 Params = ParamSpec("Params")
@@ -117,6 +134,24 @@ def list_locks(
     page = bounds.check_page(state.limits, limit)
     names = sorted(n for n in state.locks if n.startswith(prefix) and n > after)
     return [_lock_view(state, state.locks[n], now) for n in names[:page]]
+
+
+@refusal_as_err
+def describe_semaphore(state: StateMachine, name: str, now: int) -> SemaphoreView:
+    """The limit, permit holders and FIFO queue of ``name``; an unused one has none."""
+    bounds.check_name(state.limits, "semaphore name", name)
+    semaphore = state.semaphores.get(name)
+    return _semaphore_view(state, semaphore, now) if semaphore else SemaphoreView(name, 0, (), ())
+
+
+@refusal_as_err
+def list_semaphores(
+    state: StateMachine, prefix: str, after: str, limit: int, now: int
+) -> list[SemaphoreView]:
+    """Semaphores in use whose name starts with ``prefix``, by name, after ``after``."""
+    page = bounds.check_page(state.limits, limit)
+    names = sorted(n for n in state.semaphores if n.startswith(prefix) and n > after)
+    return [_semaphore_view(state, state.semaphores[n], now) for n in names[:page]]
 
 
 @refusal_as_err
@@ -211,38 +246,54 @@ def counts(state: StateMachine) -> Counts:
         groups=len(state.groups),
         group_members=sum(len(g.members) for g in state.groups.values()),
         elections=len(state.elections),
+        semaphores=len(state.semaphores),
+        permits_held=state.permit_count,
     )
 
 
 def _lock_view(state: StateMachine, lock: LockState, now: int) -> LockView:
-    holder = None
-    if lock.holder:
-        h = lock.holder
-        owner = state.sessions[h.session]
-        holder = HolderView(
-            session=h.session,
-            token=h.token,
-            held_for_ms=max(0, now - h.granted_at),
-            expires_in_ms=max(1, h.expires_at - now) if h.expires_at else 0,
-            client_name=owner.client_name,
-            client_host=owner.client_host,
-            client_pid=owner.client_pid,
-        )
-    waiters = []
-    for w in lock.waiters:
-        owner = state.sessions[w.session]
-        waiters.append(
-            WaiterView(
-                session=w.session,
-                seq=w.seq,
-                waited_for_ms=max(0, now - w.enqueued_at),
-                wait_remaining_ms=max(0, w.deadline - now),
-                client_name=owner.client_name,
-                client_host=owner.client_host,
-                client_pid=owner.client_pid,
-            )
-        )
-    return LockView(lock.name, holder, tuple(waiters))
+    holder = _holder_view(state, lock.holder, now) if lock.holder else None
+    waiters = tuple(_waiter_view(state, w, now) for w in lock.waiters)
+    return LockView(lock.name, holder, waiters)
+
+
+def _semaphore_view(state: StateMachine, semaphore: SemaphoreState, now: int) -> SemaphoreView:
+    return SemaphoreView(
+        semaphore.name,
+        semaphore.limit,
+        tuple(_holder_view(state, h, now) for h in semaphore.holders),
+        tuple(_waiter_view(state, w, now) for w in semaphore.waiters),
+    )
+
+
+def _holder_view(state: StateMachine, h: Holder, now: int) -> HolderView:
+    owner = state.sessions[h.session]
+    return HolderView(
+        session=h.session,
+        token=h.token,
+        held_for_ms=max(0, now - h.granted_at),
+        expires_in_ms=max(1, h.expires_at - now) if h.expires_at else 0,
+        client_name=owner.client_name,
+        client_host=owner.client_host,
+        client_pid=owner.client_pid,
+        description=h.description,
+        seq=h.acquire_seq,
+    )
+
+
+def _waiter_view(state: StateMachine, w: Waiter, now: int) -> WaiterView:
+    owner = state.sessions[w.session]
+    return WaiterView(
+        session=w.session,
+        seq=w.seq,
+        waited_for_ms=max(0, now - w.enqueued_at),
+        wait_remaining_ms=max(0, w.deadline - now),
+        client_name=owner.client_name,
+        client_host=owner.client_host,
+        client_pid=owner.client_pid,
+        description=w.description,
+        names=w.names,
+    )
 
 
 def _session_view(session: Session, now: int) -> SessionView:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import msgpack
 
 from turnstile.cluster import group_commands as group
+from turnstile.cluster import semaphore_commands as sem
 from turnstile.cluster import snapshot
 from turnstile.cluster.commands import (
     Acquire,
@@ -288,5 +289,17 @@ def scenario_log() -> list[Command]:
         group.UpdateCapabilities(3_310, 3, 14, 10, "workers", "m3", b"new"),
         group.CreateGroup(3_320, 5, 3, 2, "empty"),
         group.Campaign(3_330, 4, 5, 4, "second", "m4"),
+        # Semaphores, acquires of several locks, descriptions (cluster version 6).
+        SetClusterVersion(3_400, 6),
+        # job/1 is held by session 3: queued for both, so multi/a is free with a waiter.
+        sem.AcquireLocks(3_410, 5, 4, 3, ("job/1", "multi/a"), 0, 4_000, "job=9"),
+        sem.AcquireLocks(3_420, 4, 6, 5, ("multi/b", "multi/c"), 500, 0, "host=w4"),
+        sem.AcquirePermit(3_430, 3, 15, 14, "pool", 2, 0, 0, "a"),
+        sem.AcquirePermit(3_440, 4, 7, 6, "pool", 2, 800, 0, ""),
+        sem.AcquirePermit(3_450, 5, 5, 4, "pool", 2, 0, 3_000, "w"),  # queued
+        sem.AcquirePermit(3_460, 3, 16, 15, "pool", 2, 0, 3_000, ""),  # queued behind it
+        Tick(3_920),  # multi/b and multi/c's max-hold
+        Tick(4_240),  # session 4's permit's max-hold: handed to session 5
+        sem.CancelPermitWait(4_300, 3, "pool", 16),
     ]
     return log

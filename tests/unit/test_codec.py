@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from turnstile.cluster import code_tables, views
 from turnstile.cluster import group_commands as group
+from turnstile.cluster import semaphore_commands as sem
 from turnstile.cluster.codec import (
     FORMAT_VERSION,
     CodecError,
@@ -95,6 +96,33 @@ COMMANDS: list[Command] = [
     ),
     group.Campaign(now=23, session=1, seq=17, acked=16, name="boss", member_id="m", term=4),
     group.Resign(now=24, session=1, seq=18, acked=17, name="boss"),
+    sem.AcquireLocks(
+        now=25,
+        session=1,
+        seq=19,
+        acked=18,
+        names=("a", "b-ü"),
+        max_hold_ms=5,
+        wait_ms=6,
+        description="job=7 host=w1",
+        term=5,
+    ),
+    sem.AcquirePermit(
+        now=26,
+        session=1,
+        seq=20,
+        acked=19,
+        name="pool",
+        limit=3,
+        max_hold_ms=0,
+        wait_ms=9,
+        description="",
+        answered=(22,),
+    ),
+    sem.ReleasePermit(now=27, session=1, seq=21, acked=20, name="pool", token=MAX_INT),
+    sem.ExtendPermit(now=28, session=1, seq=23, acked=22, name="pool", token=4, max_hold_ms=1),
+    sem.AbandonPermit(now=29, session=1, seq=24, acked=23, name="pool", acquire_seq=20),
+    sem.CancelPermitWait(now=30, session=1, name="pool", acquire_seq=20, term=6),
 ]
 
 RESULTS: list[Result] = [
@@ -118,6 +146,7 @@ RESULTS: list[Result] = [
     group.CapabilitiesUpdated(updated=False),
     group.Standing(elected=True, token=MAX_INT, position=1),
     group.Resigned(was_candidate=True, was_leader=False),
+    sem.GrantedMany(tokens=(3, MAX_INT), expires_at=0),
 ]
 
 STABLE_OP_CODES = {
@@ -145,6 +174,12 @@ STABLE_OP_CODES = {
     group.UpdateCapabilities: 22,
     group.Campaign: 23,
     group.Resign: 24,
+    sem.AcquireLocks: 25,
+    sem.AcquirePermit: 26,
+    sem.ReleasePermit: 27,
+    sem.ExtendPermit: 28,
+    sem.AbandonPermit: 29,
+    sem.CancelPermitWait: 30,
 }
 
 
@@ -348,6 +383,7 @@ _BY_TYPE: dict[Any, st.SearchStrategy[Any]] = {
     bytes: st.binary(max_size=20),
     tuple[bytes, ...]: st.lists(st.binary(max_size=8), max_size=5).map(tuple),
     tuple[int, ...]: st.lists(_INT, max_size=5).map(tuple),
+    tuple[str, ...]: st.lists(st.text(max_size=8), max_size=5).map(tuple),
     bool: st.booleans(),
     Limits: st.builds(Limits, **{f.name: _INT for f in fields(Limits)}),
 }

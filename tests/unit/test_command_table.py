@@ -9,6 +9,7 @@ import pytest
 
 from turnstile.cluster import group_commands as group
 from turnstile.cluster import handlers, state
+from turnstile.cluster import semaphore_commands as sem
 from turnstile.cluster.code_tables import (
     COMMANDS,
     RESULTS,
@@ -45,11 +46,23 @@ def test_the_tables_hold_exactly_the_command_and_result_types() -> None:
 def test_exactly_once_commands_and_versions_are_as_registered() -> None:
     once = {spec.cls for spec in COMMANDS if spec.exactly_once}
     groups = set(typing.get_args(group.GroupCommand))
-    assert once == {Acquire, Release, Extend, SetUpList, Insert, TearDownList, Abandon, *groups}
+    semaphores = set(typing.get_args(sem.SemaphoreCommand))
+    assert once == {
+        Acquire,
+        Release,
+        Extend,
+        SetUpList,
+        Insert,
+        TearDownList,
+        Abandon,
+        *groups,
+        *semaphores - {sem.CancelPermitWait},
+    }
     assert {spec.cls: spec.since for spec in COMMANDS if spec.since != 1} == {
         SetClusterVersion: 2,
         Abandon: 2,
         **dict.fromkeys(groups, 5),
+        **dict.fromkeys(semaphores, 6),
     }
     assert since(Abandon) == since(Abandon(0, 1, 2, 1, "L", 1)) == 2
     assert since(Tick) == 1

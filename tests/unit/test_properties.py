@@ -1030,6 +1030,8 @@ class Run:
             groups=0,
             group_members=0,
             elections=0,
+            semaphores=0,
+            permits_held=0,
         )
         expected = Counts(
             sessions=len(model.live),
@@ -1040,6 +1042,8 @@ class Run:
             groups=0,
             group_members=0,
             elections=0,
+            semaphores=0,
+            permits_held=0,
         )
         assert views.counts(machine) == structures == expected
         assert machine.next_due() == model.next_due()

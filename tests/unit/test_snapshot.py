@@ -75,7 +75,7 @@ def test_an_empty_state_round_trips() -> None:
 def test_from_cluster_version_5_groups_elections_and_the_revision_are_kept() -> None:
     state, _ = run(scenario_log())
     document = snapshot_doc(dump(state))
-    assert document["version"] == SNAPSHOT_VERSION == 3
+    assert document["version"] == SNAPSHOT_VERSION == 4
     restored = load(dump(state))
     assert restored.revision == state.revision > 0
     assert restored.groups == state.groups and set(restored.groups) == {"workers", "empty"}
@@ -83,6 +83,30 @@ def test_from_cluster_version_5_groups_elections_and_the_revision_are_kept() -> 
     assert [c.member_id for c in restored.elections["boss"].candidates] == ["m3", "m5"]
     assert restored.sessions[5].joined == {("workers", "m5")}
     assert restored.sessions[3].standing == {"boss"}
+
+
+def test_from_cluster_version_6_semaphores_descriptions_and_waiters_for_several_are_kept() -> None:
+    state, _ = run(scenario_log())
+    restored = load(dump(state))
+    assert restored.semaphores == state.semaphores
+    pool = restored.semaphores["pool"]
+    assert (pool.limit, [h.session for h in pool.holders], pool.waiters) == (2, [3, 5], [])
+    assert [h.description for h in pool.holders] == ["a", "w"]
+    assert restored.sessions[5].permits == {("pool", pool.holders[1].token)}
+    free = restored.locks["multi/a"]
+    assert free.holder is None and free.waiters[0].names == ("job/1", "multi/a")
+    assert free.waiters[0].description == "job=9"
+    assert restored.sessions[5].waiting == {("job/1", 4), ("multi/a", 4)}
+    assert restored.locks == state.locks
+    assert restored.next_due() == state.next_due() == 7_410
+
+
+def test_a_waiter_for_several_locks_missing_from_one_queue_is_refused() -> None:
+    state, _ = run(scenario_log())
+    document = snapshot_doc(dump(state))
+    document["locks"] = [lock for lock in document["locks"] if lock[0] != "job/1"]
+    with pytest.raises(SnapshotError, match="is not queued for each of"):
+        load(repacked(document))
 
 
 @pytest.mark.parametrize("steps", range(len(scenario_log()) + 1))
@@ -205,7 +229,7 @@ def test_timers_are_rebuilt_on_restore() -> None:
 # --------------------------------------------------------------------------- refused bytes
 
 
-@pytest.mark.parametrize("version", [0, 4, 99, "1", None, [1]])
+@pytest.mark.parametrize("version", [0, 5, 99, "1", None, [1]])
 def test_an_unknown_version_is_refused_naming_it(version: Any) -> None:
     document = snapshot_doc(rich_dump())
     document["version"] = version

@@ -96,7 +96,7 @@ class StreamRequest(_message.Message):
     def __init__(self, calls: _Optional[_Iterable[_Union[StreamCall, _Mapping]]] = ...) -> None: ...
 
 class StreamCall(_message.Message):
-    __slots__ = ("call_id", "timeout_ms", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "cancel")
+    __slots__ = ("call_id", "timeout_ms", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "cancel", "acquire_many", "semaphore_acquire", "semaphore_release", "semaphore_abandon", "semaphore_extend")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,11 @@ class StreamCall(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     TEAR_DOWN_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_MANY_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_ACQUIRE_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_ABANDON_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_EXTEND_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     timeout_ms: int
     open: OpenSessionRequest
@@ -131,7 +136,12 @@ class StreamCall(_message.Message):
     size: SizeRequest
     tear_down: TearDownListRequest
     cancel: CancelCall
-    def __init__(self, call_id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., open: _Optional[_Union[OpenSessionRequest, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveRequest, _Mapping]] = ..., close: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., acquire: _Optional[_Union[AcquireRequest, _Mapping]] = ..., release: _Optional[_Union[ReleaseRequest, _Mapping]] = ..., abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ..., extend: _Optional[_Union[ExtendRequest, _Mapping]] = ..., validate: _Optional[_Union[ValidateRequest, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListRequest, _Mapping]] = ..., insert: _Optional[_Union[InsertRequest, _Mapping]] = ..., contains: _Optional[_Union[ContainsRequest, _Mapping]] = ..., members: _Optional[_Union[MembersRequest, _Mapping]] = ..., size: _Optional[_Union[SizeRequest, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelCall, _Mapping]] = ...) -> None: ...
+    acquire_many: AcquireManyRequest
+    semaphore_acquire: AcquirePermitRequest
+    semaphore_release: ReleaseRequest
+    semaphore_abandon: AbandonRequest
+    semaphore_extend: ExtendRequest
+    def __init__(self, call_id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., open: _Optional[_Union[OpenSessionRequest, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveRequest, _Mapping]] = ..., close: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., acquire: _Optional[_Union[AcquireRequest, _Mapping]] = ..., release: _Optional[_Union[ReleaseRequest, _Mapping]] = ..., abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ..., extend: _Optional[_Union[ExtendRequest, _Mapping]] = ..., validate: _Optional[_Union[ValidateRequest, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListRequest, _Mapping]] = ..., insert: _Optional[_Union[InsertRequest, _Mapping]] = ..., contains: _Optional[_Union[ContainsRequest, _Mapping]] = ..., members: _Optional[_Union[MembersRequest, _Mapping]] = ..., size: _Optional[_Union[SizeRequest, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelCall, _Mapping]] = ..., acquire_many: _Optional[_Union[AcquireManyRequest, _Mapping]] = ..., semaphore_acquire: _Optional[_Union[AcquirePermitRequest, _Mapping]] = ..., semaphore_release: _Optional[_Union[ReleaseRequest, _Mapping]] = ..., semaphore_abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ..., semaphore_extend: _Optional[_Union[ExtendRequest, _Mapping]] = ...) -> None: ...
 
 class CancelCall(_message.Message):
     __slots__ = ()
@@ -144,7 +154,7 @@ class StreamResponse(_message.Message):
     def __init__(self, answers: _Optional[_Iterable[_Union[StreamAnswer, _Mapping]]] = ...) -> None: ...
 
 class StreamAnswer(_message.Message):
-    __slots__ = ("call_id", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "error", "renewed")
+    __slots__ = ("call_id", "open", "keep_alive", "close", "acquire", "release", "abandon", "extend", "validate", "set_up", "insert", "contains", "members", "size", "tear_down", "error", "acquire_many", "semaphore_acquire", "semaphore_release", "semaphore_abandon", "semaphore_extend", "renewed")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     OPEN_FIELD_NUMBER: _ClassVar[int]
     KEEP_ALIVE_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +171,11 @@ class StreamAnswer(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     TEAR_DOWN_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_MANY_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_ACQUIRE_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_RELEASE_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_ABANDON_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_EXTEND_FIELD_NUMBER: _ClassVar[int]
     RENEWED_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     open: OpenSessionResponse
@@ -178,8 +193,13 @@ class StreamAnswer(_message.Message):
     size: SizeResponse
     tear_down: TearDownListResponse
     error: StreamError
+    acquire_many: AcquireManyResponse
+    semaphore_acquire: AcquireResponse
+    semaphore_release: ReleaseResponse
+    semaphore_abandon: AbandonResponse
+    semaphore_extend: ExtendResponse
     renewed: bool
-    def __init__(self, call_id: _Optional[int] = ..., open: _Optional[_Union[OpenSessionResponse, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveResponse, _Mapping]] = ..., close: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., acquire: _Optional[_Union[AcquireResponse, _Mapping]] = ..., release: _Optional[_Union[ReleaseResponse, _Mapping]] = ..., abandon: _Optional[_Union[AbandonResponse, _Mapping]] = ..., extend: _Optional[_Union[ExtendResponse, _Mapping]] = ..., validate: _Optional[_Union[ValidateResponse, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListResponse, _Mapping]] = ..., insert: _Optional[_Union[InsertResponse, _Mapping]] = ..., contains: _Optional[_Union[ContainsResponse, _Mapping]] = ..., members: _Optional[_Union[MembersResponse, _Mapping]] = ..., size: _Optional[_Union[SizeResponse, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListResponse, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ..., renewed: _Optional[bool] = ...) -> None: ...
+    def __init__(self, call_id: _Optional[int] = ..., open: _Optional[_Union[OpenSessionResponse, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveResponse, _Mapping]] = ..., close: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., acquire: _Optional[_Union[AcquireResponse, _Mapping]] = ..., release: _Optional[_Union[ReleaseResponse, _Mapping]] = ..., abandon: _Optional[_Union[AbandonResponse, _Mapping]] = ..., extend: _Optional[_Union[ExtendResponse, _Mapping]] = ..., validate: _Optional[_Union[ValidateResponse, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListResponse, _Mapping]] = ..., insert: _Optional[_Union[InsertResponse, _Mapping]] = ..., contains: _Optional[_Union[ContainsResponse, _Mapping]] = ..., members: _Optional[_Union[MembersResponse, _Mapping]] = ..., size: _Optional[_Union[SizeResponse, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListResponse, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ..., acquire_many: _Optional[_Union[AcquireManyResponse, _Mapping]] = ..., semaphore_acquire: _Optional[_Union[AcquireResponse, _Mapping]] = ..., semaphore_release: _Optional[_Union[ReleaseResponse, _Mapping]] = ..., semaphore_abandon: _Optional[_Union[AbandonResponse, _Mapping]] = ..., semaphore_extend: _Optional[_Union[ExtendResponse, _Mapping]] = ..., renewed: _Optional[bool] = ...) -> None: ...
 
 class StreamError(_message.Message):
     __slots__ = ("code", "message", "reason", "leader_address")
@@ -280,16 +300,52 @@ class ListSessionsResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., sessions: _Optional[_Iterable[_Union[SessionInfo, _Mapping]]] = ...) -> None: ...
 
 class AcquireRequest(_message.Message):
-    __slots__ = ("request", "name", "max_hold_ms", "wait_ms")
+    __slots__ = ("request", "name", "max_hold_ms", "wait_ms", "description")
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     MAX_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
     WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     request: RequestId
     name: str
     max_hold_ms: int
     wait_ms: int
-    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., max_hold_ms: _Optional[int] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+    description: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., max_hold_ms: _Optional[int] = ..., wait_ms: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class AcquireManyRequest(_message.Message):
+    __slots__ = ("request", "names", "max_hold_ms", "wait_ms", "description")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    names: _containers.RepeatedScalarFieldContainer[str]
+    max_hold_ms: int
+    wait_ms: int
+    description: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., names: _Optional[_Iterable[str]] = ..., max_hold_ms: _Optional[int] = ..., wait_ms: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class LockGrant(_message.Message):
+    __slots__ = ("name", "token")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    token: int
+    def __init__(self, name: _Optional[str] = ..., token: _Optional[int] = ...) -> None: ...
+
+class AcquireManyResponse(_message.Message):
+    __slots__ = ("header", "acquired", "grants", "expires_in_ms")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRED_FIELD_NUMBER: _ClassVar[int]
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    acquired: bool
+    grants: _containers.RepeatedCompositeFieldContainer[LockGrant]
+    expires_in_ms: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., acquired: _Optional[bool] = ..., grants: _Optional[_Iterable[_Union[LockGrant, _Mapping]]] = ..., expires_in_ms: _Optional[int] = ...) -> None: ...
 
 class AcquireResponse(_message.Message):
     __slots__ = ("header", "acquired", "token", "expires_in_ms")
@@ -388,7 +444,7 @@ class DescribeLockRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
 
 class LockHolder(_message.Message):
-    __slots__ = ("session_id", "token", "held_for_ms", "expires_in_ms", "client_name", "client_host", "client_pid")
+    __slots__ = ("session_id", "token", "held_for_ms", "expires_in_ms", "client_name", "client_host", "client_pid", "description", "seq")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     HELD_FOR_MS_FIELD_NUMBER: _ClassVar[int]
@@ -396,6 +452,8 @@ class LockHolder(_message.Message):
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
     CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
     CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
     session_id: int
     token: int
     held_for_ms: int
@@ -403,10 +461,12 @@ class LockHolder(_message.Message):
     client_name: str
     client_host: str
     client_pid: int
-    def __init__(self, session_id: _Optional[int] = ..., token: _Optional[int] = ..., held_for_ms: _Optional[int] = ..., expires_in_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ...) -> None: ...
+    description: str
+    seq: int
+    def __init__(self, session_id: _Optional[int] = ..., token: _Optional[int] = ..., held_for_ms: _Optional[int] = ..., expires_in_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ..., description: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class LockWaiter(_message.Message):
-    __slots__ = ("session_id", "seq", "waited_for_ms", "wait_remaining_ms", "client_name", "client_host", "client_pid")
+    __slots__ = ("session_id", "seq", "waited_for_ms", "wait_remaining_ms", "client_name", "client_host", "client_pid", "description", "names")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     WAITED_FOR_MS_FIELD_NUMBER: _ClassVar[int]
@@ -414,6 +474,8 @@ class LockWaiter(_message.Message):
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
     CLIENT_HOST_FIELD_NUMBER: _ClassVar[int]
     CLIENT_PID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
     session_id: int
     seq: int
     waited_for_ms: int
@@ -421,7 +483,9 @@ class LockWaiter(_message.Message):
     client_name: str
     client_host: str
     client_pid: int
-    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ..., waited_for_ms: _Optional[int] = ..., wait_remaining_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ...) -> None: ...
+    description: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[int] = ..., seq: _Optional[int] = ..., waited_for_ms: _Optional[int] = ..., wait_remaining_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ..., description: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LockInfo(_message.Message):
     __slots__ = ("name", "holder", "waiters")
@@ -460,6 +524,70 @@ class ListLocksResponse(_message.Message):
     header: ResponseHeader
     locks: _containers.RepeatedCompositeFieldContainer[LockInfo]
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., locks: _Optional[_Iterable[_Union[LockInfo, _Mapping]]] = ...) -> None: ...
+
+class AcquirePermitRequest(_message.Message):
+    __slots__ = ("request", "name", "limit", "max_hold_ms", "wait_ms", "description")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    limit: int
+    max_hold_ms: int
+    wait_ms: int
+    description: str
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., max_hold_ms: _Optional[int] = ..., wait_ms: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class DescribeSemaphoreRequest(_message.Message):
+    __slots__ = ("name", "consistency")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    consistency: Consistency
+    def __init__(self, name: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class SemaphoreInfo(_message.Message):
+    __slots__ = ("name", "limit", "holders", "waiters")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    WAITERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    limit: int
+    holders: _containers.RepeatedCompositeFieldContainer[LockHolder]
+    waiters: _containers.RepeatedCompositeFieldContainer[LockWaiter]
+    def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ..., holders: _Optional[_Iterable[_Union[LockHolder, _Mapping]]] = ..., waiters: _Optional[_Iterable[_Union[LockWaiter, _Mapping]]] = ...) -> None: ...
+
+class DescribeSemaphoreResponse(_message.Message):
+    __slots__ = ("header", "semaphore")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORE_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    semaphore: SemaphoreInfo
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., semaphore: _Optional[_Union[SemaphoreInfo, _Mapping]] = ...) -> None: ...
+
+class ListSemaphoresRequest(_message.Message):
+    __slots__ = ("prefix", "after_name", "limit", "consistency")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    AFTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    after_name: str
+    limit: int
+    consistency: Consistency
+    def __init__(self, prefix: _Optional[str] = ..., after_name: _Optional[str] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class ListSemaphoresResponse(_message.Message):
+    __slots__ = ("header", "semaphores")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORES_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    semaphores: _containers.RepeatedCompositeFieldContainer[SemaphoreInfo]
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., semaphores: _Optional[_Iterable[_Union[SemaphoreInfo, _Mapping]]] = ...) -> None: ...
 
 class SetUpListRequest(_message.Message):
     __slots__ = ("request", "name", "ttl_ms")
@@ -966,7 +1094,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StateCounts(_message.Message):
-    __slots__ = ("sessions", "locks_held", "waiters", "lists", "members", "groups", "group_members", "elections")
+    __slots__ = ("sessions", "locks_held", "waiters", "lists", "members", "groups", "group_members", "elections", "semaphores", "permits_held")
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     LOCKS_HELD_FIELD_NUMBER: _ClassVar[int]
     WAITERS_FIELD_NUMBER: _ClassVar[int]
@@ -975,6 +1103,8 @@ class StateCounts(_message.Message):
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     GROUP_MEMBERS_FIELD_NUMBER: _ClassVar[int]
     ELECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SEMAPHORES_FIELD_NUMBER: _ClassVar[int]
+    PERMITS_HELD_FIELD_NUMBER: _ClassVar[int]
     sessions: int
     locks_held: int
     waiters: int
@@ -983,7 +1113,9 @@ class StateCounts(_message.Message):
     groups: int
     group_members: int
     elections: int
-    def __init__(self, sessions: _Optional[int] = ..., locks_held: _Optional[int] = ..., waiters: _Optional[int] = ..., lists: _Optional[int] = ..., members: _Optional[int] = ..., groups: _Optional[int] = ..., group_members: _Optional[int] = ..., elections: _Optional[int] = ...) -> None: ...
+    semaphores: int
+    permits_held: int
+    def __init__(self, sessions: _Optional[int] = ..., locks_held: _Optional[int] = ..., waiters: _Optional[int] = ..., lists: _Optional[int] = ..., members: _Optional[int] = ..., groups: _Optional[int] = ..., group_members: _Optional[int] = ..., elections: _Optional[int] = ..., semaphores: _Optional[int] = ..., permits_held: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("header", "node_id", "client_address", "peer_address", "role", "commit_index", "last_contact_ms", "healthy", "version", "counts", "follower_lag", "cluster_version")

@@ -313,6 +313,11 @@ class LocksStub:
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireResponse.FromString,
                 _registered_method=True)
+        self.AcquireMany = channel.unary_unary(
+                '/turnstile.v1.Locks/AcquireMany',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireManyRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireManyResponse.FromString,
+                _registered_method=True)
         self.Release = channel.unary_unary(
                 '/turnstile.v1.Locks/Release',
                 request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.SerializeToString,
@@ -359,7 +364,22 @@ class LocksServicer:
         RPC, the queued wait is withdrawn (a grant is left alone: a retry of the same request id
         returns it; call Abandon to give it back). UNKNOWN_OUTCOME when the wait's end could not
         be committed in time: retry with the same request id for the final answer.
-        Errors: SESSION_EXPIRED, INVALID_ARGUMENT (name, durations), LIMIT_EXCEEDED (waiters).
+        Errors: SESSION_EXPIRED, INVALID_ARGUMENT (name, durations, description),
+        LIMIT_EXCEEDED (waiters), FAILED_PRECONDITION (a description before cluster version 6).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcquireMany(self, request, context):
+        """Takes every named lock in one replicated step, or none of them. The request waits FIFO in
+        the queue of every lock it names, as one waiter: it is granted when every lock is free and
+        it heads every queue, so two callers naming the same locks in different orders never
+        deadlock (a waiter only ever waits for holders or for waiters that queued before it, and
+        holds nothing meanwhile). Cancel, Abandon (with any of the names) and the end of the
+        session withdraw it from every queue, or release every hold it got. Needs cluster
+        version 6. Errors: as Acquire, and INVALID_ARGUMENT for no names, a repeated name or more
+        than max_batch names.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -420,6 +440,11 @@ def add_LocksServicer_to_server(servicer, server):
                     servicer.Acquire,
                     request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireResponse.SerializeToString,
+            ),
+            'AcquireMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireMany,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireManyRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireManyResponse.SerializeToString,
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
                     servicer.Release,
@@ -483,6 +508,33 @@ class Locks:
             '/turnstile.v1.Locks/Acquire',
             turnstile_dot_v1_dot_turnstile__pb2.AcquireRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.AcquireResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Locks/AcquireMany',
+            turnstile_dot_v1_dot_turnstile__pb2.AcquireManyRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.AcquireManyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -645,6 +697,324 @@ class Locks:
             '/turnstile.v1.Locks/List',
             turnstile_dot_v1_dot_turnstile__pb2.ListLocksRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.ListLocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class SemaphoresStub:
+    """----------------------------------------------------------------------------- semaphores
+
+    A semaphore is a name with up to `limit` holders at once, each holding one permit: a hold of
+    its own, with its own fencing token (from the counter locks use), max-hold and session, and a
+    FIFO queue of waiters. Its record lives while it has holders or waiters. Needs cluster
+    version 6. Semaphores and locks are separate namespaces.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Acquire = channel.unary_unary(
+                '/turnstile.v1.Semaphores/Acquire',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.AcquirePermitRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireResponse.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/turnstile.v1.Semaphores/Release',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.FromString,
+                _registered_method=True)
+        self.Abandon = channel.unary_unary(
+                '/turnstile.v1.Semaphores/Abandon',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.FromString,
+                _registered_method=True)
+        self.Extend = channel.unary_unary(
+                '/turnstile.v1.Semaphores/Extend',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendResponse.FromString,
+                _registered_method=True)
+        self.Describe = channel.unary_unary(
+                '/turnstile.v1.Semaphores/Describe',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeSemaphoreRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeSemaphoreResponse.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/turnstile.v1.Semaphores/List',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListSemaphoresRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListSemaphoresResponse.FromString,
+                _registered_method=True)
+
+
+class SemaphoresServicer:
+    """----------------------------------------------------------------------------- semaphores
+
+    A semaphore is a name with up to `limit` holders at once, each holding one permit: a hold of
+    its own, with its own fencing token (from the counter locks use), max-hold and session, and a
+    FIFO queue of waiters. Its record lives while it has holders or waiters. Needs cluster
+    version 6. Semaphores and locks are separate namespaces.
+    """
+
+    def Acquire(self, request, context):
+        """Takes one permit, as Locks.Acquire takes a lock: granted at once while fewer than `limit`
+        permits are held and nobody queues before it; otherwise queued FIFO for up to wait_ms (0:
+        try once), and the call is held open until it is granted or the wait ends. A retry of the
+        same request id never takes a second permit. The request's `limit` becomes the
+        semaphore's: raising it grants queued waiters in the same step, lowering it takes no permit
+        away (new grants wait until the holders are fewer than the limit). Errors: as
+        Locks.Acquire, and INVALID_ARGUMENT for a limit of 0 or above max_waiters_per_lock.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Gives back the permit `token` holds; queued waiters are granted in the same step.
+        Errors: NOT_HOLDER, SESSION_EXPIRED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Abandon(self, request, context):
+        """As Locks.Abandon, for an acquire of a permit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Extend(self, request, context):
+        """Resets the max-hold of the permit `token` to max_hold_ms from now (0: no cap).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Describe(self, request, context):
+        """The semaphore's limit, holders and FIFO queue. An unused semaphore has neither.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Semaphores in use (held or waited for), by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SemaphoresServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Acquire': grpc.unary_unary_rpc_method_handler(
+                    servicer.Acquire,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AcquirePermitRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.AcquireResponse.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'Abandon': grpc.unary_unary_rpc_method_handler(
+                    servicer.Abandon,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.SerializeToString,
+            ),
+            'Extend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Extend,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendResponse.SerializeToString,
+            ),
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeSemaphoreRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.DescribeSemaphoreResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ListSemaphoresRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ListSemaphoresResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'turnstile.v1.Semaphores', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('turnstile.v1.Semaphores', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Semaphores:
+    """----------------------------------------------------------------------------- semaphores
+
+    A semaphore is a name with up to `limit` holders at once, each holding one permit: a hold of
+    its own, with its own fencing token (from the counter locks use), max-hold and session, and a
+    FIFO queue of waiters. Its record lives while it has holders or waiters. Needs cluster
+    version 6. Semaphores and locks are separate namespaces.
+    """
+
+    @staticmethod
+    def Acquire(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Semaphores/Acquire',
+            turnstile_dot_v1_dot_turnstile__pb2.AcquirePermitRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.AcquireResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Semaphores/Release',
+            turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Abandon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Semaphores/Abandon',
+            turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Extend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Semaphores/Extend',
+            turnstile_dot_v1_dot_turnstile__pb2.ExtendRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ExtendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Semaphores/Describe',
+            turnstile_dot_v1_dot_turnstile__pb2.DescribeSemaphoreRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.DescribeSemaphoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/turnstile.v1.Semaphores/List',
+            turnstile_dot_v1_dot_turnstile__pb2.ListSemaphoresRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ListSemaphoresResponse.FromString,
             options,
             channel_credentials,
             insecure,
