@@ -60,6 +60,7 @@ class Stubs:
     groups: pb_grpc.GroupsStub
     elections: pb_grpc.ElectionsStub
     watches: pb_grpc.WatchesStub
+    semaphores: pb_grpc.SemaphoresStub
 
 
 class Cluster:
@@ -117,6 +118,7 @@ class Cluster:
             pb_grpc.GroupsStub(channel),
             pb_grpc.ElectionsStub(channel),
             pb_grpc.WatchesStub(channel),
+            pb_grpc.SemaphoresStub(channel),
         )
 
     def leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:
