@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.cluster import Cluster, wait_until
@@ -192,13 +193,24 @@ def test_every_metric_the_dashboard_queries_is_exported(
         lock.release()
         client.distinct_list("grafana-dashboard-list").insert(b"member")
 
-    def settled() -> dict[str, set[str]] | None:
+    def settled() -> dict[str, set[str]]:
         # Closing the client ended its session: the last labelled series to appear.
         found = scrape()
-        return found if "turnstile_sessions_ended_total" in found else None
+        return found if "turnstile_sessions_ended_total" in found else {}
 
     exported = wait_until(settled)
     problems = missing(dashboard, exported)
     assert not problems, "the dashboard queries what the node does not export:\n" + "\n".join(
         problems
     )
+
+
+@pytest.mark.unit
+def test_provisioning_files_point_at_prometheus_and_a_dashboard_folder() -> None:
+    provisioning = DASHBOARD.parent / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "turnstile.yaml").read_text())
+    assert [s["type"] for s in sources["datasources"]] == ["prometheus"]
+    assert sources["datasources"][0]["isDefault"] is True
+    providers = yaml.safe_load((provisioning / "dashboards" / "turnstile.yaml").read_text())
+    assert [p["type"] for p in providers["providers"]] == ["file"]
+    assert providers["providers"][0]["options"]["path"]
