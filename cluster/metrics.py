@@ -28,6 +28,13 @@ from turnstile.cluster.commands import (
     SessionEnded,
     WaiterResolved,
 )
+from turnstile.cluster.semaphore_commands import (
+    AcquireLocks,
+    AcquirePermit,
+    GrantedMany,
+    PermitFreed,
+    PermitGranted,
+)
 from turnstile.v1.reasons import Reason
 
 if TYPE_CHECKING:
@@ -105,12 +112,14 @@ class _NodeCollector(Collector):
         for name, value, text in (
             ("sessions", counts.sessions, "Live sessions"),
             ("locks_held", counts.locks_held, "Locks held"),
-            ("waiters", counts.waiters, "Acquires queued on held locks"),
+            ("waiters", counts.waiters, "Acquires queued for locks (one per lock waited for)"),
             ("lists", counts.lists, "Distinct lists"),
             ("list_members", counts.members, "Members over all distinct lists"),
             ("groups", counts.groups, "Groups"),
             ("group_members", counts.group_members, "Members over all groups"),
             ("elections", counts.elections, "Elections with a leader"),
+            ("semaphores", counts.semaphores, "Semaphores in use"),
+            ("permits_held", counts.permits_held, "Permits held over all semaphores"),
         ):
             yield GaugeMetricFamily(f"turnstile_{name}", text, value=value)
 
@@ -154,6 +163,25 @@ class NodeMetrics:
             ["cause"],
             registry=self.registry,
         )
+        self.permit_wait = Histogram(
+            "turnstile_permit_wait_seconds",
+            "Time a semaphore acquire spent queued before it was granted a permit (log time)",
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.permit_ends = Counter(
+            "turnstile_permit_releases",
+            "Semaphore permit holds ended, by cause (as turnstile_lock_releases)",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.permit_hold = Histogram(
+            "turnstile_permit_hold_seconds",
+            "Time a semaphore permit was held, by how the hold ended (log time)",
+            ["cause"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
         self.session_ends = Counter(
             "turnstile_sessions_ended",
             "Sessions ended, by cause: session_expired or session_closed",
@@ -174,6 +202,8 @@ class NodeMetrics:
         self._granted_at: dict[int, int] = {}
         self._last_token = 0
         self._queued_at: dict[tuple[int, int], int] = {}
+        #: Tokens of the permits granted by the entry being observed.
+        self._permit_tokens: set[int] = set()
         self._server: Any = None
 
     def serve(self, address: str) -> None:
@@ -193,28 +223,43 @@ class NodeMetrics:
         if is_fenced(applied):
             self.fenced.inc()
             return
-        if isinstance(command, Acquire):
-            if isinstance(result, Granted) and result.token > self._last_token:
-                # Tokens only grow: a smaller one is a retry's stored answer, not a new hold.
-                self._last_token = result.token
-                self._granted_at[result.token] = now
+        if isinstance(command, Acquire | AcquireLocks | AcquirePermit):
+            if isinstance(result, Granted | GrantedMany):
+                self._granted(result, now)
             elif isinstance(result, Queued):
                 self._queued_at.setdefault((command.session, command.seq), now)
         for event in applied.events:
             if isinstance(event, WaiterResolved):
                 queued_at = self._queued_at.pop((event.session, event.seq), None)
-                if isinstance(event.result, Granted):
-                    self._last_token = max(self._last_token, event.result.token)
-                    self._granted_at[event.result.token] = now
+                if isinstance(event.result, Granted | GrantedMany):
+                    self._granted(event.result, now)
+                    permit = (
+                        isinstance(event.result, Granted)
+                        and event.result.token in self._permit_tokens
+                    )
+                    wait = self.permit_wait if permit else self.lock_wait
                     if queued_at is not None:
-                        self.lock_wait.observe(max(0, now - queued_at) / 1000)
-            elif isinstance(event, LockFreed):
-                self.lock_ends.labels(event.cause).inc()
+                        wait.observe(max(0, now - queued_at) / 1000)
+            elif isinstance(event, LockFreed | PermitFreed):
+                ended = self.lock_ends if isinstance(event, LockFreed) else self.permit_ends
+                hold = self.lock_hold if isinstance(event, LockFreed) else self.permit_hold
+                ended.labels(event.cause).inc()
                 granted_at = self._granted_at.pop(event.token, None)
                 if granted_at is not None:
-                    self.lock_hold.labels(event.cause).observe(max(0, now - granted_at) / 1000)
+                    hold.labels(event.cause).observe(max(0, now - granted_at) / 1000)
+            elif isinstance(event, PermitGranted):
+                self._permit_tokens.add(event.token)
             elif isinstance(event, SessionEnded):
                 self.session_ends.labels(event.cause).inc()
+        self._permit_tokens.clear()
+
+    def _granted(self, result: Granted | GrantedMany, now: int) -> None:
+        """Notes when each new token was granted. Tokens only grow: a smaller one is a retry's
+        stored answer, not a new hold."""
+        for token in result.tokens if isinstance(result, GrantedMany) else (result.token,):
+            if token > self._last_token:
+                self._last_token = token
+                self._granted_at[token] = now
 
     def interceptor(self) -> grpc.aio.ServerInterceptor:
         return _RpcMetrics(self)
