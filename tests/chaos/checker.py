@@ -7,7 +7,10 @@ applied) or ``info`` (timed out or connection broken: may or may not have been a
 The invariants are docs/design.md's "What must always hold", checked as safety properties over
 what was acknowledged. Mutual exclusion is judged twice: from the cluster's history (a grant
 while another hold's release was still to be acknowledged) and from the holders' own view
-(``ClientSession``: a grant while another client still counted its hold live).
+(``ClientSession``: a grant while another client still counted its hold live). Semaphores are
+judged the same way with their limit: never more than ``limit`` permits at once, from either
+side. An acquire of several locks is one acquire op per lock, sharing a ``batch``: all or none
+of them are granted, in one step (their tokens are consecutive), and each is a lock hold.
 """
 
 from __future__ import annotations
@@ -28,14 +31,28 @@ class Op:
     linearizably), lookup (the member an id was given: ``value`` the id, ``key`` the member
     the worker was told got it, ``found`` the answer), campaign or resign (an election's
     leadership, judged as a lock hold: a campaign ok is a grant, a resign ok its release), or
-    join (a group); ``key`` the lock or election, (list, member) or (group, member); ``value``
-    the token (acquire, release, campaign, resign) or the id (insert, lookup; read, 0 when
-    absent). ``max_hold_end`` is a granted acquire's max-hold end as its client counted it
-    (send time + max-hold; None when uncapped)."""
+    join (a group), permit or unpermit (a semaphore's permit taken and given back: a hold of
+    which ``limit`` may exist at once); ``key`` the lock, election or semaphore, (list, member)
+    or (group, member); ``value`` the token (acquire, release, campaign, resign, permit,
+    unpermit) or the id (insert, lookup; read, 0 when absent). ``max_hold_end`` is a granted
+    acquire's max-hold end as its client counted it (send time + max-hold; None when
+    uncapped). ``batch`` names the acquire of several locks an acquire op is part of (0: none).
+    """
 
     process: str
     session: int
-    kind: Literal["acquire", "release", "insert", "read", "lookup", "campaign", "resign", "join"]
+    kind: Literal[
+        "acquire",
+        "release",
+        "insert",
+        "read",
+        "lookup",
+        "campaign",
+        "resign",
+        "join",
+        "permit",
+        "unpermit",
+    ]
     key: str | tuple[str, bytes]
     invoke: float
     complete: float
@@ -44,6 +61,9 @@ class Op:
     max_hold_end: float | None = None
     #: A lookup's answer: the member that id was given (empty: none).
     found: bytes | None = None
+    #: A permit's semaphore limit.
+    limit: int = 0
+    batch: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,9 +134,10 @@ def check(
     ``probes`` the group and election as read during the run.
     """
     ops = sorted(history, key=lambda op: (op.invoke, op.complete))
-    violations = _check_locks(ops)
+    violations = _check_locks(ops) + _check_permits(ops) + _check_batches(ops)
     if sessions is not None:
         violations += _check_holder_view(ops, sessions)
+        violations += _check_permit_view(ops, sessions)
     violations += _check_membership(ops, probes)
     violations += _check_ids(ops)
     violations += _check_reads(ops)
@@ -128,11 +149,16 @@ def check(
 #: The operations that take a hold (a lock, or an election's leadership), and that end one.
 GRANTS = ("acquire", "campaign")
 RELEASES = ("release", "resign")
+#: The same for semaphore permits, of which ``limit`` may be held at once.
+PERMITS = ("permit",)
+UNPERMITS = ("unpermit",)
 
 
 def _hold_key(op: Op) -> str:
-    """Locks and elections are separate namespaces."""
-    return f"election {op.key}" if op.kind in ("campaign", "resign") else str(op.key)
+    """Locks, elections and semaphores are separate namespaces."""
+    if op.kind in ("campaign", "resign"):
+        return f"election {op.key}"
+    return f"semaphore {op.key}" if op.kind in ("permit", "unpermit") else str(op.key)
 
 
 def _check_locks(ops: list[Op]) -> list[Violation]:
@@ -184,27 +210,7 @@ def _check_holder_view(ops: list[Op], sessions: Mapping[int, ClientSession]) -> 
     counts as believed for no time at all, and an indeterminate acquire is no grant: only
     certain overlaps are claimed.
     """
-    released: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    for op in ops:
-        if op.kind in RELEASES:
-            released[(op.process, _hold_key(op), op.value)].append(op.invoke)
-    lapsed = {sid: session.deadline() for sid, session in sessions.items()}
-    held: dict[str, list[Belief]] = defaultdict(list)
-    for op in ops:
-        if op.kind not in GRANTS or op.outcome != "ok":
-            continue
-        known = op.session in sessions
-        ends = {
-            "its release was sent": min(
-                (t for t in released[(op.process, _hold_key(op), op.value)] if t >= op.complete),
-                default=math.inf,
-            ),
-            "its max-hold ended": math.inf if op.max_hold_end is None else op.max_hold_end,
-            "its keep-alives lapsed": lapsed[op.session] if known else op.complete,
-            "it announced LOST": sessions[op.session].lost if known else op.complete,
-        }
-        why = min(ends, key=ends.__getitem__)
-        held[_hold_key(op)].append(Belief(op, ends[why], why))
+    held = _beliefs(ops, sessions, GRANTS, RELEASES)
     found: list[Violation] = []
     for name, beliefs in held.items():
         beliefs.sort(key=lambda belief: belief.grant.complete)
@@ -221,6 +227,130 @@ def _check_holder_view(ops: list[Op], sessions: Mapping[int, ClientSession]) -> 
                             Violation("mutual exclusion (holder's view)", a.detail(name, b))
                         )
                 j += 1
+    return found
+
+
+def _beliefs(
+    ops: list[Op],
+    sessions: Mapping[int, ClientSession],
+    grants: tuple[str, ...],
+    releases: tuple[str, ...],
+) -> dict[str, list[Belief]]:
+    """Each ok grant of ``grants`` as its holder counted it, by hold key."""
+    released: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for op in ops:
+        if op.kind in releases:
+            released[(op.process, _hold_key(op), op.value)].append(op.invoke)
+    lapsed = {sid: session.deadline() for sid, session in sessions.items()}
+    held: dict[str, list[Belief]] = defaultdict(list)
+    for op in ops:
+        if op.kind not in grants or op.outcome != "ok":
+            continue
+        known = op.session in sessions
+        ends = {
+            "its release was sent": min(
+                (t for t in released[(op.process, _hold_key(op), op.value)] if t >= op.complete),
+                default=math.inf,
+            ),
+            "its max-hold ended": math.inf if op.max_hold_end is None else op.max_hold_end,
+            "its keep-alives lapsed": lapsed[op.session] if known else op.complete,
+            "it announced LOST": sessions[op.session].lost if known else op.complete,
+        }
+        why = min(ends, key=ends.__getitem__)
+        held[_hold_key(op)].append(Belief(op, ends[why], why))
+    return held
+
+
+def _check_permits(ops: list[Op]) -> list[Violation]:
+    """No permit granted while ``limit`` others were certainly held.
+
+    A permit is certainly held from its grant's ok completion to its acknowledged give-back's
+    invocation; a grant happened somewhere inside its own call. So a grant whose whole call
+    lies inside the certain holds of ``limit`` other permits made one too many.
+    """
+    found: list[Violation] = []
+    given_back = {
+        (op.key, op.value): op.invoke for op in ops if op.kind in UNPERMITS and op.outcome == "ok"
+    }
+    granted: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        if op.kind in PERMITS and op.outcome == "ok":
+            granted[str(op.key)].append(op)
+    for name, permits in granted.items():
+        tokens = [op.value for op in permits]
+        if len(set(tokens)) != len(tokens):
+            found.append(Violation("unique tokens", f"semaphore {name}: a token given twice"))
+        certain = [
+            (op, given_back[(name, op.value)]) for op in permits if (name, op.value) in given_back
+        ]
+        for grant in permits:
+            around = [
+                other
+                for other, until in certain
+                if other.value != grant.value
+                and other.complete < grant.invoke
+                and grant.complete < until
+            ]
+            if len(around) >= grant.limit:
+                holders = ", ".join(f"{o.value} (session {o.session})" for o in around)
+                found.append(
+                    Violation(
+                        "at most limit permits",
+                        f"semaphore {name}: token {grant.value} granted while {len(around)} of "
+                        f"{grant.limit} permits were held: {holders}",
+                    )
+                )
+    return found
+
+
+def _check_permit_view(ops: list[Op], sessions: Mapping[int, ClientSession]) -> list[Violation]:
+    """Never more than ``limit`` permits that their holders counted live at one instant (a
+    holder counts a permit as ``_check_holder_view`` counts a lock hold)."""
+    found: list[Violation] = []
+    for name, beliefs in _beliefs(ops, sessions, PERMITS, UNPERMITS).items():
+        for belief in beliefs:
+            start = belief.grant.complete
+            live = [b for b in beliefs if b.grant.complete <= start < b.end]
+            if len(live) > belief.grant.limit:
+                holders = ", ".join(
+                    f"{b.grant.value} ({b.grant.process}, until {b.end:.3f}: {b.why})" for b in live
+                )
+                found.append(
+                    Violation(
+                        "at most limit permits (holder's view)",
+                        f"{name}: at {start:.3f} {len(live)} of {belief.grant.limit} permits "
+                        f"counted live: {holders}",
+                    )
+                )
+    return found
+
+
+def _check_batches(ops: list[Op]) -> list[Violation]:
+    """An acquire of several locks is granted whole or not at all, in one step."""
+    found: list[Violation] = []
+    batches: dict[tuple[str, int], list[Op]] = defaultdict(list)
+    for op in ops:
+        # A part the worker never saw answered (it was killed) says nothing either way.
+        if op.kind == "acquire" and op.batch and op.complete < math.inf:
+            batches[(op.process, op.batch)].append(op)
+    for (process, _), parts in sorted(batches.items()):
+        outcomes = {op.outcome for op in parts}
+        names = [str(op.key) for op in parts]
+        if len(outcomes) > 1:
+            found.append(
+                Violation(
+                    "no partial multi-lock",
+                    f"{process}: an acquire of {names} answered {sorted(outcomes)} for its parts",
+                )
+            )
+        tokens = sorted(op.value for op in parts)
+        if outcomes == {"ok"} and tokens != list(range(tokens[0], tokens[0] + len(parts))):
+            found.append(
+                Violation(
+                    "no partial multi-lock",
+                    f"{process}: the locks {names} were granted tokens {tokens}, not in one step",
+                )
+            )
     return found
 
 

@@ -86,6 +86,8 @@ def _op(start: dict[str, Any], end: dict[str, Any]) -> Op:
         value=end.get("v", 0),
         max_hold_end=end.get("max_hold_end"),
         found=end["found"].encode() if "found" in end else None,
+        limit=end.get("limit", 0),
+        batch=start.get("batch", 0),
     )
 
 

@@ -228,3 +228,88 @@ def test_a_lookup_must_map_an_acknowledged_id_back_to_its_member() -> None:
         "stable ids",
     }
     assert [v.invariant for v in check([*ops, lookup(b"a", 1, b"", 1.0)])] == ["linearizable reads"]
+
+
+# --------------------------------------------------------------------------- semaphores
+
+
+def permit(session: int, token: int, invoke: float, complete: float, limit: int = 2) -> Op:
+    return Op(f"p{session}", session, "permit", "S", invoke, complete, "ok", token, limit=limit)
+
+
+def unpermit(session: int, token: int, invoke: float) -> Op:
+    return Op(f"p{session}", session, "unpermit", "S", invoke, invoke + 0.1, "ok", token)
+
+
+def part(session: int, name: str, token: int, batch: int, outcome: str = "ok") -> Op:
+    return Op(f"p{session}", session, "acquire", name, 1.0, 1.1, outcome, token, batch=batch)  # type: ignore[arg-type]
+
+
+def test_permits_up_to_the_limit_and_a_whole_several_lock_acquire_pass() -> None:
+    history = [
+        permit(1, 1, 0.0, 0.1),
+        permit(2, 2, 0.0, 0.2),
+        unpermit(1, 1, 1.0),
+        permit(3, 3, 0.5, 1.2),  # waited: granted by the give-back at 1.0
+        unpermit(2, 2, 2.0),
+        unpermit(3, 3, 2.0),
+        part(4, "x", 7, batch=1),
+        part(4, "y", 8, batch=1),
+        part(5, "x", 0, batch=1, outcome="fail"),
+        part(5, "y", 0, batch=1, outcome="fail"),
+    ]
+    sessions = {s: ClientSession(ttl=5.0, until=10.0) for s in (1, 2, 3, 4, 5)}
+    assert check(history, sessions=sessions) == []
+
+
+def test_a_permit_granted_while_limit_others_were_held_is_caught_from_both_sides() -> None:
+    history = [
+        permit(1, 1, 0.0, 0.1),
+        permit(2, 2, 0.0, 0.2),
+        permit(3, 3, 0.5, 0.6),  # a third permit of two, while both are still held
+        unpermit(1, 1, 1.0),
+        unpermit(2, 2, 1.0),
+        unpermit(3, 3, 1.0),
+    ]
+    sessions = {s: ClientSession(ttl=5.0, until=10.0) for s in (1, 2, 3)}
+    invariants = {v.invariant for v in check(history, sessions=sessions)}
+    assert invariants == {"at most limit permits", "at most limit permits (holder's view)"}
+    # The same grants within the limit of three pass.
+    relaxed = [
+        Op(o.process, o.session, o.kind, o.key, o.invoke, o.complete, o.outcome, o.value, limit=3)
+        if o.kind == "permit"
+        else o
+        for o in history
+    ]
+    assert check(relaxed, sessions=sessions) == []
+
+
+def test_a_permit_its_holder_still_counted_live_is_caught_from_the_holders_view() -> None:
+    # The cluster freed permit 1 (session 1's keep-alives lapsed at 1.0 in the cluster's view),
+    # but its client counted it live until 3.0: a second and third grant at 2.0 is one too many.
+    history = [
+        permit(1, 1, 0.0, 0.1),
+        permit(2, 2, 0.0, 0.2),
+        permit(3, 3, 1.5, 2.0),
+        unpermit(2, 2, 4.0),
+        unpermit(3, 3, 4.0),
+    ]
+    sessions = {
+        1: ClientSession(ttl=3.0, until=3.0),
+        2: ClientSession(ttl=5.0, until=10.0),
+        3: ClientSession(ttl=5.0, until=10.0),
+    }
+    violations = check(history, sessions=sessions)
+    assert [v.invariant for v in violations] == ["at most limit permits (holder's view)"]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [part(4, "x", 7, batch=1), part(4, "y", 0, batch=1, outcome="fail")],
+        [part(4, "x", 7, batch=1), part(4, "y", 9, batch=1)],
+    ],
+    ids=["granted in part", "not in one step"],
+)
+def test_a_partial_several_lock_acquire_is_caught(parts: list[Op]) -> None:
+    assert [v.invariant for v in check(parts)] == ["no partial multi-lock"]
