@@ -126,7 +126,9 @@ def check_acquire_permit(limits: Limits, request: pb.AcquirePermitRequest) -> No
 
 
 @_refusing
-def check_abandon(limits: Limits, request: pb.AbandonRequest, what: str = "lock name") -> None:
+def check_abandon(
+    limits: Limits, request: pb.AbandonRequest | pb.AbandonPermitRequest, what: str = "lock name"
+) -> None:
     _request_id(limits, request.request)
     bounds.check_name(limits, what, request.name)
     if request.acquire_seq == request.request.seq or request.acquire_seq < 1:
@@ -137,13 +139,17 @@ def check_abandon(limits: Limits, request: pb.AbandonRequest, what: str = "lock 
 
 
 @_refusing
-def check_release(limits: Limits, request: pb.ReleaseRequest, what: str = "lock name") -> None:
+def check_release(
+    limits: Limits, request: pb.ReleaseRequest | pb.ReleasePermitRequest, what: str = "lock name"
+) -> None:
     _request_id(limits, request.request)
     bounds.check_name(limits, what, request.name)
 
 
 @_refusing
-def check_extend(limits: Limits, request: pb.ExtendRequest, what: str = "lock name") -> None:
+def check_extend(
+    limits: Limits, request: pb.ExtendRequest | pb.ExtendPermitRequest, what: str = "lock name"
+) -> None:
     _request_id(limits, request.request)
     bounds.check_name(limits, what, request.name)
     bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)

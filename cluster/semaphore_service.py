@@ -45,7 +45,7 @@ class SemaphoresService(Servicer, pb_grpc.SemaphoresServicer):
         return pb.AcquireResponse(header=self.header(), acquired=False)
 
     @rpc
-    async def Release(self, request: pb.ReleaseRequest, context: Any) -> pb.ReleaseResponse:
+    async def Release(self, request: pb.ReleasePermitRequest, context: Any) -> pb.ReleaseResponse:
         admission.check_release(self.limits(), request, _WHAT)
         rid = request.request
         await self.node.execute(
@@ -56,7 +56,7 @@ class SemaphoresService(Servicer, pb_grpc.SemaphoresServicer):
         return pb.ReleaseResponse(header=self.header())
 
     @rpc
-    async def Abandon(self, request: pb.AbandonRequest, context: Any) -> pb.AbandonResponse:
+    async def Abandon(self, request: pb.AbandonPermitRequest, context: Any) -> pb.AbandonResponse:
         admission.check_abandon(self.limits(), request, _WHAT)
         result = await self.node.acquires.abandon(
             request.name, request.acquire_seq, request_fields(request.request), permit=True
@@ -66,7 +66,7 @@ class SemaphoresService(Servicer, pb_grpc.SemaphoresServicer):
         )
 
     @rpc
-    async def Extend(self, request: pb.ExtendRequest, context: Any) -> pb.ExtendResponse:
+    async def Extend(self, request: pb.ExtendPermitRequest, context: Any) -> pb.ExtendResponse:
         admission.check_extend(self.limits(), request, _WHAT)
         rid = request.request
         result = await self.node.execute(

@@ -111,7 +111,7 @@ def test_permits_up_to_the_limit_then_a_blocked_waiter_is_granted_by_a_release(
     a.call(
         "semaphores",
         "Release",
-        pb.ReleaseRequest(request=a.request_id(), name="pool", token=first.token),
+        pb.ReleasePermitRequest(request=a.request_id(), name="pool", token=first.token),
     )
     waiting.join(ANSWER_WITHIN_S)
     third = box["answer"]
@@ -191,7 +191,7 @@ def test_two_callers_naming_the_same_locks_in_opposite_orders_both_finish(
         (
             "semaphores",
             "Release",
-            lambda c: pb.ReleaseRequest(request=c, name="", token=1),
+            lambda c: pb.ReleasePermitRequest(request=c, name="", token=1),
             "semaphore name",
         ),
     ],
@@ -213,7 +213,7 @@ def test_a_release_by_a_token_that_holds_no_permit_is_not_holder(cluster: Cluste
         b.call(
             "semaphores",
             "Release",
-            pb.ReleaseRequest(request=b.request_id(), name="nh", token=granted.token),
+            pb.ReleasePermitRequest(request=b.request_id(), name="nh", token=granted.token),
         )
     assert error_reason(refused.value) is Reason.NOT_HOLDER
     assert [h.token for h in describe_semaphore(a, "nh").holders] == [granted.token]
@@ -245,7 +245,7 @@ def test_permit_and_several_lock_waits_and_holds_are_measured(cluster: Cluster) 
     a.call(
         "semaphores",
         "Release",
-        pb.ReleaseRequest(request=a.request_id(), name="metered", token=held.token),
+        pb.ReleasePermitRequest(request=a.request_id(), name="metered", token=held.token),
     )
     waiting.join(ANSWER_WITHIN_S)
     assert box["answer"].acquired

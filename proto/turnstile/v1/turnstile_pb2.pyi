@@ -138,10 +138,10 @@ class StreamCall(_message.Message):
     cancel: CancelCall
     acquire_many: AcquireManyRequest
     semaphore_acquire: AcquirePermitRequest
-    semaphore_release: ReleaseRequest
-    semaphore_abandon: AbandonRequest
-    semaphore_extend: ExtendRequest
-    def __init__(self, call_id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., open: _Optional[_Union[OpenSessionRequest, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveRequest, _Mapping]] = ..., close: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., acquire: _Optional[_Union[AcquireRequest, _Mapping]] = ..., release: _Optional[_Union[ReleaseRequest, _Mapping]] = ..., abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ..., extend: _Optional[_Union[ExtendRequest, _Mapping]] = ..., validate: _Optional[_Union[ValidateRequest, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListRequest, _Mapping]] = ..., insert: _Optional[_Union[InsertRequest, _Mapping]] = ..., contains: _Optional[_Union[ContainsRequest, _Mapping]] = ..., members: _Optional[_Union[MembersRequest, _Mapping]] = ..., size: _Optional[_Union[SizeRequest, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelCall, _Mapping]] = ..., acquire_many: _Optional[_Union[AcquireManyRequest, _Mapping]] = ..., semaphore_acquire: _Optional[_Union[AcquirePermitRequest, _Mapping]] = ..., semaphore_release: _Optional[_Union[ReleaseRequest, _Mapping]] = ..., semaphore_abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ..., semaphore_extend: _Optional[_Union[ExtendRequest, _Mapping]] = ...) -> None: ...
+    semaphore_release: ReleasePermitRequest
+    semaphore_abandon: AbandonPermitRequest
+    semaphore_extend: ExtendPermitRequest
+    def __init__(self, call_id: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., open: _Optional[_Union[OpenSessionRequest, _Mapping]] = ..., keep_alive: _Optional[_Union[KeepAliveRequest, _Mapping]] = ..., close: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., acquire: _Optional[_Union[AcquireRequest, _Mapping]] = ..., release: _Optional[_Union[ReleaseRequest, _Mapping]] = ..., abandon: _Optional[_Union[AbandonRequest, _Mapping]] = ..., extend: _Optional[_Union[ExtendRequest, _Mapping]] = ..., validate: _Optional[_Union[ValidateRequest, _Mapping]] = ..., set_up: _Optional[_Union[SetUpListRequest, _Mapping]] = ..., insert: _Optional[_Union[InsertRequest, _Mapping]] = ..., contains: _Optional[_Union[ContainsRequest, _Mapping]] = ..., members: _Optional[_Union[MembersRequest, _Mapping]] = ..., size: _Optional[_Union[SizeRequest, _Mapping]] = ..., tear_down: _Optional[_Union[TearDownListRequest, _Mapping]] = ..., cancel: _Optional[_Union[CancelCall, _Mapping]] = ..., acquire_many: _Optional[_Union[AcquireManyRequest, _Mapping]] = ..., semaphore_acquire: _Optional[_Union[AcquirePermitRequest, _Mapping]] = ..., semaphore_release: _Optional[_Union[ReleasePermitRequest, _Mapping]] = ..., semaphore_abandon: _Optional[_Union[AbandonPermitRequest, _Mapping]] = ..., semaphore_extend: _Optional[_Union[ExtendPermitRequest, _Mapping]] = ...) -> None: ...
 
 class CancelCall(_message.Message):
     __slots__ = ()
@@ -540,6 +540,38 @@ class AcquirePermitRequest(_message.Message):
     wait_ms: int
     description: str
     def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., limit: _Optional[int] = ..., max_hold_ms: _Optional[int] = ..., wait_ms: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ReleasePermitRequest(_message.Message):
+    __slots__ = ("request", "name", "token")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    token: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., token: _Optional[int] = ...) -> None: ...
+
+class AbandonPermitRequest(_message.Message):
+    __slots__ = ("request", "name", "acquire_seq")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ACQUIRE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    acquire_seq: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., acquire_seq: _Optional[int] = ...) -> None: ...
+
+class ExtendPermitRequest(_message.Message):
+    __slots__ = ("request", "name", "token", "max_hold_ms")
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOLD_MS_FIELD_NUMBER: _ClassVar[int]
+    request: RequestId
+    name: str
+    token: int
+    max_hold_ms: int
+    def __init__(self, request: _Optional[_Union[RequestId, _Mapping]] = ..., name: _Optional[str] = ..., token: _Optional[int] = ..., max_hold_ms: _Optional[int] = ...) -> None: ...
 
 class DescribeSemaphoreRequest(_message.Message):
     __slots__ = ("name", "consistency")

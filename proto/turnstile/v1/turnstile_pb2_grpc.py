@@ -730,17 +730,17 @@ class SemaphoresStub:
                 _registered_method=True)
         self.Release = channel.unary_unary(
                 '/turnstile.v1.Semaphores/Release',
-                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.SerializeToString,
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleasePermitRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.FromString,
                 _registered_method=True)
         self.Abandon = channel.unary_unary(
                 '/turnstile.v1.Semaphores/Abandon',
-                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.SerializeToString,
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonPermitRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.FromString,
                 _registered_method=True)
         self.Extend = channel.unary_unary(
                 '/turnstile.v1.Semaphores/Extend',
-                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendRequest.SerializeToString,
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendPermitRequest.SerializeToString,
                 response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendResponse.FromString,
                 _registered_method=True)
         self.Describe = channel.unary_unary(
@@ -823,17 +823,17 @@ def add_SemaphoresServicer_to_server(servicer, server):
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
                     servicer.Release,
-                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.FromString,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ReleasePermitRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.SerializeToString,
             ),
             'Abandon': grpc.unary_unary_rpc_method_handler(
                     servicer.Abandon,
-                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.FromString,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonPermitRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.SerializeToString,
             ),
             'Extend': grpc.unary_unary_rpc_method_handler(
                     servicer.Extend,
-                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendRequest.FromString,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendPermitRequest.FromString,
                     response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ExtendResponse.SerializeToString,
             ),
             'Describe': grpc.unary_unary_rpc_method_handler(
@@ -905,7 +905,7 @@ class Semaphores:
             request,
             target,
             '/turnstile.v1.Semaphores/Release',
-            turnstile_dot_v1_dot_turnstile__pb2.ReleaseRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ReleasePermitRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.ReleaseResponse.FromString,
             options,
             channel_credentials,
@@ -932,7 +932,7 @@ class Semaphores:
             request,
             target,
             '/turnstile.v1.Semaphores/Abandon',
-            turnstile_dot_v1_dot_turnstile__pb2.AbandonRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.AbandonPermitRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.AbandonResponse.FromString,
             options,
             channel_credentials,
@@ -959,7 +959,7 @@ class Semaphores:
             request,
             target,
             '/turnstile.v1.Semaphores/Extend',
-            turnstile_dot_v1_dot_turnstile__pb2.ExtendRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ExtendPermitRequest.SerializeToString,
             turnstile_dot_v1_dot_turnstile__pb2.ExtendResponse.FromString,
             options,
             channel_credentials,
