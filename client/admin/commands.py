@@ -8,7 +8,16 @@ import sys
 from collections.abc import Callable
 from typing import TypeAlias
 
-from turnstile.client.admin import control, groups, health, inspect, run_locked, snapshot, status
+from turnstile.client.admin import (
+    control,
+    groups,
+    health,
+    inspect,
+    run_locked,
+    semaphores,
+    snapshot,
+    status,
+)
 from turnstile.client.admin.context import Context, add_common_options
 from turnstile.client.admin.printer import (
     EXIT_FAILURE,
@@ -48,6 +57,7 @@ def register(commands: Subcommands) -> Subcommands:
         "prefix", nargs="?", help="only names starting with this"
     )
     _register_groups(commands, add)
+    _register_semaphores(commands, add)
 
     lock = commands.add_parser(
         "lock",
@@ -126,6 +136,20 @@ def _register_groups(commands: Subcommands, add: Adder) -> None:
     election_cmd = commands.add_parser("election", help="election show NAME")
     election_verbs = election_cmd.add_subparsers(dest="election_verb", required=True)
     parser = add("show", groups.election_show, "an election's leader and queue", election_verbs)
+    parser.add_argument("name")
+
+
+def _register_semaphores(commands: Subcommands, add: Adder) -> None:
+    """``semaphores``, ``semaphore show``."""
+    parser = add(
+        "semaphores", semaphores.semaphores, "semaphores in use, with their limits", commands
+    )
+    parser.add_argument("prefix", nargs="?", help="only names starting with this")
+    semaphore_cmd = commands.add_parser("semaphore", help="semaphore show NAME")
+    semaphore_verbs = semaphore_cmd.add_subparsers(dest="semaphore_verb", required=True)
+    parser = add(
+        "show", semaphores.semaphore_show, "a semaphore's permit holders and queue", semaphore_verbs
+    )
     parser.add_argument("name")
 
 

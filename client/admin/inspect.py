@@ -1,10 +1,10 @@
 """Read-only views: ``locks``, ``lock show``, ``sessions``, ``lists``, ``list show``,
-``list get``."""
+``list get``; and the holder and waiter records ``semaphores`` shares."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from turnstile.client.admin.context import Context
@@ -20,6 +20,7 @@ LOCK_COLUMNS = [
     ("held_for", "HELD"),
     ("expires_in", "EXPIRES"),
     ("waiters", "WAITERS"),
+    ("description", "DESCRIPTION"),
 ]
 WAITER_COLUMNS = [
     ("position", "#"),
@@ -27,6 +28,8 @@ WAITER_COLUMNS = [
     ("client", "CLIENT"),
     ("waited", "WAITED"),
     ("gives_up_in", "GIVES UP IN"),
+    ("together_with", "WITH"),
+    ("description", "DESCRIPTION"),
 ]
 SESSION_COLUMNS = [
     ("session", "SESSION"),
@@ -43,19 +46,38 @@ def client_text(name: str, host: str, pid: int) -> str:
     return f"{name}@{host}:{pid}" if name or host else "-"
 
 
-def lock_record(info: pb.LockInfo) -> dict[str, Any]:
-    holder = info.holder if info.HasField("holder") else None
+def holder_record(holder: pb.LockHolder) -> dict[str, Any]:
+    """A lock's or a permit's holder, with how long it has held and why."""
     return {
-        "name": info.name,
-        "session": holder.session_id if holder else None,
-        "client": client_text(holder.client_name, holder.client_host, holder.client_pid)
-        if holder
-        else None,
-        "token": holder.token if holder else None,
-        "held_for": duration(holder.held_for_ms) if holder else None,
-        "expires_in": duration(holder.expires_in_ms) if holder and holder.expires_in_ms else None,
-        "waiters": len(info.waiters),
+        "session": holder.session_id,
+        "client": client_text(holder.client_name, holder.client_host, holder.client_pid),
+        "token": holder.token,
+        "held_for": duration(holder.held_for_ms),
+        "expires_in": duration(holder.expires_in_ms) if holder.expires_in_ms else None,
+        "description": holder.description or None,
     }
+
+
+def waiter_records(name: str, waiters: Iterable[pb.LockWaiter]) -> list[dict[str, Any]]:
+    """A FIFO queue, head first; ``together_with`` the other locks of an acquire of several."""
+    return [
+        {
+            "position": i + 1,
+            "session": w.session_id,
+            "client": client_text(w.client_name, w.client_host, w.client_pid),
+            "waited": duration(w.waited_for_ms),
+            "gives_up_in": duration(w.wait_remaining_ms),
+            "together_with": [n for n in w.names if n != name] or None,
+            "description": w.description or None,
+        }
+        for i, w in enumerate(waiters)
+    ]
+
+
+def lock_record(info: pb.LockInfo) -> dict[str, Any]:
+    empty = dict.fromkeys(("session", "client", "token", "held_for", "expires_in", "description"))
+    holder = holder_record(info.holder) if info.HasField("holder") else empty
+    return {"name": info.name, **holder, "waiters": len(info.waiters)}
 
 
 def pages(ctx: Context, request: Any, field: str) -> Iterator[Any]:
@@ -85,16 +107,7 @@ def lock_show(ctx: Context, args: argparse.Namespace) -> int:
     if not info.HasField("holder") and not info.waiters:
         raise NotFoundError(f"lock {args.name!r} is not in use (free, nobody waiting)")
     record = lock_record(info)
-    queue = [
-        {
-            "position": i + 1,
-            "session": w.session_id,
-            "client": client_text(w.client_name, w.client_host, w.client_pid),
-            "waited": duration(w.waited_for_ms),
-            "gives_up_in": duration(w.wait_remaining_ms),
-        }
-        for i, w in enumerate(info.waiters)
-    ]
+    queue = waiter_records(info.name, info.waiters)
     if ctx.printer.as_json:
         ctx.printer.emit({**record, "queue": queue})
         return EXIT_OK
@@ -102,7 +115,16 @@ def lock_show(ctx: Context, args: argparse.Namespace) -> int:
     ctx.printer.emit(
         {
             k: record[k]
-            for k in ("name", "held", "session", "client", "token", "held_for", "expires_in")
+            for k in (
+                "name",
+                "held",
+                "session",
+                "client",
+                "token",
+                "held_for",
+                "expires_in",
+                "description",
+            )
         }
     )
     print()
