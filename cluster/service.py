@@ -225,6 +225,8 @@ def _session_info(view: SessionView) -> pb.SessionInfo:
         age_ms=view.age_ms,
         held=view.held,
         waiting=view.waiting,
+        permits=view.permits,
+        permit_waits=view.permit_waits,
     )
 
 

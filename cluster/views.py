@@ -76,6 +76,9 @@ class SessionView:
     age_ms: int
     held: tuple[str, ...]
     waiting: tuple[str, ...]
+    #: One entry per permit held.
+    permits: tuple[str, ...]
+    permit_waits: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +309,8 @@ def _session_view(session: Session, now: int) -> SessionView:
         age_ms=max(0, now - session.opened_at),
         held=tuple(sorted(session.held)),
         waiting=tuple(sorted({name for name, _ in session.waiting})),
+        permits=tuple(sorted(name for name, _ in session.permits)),
+        permit_waits=tuple(sorted({name for name, _ in session.permit_waits})),
     )
 
 

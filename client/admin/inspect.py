@@ -38,6 +38,7 @@ SESSION_COLUMNS = [
     ("age", "AGE"),
     ("held", "HOLDS"),
     ("waiting", "WAITS FOR"),
+    ("permits", "PERMITS"),
 ]
 LIST_COLUMNS = [("name", "LIST"), ("size", "SIZE"), ("ttl", "TTL"), ("expires_in", "EXPIRES")]
 
@@ -142,6 +143,8 @@ def sessions(ctx: Context, args: argparse.Namespace) -> int:
             "age": duration(s.age_ms),
             "held": list(s.held),
             "waiting": list(s.waiting),
+            "permits": list(s.permits),
+            "permit_waits": list(s.permit_waits),
         }
         for s in pages(ctx, request, "sessions")
     ]

@@ -43,6 +43,12 @@ def test_semaphores_are_shown_with_holders_queue_and_descriptions(cluster: Clust
     ]
     assert shown["queue"][0]["waited"] and shown["queue"][0]["gives_up_in"]
 
+    by_session = {
+        s["session"]: s for s in json.loads(turnstile(cluster, "sessions", "--json").stdout)
+    }
+    assert by_session[a.session]["permits"] == ["gpus"]
+    assert by_session[c.session]["permit_waits"] == ["gpus"]
+
     table = turnstile(cluster, "semaphore", "show", "gpus")
     assert table.returncode == 0, table.stderr
     assert "DESCRIPTION" in table.stdout and "job=1 host=w1" in table.stdout

@@ -272,7 +272,7 @@ class ListSessionsRequest(_message.Message):
     def __init__(self, after_session_id: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("session_id", "ttl_ms", "client_name", "client_host", "client_pid", "age_ms", "held", "waiting")
+    __slots__ = ("session_id", "ttl_ms", "client_name", "client_host", "client_pid", "age_ms", "held", "waiting", "permits", "permit_waits")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TTL_MS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -281,6 +281,8 @@ class SessionInfo(_message.Message):
     AGE_MS_FIELD_NUMBER: _ClassVar[int]
     HELD_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
+    PERMITS_FIELD_NUMBER: _ClassVar[int]
+    PERMIT_WAITS_FIELD_NUMBER: _ClassVar[int]
     session_id: int
     ttl_ms: int
     client_name: str
@@ -289,7 +291,9 @@ class SessionInfo(_message.Message):
     age_ms: int
     held: _containers.RepeatedScalarFieldContainer[str]
     waiting: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, session_id: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ..., age_ms: _Optional[int] = ..., held: _Optional[_Iterable[str]] = ..., waiting: _Optional[_Iterable[str]] = ...) -> None: ...
+    permits: _containers.RepeatedScalarFieldContainer[str]
+    permit_waits: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[int] = ..., ttl_ms: _Optional[int] = ..., client_name: _Optional[str] = ..., client_host: _Optional[str] = ..., client_pid: _Optional[int] = ..., age_ms: _Optional[int] = ..., held: _Optional[_Iterable[str]] = ..., waiting: _Optional[_Iterable[str]] = ..., permits: _Optional[_Iterable[str]] = ..., permit_waits: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListSessionsResponse(_message.Message):
     __slots__ = ("header", "sessions")
