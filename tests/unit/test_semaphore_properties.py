@@ -155,6 +155,8 @@ class SemaphoreModel:
     freed: list[tuple[str, int, int, str]] = field(default_factory=list)
 
     def grant(self, name: str, session: int, seq: int, max_hold_ms: int, now: int) -> Granted:
+        item = self.semaphores[name]
+        assert len(item.holders) < item.limit, f"{name}: granted beyond its limit"
         self.last_token += 1
         expires_at = now + max_hold_ms if max_hold_ms else 0
         self.semaphores[name].holders.append(Permit(session, self.last_token, seq, expires_at))
@@ -210,12 +212,15 @@ class SemaphoreRun:
         self.last_acquire: dict[int, sem.AcquirePermit] = {}
         #: Acquire seqs that were abandoned: never retried (the machine refuses them).
         self.abandoned: set[tuple[int, int]] = set()
+        #: This step's acquire lowered a limit below permits granted before it.
+        self.lowered = False
 
     def step(self, step: Step) -> None:
         op, a, b, c, d = step
         log, model = self.log, self.model
         log.now += 10 * (1 + d % 4)
         model.granted, model.freed = [], []
+        self.lowered = False
         if op == "open" or not model.live:
             model.expire_due(log.now)
             model.live.append(log.open())
@@ -268,6 +273,7 @@ class SemaphoreRun:
         if item is None:
             item = model.semaphores[command.name] = ModelSemaphore(command.limit)
         elif item.limit != command.limit:
+            self.lowered = command.limit < item.limit
             item.limit = command.limit
             model.pump(command.name, now)
         if len(item.holders) < item.limit and not item.queue:
@@ -369,7 +375,7 @@ class SemaphoreRun:
             )
             for name, s in model.semaphores.items()
         }
-        for name, _, _ in granted:
+        for name, _, _ in [] if self.lowered else granted:
             if name in machine.semaphores:
                 item = machine.semaphores[name]
                 assert len(item.holders) <= item.limit, f"{name}: more holders than the limit"
@@ -458,6 +464,8 @@ class SeveralLocksRun:
             if isinstance(applied.result, Queued):
                 self.arrival[key] = len(self.arrival)
         elif op == "release":
+            # Expiries due now first, so the release names a hold that is still there.
+            self.check(log.apply(Tick(log.now)))
             held = sorted(n for n in LOCKS if self.holder(n) == session)
             if not held:
                 return
