@@ -69,15 +69,28 @@ EXAMPLES = int(os.environ.get("TURNSTILE_PROPERTY_EXAMPLES", "200"))
 SEMAPHORES = ("s0", "s1")
 LOCKS = ("a", "b", "c", "d")
 
-Step = tuple[str, int, int, int, int]
+Step = tuple[str, int, int, int, int, int]
 SEMAPHORE_STEPS = st.tuples(
     st.sampled_from(
-        ["open", "end", "acquire", "acquire", "release", "retry", "abandon", "cancel", "tick"]
+        [
+            "open",
+            "end",
+            "acquire",
+            "acquire",
+            "acquire",
+            "release",
+            "retry",
+            "abandon",
+            "cancel",
+            "tick",
+        ]
     ),
     st.integers(0, 7),
     st.integers(0, 7),
     st.integers(0, 7),
     st.integers(0, 7),
+    # The limit, apart from the wait: a waiting acquire must not always raise it.
+    st.sampled_from([1, 1, 1, 2, 3]),
 )
 SETTINGS = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -216,7 +229,7 @@ class SemaphoreRun:
         self.lowered = False
 
     def step(self, step: Step) -> None:
-        op, a, b, c, d = step
+        op, a, b, c, d, limit = step
         log, model = self.log, self.model
         log.now += 10 * (1 + d % 4)
         model.granted, model.freed = [], []
@@ -227,7 +240,7 @@ class SemaphoreRun:
             self.check(model.granted, model.freed)
             return
         session = model.live[a % len(model.live)]
-        name = SEMAPHORES[b % 2]
+        name = SEMAPHORES[b // 6]  # mostly s0: queues build up
         model.expire_due(log.now)
         expired_granted, expired_freed = list(model.granted), list(model.freed)
         model.granted, model.freed = [], []
@@ -237,9 +250,9 @@ class SemaphoreRun:
         elif op == "acquire":
             command = sem.AcquirePermit(
                 name=name,
-                limit=1 + c % 3,
+                limit=limit,
                 max_hold_ms=(0, 30, 80)[d % 3],
-                wait_ms=(0, 40, 500)[c % 3],
+                wait_ms=(0, 300, 3_000)[c % 3],
                 description=f"d{d}",
                 **log.fields(session),
             )
@@ -500,38 +513,26 @@ class SeveralLocksRun:
         lock = self.log.machine.locks.get(name)
         return lock.holder.acquire_seq if lock and lock.holder else None
 
-    def grants_of(self, applied: Applied) -> list[tuple[int, int, Result]]:
-        """(session, seq, result) of every acquire granted in this step."""
-        grants = [
-            (e.session, e.seq, e.result)
-            for e in applied.events
-            if isinstance(e, WaiterResolved) and isinstance(e.result, Granted | sem.GrantedMany)
-        ]
+    def check(self, applied: Applied) -> None:
+        machine = self.log.machine
+        # All or nothing: the locks granted just before each resolved grant (or, at the end,
+        # by the command itself) are exactly its acquire's, with its tokens. Checked on the
+        # events, in order: a hold granted by an expiry may end later in the same step.
+        granted: list[tuple[str, int, int]] = []
+        for event in applied.events:
+            if isinstance(event, LockGranted):
+                granted.append((event.name, event.session, event.token))
+            elif isinstance(event, WaiterResolved) and isinstance(
+                event.result, Granted | sem.GrantedMany
+            ):
+                self.check_whole(event.session, event.seq, event.result, granted)
+                granted = []
         command = self.log.commands[-1]
         if isinstance(applied.result, Granted | sem.GrantedMany):
             assert isinstance(command, Acquire | sem.AcquireLocks)
-            grants.append((command.session, command.seq, applied.result))
-        return grants
-
-    def check(self, applied: Applied) -> None:
-        machine = self.log.machine
-        # All or nothing: each grant covers every lock of its acquire, with its tokens.
-        granted_names = []
-        for session, seq, result in self.grants_of(applied):
-            names = self.names[session, seq]
-            tokens = result.tokens if isinstance(result, sem.GrantedMany) else (result.token,)
-            assert len(tokens) == len(names)
-            for name, token in zip(names, tokens, strict=True):
-                holder = machine.locks[name].holder
-                assert holder is not None and (holder.session, holder.acquire_seq) == (
-                    session,
-                    seq,
-                ), f"{name} of {session}/{seq} was not granted with the others"
-                assert holder.token == token
-                granted_names.append(name)
-        assert sorted(granted_names) == sorted(
-            e.name for e in applied.events if isinstance(e, LockGranted)
-        ), "a lock was granted outside a whole acquire"
+            self.check_whole(command.session, command.seq, applied.result, granted)
+            granted = []
+        assert not granted, f"locks granted outside a whole acquire: {granted}"
         entries = 0
         for lock in machine.locks.values():
             assert lock.holder is not None or lock.waiters, f"{lock.name}: idle record kept"
@@ -561,6 +562,30 @@ class SeveralLocksRun:
                 for lock in machine.locks.values()
                 if lock.holder and lock.holder.session == session.id
             }
+
+    def check_whole(
+        self,
+        session: int,
+        seq: int,
+        result: Granted | sem.GrantedMany,
+        granted: list[tuple[str, int, int]],
+    ) -> None:
+        names = self.names[session, seq]
+        tokens = result.tokens if isinstance(result, sem.GrantedMany) else (result.token,)
+        assert granted == [
+            (name, session, token) for name, token in zip(names, tokens, strict=True)
+        ], f"{session}/{seq} asked for {names}: granted {granted} with {tokens}"
+        # FIFO: nobody who queued before it is still waiting for one of its locks (a grant at
+        # once arrives now, after everyone queued).
+        arrived = self.arrival.setdefault((session, seq), len(self.arrival))
+        for name in names:
+            lock = self.log.machine.locks.get(name)
+            earlier = (
+                [w for w in lock.waiters if self.arrival[w.session, w.seq] < arrived]
+                if lock
+                else []
+            )
+            assert not earlier, f"{session}/{seq} was granted {name} before {earlier[0]}"
 
     def drain(self) -> None:
         """Holders release, over and over, with no time passing: every queue empties."""
