@@ -129,6 +129,10 @@ class ChaosRun:
             self.start_worker(f"insert{i}", "insert", list="results")
         for i in range(2):
             self.start_worker(f"elect{i}", "election", group=GROUP, election=ELECTION)
+        for i in range(2):
+            self.start_worker(f"sem{i}", "semaphore", semaphore="pool", limit=2, threads=2)
+        # Together with the lock workers' single acquires of the same names.
+        self.start_worker("many0", "many", names=["a", "b", "c"])
 
     # ------------------------------------------------------------------ probes
 
@@ -295,5 +299,6 @@ class Report:
         assert not problems, "\n".join(problems[:30])
         ran = any(kind.startswith("join ") for kind in self.ops)
         elections = ("campaign", "resign", "join") if ran else ()
-        for kind in kinds or ("acquire", "release", "insert", "read", *elections):
+        permits = ("permit", "unpermit") if any(k.startswith("permit ") for k in self.ops) else ()
+        for kind in kinds or ("acquire", "release", "insert", "read", *elections, *permits):
             assert self.ops[f"{kind} ok"] > 0, f"no {kind} succeeded: {self.ops}"

@@ -24,6 +24,10 @@ Workloads (``spec["workload"]``):
   resigns. A leadership is recorded like a lock hold (``campaign`` ok with the token, then a
   ``resign``), so the lock checks judge it: one leader per token, tokens in real-time order,
   and no leadership while another client still counted its own live.
+- ``semaphore``: ``threads`` loops on one client (one session) take a permit of one semaphore
+  of ``limit`` permits, hold briefly, give it back (``permit``, ``unpermit``).
+- ``many``: take two or more of a few lock names at once, in a random order (one ``acquire``
+  op per lock, sharing a ``batch``, answered in one line write), hold briefly, release each.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import IO, Any
 from turnstile.client import RetryPolicy, TurnstileError, connect
 from turnstile.client.errors import LockLostError, UnavailableError
 from turnstile.client.lock import Lock
+from turnstile.client.semaphore import Held
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionState
 from turnstile.v1 import turnstile_pb2 as pb
@@ -61,15 +66,26 @@ class History:
             self.file.write(json.dumps({"p": self.process, **line}) + "\n")
             self.file.flush()
 
-    def invoke(self, kind: str, key: Any) -> int:
-        self.next_op += 1
-        self.write({"op": self.next_op, "e": "invoke", "k": kind, "key": key, "t": now()})
-        return self.next_op
+    def invoke(self, kind: str, key: Any, **extra: Any) -> int:
+        with self._lock:
+            self.next_op += 1
+            op = self.next_op
+        self.write({"op": op, "e": "invoke", "k": kind, "key": key, "t": now(), **extra})
+        return op
 
     def complete(
         self, op: int, outcome: str, value: int = 0, session: int = 0, **extra: Any
     ) -> None:
         self.write({"op": op, "e": outcome, "v": value, "s": session, "t": now(), **extra})
+
+    def complete_all(self, lines: list[dict[str, Any]]) -> None:
+        """Completions written in one write: a killed worker leaves all of them or none."""
+        at = now()
+        with self._lock:
+            self.file.write(
+                "".join(json.dumps({"p": self.process, "t": at, **line}) + "\n" for line in lines)
+            )
+            self.file.flush()
 
 
 def now() -> float:
@@ -149,6 +165,8 @@ class Worker:
             "fenced": self.lock_loop,
             "insert": self.insert_loop,
             "election": self.election_loop,
+            "semaphore": self.semaphore_loops,
+            "many": self.many_loop,
         }
         try:
             workload[self.spec["workload"]]()
@@ -215,13 +233,15 @@ class Worker:
         wrote = resource.call(op="write", token=token, value=read["value"] + 1)
         self.history.write({"e": "resource-write", "v": token, "ok": wrote["ok"], "t": now()})
 
-    def release(self, lock: Lock, name: str, token: int, session: int) -> None:
+    def release(
+        self, lock: Lock | Held, name: str, token: int, session: int, kind: str = "release"
+    ) -> None:
         """Releases, retrying while the outcome is unknown. A retry resends the same request
         id, so all attempts are one operation, invoked with the first: a first attempt that
         landed unanswered (the cluster was killed) freed the lock then, and the retry's "ok"
         is that first outcome. Recording each attempt as an operation of its own made the
         checker see the lock still held until the retry, and report a false violation."""
-        op = self.history.invoke("release", name)
+        op = self.history.invoke(kind, name)
         while True:
             try:
                 lock.release()
@@ -238,6 +258,102 @@ class Worker:
                 return
             self.history.complete(op, "ok", token, session)
             return
+
+    # ------------------------------------------------------------------ semaphores
+
+    def semaphore_loops(self) -> None:
+        threads = [
+            threading.Thread(target=self.semaphore_loop, daemon=True)
+            for _ in range(self.spec.get("threads", 1) - 1)
+        ]
+        for thread in threads:
+            thread.start()
+        self.semaphore_loop()
+        for thread in threads:
+            thread.join()
+
+    def semaphore_loop(self) -> None:
+        name, limit = self.spec["semaphore"], self.spec["limit"]
+        semaphore = self.client.semaphore(name, limit=limit, max_hold=self.spec.get("max_hold"))
+        rng = random.Random(self.rng.random())
+        while not self.stopping.is_set():
+            try:
+                session = self.session_id()
+            except TurnstileError:
+                self.stopping.wait(0.1)
+                continue
+            op = self.history.invoke("permit", name)
+            try:
+                permit = semaphore.acquire(
+                    timeout=self.spec.get("wait", 2.0), description=self.spec["process"]
+                )
+            except TurnstileError:
+                self.history.complete(op, "info", session=session)
+                continue
+            if permit is None:
+                self.history.complete(op, "fail", session=session)
+                continue
+            hold = permit._hold
+            assert hold is not None
+            self.watch(hold.session)
+            self.history.complete(
+                op,
+                "ok",
+                hold.token,
+                hold.session.id,
+                sent=hold.acquired_at,
+                max_hold_end=hold.expires_at,
+                limit=limit,
+            )
+            self.stopping.wait(rng.uniform(0, self.spec.get("hold", 0.1)))
+            self.release(permit, name, hold.token, hold.session.id, kind="unpermit")
+
+    # ------------------------------------------------------------------ several locks
+
+    def many_loop(self) -> None:
+        names: list[str] = self.spec["names"]
+        while not self.stopping.is_set():
+            chosen = self.rng.sample(names, self.rng.randint(2, len(names)))
+            try:
+                session = self.session_id()
+            except TurnstileError:
+                self.stopping.wait(0.1)
+                continue
+            batch = self.history.next_op + 1
+            ops = [self.history.invoke("acquire", name, batch=batch) for name in chosen]
+            try:
+                held = self.client.lock_many(
+                    chosen,
+                    max_hold=self.spec.get("max_hold"),
+                    timeout=self.spec.get("wait", 2.0),
+                    description=f"{self.spec['process']} batch={batch}",
+                )
+            except TurnstileError:
+                self.history.complete_all([{"op": op, "e": "info", "s": session} for op in ops])
+                continue
+            if held is None:
+                self.history.complete_all([{"op": op, "e": "fail", "s": session} for op in ops])
+                continue
+            parts = [held[name] for name in chosen]
+            lines = []
+            for op, part in zip(ops, parts, strict=True):
+                hold = part._hold
+                assert hold is not None
+                self.watch(hold.session)
+                lines.append(
+                    {
+                        "op": op,
+                        "e": "ok",
+                        "v": hold.token,
+                        "s": hold.session.id,
+                        "sent": hold.acquired_at,
+                        "max_hold_end": hold.expires_at,
+                    }
+                )
+            self.history.complete_all(lines)
+            self.stopping.wait(self.rng.uniform(0, self.spec.get("hold", 0.05)))
+            for line, part in zip(lines, parts, strict=True):
+                self.release(part, part.name, line["v"], line["s"])
 
     # ------------------------------------------------------------------ lists
 
