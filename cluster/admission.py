@@ -74,55 +74,32 @@ def check_open(limits: Limits, request: pb.OpenSessionRequest) -> None:
         bounds.check_text(limits, what, text, limits.max_name_bytes, "max_name_bytes")
 
 
-def _description(limits: Limits, description: str) -> None:
-    bounds.check_text(
-        limits, "description", description, limits.max_reason_bytes, "max_reason_bytes"
-    )
-
-
 @_refusing
 def check_acquire(limits: Limits, request: pb.AcquireRequest) -> None:
     _request_id(limits, request.request)
     bounds.check_name(limits, "lock name", request.name)
     bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
     bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
-    _description(limits, request.description)
+    bounds.check_description(limits, request.description)
 
 
 @_refusing
 def check_acquire_many(limits: Limits, request: pb.AcquireManyRequest) -> None:
     _request_id(limits, request.request)
-    names = request.names
-    if not names:
-        raise RefusedError(Reason.INVALID_ARGUMENT, "names: name at least one lock")
-    if len(names) > limits.max_batch:
-        raise RefusedError(
-            Reason.INVALID_ARGUMENT, f"{len(names)} locks named, max_batch={limits.max_batch}"
-        )
-    seen: set[str] = set()
-    for name in names:
-        bounds.check_name(limits, "lock name", name)
-        if name in seen:
-            raise RefusedError(Reason.INVALID_ARGUMENT, f"lock {name!r} is named twice")
-        seen.add(name)
+    bounds.check_lock_names(limits, request.names)
     bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
     bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
-    _description(limits, request.description)
+    bounds.check_description(limits, request.description)
 
 
 @_refusing
 def check_acquire_permit(limits: Limits, request: pb.AcquirePermitRequest) -> None:
     _request_id(limits, request.request)
     bounds.check_name(limits, "semaphore name", request.name)
-    if not 1 <= request.limit <= limits.max_waiters_per_lock:
-        raise RefusedError(
-            Reason.INVALID_ARGUMENT,
-            f"limit must be 1..{limits.max_waiters_per_lock} (max_waiters_per_lock), "
-            f"got {request.limit}",
-        )
+    bounds.check_permit_limit(limits, request.limit)
     bounds.check_duration(limits, "max_hold_ms", request.max_hold_ms, zero_ok=True)
     bounds.check_duration(limits, "wait_ms", request.wait_ms, zero_ok=True)
-    _description(limits, request.description)
+    bounds.check_description(limits, request.description)
 
 
 @_refusing

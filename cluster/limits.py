@@ -11,6 +11,7 @@ state machine alone.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from turnstile.v1.reasons import Reason
@@ -134,6 +135,36 @@ def check_session_ttl(limits: Limits, ttl_ms: int) -> None:
             Reason.INVALID_ARGUMENT,
             f"session ttl_ms must be within [min_session_ttl_ms={limits.min_session_ttl_ms}, "
             f"max_session_ttl_ms={limits.max_session_ttl_ms}], got {ttl_ms}",
+        )
+
+
+def check_lock_names(limits: Limits, names: Sequence[str]) -> None:
+    """The locks of one acquire of several: 1..max_batch valid names, none repeated."""
+    if not names:
+        raise RefusedError(Reason.INVALID_ARGUMENT, "names: name at least one lock")
+    if len(names) > limits.max_batch:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT, f"{len(names)} locks named, max_batch={limits.max_batch}"
+        )
+    seen: set[str] = set()
+    for name in names:
+        check_name(limits, "lock name", name)
+        if name in seen:
+            raise RefusedError(Reason.INVALID_ARGUMENT, f"lock {name!r} is named twice")
+        seen.add(name)
+
+
+def check_description(limits: Limits, description: str) -> None:
+    """Who holds a lock or permit and why: bounded like a reason."""
+    check_text(limits, "description", description, limits.max_reason_bytes, "max_reason_bytes")
+
+
+def check_permit_limit(limits: Limits, limit: int) -> None:
+    """A semaphore's limit: 1..max_waiters_per_lock permits."""
+    if not 1 <= limit <= limits.max_waiters_per_lock:
+        raise RefusedError(
+            Reason.INVALID_ARGUMENT,
+            f"limit must be 1..{limits.max_waiters_per_lock} (max_waiters_per_lock), got {limit}",
         )
 
 

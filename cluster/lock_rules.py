@@ -48,38 +48,16 @@ def acquire(machine: StateMachine, session: Session, command: cmd.Acquire) -> cm
 
 @handles(sem.AcquireLocks)
 def acquire_locks(machine: StateMachine, session: Session, command: sem.AcquireLocks) -> cmd.Result:
-    names = command.names
-    if not names:
-        raise RefusedError(Reason.INVALID_ARGUMENT, "names: name at least one lock")
-    if len(names) > machine.limits.max_batch:
-        raise RefusedError(
-            Reason.INVALID_ARGUMENT,
-            f"{len(names)} locks named, max_batch={machine.limits.max_batch}",
-        )
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise RefusedError(Reason.INVALID_ARGUMENT, f"lock {name!r} is named twice")
-        seen.add(name)
-    check_description(machine, command.description)
+    bounds.check_lock_names(machine.limits, command.names)
+    bounds.check_description(machine.limits, command.description)
     return _take(
         machine,
         session,
         command.seq,
-        names,
+        command.names,
         max_hold_ms=command.max_hold_ms,
         wait_ms=command.wait_ms,
         description=command.description,
-    )
-
-
-def check_description(machine: StateMachine, description: str) -> None:
-    bounds.check_text(
-        machine.limits,
-        "description",
-        description,
-        machine.limits.max_reason_bytes,
-        "max_reason_bytes",
     )
 
 
@@ -252,9 +230,7 @@ def free(machine: StateMachine, lock: LockState, cause: str, detail: str = "") -
 
 @handles(cmd.CancelWait)
 def cancel_wait(machine: StateMachine, command: cmd.CancelWait) -> cmd.Result:
-    session = machine.sessions.get(command.session)
-    if session is None:
-        return cmd.Err(Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired")
+    session = machine.live_session(command.session)
     bounds.check_name(machine.limits, "lock name", command.name)
     return _withdraw(
         machine,

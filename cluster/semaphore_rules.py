@@ -38,15 +38,10 @@ def acquire_permit(
 ) -> cmd.Result:
     limits = machine.limits
     bounds.check_name(limits, "semaphore name", command.name)
-    if not 1 <= command.limit <= limits.max_waiters_per_lock:
-        raise RefusedError(
-            Reason.INVALID_ARGUMENT,
-            f"limit must be 1..{limits.max_waiters_per_lock} (max_waiters_per_lock), "
-            f"got {command.limit}",
-        )
+    bounds.check_permit_limit(limits, command.limit)
     bounds.check_duration(limits, "max_hold_ms", command.max_hold_ms, zero_ok=True)
     bounds.check_duration(limits, "wait_ms", command.wait_ms, zero_ok=True)
-    lock_rules.check_description(machine, command.description)
+    bounds.check_description(limits, command.description)
     semaphore = machine.semaphores.get(command.name)
     if semaphore is None:
         if len(machine.semaphores) >= limits.max_locks:
@@ -226,9 +221,7 @@ def abandon_permit(
 
 @handles(sem.CancelPermitWait)
 def cancel_permit_wait(machine: StateMachine, command: sem.CancelPermitWait) -> cmd.Result:
-    session = machine.sessions.get(command.session)
-    if session is None:
-        return cmd.Err(Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired")
+    session = machine.live_session(command.session)
     bounds.check_name(machine.limits, "semaphore name", command.name)
     return _withdraw(
         machine,

@@ -200,15 +200,23 @@ class StateMachine:
         """Records an event of the command being applied (for the rules in other modules)."""
         self._events.append(event)
 
+    def live_session(self, session_id: int) -> Session:
+        """The session; raises RefusedError (SESSION_EXPIRED) if it is unknown or ended."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise RefusedError(
+                Reason.SESSION_EXPIRED, f"session {session_id} is unknown or expired"
+            )
+        return session
+
     def _apply_once(
         self, command: cmd.SessionCommand, method: Callable[..., cmd.Result]
     ) -> cmd.Result:
         """Exactly-once: a retried (session, seq) returns its first result, applied once."""
-        session = self.sessions.get(command.session)
-        if session is None:
-            return cmd.Err(
-                Reason.SESSION_EXPIRED, f"session {command.session} is unknown or expired"
-            )
+        try:
+            session = self.live_session(command.session)
+        except RefusedError as refused:
+            return cmd.Err(refused.reason, refused.detail)
         answer = exactly_once.admit(session, command, self.limits)
         if answer is not None:
             return answer

@@ -169,6 +169,13 @@ class Driver:
         return self.apply(TearDownList(self.now, session, seq, acked, name))
 
 
+def driver_at_version(version: int) -> Driver:
+    """A driver whose cluster version is already ``version`` (commands of newer builds)."""
+    d = Driver()
+    d.apply(SetClusterVersion(0, version))
+    return d
+
+
 # ---------------------------------------------------------------------- assertions
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from helpers import Driver, err, events, result
+from helpers import Driver, driver_at_version, err, events, result
 
 from turnstile.cluster import semaphore_commands as sem
 from turnstile.cluster.commands import (
@@ -14,7 +14,6 @@ from turnstile.cluster.commands import (
     NotAcquired,
     Queued,
     Released,
-    SetClusterVersion,
     WaitCancelled,
     WaiterResolved,
 )
@@ -25,9 +24,7 @@ pytestmark = pytest.mark.unit
 
 
 def driver() -> Driver:
-    d = Driver()
-    d.apply(SetClusterVersion(0, sem.SEMAPHORES_SINCE))
-    return d
+    return driver_at_version(sem.SEMAPHORES_SINCE)
 
 
 def take(
