@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "work_units.py"
 
 
+@pytest.mark.shared_cluster
 def test_workers_process_each_unit_once_and_agree_on_result_ids(cluster: Cluster) -> None:
     units = 40
     workers = [

@@ -50,31 +50,31 @@ def clients(groups_cluster: Cluster) -> Iterator[list[Client]]:
 @pytest.mark.shared_cluster
 def test_join_leave_members_and_capabilities(clients: list[Client]) -> None:
     a, b, _ = clients
-    group = a.group("workers")
+    group = a.group("crew")
     assert group.create() is True
-    assert a.group("workers").create() is False
+    assert a.group("crew").create() is False
     assert group.join("w1", b"cap-1") is True
-    assert b.group("workers").join("w2") is True
-    assert b.group("workers").join("w1") is False  # the id is taken, by another session
+    assert b.group("crew").join("w2") is True
+    assert b.group("crew").join("w1") is False  # the id is taken, by another session
     members = group.members()
     assert sorted(members) == ["w1", "w2"]
     assert members["w1"].capabilities == b"cap-1"
     assert members["w1"].session_id == a.session().id
     assert members["w2"].session_id == b.session().id
     assert members["w1"].client_name == "c0"
-    assert b.group("workers").update("w1", b"theirs") is False  # not b's member
+    assert b.group("crew").update("w1", b"theirs") is False  # not b's member
     assert group.update("w1", b"cap-2") is True
     assert group.members()["w1"].capabilities == b"cap-2"
     with pytest.raises(FailedPreconditionError):
         group.delete()
     assert group.leave("w2") is True  # whichever session joined it
     assert group.leave("w2") is False
-    assert [g.name for g in a.groups("work")] == ["workers"]
+    assert [g.name for g in a.groups("cre")] == ["crew"]
     assert group.leave("w1") is True
     group.delete()
     with pytest.raises(NotFoundError):
         group.members()
-    assert a.groups("work") == []
+    assert a.groups("cre") == []
 
 
 @pytest.mark.shared_cluster

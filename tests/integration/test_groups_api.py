@@ -79,8 +79,8 @@ def test_a_long_poll_wakes_on_the_change_and_a_blocked_campaign_on_the_hand_off(
     cluster: Cluster,
 ) -> None:
     a, b = clients(cluster, "a", "b")
-    a.call("groups", "Create", pb.CreateGroupRequest(request=a.request_id(), name="g"))
-    described = a.call("groups", "Describe", pb.DescribeGroupRequest(name="g"))
+    a.call("groups", "Create", pb.CreateGroupRequest(request=a.request_id(), name="poll"))
+    described = a.call("groups", "Describe", pb.DescribeGroupRequest(name="poll"))
     assert list(described.group.members) == []
 
     watching, box = in_thread(
@@ -88,7 +88,7 @@ def test_a_long_poll_wakes_on_the_change_and_a_blocked_campaign_on_the_hand_off(
             "watches",
             "Watch",
             pb.WatchRequest(
-                keys=[group_key("g")], after_revision=described.revision, wait_ms=LONG_POLL_MS
+                keys=[group_key("poll")], after_revision=described.revision, wait_ms=LONG_POLL_MS
             ),
             timeout=LONG_POLL_MS / 1000 + 10,
         )
@@ -96,7 +96,7 @@ def test_a_long_poll_wakes_on_the_change_and_a_blocked_campaign_on_the_hand_off(
     joined = a.call(
         "groups",
         "Join",
-        pb.JoinGroupRequest(request=a.request_id(), name="g", member_id="a1", capabilities=b"x"),
+        pb.JoinGroupRequest(request=a.request_id(), name="poll", member_id="a1", capabilities=b"x"),
     )
     assert joined.joined
     watching.join(timeout=ANSWER_WITHIN_S)
@@ -134,7 +134,7 @@ def test_a_long_poll_wakes_on_the_change_and_a_blocked_campaign_on_the_hand_off(
         "watches",
         "Watch",
         pb.WatchRequest(
-            keys=[group_key("g"), election_key("boss")], after_revision=answer.revision
+            keys=[group_key("poll"), election_key("boss")], after_revision=answer.revision
         ),
     )
     assert [(c.kind, c.type, c.member_id, c.cause) for c in after.changes] == [

@@ -32,6 +32,10 @@ pytestmark = pytest.mark.integration
 
 #: Commands per load run; CI runs 2,000, a soak sets ``TURNSTILE_RAFT_GUARD_COMMANDS`` higher.
 COMMANDS = int(os.environ.get("TURNSTILE_RAFT_GUARD_COMMANDS", "2000"))
+#: Divergent entries of the deposed leader in the log repair test: 100 in CI (without fast
+#: repair that is still over 50 round trips against at most 2 with it), more with
+#: ``TURNSTILE_RAFT_GUARD_DIVERGENT`` (300 before; each costs a heartbeat without fast repair).
+DIVERGENT = int(os.environ.get("TURNSTILE_RAFT_GUARD_DIVERGENT", "100"))
 
 
 class _CriticalCounter(logging.Handler):
@@ -199,7 +203,7 @@ def test_a_deposed_leaders_divergent_entries_are_repaired_in_one_round_trip(
     and commit entries at the same indices. When it is back and a leader is elected with it
     connected, its log must be repaired: pysyncobj alone walks back one entry per round trip
     (one per heartbeat); with fast repair the follower answers with its commit index instead."""
-    divergent = 300
+    divergent = DIVERGENT
     addresses = peer_addresses()
 
     def replica(i: int) -> RaftNode:

@@ -35,6 +35,10 @@ pytestmark = pytest.mark.integration
 
 #: Refusals are not retried, and a refused handshake is given up on quickly.
 FAST = RetryPolicy(deadline=3.0, attempt_timeout=1.0)
+#: For a call whose handshake must be refused: the client retries the refusal (UNAVAILABLE)
+#: until this deadline, so each such test takes all of it. An accepted handshake and Status
+#: call on loopback answer in milliseconds, well inside it even on a loaded machine.
+REFUSED = RetryPolicy(deadline=1.5, attempt_timeout=0.75)
 
 
 def start(directory: Path, security: Security) -> Cluster:
@@ -72,8 +76,10 @@ def token(cluster: Cluster, role: str) -> str:
     return token_path(cluster.directory, role).read_text().strip()
 
 
-def connect(cluster: Cluster, **options: object) -> turnstile.client.Client:
-    return turnstile.client.Client(cluster.addresses, retry=FAST, **options)  # type: ignore[arg-type]
+def connect(
+    cluster: Cluster, retry: RetryPolicy = FAST, **options: object
+) -> turnstile.client.Client:
+    return turnstile.client.Client(cluster.addresses, retry=retry, **options)  # type: ignore[arg-type]
 
 
 def test_worker_over_mutual_tls_locks_and_inserts(secure: Cluster) -> None:
@@ -101,7 +107,7 @@ def test_asyncio_client_over_mutual_tls(secure: Cluster) -> None:
 def test_client_without_a_certificate_is_refused_the_handshake(secure: Cluster) -> None:
     files = tls_files(secure)
     with (
-        connect(secure, ca_file=files["ca_file"], token=token(secure, "admin")) as client,
+        connect(secure, REFUSED, ca_file=files["ca_file"], token=token(secure, "admin")) as client,
         pytest.raises(UnavailableError),
     ):
         client.invoke(pb.StatusRequest())
@@ -109,7 +115,7 @@ def test_client_without_a_certificate_is_refused_the_handshake(secure: Cluster) 
 
 def test_plaintext_client_is_refused(secure: Cluster) -> None:
     with (
-        connect(secure, credentials=Credentials(token=token(secure, "admin"))) as client,
+        connect(secure, REFUSED, credentials=Credentials(token=token(secure, "admin"))) as client,
         pytest.raises(UnavailableError),
     ):
         client.invoke(pb.StatusRequest())
@@ -124,6 +130,7 @@ def test_a_certificate_of_another_ca_is_refused(secure: Cluster, tmp_path: Path)
     with (
         connect(
             secure,
+            REFUSED,
             ca_file=tls_files(secure)["ca_file"],
             cert_file=tmp_path / "client.pem",
             key_file=tmp_path / "client.key",
@@ -263,7 +270,7 @@ def test_server_tls_without_client_certificates(tmp_path: Path) -> None:
         with connect(cluster, ca_file=ca) as client, client.lock("tls-only") as held:
             assert held.token
         with (
-            connect(cluster, credentials=Credentials()) as plaintext,
+            connect(cluster, REFUSED, credentials=Credentials()) as plaintext,
             pytest.raises(UnavailableError),
         ):
             plaintext.invoke(pb.StatusRequest())
