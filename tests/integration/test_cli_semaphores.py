@@ -17,21 +17,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.shared_cluster]
 
 def test_semaphores_are_shown_with_holders_queue_and_descriptions(cluster: Cluster) -> None:
     a, b, c = clients(cluster, "alpha", "beta", "gamma")
-    first = permit(a, "gpus", 2, description="job=1 host=w1")
-    permit(b, "gpus", 2)
-    waiting, _ = in_thread(lambda: permit(c, "gpus", 2, wait_ms=60_000, description="job=3"))
+    first = permit(a, "cli-gpus", 2, description="job=1 host=w1")
+    permit(b, "cli-gpus", 2)
+    waiting, _ = in_thread(lambda: permit(c, "cli-gpus", 2, wait_ms=60_000, description="job=3"))
     wait_until(
         lambda: (
             a.call(
-                "semaphores", "Describe", pb.DescribeSemaphoreRequest(name="gpus")
+                "semaphores", "Describe", pb.DescribeSemaphoreRequest(name="cli-gpus")
             ).semaphore.waiters
         ),
         timeout=20,
     )
 
-    listed = json.loads(turnstile(cluster, "semaphores", "gp", "--json").stdout)
-    assert listed == [{"name": "gpus", "limit": 2, "held": 2, "waiters": 1}]
-    shown = json.loads(turnstile(cluster, "semaphore", "show", "gpus", "--json").stdout)
+    listed = json.loads(turnstile(cluster, "semaphores", "cli-g", "--json").stdout)
+    assert listed == [{"name": "cli-gpus", "limit": 2, "held": 2, "waiters": 1}]
+    shown = json.loads(turnstile(cluster, "semaphore", "show", "cli-gpus", "--json").stdout)
     assert [(h["session"], h["token"], h["description"]) for h in shown["holders"]] == [
         (a.session, first.token, "job=1 host=w1"),
         (b.session, first.token + 1, None),
@@ -46,16 +46,16 @@ def test_semaphores_are_shown_with_holders_queue_and_descriptions(cluster: Clust
     by_session = {
         s["session"]: s for s in json.loads(turnstile(cluster, "sessions", "--json").stdout)
     }
-    assert by_session[a.session]["permits"] == ["gpus"]
-    assert by_session[c.session]["permit_waits"] == ["gpus"]
+    assert by_session[a.session]["permits"] == ["cli-gpus"]
+    assert by_session[c.session]["permit_waits"] == ["cli-gpus"]
 
-    table = turnstile(cluster, "semaphore", "show", "gpus")
+    table = turnstile(cluster, "semaphore", "show", "cli-gpus")
     assert table.returncode == 0, table.stderr
     assert "DESCRIPTION" in table.stdout and "job=1 host=w1" in table.stdout
     a.call(
         "semaphores",
         "Release",
-        pb.ReleasePermitRequest(request=a.request_id(), name="gpus", token=first.token),
+        pb.ReleasePermitRequest(request=a.request_id(), name="cli-gpus", token=first.token),
     )
     waiting.join(30)
 
@@ -91,6 +91,6 @@ def test_locks_show_descriptions_and_the_other_locks_a_waiter_waits_for(
 
 def test_a_semaphore_not_in_use_is_a_clear_error(cluster: Cluster) -> None:
     clients(cluster, "nobody")
-    missing = turnstile(cluster, "semaphore", "show", "idle")
+    missing = turnstile(cluster, "semaphore", "show", "cli-idle")
     assert missing.returncode != 0
-    assert "idle" in missing.stderr and "Traceback" not in missing.stderr
+    assert "cli-idle" in missing.stderr and "Traceback" not in missing.stderr
