@@ -13,7 +13,6 @@ from google.protobuf.message import Message
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
     CallAttempts,
-    NumberedRequest,
     Stubs,
     client_identity,
     numbered,
@@ -28,6 +27,7 @@ from turnstile.client.group import Group
 from turnstile.client.group_core import GroupInfo
 from turnstile.client.lock import Lock
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.routes import NumberedRequest
 from turnstile.client.routing import Router
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionCore
@@ -104,6 +104,7 @@ class Client:
         deadline: float | None = None,
         attempt_timeout: float | None = None,
         unreachable: Callable[[], None] | None = None,
+        service: str | None = None,
     ) -> Any:
         """Sends ``request`` to the stub method its type chooses (``core.ROUTES``) on the
         leader, following redirects and retrying retryable errors until ``deadline`` (default:
@@ -116,6 +117,7 @@ class Client:
             attempt_timeout=attempt_timeout,
             read=_response,
             unreachable=unreachable,
+            service=service,
         )
 
     def invoke_stream(
@@ -140,6 +142,7 @@ class Client:
         attempt_timeout: float | None,
         read: Callable[[Any], Any],
         unreachable: Callable[[], None] | None = None,
+        service: str | None = None,
     ) -> Any:
         """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
         returned (a response, or a stream to drain inside the attempt)."""
@@ -153,7 +156,7 @@ class Client:
         )
         while True:
             endpoint = attempts.target()
-            call = self._stubs.method(endpoint, request)
+            call = self._stubs.method(endpoint, request, service)
             try:
                 response = read(
                     call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
@@ -176,6 +179,7 @@ class Client:
         request_id: pb.RequestId | None = None,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
+        service: str | None = None,
     ) -> Any:
         """``invoke`` for a mutation, under a request id of ``session`` (default: the current
         one) set in ``request``: a fresh one, or ``request_id`` when the caller may send it
@@ -183,7 +187,9 @@ class Client:
         id, so the cluster applies it once."""
         session = session or self.session()
         with numbered(session.core, request, request_id):
-            return self.invoke(request, deadline=deadline, attempt_timeout=attempt_timeout)
+            return self.invoke(
+                request, deadline=deadline, attempt_timeout=attempt_timeout, service=service
+            )
 
     # ------------------------------------------------------------------ session
 

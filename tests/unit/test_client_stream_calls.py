@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from turnstile.client.core import ROUTES, Stubs, route_of
+from turnstile.client.core import Stubs
 from turnstile.client.errors import (
     DeadlineExceededError,
     NotHolderError,
@@ -18,6 +18,7 @@ from turnstile.client.errors import (
     UnavailableError,
     from_rpc_error,
 )
+from turnstile.client.routes import ROUTES, SEMAPHORES, SHARED_ROUTES, route_of
 from turnstile.client.stream_calls import (
     STREAM_FIELDS,
     answer_result,
@@ -37,12 +38,28 @@ def test_each_carried_request_is_answered_with_its_unary_response_type() -> None
     answers = pb.StreamAnswer.DESCRIPTOR.oneofs_by_name["response"].fields
     response_of = {f.name: f.message_type.full_name for f in answers}
     services = {s.name: s for s in pb.DESCRIPTOR.services_by_name.values()}
-    names = {"sessions": "Sessions", "locks": "Locks", "lists": "DistinctLists"}
-    for request, field in STREAM_FIELDS.items():
-        route = ROUTES[request]
+    names = {
+        "sessions": "Sessions",
+        "locks": "Locks",
+        "lists": "DistinctLists",
+        "semaphores": "Semaphores",
+    }
+    for route, field in STREAM_FIELDS.items():
         method = services[names[route.service]].methods_by_name[route.method]
         assert response_of[field] == method.output_type.full_name, field
     assert set(response_of) == {*STREAM_FIELDS.values(), "error"}
+    assert len(set(STREAM_FIELDS.values())) == len(STREAM_FIELDS)  # one field per RPC
+    assert set(STREAM_FIELDS) <= {*ROUTES.values(), *SHARED_ROUTES.values()}
+
+
+def test_a_semaphore_call_takes_its_own_field_for_a_request_type_locks_share() -> None:
+    release = pb.ReleaseRequest(name="pool", token=3)
+    assert call_message(1, release, 1.0).WhichOneof("request") == "release"
+    on_semaphores = call_message(2, release, 1.0, SEMAPHORES)
+    assert on_semaphores.WhichOneof("request") == "semaphore_release"
+    assert on_semaphores.semaphore_release == release
+    assert carried(pb.AbandonRequest(), SEMAPHORES) and carried(pb.AcquireManyRequest())
+    assert route_of(pb.AcquirePermitRequest()) in STREAM_FIELDS
 
 
 def test_the_stream_carries_a_workers_calls_and_no_admin_call() -> None:
