@@ -26,6 +26,8 @@ from google.protobuf.message import Message
 from turnstile.client.aio_distinct_list import AsyncDistinctList
 from turnstile.client.aio_group import AsyncElection, AsyncGroup
 from turnstile.client.aio_lock import AsyncLock
+from turnstile.client.aio_lock_many import AsyncHeldLocks, lock_many
+from turnstile.client.aio_semaphore import AsyncSemaphore
 from turnstile.client.aio_stream import AsyncSessionStream
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
@@ -37,6 +39,7 @@ from turnstile.client.core import (
     parse_endpoints,
 )
 from turnstile.client.credentials import Credentials
+from turnstile.client.describe_core import Description
 from turnstile.client.errors import ClosedError, TurnstileError
 from turnstile.client.group_core import GroupInfo
 from turnstile.client.retry import RetryPolicy
@@ -328,6 +331,19 @@ class AsyncClient:
 
     def lock(self, name: str, max_hold: float | None = None) -> AsyncLock:
         return AsyncLock(self, name, max_hold)
+
+    def semaphore(self, name: str, limit: int, max_hold: float | None = None) -> AsyncSemaphore:
+        return AsyncSemaphore(self, name, limit, max_hold)
+
+    async def lock_many(
+        self,
+        names: Sequence[str],
+        max_hold: float | None = None,
+        timeout: float | None = None,
+        description: Description | None = None,
+    ) -> AsyncHeldLocks | None:
+        """See ``Client.lock_many``."""
+        return await lock_many(self, names, max_hold, timeout, description)
 
     def distinct_list(self, name: str, ttl: float | None = None) -> AsyncDistinctList:
         return AsyncDistinctList(self, name, ttl)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from turnstile.client import aio_acquiring
@@ -17,13 +16,11 @@ from turnstile.client.core import (
     lock_request,
 )
 from turnstile.client.describe_core import Description, LockInfo
-from turnstile.client.errors import LockLostError, TurnstileError
+from turnstile.client.permit_core import releasing_on_exit
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
     from turnstile.client.aio import AsyncClient, AsyncSession
-
-log = logging.getLogger(__name__)
 
 
 class AsyncLock:
@@ -126,18 +123,14 @@ class AsyncLock:
         return self
 
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        try:
+        with releasing_on_exit(f"lock {self.name!r}", exc, self._hand_over):
             await self.release()
-        except LockLostError:
-            if exc is None:
-                raise
-            log.warning("lock %r was lost inside a block that raised", self.name)
-        except TurnstileError:
-            # The block is over: nobody will call release() again.
-            if hand_release_over(self.name, self._hold):
-                self._hold = None
-                self._local.release()
-            raise
+
+    def _hand_over(self) -> None:
+        """The block is over with a Release whose outcome is unknown: nobody will call
+        ``release()`` again, so the keep-alive loop resends it, and the object is free."""
+        if hand_release_over(self.name, self._hold):
+            self._left(None)
 
     def __repr__(self) -> str:
         return lock_repr("AsyncLock", self.name, self._hold)

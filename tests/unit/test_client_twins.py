@@ -12,12 +12,17 @@ from turnstile.client import (
     DistinctList,
     Election,
     Group,
+    Held,
+    HeldLocks,
     Leadership,
     Lock,
+    Semaphore,
     Session,
     Watch,
     aio,
     aio_group,
+    aio_lock_many,
+    aio_semaphore,
     connect,
 )
 
@@ -32,10 +37,14 @@ TWINS = [
     (Election, aio_group.AsyncElection),
     (Leadership, aio_group.AsyncLeadership),
     (Watch, aio_group.AsyncWatch),
+    (Semaphore, aio_semaphore.AsyncSemaphore),
+    (Held, aio_semaphore.AsyncHeld),
+    (HeldLocks, aio_lock_many.AsyncHeldLocks),
 ]
 #: Methods that never wait on the network: plain functions on both sides.
 LOCAL = {
     "lock",
+    "semaphore",
     "distinct_list",
     "group",
     "election",
@@ -45,9 +54,16 @@ LOCAL = {
     "add_listener",
     "abandon_later",
     "release_later",
+    # HeldLocks' Mapping methods: its holds, by name, read locally.
+    "get",
+    "items",
+    "keys",
+    "values",
 }
 #: Methods local on one class whose name waits elsewhere (``Client.watch`` is a call).
 LOCAL_OF: dict[type, set[str]] = {Group: {"watch"}}
+#: Protocols that read local state on both sides (a mapping of holds), so no asyncio twin.
+LOCAL_PROTOCOLS: dict[type, set[str]] = {HeldLocks: {"__iter__", "__len__"}}
 #: Protocol methods the asyncio side spells its own way.
 DUNDER_TWINS = {
     "__enter__": "__aenter__",
@@ -97,7 +113,9 @@ def test_what_may_wait_is_a_coroutine_on_the_asyncio_side(sync: type, twin: type
 @pytest.mark.parametrize(("sync", "twin"), TWINS, ids=lambda cls: cls.__name__)
 def test_protocol_methods_have_their_asyncio_twins(sync: type, twin: type) -> None:
     for name, twin_name in DUNDER_TWINS.items():
-        if name in vars(sync):
+        if name in LOCAL_PROTOCOLS.get(sync, set()):
+            assert name in vars(twin), f"{twin.__name__}.{name}"
+        elif name in vars(sync):
             assert twin_name in vars(twin), f"{twin.__name__}.{twin_name} for {name}"
 
 

@@ -1,0 +1,101 @@
+"""``AsyncHeldLocks`` and the ``lock_many`` of ``AsyncClient``: ``lock_many`` for asyncio."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from turnstile.client import aio_acquiring
+from turnstile.client.aio_semaphore import AsyncHeld
+from turnstile.client.core import AcquireAttempts, check_max_hold
+from turnstile.client.describe_core import Description
+from turnstile.client.permit_core import many_request, wait_timeout
+
+if TYPE_CHECKING:
+    from turnstile.client.aio import AsyncClient
+
+
+class AsyncHeldLocks(Mapping[str, AsyncHeld]):
+    """``HeldLocks`` for asyncio: an ``AsyncHeld`` per name; ``async with`` releases them."""
+
+    def __init__(self, holds: Sequence[AsyncHeld]) -> None:
+        self._holds = {held.name: held for held in holds}
+
+    def __getitem__(self, name: str) -> AsyncHeld:
+        return self._holds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._holds)
+
+    def __len__(self) -> int:
+        return len(self._holds)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """The fencing token of each lock, by name."""
+        return {name: held.token for name, held in self._holds.items()}
+
+    def locked(self) -> bool:
+        """True while every lock is still held (see ``Held.locked``)."""
+        return all(held.locked() for held in self._holds.values())
+
+    async def release(self) -> None:
+        """Releases every lock still held, each with its token; raises the first error once all
+        were tried (``LockLostError`` for one that had ended already)."""
+        left = [held for held in self._holds.values() if not held.released]
+        if not left:
+            raise RuntimeError(f"release of {self!r}: released already")
+        first: Exception | None = None
+        for held in left:
+            try:
+                await held.release()
+            except Exception as error:
+                first = first or error
+        if first is not None:
+            raise first
+
+    async def extend(self, max_hold: float | None) -> None:
+        """Restarts the max-hold of every lock at ``max_hold`` seconds from now."""
+        for held in self._holds.values():
+            await held.extend(max_hold)
+
+    async def __aenter__(self) -> AsyncHeldLocks:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        first: Exception | None = None
+        for held in self._holds.values():
+            if held.released:
+                continue  # released inside the block
+            try:
+                await held.__aexit__(exc_type, exc, traceback)
+            except Exception as error:
+                first = first or error
+        if first is not None:
+            raise first
+
+    def __repr__(self) -> str:
+        return f"<turnstile AsyncHeldLocks {self.tokens}>"
+
+
+async def lock_many(
+    client: AsyncClient,
+    names: Sequence[str],
+    max_hold: float | None = None,
+    timeout: float | None = None,
+    description: Description | None = None,
+) -> AsyncHeldLocks | None:
+    """See ``lock_many.lock_many``."""
+    check_max_hold(max_hold)
+    request = many_request(names, max_hold, description)
+    attempts = AcquireAttempts(
+        request.names[0],
+        max_hold,
+        True,
+        wait_timeout(timeout),
+        client.retry,
+        request=request,
+        what=f"locks {list(request.names)}",
+    )
+    holds = await aio_acquiring.acquire(client, attempts)
+    return None if holds is None else AsyncHeldLocks([AsyncHeld(client, hold) for hold in holds])

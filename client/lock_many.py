@@ -1,0 +1,103 @@
+"""``lock_many``: several locks taken together, all or none, in one replicated step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from turnstile.client import acquiring
+from turnstile.client.core import AcquireAttempts, check_max_hold
+from turnstile.client.describe_core import Description
+from turnstile.client.permit_core import many_request, wait_timeout
+from turnstile.client.semaphore import Held
+
+if TYPE_CHECKING:
+    from turnstile.client.client import Client
+
+
+class HeldLocks(Mapping[str, Held]):
+    """The holds one ``lock_many`` got: a ``Held`` per name, in the order asked for, each with
+    its own fencing token (``holds["a"].token``). Each can be released or extended alone;
+    ``release()`` releases those still held, and so does leaving a ``with`` block."""
+
+    def __init__(self, holds: Sequence[Held]) -> None:
+        self._holds = {held.name: held for held in holds}
+
+    def __getitem__(self, name: str) -> Held:
+        return self._holds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._holds)
+
+    def __len__(self) -> int:
+        return len(self._holds)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """The fencing token of each lock, by name."""
+        return {name: held.token for name, held in self._holds.items()}
+
+    def locked(self) -> bool:
+        """True while every lock is still held (see ``Held.locked``)."""
+        return all(held.locked() for held in self._holds.values())
+
+    def release(self) -> None:
+        """Releases every lock still held, each with its token; raises the first error once all
+        were tried (``LockLostError`` for one that had ended already)."""
+        left = [held for held in self._holds.values() if not held.released]
+        if not left:
+            raise RuntimeError(f"release of {self!r}: released already")
+        first: Exception | None = None
+        for held in left:
+            try:
+                held.release()
+            except Exception as error:
+                first = first or error
+        if first is not None:
+            raise first
+
+    def extend(self, max_hold: float | None) -> None:
+        """Restarts the max-hold of every lock at ``max_hold`` seconds from now."""
+        for held in self._holds.values():
+            held.extend(max_hold)
+
+    def __enter__(self) -> HeldLocks:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        first: Exception | None = None
+        for held in self._holds.values():
+            if held.released:
+                continue  # released inside the block
+            try:
+                held.__exit__(exc_type, exc, traceback)
+            except Exception as error:
+                first = first or error
+        if first is not None:
+            raise first
+
+    def __repr__(self) -> str:
+        return f"<turnstile HeldLocks {self.tokens}>"
+
+
+def lock_many(
+    client: Client,
+    names: Sequence[str],
+    max_hold: float | None = None,
+    timeout: float | None = None,
+    description: Description | None = None,
+) -> HeldLocks | None:
+    """Takes every lock of ``names`` at once, or none (see ``Client.lock_many``)."""
+    check_max_hold(max_hold)
+    request = many_request(names, max_hold, description)
+    attempts = AcquireAttempts(
+        request.names[0],
+        max_hold,
+        True,
+        wait_timeout(timeout),
+        client.retry,
+        request=request,
+        what=f"locks {list(request.names)}",
+    )
+    holds = acquiring.acquire(client, attempts)
+    return None if holds is None else HeldLocks([Held(client, hold) for hold in holds])
