@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from turnstile.client import aio_acquiring
 from turnstile.client.aio_semaphore import AsyncHeld
 from turnstile.client.core import AcquireAttempts, check_max_hold
 from turnstile.client.describe_core import Description
-from turnstile.client.permit_core import many_request, wait_timeout
+from turnstile.client.permit_core import HeldLocksState, many_request, wait_timeout
 
 if TYPE_CHECKING:
     from turnstile.client.aio import AsyncClient
 
 
-class AsyncHeldLocks(Mapping[str, AsyncHeld]):
+class AsyncHeldLocks(HeldLocksState[AsyncHeld]):
     """``HeldLocks`` for asyncio: an ``AsyncHeld`` per name; ``async with`` releases them."""
-
-    def __init__(self, holds: Sequence[AsyncHeld]) -> None:
-        self._holds = {held.name: held for held in holds}
-
-    def __getitem__(self, name: str) -> AsyncHeld:
-        return self._holds[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._holds)
-
-    def __len__(self) -> int:
-        return len(self._holds)
-
-    @property
-    def tokens(self) -> dict[str, int]:
-        """The fencing token of each lock, by name."""
-        return {name: held.token for name, held in self._holds.items()}
-
-    def locked(self) -> bool:
-        """True while every lock is still held (see ``Held.locked``)."""
-        return all(held.locked() for held in self._holds.values())
 
     async def release(self) -> None:
         """Releases every lock still held, each with its token; raises the first error once all
         were tried (``LockLostError`` for one that had ended already)."""
-        left = [held for held in self._holds.values() if not held.released]
-        if not left:
-            raise RuntimeError(f"release of {self!r}: released already")
         first: Exception | None = None
-        for held in left:
+        for held in self._unreleased():
             try:
                 await held.release()
             except Exception as error:
@@ -73,9 +49,6 @@ class AsyncHeldLocks(Mapping[str, AsyncHeld]):
                 first = first or error
         if first is not None:
             raise first
-
-    def __repr__(self) -> str:
-        return f"<turnstile AsyncHeldLocks {self.tokens}>"
 
 
 async def lock_many(

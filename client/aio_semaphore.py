@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from turnstile.client import aio_acquiring
-from turnstile.client.core import (
-    AcquireAttempts,
-    Hold,
-    check_max_hold,
-    hand_release_over,
-    held,
-    lock_repr,
-)
+from turnstile.client.core import AcquireAttempts, Hold, check_max_hold
 from turnstile.client.describe_core import Description, SemaphoreInfo
 from turnstile.client.permit_core import (
+    HeldState,
     check_limit,
     entered,
     leaving,
@@ -29,52 +23,21 @@ if TYPE_CHECKING:
     from turnstile.client.aio import AsyncClient, AsyncSession
 
 
-class AsyncHeld:
+class AsyncHeld(HeldState["AsyncSession"]):
     """``Held`` for asyncio: a permit of an ``AsyncSemaphore``, or one lock of
     ``AsyncClient.lock_many``; ``async with`` releases it."""
 
     def __init__(self, client: AsyncClient, hold: Hold[AsyncSession]) -> None:
+        super().__init__(hold, client.retry.clock)
         self.client = client
-        self.name = hold.name
-        self._hold: Hold[AsyncSession] | None = hold
-        #: The fencing token of the grant: kept after the release, to name what was held.
-        self.token = hold.token
-
-    @property
-    def expires_at(self) -> float | None:
-        """``time.monotonic()`` value when the max-hold ends; None if uncapped or released."""
-        hold = self._hold
-        return hold.expires_at if hold else None
-
-    @property
-    def released(self) -> bool:
-        """True once released (or its Release handed to the keep-alive loop), even if the
-        hold was found lost then."""
-        return self._hold is None
-
-    def locked(self) -> bool:
-        """True until released, while the session is alive and the max-hold has not passed."""
-        return held(self._hold, self.client.retry.clock)
 
     async def release(self) -> None:
-        """Gives the hold back; see ``Lock.release`` (RuntimeError once released)."""
-        hold = self._hold
-        if hold is None:
-            raise RuntimeError(f"release of {self!r}")
-        self._hold = None
-        await aio_acquiring.release(self.client, hold, self._left)
-
-    def _left(self, hold: Hold[AsyncSession] | None) -> None:
-        self._hold = hold
+        """See ``Held.release``."""
+        await aio_acquiring.release(self.client, self._releasing(), self._left)
 
     async def extend(self, max_hold: float | None) -> None:
-        """Restarts the max-hold at ``max_hold`` seconds from now; see ``Lock.extend``."""
+        """See ``Held.extend``."""
         self._hold = await aio_acquiring.extend(self.client, self.name, self._hold, max_hold)
-
-    def _hand_over(self) -> None:
-        """See ``Lock._hand_over``."""
-        if hand_release_over(self.name, self._hold):
-            self._hold = None
 
     async def __aenter__(self) -> AsyncHeld:
         return self
@@ -82,11 +45,6 @@ class AsyncHeld:
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
         with releasing_on_exit(repr(self), exc, self._hand_over):
             await self.release()
-
-    def __repr__(self) -> str:
-        hold = self._hold
-        kind = "permit of" if hold is None or hold.service == SEMAPHORES else "hold of"
-        return lock_repr(f"{kind} token {self.token}", self.name, hold)
 
 
 class AsyncSemaphore:

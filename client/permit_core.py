@@ -1,5 +1,6 @@
 """What semaphores and ``lock_many`` share between the sync and asyncio clients and does no
-I/O: their Acquire requests, the ``timeout`` convention, and which permit a ``with`` block
+I/O: their Acquire requests, the ``timeout`` convention, the local state of a hold owned as an
+object (``HeldState``) and of several (``HeldLocksState``), and which permit a ``with`` block
 entered (so several threads or tasks may each hold one of the same ``Semaphore``)."""
 
 from __future__ import annotations
@@ -7,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
-from turnstile.client.core import max_hold_ms
+from turnstile.client.core import Hold, SessionT, hand_release_over, held, lock_repr, max_hold_ms
 from turnstile.client.describe_core import Description, render_description
 from turnstile.client.errors import LockLostError, TurnstileError
+from turnstile.client.routes import SEMAPHORES
 from turnstile.v1 import turnstile_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -92,3 +94,90 @@ def releasing_on_exit(what: str, exc: object, hand_over: Callable[[], None]) -> 
     except TurnstileError:
         hand_over()
         raise
+
+
+class HeldState(Generic[SessionT]):
+    """What ``Held`` and ``AsyncHeld`` share: the hold, read locally. They add the calls."""
+
+    def __init__(self, hold: Hold[SessionT], clock: Callable[[], float]) -> None:
+        self.name = hold.name
+        #: The fencing token of the grant: kept after the release, to name what was held.
+        self.token = hold.token
+        self._hold: Hold[SessionT] | None = hold
+        self._clock = clock
+
+    @property
+    def expires_at(self) -> float | None:
+        """``time.monotonic()`` value when the max-hold ends; None if uncapped or released."""
+        hold = self._hold
+        return hold.expires_at if hold else None
+
+    @property
+    def released(self) -> bool:
+        """True once released (or its Release handed to the keep-alive loop), even if the
+        hold was found lost then."""
+        return self._hold is None
+
+    def locked(self) -> bool:
+        """True until released, while the session is alive and the max-hold has not passed."""
+        return held(self._hold, self._clock)
+
+    def _releasing(self) -> Hold[SessionT]:
+        """The hold a ``release()`` gives back; the object counts as released from now."""
+        hold = self._hold
+        if hold is None:
+            raise RuntimeError(f"release of {self!r}")
+        self._hold = None
+        return hold
+
+    def _left(self, hold: Hold[SessionT] | None) -> None:
+        self._hold = hold
+
+    def _hand_over(self) -> None:
+        """See ``Lock._hand_over``."""
+        if hand_release_over(self.name, self._hold):
+            self._hold = None
+
+    def __repr__(self) -> str:
+        hold = self._hold
+        kind = "permit of" if hold is None or hold.service == SEMAPHORES else "hold of"
+        return lock_repr(f"{kind} token {self.token}", self.name, hold)
+
+
+HeldT = TypeVar("HeldT", bound=HeldState[Any])
+
+
+class HeldLocksState(Mapping[str, HeldT]):
+    """What ``HeldLocks`` and ``AsyncHeldLocks`` share: the holds by name, in the order asked
+    for, read locally. They add the calls."""
+
+    def __init__(self, holds: Sequence[HeldT]) -> None:
+        self._holds = {held.name: held for held in holds}
+
+    def __getitem__(self, name: str) -> HeldT:
+        return self._holds[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._holds)
+
+    def __len__(self) -> int:
+        return len(self._holds)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """The fencing token of each lock, by name."""
+        return {name: held.token for name, held in self._holds.items()}
+
+    def locked(self) -> bool:
+        """True while every lock is still held (see ``Held.locked``)."""
+        return all(held.locked() for held in self._holds.values())
+
+    def _unreleased(self) -> list[HeldT]:
+        """The holds not released yet; RuntimeError when there are none."""
+        left = [held for held in self._holds.values() if not held.released]
+        if not left:
+            raise RuntimeError(f"release of {self!r}: released already")
+        return left
+
+    def __repr__(self) -> str:
+        return f"<turnstile {type(self).__name__} {self.tokens}>"

@@ -9,12 +9,10 @@ from turnstile.client.core import (
     AcquireAttempts,
     Hold,
     check_max_hold,
-    hand_release_over,
-    held,
-    lock_repr,
 )
 from turnstile.client.describe_core import Description, SemaphoreInfo
 from turnstile.client.permit_core import (
+    HeldState,
     check_limit,
     entered,
     leaving,
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
     from turnstile.client.session import Session
 
 
-class Held:
+class Held(HeldState["Session"]):
     """One hold as an object of its own: a semaphore's permit, or one lock of a ``lock_many``.
 
     It follows ``Lock``'s rules: held while its session is alive and within its max-hold
@@ -40,47 +38,16 @@ class Held:
     """
 
     def __init__(self, client: Client, hold: Hold[Session]) -> None:
+        super().__init__(hold, client.retry.clock)
         self.client = client
-        self.name = hold.name
-        self._hold: Hold[Session] | None = hold
-        #: The fencing token of the grant: kept after the release, to name what was held.
-        self.token = hold.token
-
-    @property
-    def expires_at(self) -> float | None:
-        """``time.monotonic()`` value when the max-hold ends; None if uncapped or released."""
-        hold = self._hold
-        return hold.expires_at if hold else None
-
-    @property
-    def released(self) -> bool:
-        """True once released (or its Release handed to the keep-alive loop), even if the
-        hold was found lost then."""
-        return self._hold is None
-
-    def locked(self) -> bool:
-        """True until released, while the session is alive and the max-hold has not passed."""
-        return held(self._hold, self.client.retry.clock)
 
     def release(self) -> None:
         """Gives the hold back; see ``Lock.release`` (RuntimeError once released)."""
-        hold = self._hold
-        if hold is None:
-            raise RuntimeError(f"release of {self!r}")
-        self._hold = None
-        acquiring.release(self.client, hold, self._left)
-
-    def _left(self, hold: Hold[Session] | None) -> None:
-        self._hold = hold
+        acquiring.release(self.client, self._releasing(), self._left)
 
     def extend(self, max_hold: float | None) -> None:
         """Restarts the max-hold at ``max_hold`` seconds from now; see ``Lock.extend``."""
         self._hold = acquiring.extend(self.client, self.name, self._hold, max_hold)
-
-    def _hand_over(self) -> None:
-        """See ``Lock._hand_over``."""
-        if hand_release_over(self.name, self._hold):
-            self._hold = None
 
     def __enter__(self) -> Held:
         return self
@@ -88,11 +55,6 @@ class Held:
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         with releasing_on_exit(repr(self), exc, self._hand_over):
             self.release()
-
-    def __repr__(self) -> str:
-        hold = self._hold
-        kind = "permit of" if hold is None or hold.service == SEMAPHORES else "hold of"
-        return lock_repr(f"{kind} token {self.token}", self.name, hold)
 
 
 class Semaphore:

@@ -62,8 +62,6 @@ LOCAL = {
 }
 #: Methods local on one class whose name waits elsewhere (``Client.watch`` is a call).
 LOCAL_OF: dict[type, set[str]] = {Group: {"watch"}}
-#: Protocols that read local state on both sides (a mapping of holds), so no asyncio twin.
-LOCAL_PROTOCOLS: dict[type, set[str]] = {HeldLocks: {"__iter__", "__len__"}}
 #: Protocol methods the asyncio side spells its own way.
 DUNDER_TWINS = {
     "__enter__": "__aenter__",
@@ -113,9 +111,7 @@ def test_what_may_wait_is_a_coroutine_on_the_asyncio_side(sync: type, twin: type
 @pytest.mark.parametrize(("sync", "twin"), TWINS, ids=lambda cls: cls.__name__)
 def test_protocol_methods_have_their_asyncio_twins(sync: type, twin: type) -> None:
     for name, twin_name in DUNDER_TWINS.items():
-        if name in LOCAL_PROTOCOLS.get(sync, set()):
-            assert name in vars(twin), f"{twin.__name__}.{name}"
-        elif name in vars(sync):
+        if name in vars(sync):
             assert twin_name in vars(twin), f"{twin.__name__}.{twin_name} for {name}"
 
 
