@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 from turnstile.client import aio_acquiring
 from turnstile.client.aio_semaphore import AsyncHeld
-from turnstile.client.core import AcquireAttempts, check_max_hold
 from turnstile.client.describe_core import Description
-from turnstile.client.permit_core import HeldLocksState, many_request, wait_timeout
+from turnstile.client.permit_core import HeldLocksState, many_attempts
 
 if TYPE_CHECKING:
     from turnstile.client.aio import AsyncClient
@@ -59,16 +58,6 @@ async def lock_many(
     description: Description | None = None,
 ) -> AsyncHeldLocks | None:
     """See ``lock_many.lock_many``."""
-    check_max_hold(max_hold)
-    request = many_request(names, max_hold, description)
-    attempts = AcquireAttempts(
-        request.names[0],
-        max_hold,
-        True,
-        wait_timeout(timeout),
-        client.retry,
-        request=request,
-        what=f"locks {list(request.names)}",
-    )
+    attempts = many_attempts(names, max_hold, timeout, description, client.retry)
     holds = await aio_acquiring.acquire(client, attempts)
     return None if holds is None else AsyncHeldLocks([AsyncHeld(client, hold) for hold in holds])

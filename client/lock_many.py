@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from turnstile.client import acquiring
-from turnstile.client.core import AcquireAttempts, check_max_hold
 from turnstile.client.describe_core import Description
-from turnstile.client.permit_core import HeldLocksState, many_request, wait_timeout
+from turnstile.client.permit_core import HeldLocksState, many_attempts
 from turnstile.client.semaphore import Held
 
 if TYPE_CHECKING:
@@ -61,16 +60,6 @@ def lock_many(
     description: Description | None = None,
 ) -> HeldLocks | None:
     """Takes every lock of ``names`` at once, or none (see ``Client.lock_many``)."""
-    check_max_hold(max_hold)
-    request = many_request(names, max_hold, description)
-    attempts = AcquireAttempts(
-        request.names[0],
-        max_hold,
-        True,
-        wait_timeout(timeout),
-        client.retry,
-        request=request,
-        what=f"locks {list(request.names)}",
-    )
+    attempts = many_attempts(names, max_hold, timeout, description, client.retry)
     holds = acquiring.acquire(client, attempts)
     return None if holds is None else HeldLocks([Held(client, hold) for hold in holds])

@@ -11,9 +11,19 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from turnstile.client.core import Hold, SessionT, hand_release_over, held, lock_repr, max_hold_ms
+from turnstile.client.core import (
+    AcquireAttempts,
+    Hold,
+    SessionT,
+    check_max_hold,
+    hand_release_over,
+    held,
+    lock_repr,
+    max_hold_ms,
+)
 from turnstile.client.describe_core import Description, render_description
 from turnstile.client.errors import LockLostError, TurnstileError
+from turnstile.client.retry import RetryPolicy
 from turnstile.client.routes import SEMAPHORES
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -51,6 +61,50 @@ def many_request(
         raise ValueError(f"lock_many names a lock twice: {names}")
     return pb.AcquireManyRequest(
         names=names, max_hold_ms=max_hold_ms(max_hold), description=render_description(description)
+    )
+
+
+def permit_attempts(
+    name: str,
+    limit: int,
+    max_hold: float | None,
+    *,
+    blocking: bool,
+    timeout: float | None,
+    description: Description | None,
+    retry: RetryPolicy,
+) -> AcquireAttempts:
+    """The attempts of one ``Semaphore.acquire``."""
+    return AcquireAttempts(
+        name,
+        max_hold,
+        blocking,
+        wait_timeout(timeout),
+        retry,
+        request=permit_request(name, limit, max_hold, description),
+        service=SEMAPHORES,
+        what=f"semaphore {name!r}",
+    )
+
+
+def many_attempts(
+    names: Sequence[str],
+    max_hold: float | None,
+    timeout: float | None,
+    description: Description | None,
+    retry: RetryPolicy,
+) -> AcquireAttempts:
+    """The attempts of one ``lock_many``: abandoned, if need be, by its first name."""
+    check_max_hold(max_hold)
+    request = many_request(names, max_hold, description)
+    return AcquireAttempts(
+        request.names[0],
+        max_hold,
+        True,
+        wait_timeout(timeout),
+        retry,
+        request=request,
+        what=f"locks {list(request.names)}",
     )
 
 

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from turnstile.client import acquiring
 from turnstile.client.core import (
-    AcquireAttempts,
     Hold,
     check_max_hold,
 )
@@ -16,11 +15,9 @@ from turnstile.client.permit_core import (
     check_limit,
     entered,
     leaving,
-    permit_request,
+    permit_attempts,
     releasing_on_exit,
-    wait_timeout,
 )
-from turnstile.client.routes import SEMAPHORES
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
@@ -91,15 +88,14 @@ class Semaphore:
         :param timeout: longest wait in seconds; None waits as long as it takes.
         :param description: who holds it and why (see ``Lock.acquire``).
         """
-        attempts = AcquireAttempts(
+        attempts = permit_attempts(
             self.name,
+            self.limit,
             self.max_hold,
-            blocking,
-            wait_timeout(timeout),
-            self.client.retry,
-            request=permit_request(self.name, self.limit, self.max_hold, description),
-            service=SEMAPHORES,
-            what=f"semaphore {self.name!r}",
+            blocking=blocking,
+            timeout=timeout,
+            description=description,
+            retry=self.client.retry,
         )
         holds = acquiring.acquire(self.client, attempts)
         return None if holds is None else Held(self.client, holds[0])
