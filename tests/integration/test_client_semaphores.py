@@ -7,8 +7,11 @@ waiter behind, descriptions seen from another client, and the asyncio twins of t
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -334,3 +337,22 @@ def test_asyncio_lock_many_in_opposite_orders_and_a_timeout(
             await lock.release()
 
     asyncio.run(scenario())
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "pools.py"
+
+
+def test_the_docs_example_runs(cluster: Cluster, clients: list[Client]) -> None:
+    command = [sys.executable, str(EXAMPLE), "--endpoints", ",".join(cluster.addresses)]
+    example = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = example.communicate(timeout=DEADLINE_S)
+    finally:
+        if example.poll() is None:
+            example.kill()
+            example.wait()
+    assert example.returncode == 0
+    # Counted in the whole output: prints of threads may share a line.
+    assert out.count("downloads, permit token") == 4
+    assert out.count("transfer example-account-") == 2
+    assert "{'job': 'nightly-report', 'step': 'render pdf'}" in out.splitlines()[-1]
