@@ -103,11 +103,11 @@ def release(
     ``release()`` to resend (see ``unreleased``)."""
     request_id = hold.release
     try:
-        request, request_id = releasing(hold.name, hold)
+        request, request_id = releasing(hold)
         client.write(request, session=hold.session, request_id=request_id, service=hold.service)
     except (NotHolderError, SessionExpiredError) as error:
         left(None)
-        raise hold_lost(hold.name, error) from error
+        raise hold_lost(hold, error) from error
     except BaseException as error:
         left(unreleased(hold.name, hold, request_id, error))
         raise
@@ -124,5 +124,5 @@ def extend(
     try:
         client.write(request, session=hold.session, service=hold.service)
     except (NotHolderError, SessionExpiredError) as error:
-        raise hold_lost(hold.name, error) from error
+        raise hold_lost(hold, error) from error
     return extended(hold, max_hold, sent)

@@ -94,13 +94,13 @@ async def release(
     """See ``acquiring.release``."""
     request_id = hold.release
     try:
-        request, request_id = releasing(hold.name, hold)
+        request, request_id = releasing(hold)
         await client.write(
             request, session=hold.session, request_id=request_id, service=hold.service
         )
     except (NotHolderError, SessionExpiredError) as error:
         left(None)
-        raise hold_lost(hold.name, error) from error
+        raise hold_lost(hold, error) from error
     except BaseException as error:
         left(unreleased(hold.name, hold, request_id, error))
         raise
@@ -116,5 +116,5 @@ async def extend(
     try:
         await client.write(request, session=hold.session, service=hold.service)
     except (NotHolderError, SessionExpiredError) as error:
-        raise hold_lost(hold.name, error) from error
+        raise hold_lost(hold, error) from error
     return extended(hold, max_hold, sent)

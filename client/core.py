@@ -31,7 +31,7 @@ from turnstile.client.errors import (
     outcome_unknown,
 )
 from turnstile.client.retry import RetryPolicy
-from turnstile.client.routes import STUBS, NumberedRequest, route_of
+from turnstile.client.routes import SEMAPHORES, STUBS, NumberedRequest, route_of
 from turnstile.client.routing import Router
 from turnstile.client.session_state import SessionCore
 from turnstile.client.stream_calls import carried
@@ -302,20 +302,25 @@ def lock_request(
     )
 
 
-def releasing(name: str, hold: Hold[SessionT]) -> tuple[pb.ReleaseRequest, pb.RequestId]:
+def hold_what(hold: Hold[SessionT]) -> str:
+    """How errors name what ``hold`` holds."""
+    return f"{'semaphore' if hold.service == SEMAPHORES else 'lock'} {hold.name!r}"
+
+
+def releasing(hold: Hold[SessionT]) -> tuple[pb.ReleaseRequest, pb.RequestId]:
     """The Release of ``hold`` and its id: the one of an earlier Release whose outcome is
     unknown, else a fresh one. LockLostError when the session is lost already."""
     request_id = hold.release
     if request_id is None:
         if not hold.session.alive():
-            raise LockLostError(f"lock {name!r}: session {hold.session.id} was lost")
+            raise LockLostError(f"{hold_what(hold)}: session {hold.session.id} was lost")
         request_id = hold.session.core.requests.new()
-    return pb.ReleaseRequest(name=name, token=hold.token), request_id
+    return pb.ReleaseRequest(name=hold.name, token=hold.token), request_id
 
 
-def hold_lost(name: str, error: NotHolderError | SessionExpiredError) -> LockLostError:
+def hold_lost(hold: Hold[SessionT], error: NotHolderError | SessionExpiredError) -> LockLostError:
     """The error for a hold the cluster says is over."""
-    return LockLostError(f"lock {name!r} was lost: {error}")
+    return LockLostError(f"{hold_what(hold)} was lost: {error}")
 
 
 def unreleased(

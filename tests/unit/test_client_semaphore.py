@@ -74,7 +74,7 @@ def test_a_permit_the_cluster_no_longer_holds_is_lost_on_release(
     semaphore = client.semaphore("pool", limit=1)
     permit = semaphore.acquire()
     assert permit is not None
-    with pytest.raises(LockLostError):
+    with pytest.raises(LockLostError, match="semaphore 'pool' was lost: NOT_HOLDER"):
         semaphore.release(permit)
     assert permit.released
 
