@@ -113,7 +113,9 @@ class Client:
         leader, following redirects and retrying retryable errors until ``deadline`` (default:
         the retry policy's). Raises the last error as ``TurnstileError``. ``unreachable`` is
         called each time an attempt finds its node stalled or unreachable, while the call goes
-        on retrying (the keep-alives announce SUSPENDED at once that way)."""
+        on retrying (the keep-alives announce SUSPENDED at once that way). ``service`` picks
+        the service of a request type two take (``routes.SEMAPHORES`` for a permit's Release,
+        Abandon or Extend); None is the type's own."""
         return self._retrying(
             request,
             deadline=deadline,
