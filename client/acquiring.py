@@ -24,6 +24,7 @@ from turnstile.client.errors import (
     TurnstileError,
     outcome_unknown,
 )
+from turnstile.client.routes import HOLD_REQUESTS
 from turnstile.client.session_state import CLEANUP_DEADLINE
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -51,7 +52,6 @@ def acquire(client: Client, attempts: AcquireAttempts) -> list[Hold[Session]] | 
                 request_id=write.request_id,
                 deadline=write.deadline,
                 attempt_timeout=write.attempt_timeout,
-                service=attempts.service,
             )
         except BaseException as error:
             if outcome_unknown(error):
@@ -86,10 +86,9 @@ def _give_back(client: Client, hold: Hold[Session]) -> None:
     the cluster frees it soon anyway (max-hold, or the lost session's expiry)."""
     try:
         client.write(
-            pb.ReleaseRequest(name=hold.name, token=hold.token),
+            HOLD_REQUESTS[hold.service].release(name=hold.name, token=hold.token),
             session=hold.session,
             deadline=CLEANUP_DEADLINE,
-            service=hold.service,
         )
     except TurnstileError as error:
         log.info("%r: giving back token %d failed: %s", hold.name, hold.token, error)
@@ -104,7 +103,7 @@ def release(
     request_id = hold.release
     try:
         request, request_id = releasing(hold)
-        client.write(request, session=hold.session, request_id=request_id, service=hold.service)
+        client.write(request, session=hold.session, request_id=request_id)
     except (NotHolderError, SessionExpiredError) as error:
         left(None)
         raise hold_lost(hold, error) from error
@@ -122,7 +121,7 @@ def extend(
     hold, request = extending(name, hold, max_hold)
     sent = client.retry.clock()
     try:
-        client.write(request, session=hold.session, service=hold.service)
+        client.write(request, session=hold.session)
     except (NotHolderError, SessionExpiredError) as error:
         raise hold_lost(hold, error) from error
     return extended(hold, max_hold, sent)

@@ -43,7 +43,7 @@ from turnstile.client.describe_core import Description
 from turnstile.client.errors import ClosedError, TurnstileError
 from turnstile.client.group_core import GroupInfo
 from turnstile.client.retry import RetryPolicy
-from turnstile.client.routes import NumberedRequest
+from turnstile.client.routes import LOCKS, NumberedRequest
 from turnstile.client.routing import Router
 from turnstile.client.session_state import (
     CLEANUP_DEADLINE,
@@ -100,7 +100,7 @@ class AsyncSession(SessionHandle[asyncio.Event]):
         core.keep_alive_answered(sent, error)
         return error
 
-    async def abandon(self, name: str, acquire: pb.RequestId, service: str | None = None) -> None:
+    async def abandon(self, name: str, acquire: pb.RequestId, service: str = LOCKS) -> None:
         """See ``Session.abandon``."""
         await self._send(self.core.abandoning(name, acquire, service), CLEANUP_DEADLINE)
 
@@ -112,7 +112,6 @@ class AsyncSession(SessionHandle[asyncio.Event]):
                 session=self,
                 request_id=pending.request,
                 deadline=deadline,
-                service=pending.service,
             )
         except BaseException as error:
             self.core.pending_answered(pending, error)
@@ -204,7 +203,6 @@ class AsyncClient:
         deadline: float | None = None,
         attempt_timeout: float | None = None,
         unreachable: Callable[[], None] | None = None,
-        service: str | None = None,
     ) -> Any:
         """See ``Client.invoke``."""
         return await self._retrying(
@@ -213,7 +211,6 @@ class AsyncClient:
             attempt_timeout=attempt_timeout,
             read=_response,
             unreachable=unreachable,
-            service=service,
         )
 
     async def invoke_stream(
@@ -237,7 +234,6 @@ class AsyncClient:
         attempt_timeout: float | None,
         read: Callable[[Any], Awaitable[Any]],
         unreachable: Callable[[], None] | None = None,
-        service: str | None = None,
     ) -> Any:
         """See ``Client._retrying``: ``read`` awaits what the stub returned."""
         attempts = CallAttempts(
@@ -250,7 +246,7 @@ class AsyncClient:
         )
         while True:
             endpoint = attempts.target()
-            call = self._stubs.method(endpoint, request, service)
+            call = self._stubs.method(endpoint, request)
             try:
                 response = await read(
                     call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
@@ -273,14 +269,11 @@ class AsyncClient:
         request_id: pb.RequestId | None = None,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
-        service: str | None = None,
     ) -> Any:
         """See ``Client.write``."""
         session = session or await self.session()
         with numbered(session.core, request, request_id):
-            return await self.invoke(
-                request, deadline=deadline, attempt_timeout=attempt_timeout, service=service
-            )
+            return await self.invoke(request, deadline=deadline, attempt_timeout=attempt_timeout)
 
     async def session(self) -> AsyncSession:
         """The live session, opened on first use and again after one is LOST."""

@@ -23,6 +23,7 @@ from turnstile.client.errors import (
     TurnstileError,
     outcome_unknown,
 )
+from turnstile.client.routes import HOLD_REQUESTS
 from turnstile.client.session_state import CLEANUP_DEADLINE
 from turnstile.v1 import turnstile_pb2 as pb
 
@@ -46,7 +47,6 @@ async def acquire(
                 request_id=write.request_id,
                 deadline=write.deadline,
                 attempt_timeout=write.attempt_timeout,
-                service=attempts.service,
             )
         except BaseException as error:
             if outcome_unknown(error):
@@ -79,10 +79,9 @@ async def _give_back(client: AsyncClient, hold: Hold[AsyncSession]) -> None:
     """See ``acquiring._give_back``."""
     try:
         await client.write(
-            pb.ReleaseRequest(name=hold.name, token=hold.token),
+            HOLD_REQUESTS[hold.service].release(name=hold.name, token=hold.token),
             session=hold.session,
             deadline=CLEANUP_DEADLINE,
-            service=hold.service,
         )
     except TurnstileError as error:
         log.info("%r: giving back token %d failed: %s", hold.name, hold.token, error)
@@ -95,9 +94,7 @@ async def release(
     request_id = hold.release
     try:
         request, request_id = releasing(hold)
-        await client.write(
-            request, session=hold.session, request_id=request_id, service=hold.service
-        )
+        await client.write(request, session=hold.session, request_id=request_id)
     except (NotHolderError, SessionExpiredError) as error:
         left(None)
         raise hold_lost(hold, error) from error
@@ -114,7 +111,7 @@ async def extend(
     hold, request = extending(name, hold, max_hold)
     sent = client.retry.clock()
     try:
-        await client.write(request, session=hold.session, service=hold.service)
+        await client.write(request, session=hold.session)
     except (NotHolderError, SessionExpiredError) as error:
         raise hold_lost(hold, error) from error
     return extended(hold, max_hold, sent)

@@ -64,17 +64,16 @@ class AsyncSessionStream:
         *,
         timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
-        service: str | None = None,
     ) -> Message:
-        """``request``'s response, as its unary call (to ``service``: see ``route_of``) would
-        return it (``metadata`` is the stream's, sent when it opened)."""
+        """``request``'s response, as its unary call would return it (``metadata`` is the
+        stream's, sent when it opened)."""
         if self._failed is not None:
             raise self._failed
         call_id = next(self._ids)
         answer: asyncio.Future[tuple[Message, bool]] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = answer
         sent = self._clock()
-        self._send(call_message(call_id, request, timeout, service))
+        self._send(call_message(call_id, request, timeout))
         try:
             async with asyncio.timeout(timeout):
                 response, renewed = await answer

@@ -107,22 +107,18 @@ class Client:
         deadline: float | None = None,
         attempt_timeout: float | None = None,
         unreachable: Callable[[], None] | None = None,
-        service: str | None = None,
     ) -> Any:
         """Sends ``request`` to the stub method its type chooses (``core.ROUTES``) on the
         leader, following redirects and retrying retryable errors until ``deadline`` (default:
         the retry policy's). Raises the last error as ``TurnstileError``. ``unreachable`` is
         called each time an attempt finds its node stalled or unreachable, while the call goes
-        on retrying (the keep-alives announce SUSPENDED at once that way). ``service`` picks
-        the service of a request type two take (``routes.SEMAPHORES`` for a permit's Release,
-        Abandon or Extend); None is the type's own."""
+        on retrying (the keep-alives announce SUSPENDED at once that way)."""
         return self._retrying(
             request,
             deadline=deadline,
             attempt_timeout=attempt_timeout,
             read=_response,
             unreachable=unreachable,
-            service=service,
         )
 
     def invoke_stream(
@@ -147,7 +143,6 @@ class Client:
         attempt_timeout: float | None,
         read: Callable[[Any], Any],
         unreachable: Callable[[], None] | None = None,
-        service: str | None = None,
     ) -> Any:
         """The retry loop of ``invoke`` and ``invoke_stream``: ``read`` takes what the stub
         returned (a response, or a stream to drain inside the attempt)."""
@@ -161,7 +156,7 @@ class Client:
         )
         while True:
             endpoint = attempts.target()
-            call = self._stubs.method(endpoint, request, service)
+            call = self._stubs.method(endpoint, request)
             try:
                 response = read(
                     call(request, timeout=attempts.timeout(), metadata=self.credentials.metadata)
@@ -184,7 +179,6 @@ class Client:
         request_id: pb.RequestId | None = None,
         deadline: float | None = None,
         attempt_timeout: float | None = None,
-        service: str | None = None,
     ) -> Any:
         """``invoke`` for a mutation, under a request id of ``session`` (default: the current
         one) set in ``request``: a fresh one, or ``request_id`` when the caller may send it
@@ -192,9 +186,7 @@ class Client:
         id, so the cluster applies it once."""
         session = session or self.session()
         with numbered(session.core, request, request_id):
-            return self.invoke(
-                request, deadline=deadline, attempt_timeout=attempt_timeout, service=service
-            )
+            return self.invoke(request, deadline=deadline, attempt_timeout=attempt_timeout)
 
     # ------------------------------------------------------------------ session
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 import socket
 import sys
@@ -31,7 +30,14 @@ from turnstile.client.errors import (
     outcome_unknown,
 )
 from turnstile.client.retry import RetryPolicy
-from turnstile.client.routes import SEMAPHORES, STUBS, NumberedRequest, route_of
+from turnstile.client.routes import (
+    HOLD_REQUESTS,
+    LOCKS,
+    SEMAPHORES,
+    STUBS,
+    NumberedRequest,
+    route_of,
+)
 from turnstile.client.routing import Router
 from turnstile.client.session_state import SessionCore
 from turnstile.client.stream_calls import carried
@@ -97,9 +103,7 @@ class CallStream(Protocol):
     @property
     def broken(self) -> bool: ...
 
-    def __call__(
-        self, request: Any, *, timeout: float | None, metadata: Any, service: str | None = None
-    ) -> Any: ...
+    def __call__(self, request: Any, *, timeout: float | None, metadata: Any) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -125,25 +129,24 @@ class Stubs(Generic[ChannelT]):
     def closed(self) -> bool:
         return self._closed
 
-    def method(self, endpoint: str, request: Message, service: str | None = None) -> Any:
-        """What sends ``request`` to ``endpoint`` (on ``service``: see ``route_of``): the
-        session stream when it carries the request and the node has one, else the unary stub
-        method its route names."""
-        route = route_of(request, service)
+    def method(self, endpoint: str, request: Message) -> Any:
+        """What sends ``request`` to ``endpoint``: the session stream when it carries the
+        request and the node has one, else the unary stub method its route names."""
+        route = route_of(request)
         with self._lock:
             if self._closed:
                 raise ClosedError("the client is closed")
             channel = self._channels.get(endpoint)
             if channel is None:
                 channel = self._channels[endpoint] = self._open_channel(endpoint)
-            if self._open_stream is not None and carried(request, service):
+            if self._open_stream is not None and carried(request):
                 stream = self._streams.get(endpoint)
                 if stream is None or (stream.broken and not stream.unimplemented):
                     if stream is not None:
                         stream.close()  # over already; lets go of what gRPC still holds
                     stream = self._streams[endpoint] = self._open_stream(channel)
                 if not stream.unimplemented:
-                    return functools.partial(stream, service=service) if service else stream
+                    return stream
             stub = self._stubs.get((endpoint, route.service))
             if stub is None:
                 stub = self._stubs[(endpoint, route.service)] = STUBS[route.service](channel)
@@ -256,7 +259,7 @@ class HoldingSession(Protocol):
     def alive(self) -> bool: ...
 
     def release_later(
-        self, name: str, token: int, request: pb.RequestId, service: str | None = None
+        self, name: str, token: int, request: pb.RequestId, service: str = LOCKS
     ) -> None: ...
 
 
@@ -277,9 +280,9 @@ class Hold(Generic[SessionT]):
     #: A Release whose outcome is unknown: the next ``release()`` sends this id again, so a
     #: release that did land is answered as such instead of NOT_HOLDER.
     release: pb.RequestId | None = None
-    #: The lock's (or semaphore's) name, and its service (None: Locks; see ``route_of``).
+    #: The lock's (or semaphore's) name, and its service (``routes.LOCKS`` or ``SEMAPHORES``).
     name: str = ""
-    service: str | None = None
+    service: str = LOCKS
 
 
 def check_max_hold(max_hold: float | None) -> None:
@@ -307,7 +310,9 @@ def hold_what(hold: Hold[SessionT]) -> str:
     return f"{'semaphore' if hold.service == SEMAPHORES else 'lock'} {hold.name!r}"
 
 
-def releasing(hold: Hold[SessionT]) -> tuple[pb.ReleaseRequest, pb.RequestId]:
+def releasing(
+    hold: Hold[SessionT],
+) -> tuple[pb.ReleaseRequest | pb.ReleasePermitRequest, pb.RequestId]:
     """The Release of ``hold`` and its id: the one of an earlier Release whose outcome is
     unknown, else a fresh one. LockLostError when the session is lost already."""
     request_id = hold.release
@@ -315,7 +320,7 @@ def releasing(hold: Hold[SessionT]) -> tuple[pb.ReleaseRequest, pb.RequestId]:
         if not hold.session.alive():
             raise LockLostError(f"{hold_what(hold)}: session {hold.session.id} was lost")
         request_id = hold.session.core.requests.new()
-    return pb.ReleaseRequest(name=hold.name, token=hold.token), request_id
+    return HOLD_REQUESTS[hold.service].release(name=hold.name, token=hold.token), request_id
 
 
 def hold_lost(hold: Hold[SessionT], error: NotHolderError | SessionExpiredError) -> LockLostError:
@@ -380,7 +385,7 @@ class AcquireAttempts:
     """The timing of one ``acquire(blocking, timeout)`` call, shared by ``Lock``, ``Semaphore``,
     ``lock_many`` and their asyncio twins: how long each Acquire request waits, and when to
     stop asking. ``request`` is what each sends but for its wait (default: a Locks.Acquire of
-    ``name``), to ``service``; ``name`` is what an Abandon of it names."""
+    ``name``), of ``service``; ``name`` is what an Abandon of it names."""
 
     def __init__(
         self,
@@ -391,7 +396,7 @@ class AcquireAttempts:
         retry: RetryPolicy,
         *,
         request: AcquireLike | None = None,
-        service: str | None = None,
+        service: str = LOCKS,
         what: str | None = None,
     ) -> None:
         self._wait_ms = acquire_timing(blocking, timeout)
@@ -477,12 +482,12 @@ def lock_repr(kind: str, name: str, hold: Hold[SessionT] | None) -> str:
 
 def extending(
     name: str, hold: Hold[SessionT] | None, max_hold: float | None
-) -> tuple[Hold[SessionT], pb.ExtendRequest]:
+) -> tuple[Hold[SessionT], pb.ExtendRequest | pb.ExtendPermitRequest]:
     """The hold ``extend(max_hold)`` extends, and its Extend request."""
     if hold is None:
         raise RuntimeError("extend of an unlocked lock")
     check_max_hold(max_hold)
-    return hold, pb.ExtendRequest(
+    return hold, HOLD_REQUESTS[hold.service].extend(
         name=hold.name or name, token=hold.token, max_hold_ms=max_hold_ms(max_hold)
     )
 

@@ -1,6 +1,6 @@
 """Which stub method a request goes to: every RPC of turnstile.proto, chosen by the request's
-type and, for the request types two services take (a semaphore's Release, Abandon and Extend
-take the lock ones'), the service asked for. No I/O; ``Stubs`` and the session streams send."""
+type (each RPC takes a type of its own), and the Release, Abandon and Extend types of a hold
+of each service. No I/O; ``Stubs`` and the session streams send."""
 
 from __future__ import annotations
 
@@ -89,23 +89,20 @@ ROUTES: dict[type[Message], Route] = {
     pb.ListElectionsRequest: Route("elections", "List", _READ),
     pb.WatchRequest: Route("watches", "Watch", _READ),
     pb.AcquirePermitRequest: Route("semaphores", "Acquire", _NUMBERED),
+    pb.ReleasePermitRequest: Route("semaphores", "Release", _NUMBERED),
+    pb.AbandonPermitRequest: Route("semaphores", "Abandon", _NUMBERED),
+    pb.ExtendPermitRequest: Route("semaphores", "Extend", _NUMBERED),
     pb.DescribeSemaphoreRequest: Route("semaphores", "Describe", _READ),
     pb.ListSemaphoresRequest: Route("semaphores", "List", _READ),
-}
-#: The Semaphores service, for the requests it shares with Locks (``route_of``'s ``service``).
-SEMAPHORES = "semaphores"
-#: The routes of request types another service takes too, by (service, type): ``ROUTES`` has
-#: their first service's.
-SHARED_ROUTES: dict[tuple[str, type[Message]], Route] = {
-    (SEMAPHORES, pb.ReleaseRequest): Route(SEMAPHORES, "Release", _NUMBERED),
-    (SEMAPHORES, pb.AbandonRequest): Route(SEMAPHORES, "Abandon", _NUMBERED),
-    (SEMAPHORES, pb.ExtendRequest): Route(SEMAPHORES, "Extend", _NUMBERED),
 }
 #: The requests that carry a request id (``Idempotency.NUMBERED``): what ``write`` sends.
 NumberedRequest = (
     pb.AcquireRequest
     | pb.AcquireManyRequest
     | pb.AcquirePermitRequest
+    | pb.ReleasePermitRequest
+    | pb.AbandonPermitRequest
+    | pb.ExtendPermitRequest
     | pb.ReleaseRequest
     | pb.AbandonRequest
     | pb.ExtendRequest
@@ -122,15 +119,30 @@ NumberedRequest = (
 )
 
 
-def route_of(request: Message, service: str | None = None) -> Route:
-    """The route of ``request`` on ``service`` (None: the type's own, in ``ROUTES``);
-    TypeError for a message that is no request of the API, or none of ``service``."""
+def route_of(request: Message) -> Route:
+    """The route of ``request``; TypeError for a message that is no request of the API."""
     route = ROUTES.get(type(request))
     if route is None:
         raise TypeError(f"{type(request).__name__} is not a Turnstile request")
-    if service is None or service == route.service:
-        return route
-    shared = SHARED_ROUTES.get((service, type(request)))
-    if shared is None:
-        raise TypeError(f"{type(request).__name__} is no request of service {service!r}")
-    return shared
+    return route
+
+
+#: The services whose holds the client keeps (``Hold.service``).
+LOCKS, SEMAPHORES = "locks", "semaphores"
+
+
+class HoldRequests(NamedTuple):
+    """The request types that give back, abandon and extend a hold of one service."""
+
+    release: type[pb.ReleaseRequest] | type[pb.ReleasePermitRequest]
+    abandon: type[pb.AbandonRequest] | type[pb.AbandonPermitRequest]
+    extend: type[pb.ExtendRequest] | type[pb.ExtendPermitRequest]
+
+
+#: By ``Hold.service``: a lock's (one of a ``lock_many`` too) and a semaphore permit's.
+HOLD_REQUESTS: dict[str, HoldRequests] = {
+    LOCKS: HoldRequests(pb.ReleaseRequest, pb.AbandonRequest, pb.ExtendRequest),
+    SEMAPHORES: HoldRequests(
+        pb.ReleasePermitRequest, pb.AbandonPermitRequest, pb.ExtendPermitRequest
+    ),
+}

@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from turnstile.client.errors import TurnstileError
+from turnstile.client.routes import LOCKS
 from turnstile.client.session_state import (
     CLEANUP_DEADLINE,
     PendingWrite,
@@ -70,7 +71,7 @@ class Session(SessionHandle[threading.Event]):
         core.keep_alive_answered(sent, error)
         return error
 
-    def abandon(self, name: str, acquire: pb.RequestId, service: str | None = None) -> None:
+    def abandon(self, name: str, acquire: pb.RequestId, service: str = LOCKS) -> None:
         """Gives up ``acquire``, whose answer never came, so it cannot leave ``name`` held:
         Abandon now, for up to ``CLEANUP_DEADLINE``; if its outcome stays unknown the
         keep-alive thread takes it over and resends it until it is known or the session ends."""
@@ -85,7 +86,6 @@ class Session(SessionHandle[threading.Event]):
                 session=self,
                 request_id=pending.request,
                 deadline=deadline,
-                service=pending.service,
             )
         except BaseException as error:
             self.core.pending_answered(pending, error)

@@ -89,10 +89,9 @@ class SessionStream:
         *,
         timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
-        service: str | None = None,
     ) -> Message:
-        """``request``'s response, as its unary call (to ``service``: see ``route_of``) would
-        return it (``metadata`` is the stream's, sent when it opened)."""
+        """``request``'s response, as its unary call would return it (``metadata`` is the
+        stream's, sent when it opened)."""
         waiting = _Waiting()
         sent = self._clock()
         with self._lock:
@@ -100,7 +99,7 @@ class SessionStream:
                 raise self._failed
             call_id = next(self._ids)
             self._waiting[call_id] = waiting
-        self._outgoing.put(call_message(call_id, request, timeout, service))
+        self._outgoing.put(call_message(call_id, request, timeout))
         try:
             answered = waiting.answered.acquire(timeout=-1 if timeout is None else timeout)
         except BaseException:  # interrupted: the call is withdrawn, as a unary one would be

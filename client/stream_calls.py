@@ -8,51 +8,32 @@ leader hint), so retries, routing and error mapping are the unary ones.
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 from google.protobuf.message import Message
 
 from turnstile.client.errors import StreamCallError, from_rpc_error
-from turnstile.client.routes import SEMAPHORES, Route, route_of
 from turnstile.v1 import turnstile_pb2 as pb
 
-#: The field prefix of the calls of a request type's other service (``semaphore_release``:
-#: Semaphores.Release, which takes the Locks.Release request).
-_SERVICE_PREFIXES = {"semaphore_": SEMAPHORES}
-
-
-def _route(field: Any) -> Route:
-    """The RPC a ``StreamCall.request`` field stands for."""
-    request: Message = getattr(pb, field.message_type.name)()
-    services = [s for prefix, s in _SERVICE_PREFIXES.items() if field.name.startswith(prefix)]
-    return route_of(request, services[0] if services else None)
-
-
-#: RPCs a session stream carries, by route: the name of their ``StreamCall.request`` field
+#: Requests a session stream carries, by type: the name of their ``StreamCall.request`` field
 #: (the same name holds the response in ``StreamAnswer.response``). Read from the proto, so a
 #: request added there is carried without a change here.
-STREAM_FIELDS: dict[Route, str] = {
-    _route(f): f.name
+STREAM_FIELDS: dict[type[Message], str] = {
+    getattr(pb, f.message_type.name): f.name
     for f in pb.StreamCall.DESCRIPTOR.oneofs_by_name["request"].fields
     if f.message_type is not None and f.name != "cancel"
 }
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def carried(request: Message, service: str | None = None) -> bool:
-    """Whether a session stream carries ``request`` to ``service`` (see ``route_of``); admin
-    calls stay unary."""
-    return route_of(request, service) in STREAM_FIELDS
+def carried(request: Message) -> bool:
+    """Whether a session stream carries ``request`` (admin calls stay unary)."""
+    return type(request) in STREAM_FIELDS
 
 
-def call_message(
-    call_id: int, request: Message, timeout: float | None, service: str | None = None
-) -> pb.StreamCall:
-    """``request`` (to ``service``) as call ``call_id``, its server-side timeout that of the
-    attempt."""
+def call_message(call_id: int, request: Message, timeout: float | None) -> pb.StreamCall:
+    """``request`` as call ``call_id``, its server-side timeout that of the attempt."""
     call = pb.StreamCall(call_id=call_id, timeout_ms=max(1, int(timeout * 1000)) if timeout else 0)
-    getattr(call, STREAM_FIELDS[route_of(request, service)]).CopyFrom(request)
+    getattr(call, STREAM_FIELDS[type(request)]).CopyFrom(request)
     return call
 
 

@@ -188,9 +188,7 @@ def make_client(
     monkeypatch.setattr(
         Stubs,
         "method",
-        lambda _self, endpoint, request, service=None: cluster.method(
-            endpoint, route_of(request, service)
-        ),
+        lambda _self, endpoint, request: cluster.method(endpoint, route_of(request)),
     )
     client = Client([A, B, C], retry=RetryPolicy(**settings), name="unit-test")
     return client, cluster

@@ -1,6 +1,6 @@
 """``Semaphore``, ``Held`` and ``lock_many`` against the scripted fake cluster of
 ``test_client_calls``: each call goes to its service (a permit's Release and Abandon to
-Semaphores, though they share the lock requests), an acquire given up on is abandoned there,
+Semaphores, with the permit request types), an acquire given up on is abandoned there,
 a late grant is given back, and a lost permit raises ``LockLostError`` as a lost lock does."""
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def test_a_permit_is_acquired_and_released_on_the_semaphores_service(
     assert (acquire.request.limit, acquire.request.max_hold_ms) == (3, 5000)
     (release,) = calls_of(cluster, "Release")
     assert release.service == SEMAPHORES and release.request.token == 7
+    assert isinstance(release.request, pb.ReleasePermitRequest)
     assert permit.released and not permit.locked()
     with pytest.raises(RuntimeError):
         permit.release()
@@ -59,6 +60,7 @@ def test_an_unanswered_permit_acquire_is_abandoned_on_the_semaphores_service(
     assert acquire.request.description == "job=1"
     (abandon,) = calls_of(cluster, "Abandon")
     assert abandon.service == SEMAPHORES
+    assert isinstance(abandon.request, pb.AbandonPermitRequest)
     assert (abandon.request.name, abandon.request.acquire_seq) == (
         "pool",
         acquire.request.request.seq,
