@@ -11,6 +11,7 @@
 """
 
 from turnstile.client.client import Client, connect
+from turnstile.client.describe_core import HolderInfo, LockInfo, SemaphoreInfo, WaiterInfo
 from turnstile.client.distinct_list import DistinctList
 from turnstile.client.election import Election, Leadership
 from turnstile.client.errors import (
@@ -34,7 +35,9 @@ from turnstile.client.errors import (
 from turnstile.client.group import Group, Watch
 from turnstile.client.group_core import Candidate, GroupInfo, Member
 from turnstile.client.lock import Lock
+from turnstile.client.lock_many import HeldLocks
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.semaphore import Held, Semaphore
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionState
 from turnstile.client.watch_core import Change, ChangeType, WatchKind, WatchResult
@@ -51,11 +54,15 @@ __all__ = [
     "FailedPreconditionError",
     "Group",
     "GroupInfo",
+    "Held",
+    "HeldLocks",
+    "HolderInfo",
     "InternalError",
     "InvalidArgumentError",
     "Leadership",
     "LimitExceededError",
     "Lock",
+    "LockInfo",
     "LockLostError",
     "Member",
     "NotFoundError",
@@ -63,6 +70,8 @@ __all__ = [
     "NotLeaderError",
     "PermissionDeniedError",
     "RetryPolicy",
+    "Semaphore",
+    "SemaphoreInfo",
     "Session",
     "SessionExpiredError",
     "SessionState",
@@ -70,6 +79,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "UnknownOutcomeError",
+    "WaiterInfo",
     "Watch",
     "WatchKind",
     "WatchResult",

@@ -25,39 +25,25 @@ from google.protobuf.message import Message
 
 from turnstile.client.aio_distinct_list import AsyncDistinctList
 from turnstile.client.aio_group import AsyncElection, AsyncGroup
+from turnstile.client.aio_lock import AsyncLock
+from turnstile.client.aio_lock_many import AsyncHeldLocks, lock_many
+from turnstile.client.aio_semaphore import AsyncSemaphore
 from turnstile.client.aio_stream import AsyncSessionStream
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
-    AcquireAttempts,
     CallAttempts,
-    Hold,
-    NumberedRequest,
     Stubs,
-    check_max_hold,
     client_identity,
-    extended,
-    extending,
-    hand_release_over,
-    held,
-    hold_lost,
-    lock_repr,
     numbered,
     open_session_request,
     parse_endpoints,
-    releasing,
-    unreleased,
 )
 from turnstile.client.credentials import Credentials
-from turnstile.client.errors import (
-    ClosedError,
-    LockLostError,
-    NotHolderError,
-    SessionExpiredError,
-    TurnstileError,
-    outcome_unknown,
-)
+from turnstile.client.describe_core import Description
+from turnstile.client.errors import ClosedError, TurnstileError
 from turnstile.client.group_core import GroupInfo
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.routes import LOCKS, NumberedRequest
 from turnstile.client.routing import Router
 from turnstile.client.session_state import (
     CLEANUP_DEADLINE,
@@ -114,15 +100,18 @@ class AsyncSession(SessionHandle[asyncio.Event]):
         core.keep_alive_answered(sent, error)
         return error
 
-    async def abandon(self, name: str, acquire: pb.RequestId) -> None:
+    async def abandon(self, name: str, acquire: pb.RequestId, service: str = LOCKS) -> None:
         """See ``Session.abandon``."""
-        await self._send(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
+        await self._send(self.core.abandoning(name, acquire, service), CLEANUP_DEADLINE)
 
     async def _send(self, pending: PendingWrite, deadline: float) -> None:
         """See ``Session._send``."""
         try:
             await self._client.write(
-                pending.message(), session=self, request_id=pending.request, deadline=deadline
+                pending.message(),
+                session=self,
+                request_id=pending.request,
+                deadline=deadline,
             )
         except BaseException as error:
             self.core.pending_answered(pending, error)
@@ -336,6 +325,19 @@ class AsyncClient:
     def lock(self, name: str, max_hold: float | None = None) -> AsyncLock:
         return AsyncLock(self, name, max_hold)
 
+    def semaphore(self, name: str, limit: int, max_hold: float | None = None) -> AsyncSemaphore:
+        return AsyncSemaphore(self, name, limit, max_hold)
+
+    async def lock_many(
+        self,
+        names: Sequence[str],
+        max_hold: float | None = None,
+        timeout: float | None = None,
+        description: Description | None = None,
+    ) -> AsyncHeldLocks | None:
+        """See ``Client.lock_many``."""
+        return await lock_many(self, names, max_hold, timeout, description)
+
     def distinct_list(self, name: str, ttl: float | None = None) -> AsyncDistinctList:
         return AsyncDistinctList(self, name, ttl)
 
@@ -407,159 +409,3 @@ def connect(
         session_stream=session_stream,
         keep_alive=keep_alive,
     )
-
-
-class AsyncLock:
-    """``turnstile.client.Lock`` for asyncio: ``await lock.acquire()``, ``async with lock``."""
-
-    def __init__(self, client: AsyncClient, name: str, max_hold: float | None = None) -> None:
-        check_max_hold(max_hold)
-        self.client = client
-        self.name = name
-        self.max_hold = max_hold
-        self._local = asyncio.Lock()
-        #: Tasks waiting for this object (a non-blocking acquire must not queue behind them).
-        self._queued = 0
-        self._hold: Hold[AsyncSession] | None = None
-
-    @property
-    def token(self) -> int | None:
-        return self._hold.token if self._hold else None
-
-    @property
-    def expires_at(self) -> float | None:
-        return self._hold.expires_at if self._hold else None
-
-    async def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """See ``Lock.acquire``."""
-        attempts = AcquireAttempts(self.name, self.max_hold, blocking, timeout, self.client.retry)
-        if not blocking:
-            # Free and nobody queued on this object: acquire() returns at once.
-            if self._local.locked() or self._queued:
-                return False
-            await self._local.acquire()
-        else:
-            self._queued += 1
-            try:
-                if timeout == -1:
-                    await self._local.acquire()
-                else:
-                    await asyncio.wait_for(self._local.acquire(), timeout)
-            except TimeoutError:
-                return False
-            finally:
-                self._queued -= 1
-        try:
-            while True:
-                session = await self.client.session()
-                write = attempts.next(session.core)
-                try:
-                    response = await self.client.write(
-                        write.request,
-                        session=session,
-                        request_id=write.request_id,
-                        deadline=write.deadline,
-                        attempt_timeout=write.attempt_timeout,
-                    )
-                except BaseException as error:
-                    if outcome_unknown(error):
-                        await self._abandon(session, write.request_id, error)
-                    raise
-                if response.acquired:
-                    break
-                if attempts.gave_up():
-                    self._local.release()
-                    return False
-            hold = attempts.hold(session, response.token)
-            lost = attempts.lost(hold)
-            if lost is not None:
-                await self._give_back(hold)
-                raise LockLostError(lost)
-        except BaseException:
-            self._local.release()
-            raise
-        self._hold = hold
-        return True
-
-    async def _abandon(
-        self, session: AsyncSession, request: pb.RequestId, error: BaseException
-    ) -> None:
-        """See ``Lock._abandon``: a cancelled task leaves it to the keep-alive task."""
-        if isinstance(error, Exception):
-            await session.abandon(self.name, request)
-        else:
-            session.abandon_later(self.name, request)
-
-    async def _give_back(self, hold: Hold[AsyncSession]) -> None:
-        """See ``Lock._give_back``."""
-        try:
-            await self.client.write(
-                pb.ReleaseRequest(name=self.name, token=hold.token),
-                session=hold.session,
-                deadline=CLEANUP_DEADLINE,
-            )
-        except TurnstileError as error:
-            log.info("lock %r: giving back token %d failed: %s", self.name, hold.token, error)
-
-    async def release(self) -> None:
-        """See ``Lock.release``."""
-        hold = self._hold
-        if hold is None:
-            raise RuntimeError("release unlocked lock")
-        self._hold = None
-        request_id = hold.release
-        try:
-            request, request_id = releasing(self.name, hold)
-            await self.client.write(request, session=hold.session, request_id=request_id)
-        except (NotHolderError, SessionExpiredError) as error:
-            self._local.release()
-            raise hold_lost(self.name, error) from error
-        except BaseException as error:
-            self._hold = unreleased(self.name, hold, request_id, error)
-            if self._hold is None:
-                self._local.release()
-            raise
-        self._local.release()
-
-    def locked(self) -> bool:
-        """See ``Lock.locked``."""
-        return held(self._hold, self.client.retry.clock)
-
-    async def extend(self, max_hold: float | None) -> None:
-        """See ``Lock.extend``."""
-        hold, request = extending(self.name, self._hold, max_hold)
-        sent = self.client.retry.clock()
-        try:
-            await self.client.write(request, session=hold.session)
-        except (NotHolderError, SessionExpiredError) as error:
-            raise hold_lost(self.name, error) from error
-        self._hold = extended(hold, max_hold, sent)
-
-    async def validate(self) -> bool:
-        """See ``Lock.validate``."""
-        hold = self._hold
-        if hold is None:
-            return False
-        response = await self.client.invoke(pb.ValidateRequest(name=self.name, token=hold.token))
-        return bool(response.valid)
-
-    async def __aenter__(self) -> AsyncLock:
-        await self.acquire()
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        try:
-            await self.release()
-        except LockLostError:
-            if exc is None:
-                raise
-            log.warning("lock %r was lost inside a block that raised", self.name)
-        except TurnstileError:
-            # The block is over: nobody will call release() again.
-            if hand_release_over(self.name, self._hold):
-                self._hold = None
-                self._local.release()
-            raise
-
-    def __repr__(self) -> str:
-        return lock_repr("AsyncLock", self.name, self._hold)

@@ -13,7 +13,6 @@ from google.protobuf.message import Message
 from turnstile.client.core import (
     CHANNEL_OPTIONS,
     CallAttempts,
-    NumberedRequest,
     Stubs,
     client_identity,
     numbered,
@@ -21,14 +20,18 @@ from turnstile.client.core import (
     parse_endpoints,
 )
 from turnstile.client.credentials import Credentials
+from turnstile.client.describe_core import Description
 from turnstile.client.distinct_list import DistinctList
 from turnstile.client.election import Election
 from turnstile.client.errors import ClosedError
 from turnstile.client.group import Group
 from turnstile.client.group_core import GroupInfo
 from turnstile.client.lock import Lock
+from turnstile.client.lock_many import HeldLocks, lock_many
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.routes import NumberedRequest
 from turnstile.client.routing import Router
+from turnstile.client.semaphore import Semaphore
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionCore
 from turnstile.client.stream import SessionStream
@@ -233,6 +236,30 @@ class Client:
     def lock(self, name: str, max_hold: float | None = None) -> Lock:
         """A cluster-wide mutex named ``name`` (see ``Lock``); ``max_hold`` caps one hold."""
         return Lock(self, name, max_hold)
+
+    def semaphore(self, name: str, limit: int, max_hold: float | None = None) -> Semaphore:
+        """The semaphore ``name``: at most ``limit`` permits held at once (see ``Semaphore``);
+        ``max_hold`` caps each permit."""
+        return Semaphore(self, name, limit, max_hold)
+
+    def lock_many(
+        self,
+        names: Sequence[str],
+        max_hold: float | None = None,
+        timeout: float | None = None,
+        description: Description | None = None,
+    ) -> HeldLocks | None:
+        """Takes every lock of ``names`` together, in one replicated step, or none: waiting
+        FIFO in each lock's queue as one waiter, so callers naming the same locks in any order
+        never deadlock. ``Lock.acquire``'s rules otherwise (max-hold counted from the send, an
+        acquire ended without its answer abandoned, ``LockLostError`` for a late grant).
+
+        :param timeout: longest wait in seconds (0: try once); None waits as long as it takes.
+        :param description: who holds them and why (see ``Lock.acquire``).
+        :returns: the holds, by name (release them together or one by one), or None if some
+            lock stayed held elsewhere until the timeout.
+        """
+        return lock_many(self, names, max_hold, timeout, description)
 
     def distinct_list(self, name: str, ttl: float | None = None) -> DistinctList:
         """The distinct list ``name``, set up on first use with ``ttl`` seconds to live."""

@@ -7,7 +7,7 @@ batches. The I/O is theirs (channels, threads or tasks, sleeping): ``client``, `
 from __future__ import annotations
 
 import contextlib
-import enum
+import copy
 import os
 import socket
 import sys
@@ -19,6 +19,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 import grpc
 from google.protobuf.message import Message
 
+from turnstile.client.describe_core import Description, render_description
 from turnstile.client.errors import (
     ClosedError,
     DeadlineExceededError,
@@ -29,11 +30,18 @@ from turnstile.client.errors import (
     outcome_unknown,
 )
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.routes import (
+    HOLD_REQUESTS,
+    LOCKS,
+    SEMAPHORES,
+    STUBS,
+    NumberedRequest,
+    route_of,
+)
 from turnstile.client.routing import Router
 from turnstile.client.session_state import SessionCore
 from turnstile.client.stream_calls import carried
 from turnstile.v1 import turnstile_pb2 as pb
-from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 from turnstile.v1.timeouts import (
     CLIENT_WAIT_GRACE_S,
     STALLED_NODE_AVOID_S,
@@ -57,107 +65,6 @@ CHANNEL_OPTIONS = (
 )
 #: Environment variable naming the endpoints when none are passed.
 ENDPOINTS_ENV = "TURNSTILE_ENDPOINTS"
-
-
-class Idempotency(enum.Enum):
-    """What sending a request again does. The library resends every request on a retryable
-    error until its deadline; this says why that is safe for each."""
-
-    #: Changes nothing: a resend reads again.
-    READ = "read"
-    #: Carries a request id, reused by every resend, so the cluster applies it once.
-    NUMBERED = "numbered"
-    #: Changes state without a request id: a resend of one that landed is applied again
-    #: harmlessly (a KeepAlive renews again, an Open leaves a spare session to expire) or
-    #: refused as done already (Close, ForceRelease, a membership change).
-    UNNUMBERED = "unnumbered"
-
-
-class Route(NamedTuple):
-    """Where a request goes: its service (a key of ``STUBS``), method, and idempotency."""
-
-    service: str
-    method: str
-    idempotency: Idempotency
-
-
-#: The stub class of each service.
-STUBS: dict[str, type] = {
-    "sessions": pb_grpc.SessionsStub,
-    "locks": pb_grpc.LocksStub,
-    "lists": pb_grpc.DistinctListsStub,
-    "cluster": pb_grpc.ClusterStub,
-    "groups": pb_grpc.GroupsStub,
-    "elections": pb_grpc.ElectionsStub,
-    "watches": pb_grpc.WatchesStub,
-}
-_READ, _NUMBERED, _UNNUMBERED = Idempotency.READ, Idempotency.NUMBERED, Idempotency.UNNUMBERED
-#: The request type chooses the stub method: every RPC of turnstile.proto, by request type.
-ROUTES: dict[type[Message], Route] = {
-    pb.OpenSessionRequest: Route("sessions", "Open", _UNNUMBERED),
-    pb.KeepAliveRequest: Route("sessions", "KeepAlive", _UNNUMBERED),
-    pb.CloseSessionRequest: Route("sessions", "Close", _UNNUMBERED),
-    pb.ListSessionsRequest: Route("sessions", "List", _READ),
-    pb.AcquireRequest: Route("locks", "Acquire", _NUMBERED),
-    pb.ReleaseRequest: Route("locks", "Release", _NUMBERED),
-    pb.AbandonRequest: Route("locks", "Abandon", _NUMBERED),
-    pb.ExtendRequest: Route("locks", "Extend", _NUMBERED),
-    pb.ValidateRequest: Route("locks", "Validate", _READ),
-    pb.DescribeLockRequest: Route("locks", "Describe", _READ),
-    pb.ListLocksRequest: Route("locks", "List", _READ),
-    pb.SetUpListRequest: Route("lists", "SetUp", _NUMBERED),
-    pb.InsertRequest: Route("lists", "Insert", _NUMBERED),
-    pb.ContainsRequest: Route("lists", "Contains", _READ),
-    pb.MembersRequest: Route("lists", "Members", _READ),
-    pb.LookupRequest: Route("lists", "Lookup", _READ),
-    pb.SizeRequest: Route("lists", "Size", _READ),
-    pb.TearDownListRequest: Route("lists", "TearDown", _NUMBERED),
-    pb.ListListsRequest: Route("lists", "List", _READ),
-    pb.StatusRequest: Route("cluster", "Status", _READ),
-    pb.MembersListRequest: Route("cluster", "Members", _READ),
-    pb.AddMemberRequest: Route("cluster", "AddMember", _UNNUMBERED),
-    pb.RemoveMemberRequest: Route("cluster", "RemoveMember", _UNNUMBERED),
-    pb.ForceReleaseRequest: Route("cluster", "ForceRelease", _UNNUMBERED),
-    pb.TransferLeadershipRequest: Route("cluster", "TransferLeadership", _UNNUMBERED),
-    pb.SaveSnapshotRequest: Route("cluster", "SaveSnapshot", _READ),
-    pb.CreateGroupRequest: Route("groups", "Create", _NUMBERED),
-    pb.DeleteGroupRequest: Route("groups", "Delete", _NUMBERED),
-    pb.JoinGroupRequest: Route("groups", "Join", _NUMBERED),
-    pb.LeaveGroupRequest: Route("groups", "Leave", _NUMBERED),
-    pb.UpdateCapabilitiesRequest: Route("groups", "UpdateCapabilities", _NUMBERED),
-    pb.DescribeGroupRequest: Route("groups", "Describe", _READ),
-    pb.ListGroupsRequest: Route("groups", "List", _READ),
-    pb.CampaignRequest: Route("elections", "Campaign", _NUMBERED),
-    pb.ResignRequest: Route("elections", "Resign", _NUMBERED),
-    pb.DescribeElectionRequest: Route("elections", "Describe", _READ),
-    pb.ListElectionsRequest: Route("elections", "List", _READ),
-    pb.WatchRequest: Route("watches", "Watch", _READ),
-}
-#: The requests that carry a request id (``Idempotency.NUMBERED``): what ``write`` sends.
-NumberedRequest = (
-    pb.AcquireRequest
-    | pb.ReleaseRequest
-    | pb.AbandonRequest
-    | pb.ExtendRequest
-    | pb.SetUpListRequest
-    | pb.InsertRequest
-    | pb.TearDownListRequest
-    | pb.CreateGroupRequest
-    | pb.DeleteGroupRequest
-    | pb.JoinGroupRequest
-    | pb.LeaveGroupRequest
-    | pb.UpdateCapabilitiesRequest
-    | pb.CampaignRequest
-    | pb.ResignRequest
-)
-
-
-def route_of(request: Message) -> Route:
-    """The route of ``request``; TypeError for a message that is no request of the API."""
-    route = ROUTES.get(type(request))
-    if route is None:
-        raise TypeError(f"{type(request).__name__} is not a Turnstile request")
-    return route
 
 
 def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[str]:
@@ -351,7 +258,9 @@ class HoldingSession(Protocol):
 
     def alive(self) -> bool: ...
 
-    def release_later(self, name: str, token: int, request: pb.RequestId) -> None: ...
+    def release_later(
+        self, name: str, token: int, request: pb.RequestId, service: str = LOCKS
+    ) -> None: ...
 
 
 SessionT = TypeVar("SessionT", bound=HoldingSession)
@@ -371,6 +280,9 @@ class Hold(Generic[SessionT]):
     #: A Release whose outcome is unknown: the next ``release()`` sends this id again, so a
     #: release that did land is answered as such instead of NOT_HOLDER.
     release: pb.RequestId | None = None
+    #: The lock's (or semaphore's) name, and its service (``routes.LOCKS`` or ``SEMAPHORES``).
+    name: str = ""
+    service: str = LOCKS
 
 
 def check_max_hold(max_hold: float | None) -> None:
@@ -382,20 +294,38 @@ def max_hold_ms(max_hold: float | None) -> int:
     return int(max_hold * 1000) if max_hold else 0
 
 
-def releasing(name: str, hold: Hold[SessionT]) -> tuple[pb.ReleaseRequest, pb.RequestId]:
+def lock_request(
+    name: str, max_hold: float | None, description: Description | None
+) -> pb.AcquireRequest:
+    """A Locks.Acquire of ``name`` but for its wait (see ``AcquireAttempts``)."""
+    return pb.AcquireRequest(
+        name=name,
+        max_hold_ms=max_hold_ms(max_hold),
+        description=render_description(description),
+    )
+
+
+def hold_what(hold: Hold[SessionT]) -> str:
+    """How errors name what ``hold`` holds."""
+    return f"{'semaphore' if hold.service == SEMAPHORES else 'lock'} {hold.name!r}"
+
+
+def releasing(
+    hold: Hold[SessionT],
+) -> tuple[pb.ReleaseRequest | pb.ReleasePermitRequest, pb.RequestId]:
     """The Release of ``hold`` and its id: the one of an earlier Release whose outcome is
     unknown, else a fresh one. LockLostError when the session is lost already."""
     request_id = hold.release
     if request_id is None:
         if not hold.session.alive():
-            raise LockLostError(f"lock {name!r}: session {hold.session.id} was lost")
+            raise LockLostError(f"{hold_what(hold)}: session {hold.session.id} was lost")
         request_id = hold.session.core.requests.new()
-    return pb.ReleaseRequest(name=name, token=hold.token), request_id
+    return HOLD_REQUESTS[hold.service].release(name=hold.name, token=hold.token), request_id
 
 
-def hold_lost(name: str, error: NotHolderError | SessionExpiredError) -> LockLostError:
+def hold_lost(hold: Hold[SessionT], error: NotHolderError | SessionExpiredError) -> LockLostError:
     """The error for a hold the cluster says is over."""
-    return LockLostError(f"lock {name!r} was lost: {error}")
+    return LockLostError(f"{hold_what(hold)} was lost: {error}")
 
 
 def unreleased(
@@ -421,7 +351,7 @@ def hand_release_over(name: str, hold: Hold[SessionT] | None) -> bool:
     ``release()`` again (interrupted, or its ``with`` block is over)."""
     if hold is None or hold.release is None:
         return False
-    hold.session.release_later(name, hold.token, hold.release)
+    hold.session.release_later(name, hold.token, hold.release, hold.service)
     return True
 
 
@@ -438,18 +368,24 @@ def acquire_timing(blocking: bool, timeout: float) -> int:
     return min(MAX_WAIT_MS, int(timeout * 1000))
 
 
+#: What an acquire sends: a lock's, a semaphore permit's, or several locks' at once.
+AcquireLike = pb.AcquireRequest | pb.AcquirePermitRequest | pb.AcquireManyRequest
+
+
 class AcquireWrite(NamedTuple):
     """One Acquire write: the request, its id, and how long it may take."""
 
-    request: pb.AcquireRequest
+    request: AcquireLike
     request_id: pb.RequestId
     deadline: float
     attempt_timeout: float
 
 
 class AcquireAttempts:
-    """The timing of one ``acquire(blocking, timeout)`` call, shared by ``Lock`` and
-    ``AsyncLock``: how long each Acquire request waits, and when to stop asking."""
+    """The timing of one ``acquire(blocking, timeout)`` call, shared by ``Lock``, ``Semaphore``,
+    ``lock_many`` and their asyncio twins: how long each Acquire request waits, and when to
+    stop asking. ``request`` is what each sends but for its wait (default: a Locks.Acquire of
+    ``name``), of ``service``; ``name`` is what an Abandon of it names."""
 
     def __init__(
         self,
@@ -458,8 +394,16 @@ class AcquireAttempts:
         blocking: bool,
         timeout: float,
         retry: RetryPolicy,
+        *,
+        request: AcquireLike | None = None,
+        service: str = LOCKS,
+        what: str | None = None,
     ) -> None:
         self._wait_ms = acquire_timing(blocking, timeout)
+        self._request = request or pb.AcquireRequest(name=name, max_hold_ms=max_hold_ms(max_hold))
+        self.service = service
+        #: How errors name what was acquired.
+        self.what = what or f"lock {name!r}"
         self.name = name
         self.max_hold = max_hold
         self.blocking = blocking
@@ -478,10 +422,10 @@ class AcquireAttempts:
         request_id = core.requests.new()
         self.sent = self.retry.clock()
         wait_ms = self._wait_ms
+        request = copy.deepcopy(self._request)
+        request.wait_ms = wait_ms
         return AcquireWrite(
-            pb.AcquireRequest(
-                name=self.name, max_hold_ms=max_hold_ms(self.max_hold), wait_ms=wait_ms
-            ),
+            request,
             request_id,
             self.retry.deadline + wait_ms / 1000,
             wait_ms / 1000 + CLIENT_WAIT_GRACE_S,
@@ -494,22 +438,31 @@ class AcquireAttempts:
             return True
         return self.timeout != -1 and self.retry.clock() - self.started >= self.timeout
 
-    def hold(self, session: SessionT, token: int) -> Hold[SessionT]:
+    def hold(self, session: SessionT, token: int, name: str | None = None) -> Hold[SessionT]:
         expires_at = self.sent + self.max_hold if self.max_hold else None
-        return Hold(session, token, self.sent, expires_at)
+        return Hold(
+            session, token, self.sent, expires_at, name=name or self.name, service=self.service
+        )
+
+    def holds(self, session: SessionT, response: Any) -> list[Hold[SessionT]]:
+        """The holds a granted ``response`` gave: one per name of an AcquireMany (in the
+        request's order), else the one."""
+        if isinstance(response, pb.AcquireManyResponse):
+            return [self.hold(session, g.token, g.name) for g in response.grants]
+        return [self.hold(session, response.token)]
 
     def lost(self, hold: Hold[SessionT]) -> str | None:
         """Why a hold just granted is already not ours in this client's view, or None: its
         session is lost, or its max-hold (counted from the send) passed while it waited."""
         if not hold.session.alive():
             return (
-                f"lock {self.name!r}: granted (token {hold.token}) after session "
+                f"{self.what}: granted (token {hold.token}) after session "
                 f"{hold.session.id} was lost"
             )
         now = self.retry.clock()
         if hold.expires_at is not None and now >= hold.expires_at:
             return (
-                f"lock {self.name!r}: granted (token {hold.token}) {now - hold.acquired_at:.3f}s "
+                f"{self.what}: granted (token {hold.token}) {now - hold.acquired_at:.3f}s "
                 f"after the acquire was sent, past its max_hold of {self.max_hold}s"
             )
         return None
@@ -529,12 +482,14 @@ def lock_repr(kind: str, name: str, hold: Hold[SessionT] | None) -> str:
 
 def extending(
     name: str, hold: Hold[SessionT] | None, max_hold: float | None
-) -> tuple[Hold[SessionT], pb.ExtendRequest]:
+) -> tuple[Hold[SessionT], pb.ExtendRequest | pb.ExtendPermitRequest]:
     """The hold ``extend(max_hold)`` extends, and its Extend request."""
     if hold is None:
         raise RuntimeError("extend of an unlocked lock")
     check_max_hold(max_hold)
-    return hold, pb.ExtendRequest(name=name, token=hold.token, max_hold_ms=max_hold_ms(max_hold))
+    return hold, HOLD_REQUESTS[hold.service].extend(
+        name=hold.name or name, token=hold.token, max_hold_ms=max_hold_ms(max_hold)
+    )
 
 
 def extended(hold: Hold[SessionT], max_hold: float | None, sent: float) -> Hold[SessionT]:

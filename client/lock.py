@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING
 
+from turnstile.client import acquiring
 from turnstile.client.core import (
     AcquireAttempts,
     Hold,
     check_max_hold,
-    extended,
-    extending,
     hand_release_over,
     held,
-    hold_lost,
     lock_repr,
-    releasing,
-    unreleased,
+    lock_request,
 )
-from turnstile.client.errors import (
-    LockLostError,
-    NotHolderError,
-    SessionExpiredError,
-    TurnstileError,
-    outcome_unknown,
-)
-from turnstile.client.session_state import CLEANUP_DEADLINE
+from turnstile.client.describe_core import Description, LockInfo
+from turnstile.client.permit_core import releasing_on_exit
 from turnstile.v1 import turnstile_pb2 as pb
 
 if TYPE_CHECKING:
     from turnstile.client.client import Client
     from turnstile.client.session import Session
-
-log = logging.getLogger(__name__)
 
 
 class Lock:
@@ -73,7 +61,9 @@ class Lock:
         hold = self._hold
         return hold.expires_at if hold else None
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+    def acquire(
+        self, blocking: bool = True, timeout: float = -1, description: Description | None = None
+    ) -> bool:
         """Takes the lock, like ``threading.Lock.acquire``.
 
         The max-hold is counted from when the granted request was sent, not from the grant:
@@ -83,68 +73,37 @@ class Lock:
 
         :param blocking: wait for the lock (on the server, in FIFO order) or try once.
         :param timeout: longest wait in seconds; -1 waits as long as it takes.
+        :param description: who holds it and why, shown by ``describe()`` and the admin
+            tools: text, or labels (a mapping) sent as ``key=value`` pairs.
         :returns: True if acquired, False if it was held elsewhere until the timeout.
         :raises LockLostError: granted, but the session was lost or the max-hold passed
             meanwhile (by this client's clock); the grant was given back.
         :raises SessionExpiredError: the session was lost while waiting.
         :raises UnavailableError: no leader could be reached within the retry deadline.
         :raises InvalidArgumentError: a bad name or duration.
+        :raises ValueError: a description the cluster would refuse (too long, control
+            characters).
         """
-        attempts = AcquireAttempts(self.name, self.max_hold, blocking, timeout, self.client.retry)
+        attempts = AcquireAttempts(
+            self.name,
+            self.max_hold,
+            blocking,
+            timeout,
+            self.client.retry,
+            request=lock_request(self.name, self.max_hold, description),
+        )
         if not self._local.acquire(blocking, timeout):
             return False
         try:
-            while True:
-                session = self.client.session()
-                write = attempts.next(session.core)
-                try:
-                    response = self.client.write(
-                        write.request,
-                        session=session,
-                        request_id=write.request_id,
-                        deadline=write.deadline,
-                        attempt_timeout=write.attempt_timeout,
-                    )
-                except BaseException as error:
-                    if outcome_unknown(error):
-                        self._abandon(session, write.request_id, error)
-                    raise
-                if response.acquired:
-                    break
-                if attempts.gave_up():
-                    self._local.release()
-                    return False
-            hold = attempts.hold(session, response.token)
-            lost = attempts.lost(hold)
-            if lost is not None:
-                self._give_back(hold)
-                raise LockLostError(lost)
+            holds = acquiring.acquire(self.client, attempts)
         except BaseException:
             self._local.release()
             raise
-        self._hold = hold
+        if holds is None:
+            self._local.release()
+            return False
+        self._hold = holds[0]
         return True
-
-    def _abandon(self, session: Session, request: pb.RequestId, error: BaseException) -> None:
-        """Abandons the Acquire ``request`` that ended with ``error``: now, or from the
-        keep-alive thread when the caller is being interrupted (it must not wait on the
-        network)."""
-        if isinstance(error, Exception):
-            session.abandon(self.name, request)
-        else:
-            session.abandon_later(self.name, request)
-
-    def _give_back(self, hold: Hold[Session]) -> None:
-        """Best-effort Release of a grant that came too late to use. Its errors are only
-        logged: the cluster frees it soon anyway (max-hold, or the lost session's expiry)."""
-        try:
-            self.client.write(
-                pb.ReleaseRequest(name=self.name, token=hold.token),
-                session=hold.session,
-                deadline=CLEANUP_DEADLINE,
-            )
-        except TurnstileError as error:
-            log.info("lock %r: giving back token %d failed: %s", self.name, hold.token, error)
 
     def release(self) -> None:
         """Releases the lock; the next waiter gets it at once.
@@ -164,19 +123,13 @@ class Lock:
         if hold is None:
             raise RuntimeError("release unlocked lock")
         self._hold = None
-        request_id = hold.release
-        try:
-            request, request_id = releasing(self.name, hold)
-            self.client.write(request, session=hold.session, request_id=request_id)
-        except (NotHolderError, SessionExpiredError) as error:
+        acquiring.release(self.client, hold, self._left)
+
+    def _left(self, hold: Hold[Session] | None) -> None:
+        """What is left after a release (see ``acquiring.release``): None frees the object."""
+        self._hold = hold
+        if hold is None:
             self._local.release()
-            raise hold_lost(self.name, error) from error
-        except BaseException as error:
-            self._hold = unreleased(self.name, hold, request_id, error)
-            if self._hold is None:
-                self._local.release()
-            raise
-        self._local.release()
 
     def locked(self) -> bool:
         """True while this object holds the lock: session alive and max-hold not passed."""
@@ -187,13 +140,7 @@ class Lock:
 
         :raises RuntimeError: not held. :raises LockLostError: the hold already ended.
         """
-        hold, request = extending(self.name, self._hold, max_hold)
-        sent = self.client.retry.clock()
-        try:
-            self.client.write(request, session=hold.session)
-        except (NotHolderError, SessionExpiredError) as error:
-            raise hold_lost(self.name, error) from error
-        self._hold = extended(hold, max_hold, sent)
+        self._hold = acquiring.extend(self.client, self.name, self._hold, max_hold)
 
     def validate(self) -> bool:
         """Asks the cluster (linearizably) whether this object's token still holds the lock."""
@@ -203,23 +150,25 @@ class Lock:
         response = self.client.invoke(pb.ValidateRequest(name=self.name, token=hold.token))
         return bool(response.valid)
 
+    def describe(self) -> LockInfo:
+        """The lock's holder and queue as the cluster sees them (any client's, with their
+        descriptions): who holds it, and who waits."""
+        response = self.client.invoke(pb.DescribeLockRequest(name=self.name))
+        return LockInfo.from_pb(response.lock)
+
     def __enter__(self) -> Lock:
         self.acquire()
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        try:
+        with releasing_on_exit(f"lock {self.name!r}", exc, self._hand_over):
             self.release()
-        except LockLostError:
-            if exc is None:
-                raise
-            log.warning("lock %r was lost inside a block that raised", self.name)
-        except TurnstileError:
-            # The block is over: nobody will call release() again.
-            if hand_release_over(self.name, self._hold):
-                self._hold = None
-                self._local.release()
-            raise
+
+    def _hand_over(self) -> None:
+        """The block is over with a Release whose outcome is unknown: nobody will call
+        ``release()`` again, so the keep-alive loop resends it, and the object is free."""
+        if hand_release_over(self.name, self._hold):
+            self._left(None)
 
     def __repr__(self) -> str:
         return lock_repr("Lock", self.name, self._hold)

@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from turnstile.client.errors import TurnstileError
+from turnstile.client.routes import LOCKS
 from turnstile.client.session_state import (
     CLEANUP_DEADLINE,
     PendingWrite,
@@ -70,18 +71,21 @@ class Session(SessionHandle[threading.Event]):
         core.keep_alive_answered(sent, error)
         return error
 
-    def abandon(self, name: str, acquire: pb.RequestId) -> None:
+    def abandon(self, name: str, acquire: pb.RequestId, service: str = LOCKS) -> None:
         """Gives up ``acquire``, whose answer never came, so it cannot leave ``name`` held:
         Abandon now, for up to ``CLEANUP_DEADLINE``; if its outcome stays unknown the
         keep-alive thread takes it over and resends it until it is known or the session ends."""
-        self._send(self.core.abandoning(name, acquire), CLEANUP_DEADLINE)
+        self._send(self.core.abandoning(name, acquire, service), CLEANUP_DEADLINE)
 
     def _send(self, pending: PendingWrite, deadline: float) -> None:
         """One send of ``pending`` by its current sender. An interruption hands it to the
         keep-alive thread, woken to take it on, and is raised on."""
         try:
             self._client.write(
-                pending.message(), session=self, request_id=pending.request, deadline=deadline
+                pending.message(),
+                session=self,
+                request_id=pending.request,
+                deadline=deadline,
             )
         except BaseException as error:
             self.core.pending_answered(pending, error)

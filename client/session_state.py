@@ -32,6 +32,7 @@ from turnstile.client.errors import (
     TurnstileError,
     outcome_unknown,
 )
+from turnstile.client.routes import HOLD_REQUESTS, LOCKS
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.timeouts import KEEP_ALIVE_ATTEMPT_SHARE, KEEP_ALIVES_PER_TTL
 
@@ -114,10 +115,12 @@ class PendingAbandon:
     acquire: pb.RequestId
     #: The Abandon's own id, reused by every retry.
     request: pb.RequestId
+    #: The service the acquire went to (``routes.LOCKS`` or ``SEMAPHORES``).
+    service: str = LOCKS
 
-    def message(self) -> pb.AbandonRequest:
+    def message(self) -> pb.AbandonRequest | pb.AbandonPermitRequest:
         """The Abandon, sent under ``request``."""
-        return pb.AbandonRequest(name=self.name, acquire_seq=self.acquire.seq)
+        return HOLD_REQUESTS[self.service].abandon(name=self.name, acquire_seq=self.acquire.seq)
 
     @property
     def ids(self) -> tuple[pb.RequestId, ...]:
@@ -152,10 +155,12 @@ class PendingRelease:
     name: str
     token: int
     request: pb.RequestId
+    #: The service the hold is of (``routes.LOCKS`` or ``SEMAPHORES``).
+    service: str = LOCKS
 
-    def message(self) -> pb.ReleaseRequest:
+    def message(self) -> pb.ReleaseRequest | pb.ReleasePermitRequest:
         """The Release, sent under ``request``."""
-        return pb.ReleaseRequest(name=self.name, token=self.token)
+        return HOLD_REQUESTS[self.service].release(name=self.name, token=self.token)
 
     @property
     def ids(self) -> tuple[pb.RequestId, ...]:
@@ -279,10 +284,10 @@ class SessionCore:
     # Writes whose outcome is not known yet (Abandons, interrupted Releases): the caller sends
     # one first, and hands it to the keep-alive loop when that leaves its outcome unknown.
 
-    def abandoning(self, name: str, acquire: pb.RequestId) -> PendingAbandon:
-        """The Abandon that undoes ``acquire``, under an id of its own; ``acquire`` stays
-        unanswered until the Abandon's outcome is known."""
-        return PendingAbandon(name, acquire, self.requests.new())
+    def abandoning(self, name: str, acquire: pb.RequestId, service: str = LOCKS) -> PendingAbandon:
+        """The Abandon that undoes ``acquire`` (sent to ``service``), under an id of its own;
+        ``acquire`` stays unanswered until the Abandon's outcome is known."""
+        return PendingAbandon(name, acquire, self.requests.new(), service)
 
     def resend_later(self, pending: PendingWrite) -> None:
         """Hands ``pending`` to the keep-alive loop: from now on it is the only sender."""
@@ -420,17 +425,19 @@ class SessionHandle(Generic[EventT]):
         if state is SessionState.LOST:
             self.lost.set()
 
-    def abandon_later(self, name: str, acquire: pb.RequestId) -> None:
+    def abandon_later(self, name: str, acquire: pb.RequestId, service: str = LOCKS) -> None:
         """``abandon`` sent by the keep-alive loop alone, for a caller being interrupted (it
         must not wait on the network)."""
-        self._later(self.core.abandoning(name, acquire))
+        self._later(self.core.abandoning(name, acquire, service))
 
-    def release_later(self, name: str, token: int, request: pb.RequestId) -> None:
+    def release_later(
+        self, name: str, token: int, request: pb.RequestId, service: str = LOCKS
+    ) -> None:
         """Hands the Release ``request`` of ``token``, interrupted before its answer, to the
         keep-alive loop, which resends it until its outcome is known or the session ends:
         otherwise the lock would stay held (the keep-alives keep the session alive) by a
         caller who gave up."""
-        self._later(PendingRelease(name, token, request))
+        self._later(PendingRelease(name, token, request, service))
 
     def _later(self, pending: PendingWrite) -> None:
         self.core.resend_later(pending)

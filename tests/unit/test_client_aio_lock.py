@@ -12,7 +12,6 @@ import pytest
 from test_client_calls import Call, FakeClock, FakeCluster, Outcome, refused, transport
 
 from turnstile.client.aio import AsyncClient, AsyncLock, AsyncSession
-from turnstile.client.core import route_of
 from turnstile.client.errors import (
     InternalError,
     LockLostError,
@@ -21,6 +20,7 @@ from turnstile.client.errors import (
     from_rpc_error,
 )
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.routes import route_of
 from turnstile.client.session_state import SessionCore
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason

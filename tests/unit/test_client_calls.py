@@ -17,14 +17,7 @@ import grpc
 import pytest
 
 from turnstile.client.client import Client
-from turnstile.client.core import (
-    MAX_WAIT_MS,
-    Route,
-    Stubs,
-    acquire_timing,
-    member_bytes,
-    route_of,
-)
+from turnstile.client.core import MAX_WAIT_MS, Stubs, acquire_timing, member_bytes
 from turnstile.client.errors import (
     ClosedError,
     DeadlineExceededError,
@@ -37,6 +30,7 @@ from turnstile.client.errors import (
     UnknownOutcomeError,
 )
 from turnstile.client.retry import RetryPolicy
+from turnstile.client.routes import Route, route_of
 from turnstile.client.session_state import SessionCore, SessionState
 from turnstile.cluster.errors import to_status
 from turnstile.v1 import turnstile_pb2 as pb

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from turnstile.client.aio import AsyncSession
-from turnstile.client.core import route_of
 from turnstile.client.errors import (
     NotHolderError,
     SessionExpiredError,
     TurnstileError,
     UnavailableError,
 )
+from turnstile.client.routes import route_of
 from turnstile.client.session import Session
 from turnstile.client.session_state import SessionCore, SessionState
 from turnstile.v1 import turnstile_pb2 as pb

@@ -1,4 +1,4 @@
-"""The request type chooses the stub method: ``core.ROUTES`` names every RPC of the proto, and a
+"""The request type chooses the stub method: ``routes.ROUTES`` names every RPC of the proto, and a
 request carries a request id exactly when ``write`` is what sends it."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import typing
 import grpc
 import pytest
 
-from turnstile.client.core import (
+from turnstile.client.routes import (
+    HOLD_REQUESTS,
     ROUTES,
     STUBS,
     Idempotency,
@@ -28,6 +29,7 @@ SERVICES = {
     "Groups": "groups",
     "Elections": "elections",
     "Watches": "watches",
+    "Semaphores": "semaphores",
 }
 
 
@@ -66,3 +68,13 @@ def test_a_message_that_is_no_request_has_no_route() -> None:
     assert route_of(pb.ValidateRequest()) == Route("locks", "Validate", Idempotency.READ)
     with pytest.raises(TypeError, match="RequestId is not a Turnstile request"):
         route_of(pb.RequestId())
+
+
+def test_a_hold_is_given_back_abandoned_and_extended_on_its_own_service() -> None:
+    for service, requests in HOLD_REQUESTS.items():
+        methods = [route_of(request()) for request in requests]
+        assert [(r.service, r.method) for r in methods] == [
+            (service, "Release"),
+            (service, "Abandon"),
+            (service, "Extend"),
+        ]

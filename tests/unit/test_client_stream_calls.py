@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from turnstile.client.core import ROUTES, Stubs, route_of
+from turnstile.client.core import Stubs
 from turnstile.client.errors import (
     DeadlineExceededError,
     NotHolderError,
@@ -18,6 +18,7 @@ from turnstile.client.errors import (
     UnavailableError,
     from_rpc_error,
 )
+from turnstile.client.routes import ROUTES, route_of
 from turnstile.client.stream_calls import (
     STREAM_FIELDS,
     answer_result,
@@ -37,7 +38,12 @@ def test_each_carried_request_is_answered_with_its_unary_response_type() -> None
     answers = pb.StreamAnswer.DESCRIPTOR.oneofs_by_name["response"].fields
     response_of = {f.name: f.message_type.full_name for f in answers}
     services = {s.name: s for s in pb.DESCRIPTOR.services_by_name.values()}
-    names = {"sessions": "Sessions", "locks": "Locks", "lists": "DistinctLists"}
+    names = {
+        "sessions": "Sessions",
+        "locks": "Locks",
+        "lists": "DistinctLists",
+        "semaphores": "Semaphores",
+    }
     for request, field in STREAM_FIELDS.items():
         route = ROUTES[request]
         method = services[names[route.service]].methods_by_name[route.method]

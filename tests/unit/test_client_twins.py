@@ -12,12 +12,17 @@ from turnstile.client import (
     DistinctList,
     Election,
     Group,
+    Held,
+    HeldLocks,
     Leadership,
     Lock,
+    Semaphore,
     Session,
     Watch,
     aio,
     aio_group,
+    aio_lock_many,
+    aio_semaphore,
     connect,
 )
 
@@ -32,10 +37,14 @@ TWINS = [
     (Election, aio_group.AsyncElection),
     (Leadership, aio_group.AsyncLeadership),
     (Watch, aio_group.AsyncWatch),
+    (Semaphore, aio_semaphore.AsyncSemaphore),
+    (Held, aio_semaphore.AsyncHeld),
+    (HeldLocks, aio_lock_many.AsyncHeldLocks),
 ]
 #: Methods that never wait on the network: plain functions on both sides.
 LOCAL = {
     "lock",
+    "semaphore",
     "distinct_list",
     "group",
     "election",
@@ -45,6 +54,11 @@ LOCAL = {
     "add_listener",
     "abandon_later",
     "release_later",
+    # HeldLocks' Mapping methods: its holds, by name, read locally.
+    "get",
+    "items",
+    "keys",
+    "values",
 }
 #: Methods local on one class whose name waits elsewhere (``Client.watch`` is a call).
 LOCAL_OF: dict[type, set[str]] = {Group: {"watch"}}
