@@ -300,5 +300,14 @@ class Report:
         ran = any(kind.startswith("join ") for kind in self.ops)
         elections = ("campaign", "resign", "join") if ran else ()
         permits = ("permit", "unpermit") if any(k.startswith("permit ") for k in self.ops) else ()
-        for kind in kinds or ("acquire", "release", "insert", "read", *elections, *permits):
+        many = ("many",) if any(k.startswith("many ") for k in self.ops) else ()
+        for kind in kinds or (
+            "acquire",
+            "release",
+            "insert",
+            "read",
+            *elections,
+            *permits,
+            *many,
+        ):
             assert self.ops[f"{kind} ok"] > 0, f"no {kind} succeeded: {self.ops}"

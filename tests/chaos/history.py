@@ -33,8 +33,9 @@ class Recorded:
     sessions: dict[int, ClientSession] = field(default_factory=dict)
 
     def counts(self) -> Counter[str]:
-        """Operations by ``kind outcome``, for the report."""
-        return Counter(f"{op.kind} {op.outcome}" for op in self.ops)
+        """Operations by ``kind outcome``, for the report; the lock acquires of an acquire of
+        several count as ``many``."""
+        return Counter(f"{'many' if op.batch else op.kind} {op.outcome}" for op in self.ops)
 
 
 def read_history(paths: list[Path]) -> Recorded:

@@ -118,8 +118,9 @@ def test_leader_pause_then_resume(start_run: Start) -> None:
 def _start_contended_load(run_: ChaosRun) -> None:
     """Three workers per name in ``CONTENDED``, each holding a grant up to 6 s (no max-hold)
     and waiting up to 30 s for the next, so a held lock nearly always has a queued waiter; one
-    insert worker for steady progress; and two election workers, members of a group, leading
-    up to 6 s at a time. Every session has TTL ``TTL``."""
+    insert worker for steady progress; two election workers, members of a group, leading
+    up to 6 s at a time; and three semaphore workers holding one of two permits up to 6 s.
+    Every session has TTL ``TTL``."""
     for name in CONTENDED:
         for i in range(3):
             run_.start_worker(f"{name}-{i}", "lock", names=[name], hold=6.0, wait=30.0, ttl=TTL)
@@ -127,6 +128,10 @@ def _start_contended_load(run_: ChaosRun) -> None:
     for i in range(2):
         run_.start_worker(
             f"elect{i}", "election", group=GROUP, election=ELECTION, hold=6.0, ttl=TTL
+        )
+    for i in range(3):
+        run_.start_worker(
+            f"slots-{i}", "semaphore", semaphore="slots", limit=2, hold=6.0, wait=30.0, ttl=TTL
         )
 
 
@@ -156,7 +161,8 @@ def _cut_short(recorded: Recorded, before: float) -> list[str]:
             problems.append(f"{process}: session {sid} LOST {session.deadline() - at:.2f} s early")
     for op in recorded.ops:
         session = recorded.sessions.get(op.session)
-        refused = op.kind == "release" and op.outcome == "fail" and op.invoke < before
+        given_back = op.kind in ("release", "unpermit")
+        refused = given_back and op.outcome == "fail" and op.invoke < before
         if refused and session and op.invoke < session.deadline():
             problems.append(f"{op.process}: live hold of {op.key} token {op.value} lost")
     return problems
@@ -180,7 +186,7 @@ def _judge_past_ttl(run_: ChaosRun, scenario: str, fenced: bool) -> None:
     if not fenced:
         assert violated or cut_short, "without the term fence a live session should have ended"
         return
-    report.assert_safe("acquire", "release", "insert", "campaign", "join")
+    report.assert_safe("acquire", "release", "insert", "campaign", "join", "permit", "unpermit")
     assert not cut_short, "\n".join(cut_short[:30])
 
 
