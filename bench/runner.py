@@ -45,11 +45,11 @@ class Plan:
         return cls(
             clients=clients,
             processes=2,
-            duration=2.0,
+            duration=1.0,
             batch=100,
             failover_duration=4.0,
             idle_sessions=500,
-            idle_window=2.0,
+            idle_window=1.0,
         )
 
 
