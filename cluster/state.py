@@ -123,7 +123,12 @@ class StateMachine:
                     timers.append(Timer.hold(lock.holder.expires_at, lock.name, lock.holder.token))
             for waiter in lock.waiters:
                 self.sessions[waiter.session].waiting.add((lock.name, waiter.seq))
-                timers.append(Timer.wait(waiter.deadline, lock.name, waiter.session, waiter.seq))
+                if waiter.takes(lock.name)[0] == lock.name:
+                    # One timer per waiter, under its first lock, as the acquire pushed it:
+                    # expiries due at one instant then apply in the same order as before.
+                    timers.append(
+                        Timer.wait(waiter.deadline, lock.name, waiter.session, waiter.seq)
+                    )
             self.waiter_count += len(lock.waiters)
         self.permit_count = self.permit_waiter_count = 0
         for semaphore in self.semaphores.values():

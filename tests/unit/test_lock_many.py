@@ -16,7 +16,8 @@ from turnstile.cluster.commands import (
     WaitCancelled,
     WaiterResolved,
 )
-from turnstile.cluster.state import Applied
+from turnstile.cluster.state import Applied, StateMachine
+from turnstile.cluster.timers import Timer
 from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
@@ -151,3 +152,18 @@ def test_before_cluster_version_6_it_is_refused() -> None:
     d = Driver()
     s = d.session()
     err(many(d, s, "a"), Reason.FAILED_PRECONDITION, "needs cluster version 6")
+
+
+def test_a_restored_waiter_for_several_locks_has_one_timer_under_its_first_lock() -> None:
+    """Timers due at one instant apply by name: a restored waiter timed out under another of
+    its locks could hand locks on in another order than on a replica that never restored."""
+    d = driver()
+    a, b = d.session(), d.session()
+    result(d.acquire(a, "z"), Granted)
+    result(many(d, b, "z", "a", wait_ms=300), Queued)
+    restored = d.restore()
+
+    def live(machine: StateMachine) -> list[Timer]:
+        return sorted(t for t in machine._timers._heap if machine._timer_is_live(t))
+
+    assert live(restored.sm) == live(d.sm) == [Timer.wait(300, "z", b, 1)]
