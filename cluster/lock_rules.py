@@ -22,7 +22,7 @@ from turnstile.cluster import limits as bounds
 from turnstile.cluster import semaphore_commands as sem
 from turnstile.cluster.handlers import handles
 from turnstile.cluster.limits import RefusedError
-from turnstile.cluster.records import Holder, LockState, Session, Waiter
+from turnstile.cluster.records import Holder, LockState, Session, Waiter, find_waiter
 from turnstile.cluster.timers import Timer
 from turnstile.v1.reasons import Reason
 
@@ -203,13 +203,6 @@ def drop_waiter(
     return names
 
 
-def find_waiter(lock: LockState, session_id: int, seq: int) -> Waiter | None:
-    for waiter in lock.waiters:
-        if waiter.session == session_id and waiter.seq == seq:
-            return waiter
-    return None
-
-
 def forget_if_idle(machine: StateMachine, lock: LockState) -> None:
     if lock.holder is None and not lock.waiters:
         machine.locks.pop(lock.name, None)
@@ -289,7 +282,7 @@ def _withdraw(
     lock = machine.locks.get(name)
     if lock is None:
         return cmd.WaitCancelled(removed=False, released=False)
-    waiter = find_waiter(lock, session.id, acquire_seq)
+    waiter = find_waiter(lock.waiters, session.id, acquire_seq)
     if waiter is not None:
         drop_waiter(machine, lock, waiter, outcome, grant=True)
         return cmd.WaitCancelled(removed=True, released=False)
@@ -382,7 +375,7 @@ def end_session(machine: StateMachine, session: Session, cause: str) -> None:
         if (name, seq) not in session.waiting:
             continue  # an acquire of several locks, dropped from all of them already
         lock = machine.locks[name]
-        waiter = find_waiter(lock, session.id, seq)
+        waiter = find_waiter(lock.waiters, session.id, seq)
         assert waiter is not None
         outcome = cmd.Err(Reason.SESSION_EXPIRED, f"session {session.id} {cause}")
         dropped.update(drop_waiter(machine, lock, waiter, outcome, grant=False))

@@ -117,6 +117,14 @@ class Waiter:
         return self.session == other.session and self.seq == other.seq
 
 
+def find_waiter(waiters: list[Waiter], session_id: int, seq: int) -> Waiter | None:
+    """The waiter of acquire (``session_id``, ``seq``) in a lock's or semaphore's queue."""
+    for waiter in waiters:
+        if waiter.session == session_id and waiter.seq == seq:
+            return waiter
+    return None
+
+
 @dataclass(slots=True)
 class LockState:
     name: str

@@ -24,7 +24,7 @@ from turnstile.cluster import lock_rules
 from turnstile.cluster import semaphore_commands as sem
 from turnstile.cluster.handlers import handles
 from turnstile.cluster.limits import RefusedError
-from turnstile.cluster.records import Holder, SemaphoreState, Session, Waiter
+from turnstile.cluster.records import Holder, SemaphoreState, Session, Waiter, find_waiter
 from turnstile.cluster.timers import Timer
 from turnstile.v1.reasons import Reason
 
@@ -127,6 +127,10 @@ def pump(machine: StateMachine, semaphore: SemaphoreState) -> None:
             description=head.description,
         )
         machine.resolve(session, head.seq, semaphore.name, granted)
+    _forget_if_unused(machine, semaphore)
+
+
+def _forget_if_unused(machine: StateMachine, semaphore: SemaphoreState) -> None:
     if not semaphore.holders and not semaphore.waiters:
         del machine.semaphores[semaphore.name]
 
@@ -150,21 +154,13 @@ def drop_waiter(
     session = machine.sessions[waiter.session]
     session.permit_waits.discard((semaphore.name, waiter.seq))
     machine.resolve(session, waiter.seq, semaphore.name, outcome)
-    if not semaphore.holders and not semaphore.waiters:
-        del machine.semaphores[semaphore.name]
+    _forget_if_unused(machine, semaphore)
 
 
 def find_holder(semaphore: SemaphoreState, token: int) -> Holder | None:
     for holder in semaphore.holders:
         if holder.token == token:
             return holder
-    return None
-
-
-def find_waiter(semaphore: SemaphoreState, session_id: int, seq: int) -> Waiter | None:
-    for waiter in semaphore.waiters:
-        if waiter.session == session_id and waiter.seq == seq:
-            return waiter
     return None
 
 
@@ -247,7 +243,7 @@ def _withdraw(
     semaphore = machine.semaphores.get(name)
     if semaphore is None:
         return cmd.WaitCancelled(removed=False, released=False)
-    waiter = find_waiter(semaphore, session.id, acquire_seq)
+    waiter = find_waiter(semaphore.waiters, session.id, acquire_seq)
     if waiter is not None:
         drop_waiter(machine, semaphore, waiter, outcome)
         return cmd.WaitCancelled(removed=True, released=False)
@@ -266,7 +262,7 @@ def end_session(machine: StateMachine, session: Session, cause: str) -> None:
     not handed to this same session), then its permits freed in (name, token) order."""
     for name, seq in sorted(session.permit_waits):
         semaphore = machine.semaphores[name]
-        waiter = find_waiter(semaphore, session.id, seq)
+        waiter = find_waiter(semaphore.waiters, session.id, seq)
         assert waiter is not None
         drop_waiter(
             machine,

@@ -44,6 +44,7 @@ from turnstile.cluster.records import (
     LockState,
     SemaphoreState,
     Session,
+    find_waiter,
 )
 from turnstile.cluster.timers import Timer, TimerKind, Timers
 from turnstile.v1.reasons import Reason
@@ -248,7 +249,7 @@ class StateMachine:
             lock_rules.free(self, self.locks[timer.name], cmd.CAUSE_MAX_HOLD)
         elif timer.kind is TimerKind.WAIT:
             lock = self.locks[timer.name]
-            waiter = lock_rules.find_waiter(lock, timer.session, timer.seq)
+            waiter = find_waiter(lock.waiters, timer.session, timer.seq)
             assert waiter is not None
             lock_rules.drop_waiter(self, lock, waiter, timed_out, grant=True)
         elif timer.kind is TimerKind.PERMIT_HOLD:
@@ -258,7 +259,7 @@ class StateMachine:
             semaphore_rules.free(self, semaphore, holder, cmd.CAUSE_MAX_HOLD)
         elif timer.kind is TimerKind.PERMIT_WAIT:
             semaphore = self.semaphores[timer.name]
-            waiter = semaphore_rules.find_waiter(semaphore, timer.session, timer.seq)
+            waiter = find_waiter(semaphore.waiters, timer.session, timer.seq)
             assert waiter is not None
             semaphore_rules.drop_waiter(self, semaphore, waiter, timed_out)
         else:
@@ -293,7 +294,7 @@ class StateMachine:
             if timer.kind is TimerKind.PERMIT_HOLD:
                 holder = semaphore_rules.find_holder(semaphore, timer.token)
                 return holder is not None and holder.expires_at == timer.due
-            entry = semaphore_rules.find_waiter(semaphore, timer.session, timer.seq)
+            entry = find_waiter(semaphore.waiters, timer.session, timer.seq)
             return entry is not None and entry.deadline == timer.due
         lock = self.locks.get(timer.name)
         if lock is None:
@@ -304,7 +305,7 @@ class StateMachine:
                 and lock.holder.token == timer.token
                 and lock.holder.expires_at == timer.due
             )
-        waiter = lock_rules.find_waiter(lock, timer.session, timer.seq)
+        waiter = find_waiter(lock.waiters, timer.session, timer.seq)
         return waiter is not None and waiter.deadline == timer.due
 
     # ----------------------------------------------------------------------- cluster
