@@ -1,4 +1,5 @@
-"""The blocking-acquire protocol on the leader: from an acquire request (of a lock, of several
+"""The blocking-acquire protocol on the node serving it (the leader, or a follower that
+forwards a session stream's acquire to it): from an acquire request (of a lock, of several
 locks at once, of a semaphore permit) to its final answer.
 
 1. A waiter is registered for the request id *before* the ``Acquire`` is proposed, so a grant
@@ -243,7 +244,7 @@ class BlockingAcquires:
                 del self._waiting[key]
 
     async def _wait(self, queued: Queued, waiter: asyncio.Future[Result]) -> Result:
-        timeout = max(0, queued.deadline - self._node.now_ms()) / 1000 + SERVER_WAIT_GRACE_S
+        timeout = max(0, queued.deadline - self._node.clock_ms()) / 1000 + SERVER_WAIT_GRACE_S
         try:
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(waiter)

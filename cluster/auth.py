@@ -84,8 +84,13 @@ WORKER_METHODS = frozenset(
         f"{_V1}Cluster/Members",
     }
 )
-#: Services anyone who reaches the port may call.
-OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+#: Services anyone who reaches the port may call, and the one between the members, which
+#: authenticates its callers itself with the peer password (``forward_service``).
+OPEN_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/turnstile.v1.Forward/",
+)
 #: A method handler of any request and response type (generic in the stubs only).
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 

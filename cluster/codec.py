@@ -234,6 +234,16 @@ def result_from_plain(data: Any) -> Result:
     return result
 
 
+def encode_result(result: Result) -> bytes:
+    """A result as bytes: a leader's answer to a command a follower forwarded."""
+    return msgpack.packb(result_to_plain(result), use_bin_type=True)
+
+
+def decode_result(data: bytes) -> Result:
+    """:raises CodecError: anything but a known, well-typed result."""
+    return result_from_plain(_unpack(data))
+
+
 def limits_to_plain(limits: Limits) -> list[Any]:
     return _codec_for(Limits).to_values(limits)
 

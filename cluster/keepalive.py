@@ -11,7 +11,8 @@ is still leader after the keep-alive arrived.
    SESSION_EXPIRED.
 
 Keep-alives enter the log only through that shared barrier; the deadlines themselves live in
-the leader's memory (``turnstile.cluster.sessions``).
+the leader's memory (``turnstile.cluster.sessions``). A follower serving a session stream
+forwards its keep-alives to the leader, many to one call (``turnstile.cluster.forwarder``).
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ class KeepAlives:
 
         :raises TurnstileError: NOT_LEADER, for all of them.
         """
-        arrived = time.monotonic()
         node = self._node
+        if not node.leading and node.forwarder.enabled:
+            return await node.forwarder.keep_alive(sessions, lambda: self.renew_many(sessions))
+        arrived = time.monotonic()
         node.require_leader()
         live = [node.tracker.is_live(session) for session in sessions]
         if any(live):

@@ -9,13 +9,15 @@ registration. One change is in flight at a time, and the leader cannot remove it
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from turnstile.cluster.commands import Command, RemoveMember, SetMember
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.peers import Peer, clash_problem, peer_problem
-from turnstile.cluster.raft import SUCCESS
+from turnstile.cluster.raft import NOT_APPLIED, SUCCESS
 from turnstile.v1.reasons import Reason
 
 if TYPE_CHECKING:
@@ -132,3 +134,32 @@ class Membership:
 
     def _version(self) -> tuple[int, int]:
         return (self._changes_applied, self._node.raft.snapshot_installs)
+
+    async def transfer_leadership(self, node_id: str) -> None:
+        """Hands leadership to ``node_id`` (empty: the most caught-up follower)."""
+        node = self._node
+        node.require_leader()
+        target = None
+        if node_id:
+            peer = self.find(node_id)
+            if peer.node_id == node.config.node_id:
+                raise TurnstileError(Reason.FAILED_PRECONDITION, f"{node_id} is already leader")
+            target = peer.peer_address
+        # A busy follower is usually a few entries behind; give it a moment to catch up.
+        deadline = time.monotonic() + 2.0
+        while True:
+            error = await node.raft_request(
+                lambda done: node.raft.transfer_leadership(target, done)
+            )
+            if error == SUCCESS:
+                log.info("leadership transfer to %s requested", node_id or "the best follower")
+                return
+            if error in NOT_APPLIED:
+                raise TurnstileError(Reason.NOT_LEADER, "this node is no longer the leader")
+            if time.monotonic() > deadline:
+                raise TurnstileError(
+                    Reason.FAILED_PRECONDITION,
+                    f"refused: the target {node_id or '(any follower)'} is not connected or "
+                    "not caught up with the leader's log; retry in a moment",
+                )
+            await asyncio.sleep(node.config.timing.heartbeat_ms / 1000)

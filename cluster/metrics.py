@@ -193,6 +193,13 @@ class NodeMetrics:
             "Session streams (Sessions.Stream) open on this node",
             registry=self.registry,
         )
+        self.forwarded_calls = Counter(
+            "turnstile_forwarded_calls",
+            "Calls of client session streams this node, as a follower, forwarded to the "
+            "leader, by kind: command, keep_alives (one per batch), read_index",
+            ["kind"],
+            registry=self.registry,
+        )
         self.fenced = Counter(
             "turnstile_fenced_commands",
             "Commands refused by the term fence: stamped by a leader a later term superseded "

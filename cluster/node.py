@@ -66,6 +66,7 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.config import ConfigError, NodeConfig
 from turnstile.cluster.errors import TurnstileError
+from turnstile.cluster.forwarder import Forwarder, channel_factory_for
 from turnstile.cluster.keepalive import KeepAlives
 from turnstile.cluster.membership import Membership
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
@@ -167,12 +168,16 @@ class Node:
                 "crash on a majority of nodes can lose acknowledged writes (see "
                 "docs/operations.md, What is durable)"
             )
+        password = read_peer_password(config.peer_password_file)
+        self.forwarder = Forwarder(
+            self, password, channel_factory_for(self), self.metrics.forwarded_calls
+        )
         self.raft = replica_factory(
             RaftOptions(
                 self_address=config.peer_address,
                 other_addresses=tuple(p.peer_address for p in config.others()),
                 data_dir=str(config.data_dir),
-                password=read_peer_password(config.peer_password_file),
+                password=password,
                 election_timeout_min_s=timing.election_timeout_min_ms / 1000,
                 election_timeout_max_s=timing.election_timeout_max_ms / 1000,
                 heartbeat_s=timing.heartbeat_ms / 1000,
@@ -207,6 +212,7 @@ class Node:
             self._duties.cancel()
         for task in list(self._tasks):
             task.cancel()
+        self.forwarder.close()
         await asyncio.to_thread(self.raft.stop)
 
     def add_health_listener(self, listener: Callable[[bool], Awaitable[None]]) -> None:
@@ -226,6 +232,22 @@ class Node:
     def now_ms(self) -> int:
         """Log time on the leader: clock at promotion plus monotonic time since."""
         return self._base_clock + int((time.monotonic() - self._base_mono) * 1000)
+
+    def clock_ms(self) -> int:
+        """Log time as this node knows it, for the time left of a hold or a wait: the
+        leader's own; on a follower, the leader's as last heard over the forward link, else
+        the applied log clock (behind, so a wait is given too long rather than too short)."""
+        if self.leading:
+            return self.now_ms()
+        heard = self.forwarder.now_ms()
+        return heard if heard is not None else self.raft.read(lambda s: s.clock)
+
+    def renewed_by_write(self, session: int, arrived: float) -> bool:
+        """Renews ``session`` from ``arrived`` for a write of it that succeeded: on the
+        leader, here; on a follower, whether the leader did for the forwarded write."""
+        if self.leading:
+            return self.tracker.renew(session, arrived)
+        return self.forwarder.renewed(session, arrived)
 
     async def raft_request(self, send: Callable[[ProposalCallback], None]) -> int:
         """Sends a request to the Raft replica (``send(callback)``) and waits for its answer
@@ -259,7 +281,13 @@ class Node:
     async def execute(self, build: Callable[[int], Command]) -> Result:
         """Proposes ``build(now)`` as leader, stamped with this leadership's term; returns its
         result, raising for ``Err``. A command the cluster version does not allow yet is
-        refused without being proposed."""
+        refused without being proposed. A session stream's call to a follower is forwarded
+        to the leader (``turnstile.cluster.forwarder``)."""
+        if not self.leading and self.forwarder.enabled:
+            result = await self.forwarder.execute(build(0), lambda: self.execute(build))
+            if isinstance(result, Err):
+                raise TurnstileError(result.reason, result.detail)
+            return result
         self.require_leader()
         command = dataclasses.replace(build(self.now_ms()), term=self._office_term)
         required = since(command)
@@ -279,10 +307,18 @@ class Node:
 
     async def read(self, linearizable: bool, reader: Callable[[StateMachine, int], T | Err]) -> T:
         """Runs ``reader(state, now_ms)``: after a barrier on the leader, or locally if stale.
+        A session stream's linearizable read on a follower asks the leader for a barrier and
+        reads here once this node applied as far as the leader had.
 
         :raises TurnstileError: for the ``Err`` the reader answered (an unknown lock, say).
         """
-        if linearizable:
+        index = None
+        if linearizable and not self.leading and self.forwarder.enabled:
+            index = await self.forwarder.read_index()
+        if index is not None:
+            await self.forwarder.applied_to(index)
+            now = max(self.clock_ms(), self.raft.read(lambda s: s.clock))
+        elif linearizable:
             self.require_leader()
             await self.barrier.wait()
             self.require_leader()
@@ -313,34 +349,6 @@ class Node:
                 f"not committed within {timeout:g}s; retry with the same request id",
             ) from None
 
-    async def transfer_leadership(self, node_id: str) -> None:
-        """Hands leadership to ``node_id`` (empty: the most caught-up follower)."""
-        self.require_leader()
-        target = None
-        if node_id:
-            peer = self.membership.find(node_id)
-            if peer.node_id == self.config.node_id:
-                raise TurnstileError(Reason.FAILED_PRECONDITION, f"{node_id} is already leader")
-            target = peer.peer_address
-        # A busy follower is usually a few entries behind; give it a moment to catch up.
-        deadline = time.monotonic() + 2.0
-        while True:
-            error = await self.raft_request(
-                lambda done: self.raft.transfer_leadership(target, done)
-            )
-            if error == SUCCESS:
-                log.info("leadership transfer to %s requested", node_id or "the best follower")
-                return
-            if error in NOT_APPLIED:
-                raise TurnstileError(Reason.NOT_LEADER, "this node is no longer the leader")
-            if time.monotonic() > deadline:
-                raise TurnstileError(
-                    Reason.FAILED_PRECONDITION,
-                    f"refused: the target {node_id or '(any follower)'} is not connected or "
-                    "not caught up with the leader's log; retry in a moment",
-                )
-            await asyncio.sleep(self.config.timing.heartbeat_ms / 1000)
-
     async def _commit_barrier(self) -> None:
         term = self._office_term
         self.require_leader()
@@ -358,6 +366,8 @@ class Node:
     def _handle_applied(self, command: Command | None, applied: Applied) -> None:
         self.metrics.observe_applied(command, applied)
         self.watches.observe(applied)
+        if not self._leading:
+            self.forwarder.observe_applied()
         if is_fenced(applied):
             log.warning("refused a command of a superseded leader: %s", command)
             return
@@ -369,6 +379,7 @@ class Node:
                 self.acquires.resolve((event.session, event.seq), event.result)
             elif isinstance(event, SessionEnded):
                 self.tracker.remove(event.session)
+                self.forwarder.forget(event.session)
                 level = logging.INFO if event.cause == CAUSE_SESSION_EXPIRED else logging.DEBUG
                 log.log(level, "session %d ended: %s", event.session, event.cause)
             elif isinstance(event, LockFreed) and event.cause in _NOTEWORTHY:
@@ -391,6 +402,7 @@ class Node:
         self.bridge.post(self._role_changed, was_leader, is_leader)
 
     def _role_changed(self, was_leader: bool, is_leader: bool) -> None:
+        self.forwarder.observe_leader()
         if is_leader and not was_leader:
             log.info("became leader in term %d; taking office", self.raft.term)
             self.spawn(self._take_office(self.raft.term))

@@ -14,6 +14,7 @@ from pysyncobj import SyncObjException
 
 from turnstile.cluster.auth import TokenAuth
 from turnstile.cluster.config import NodeConfig, is_loopback
+from turnstile.cluster.forward_service import ForwardService
 from turnstile.cluster.group_service import ElectionsService, GroupsService, WatchesService
 from turnstile.cluster.node import Node
 from turnstile.cluster.semaphore_service import SemaphoresService, stream_calls
@@ -74,6 +75,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event | None = None) -> None:
     pb_grpc.add_ElectionsServicer_to_server(ElectionsService(node), server)
     pb_grpc.add_WatchesServicer_to_server(WatchesService(node), server)
     pb_grpc.add_SemaphoresServicer_to_server(SemaphoresService(node), server)
+    pb_grpc.add_ForwardServicer_to_server(ForwardService(node), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

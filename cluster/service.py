@@ -83,7 +83,7 @@ class Servicer:
 
     def remaining_ms(self, at: int) -> int:
         """A log-time instant as time left from now; 0 stays 0 ("none")."""
-        return max(1, at - self.node.now_ms()) if at else 0
+        return max(1, at - self.node.clock_ms()) if at else 0
 
     def limits(self) -> Limits:
         """The replicated bounds as this node has applied them, for the admission checks."""
@@ -114,7 +114,7 @@ class SessionsService(Servicer, pb_grpc.SessionsServicer):
         self.streams = SessionStreams(
             {**_stream_methods(self), **(more_calls or {})},
             lambda: node.membership.leader_ids()[1],
-            lambda session, arrived: node.leading and node.tracker.renew(session, arrived),
+            node.renewed_by_write,
             requests=node.metrics.rpc_requests,
             seconds=node.metrics.rpc_seconds,
             open_streams=node.metrics.session_streams,
@@ -546,7 +546,7 @@ class ClusterService(Servicer, pb_grpc.ClusterServicer):
     async def TransferLeadership(
         self, request: pb.TransferLeadershipRequest, context: Any
     ) -> pb.TransferLeadershipResponse:
-        await self.node.transfer_leadership(request.node_id)
+        await self.node.membership.transfer_leadership(request.node_id)
         return pb.TransferLeadershipResponse(header=self.header())
 
     @rpc

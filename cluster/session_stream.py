@@ -15,6 +15,8 @@ RPC (``turnstile.cluster.service``), so the stream adds no rule of its own: it m
 - A write that succeeded renews its session from the call's arrival (``renewed`` in the
   answer): committed in this leader's term after the call arrived, it confirmed the
   leadership as the keep-alives' barrier does. A busy client sends no keep-alives.
+- On a follower, the calls are forwarded to the leader (``turnstile.cluster.forwarder``): a
+  client's stream is served by whichever node it reached.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from google.protobuf.message import Message
 from prometheus_client import Counter, Gauge, Histogram
 
 from turnstile.cluster.errors import TurnstileError, stream_error
+from turnstile.cluster.forwarder import forwarding
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 
@@ -109,6 +112,8 @@ class SessionStreams:
     ) -> AsyncIterator[pb.StreamResponse]:
         """The answers to the calls read from ``requests``, in messages, as they finish."""
         calls = _OpenCalls()
+        # Every call of the stream runs in a task started from here, in this context.
+        forwarding.set(True)
         reader = asyncio.get_running_loop().create_task(self._read(requests, calls))
         self._open_streams.inc()
         try:

@@ -99,40 +99,40 @@ def test_calls_on_the_wire_are_answered_as_they_resolve(cluster: Cluster) -> Non
         stream.close()
 
 
-def test_a_follower_answers_not_leader_and_a_dropped_stream_withdraws_its_waits(
+def test_a_follower_forwards_the_calls_and_a_dropped_stream_withdraws_its_waits(
     cluster: Cluster,
 ) -> None:
+    """A stream on a follower is served there: its calls are forwarded to the leader, a
+    blocked acquire waits on the follower, and dropping the stream withdraws that wait."""
     leader = cluster.leader()
     follower = cluster.followers(leader)[0]
     on_follower = RawStream(cluster, follower)
-    on_leader = RawStream(cluster, leader)
     try:
-        on_follower.send(pb.StreamCall(call_id=1, keep_alive=pb.KeepAliveRequest(session_id=1)))
-        refused = on_follower.answer(1).error
-        assert refused.reason == "NOT_LEADER" and refused.leader_address == leader
-        on_leader.send(
+        on_follower.send(
             pb.StreamCall(call_id=1, open=pb.OpenSessionRequest(ttl_ms=30_000)),
             pb.StreamCall(call_id=2, open=pb.OpenSessionRequest(ttl_ms=30_000)),
         )
-        a, b = on_leader.answer(1).open.session_id, on_leader.answer(2).open.session_id
-        on_leader.send(
-            pb.StreamCall(call_id=3, acquire=pb.AcquireRequest(request=_rid(a, 1), name="dropped"))
+        a, b = on_follower.answer(1).open.session_id, on_follower.answer(2).open.session_id
+        on_follower.send(pb.StreamCall(call_id=3, keep_alive=pb.KeepAliveRequest(session_id=a)))
+        assert on_follower.answer(3).keep_alive.ttl_ms == 30_000
+        on_follower.send(
+            pb.StreamCall(call_id=4, acquire=pb.AcquireRequest(request=_rid(a, 1), name="dropped"))
         )
-        on_leader.answer(3)
-        on_leader.send(
+        assert on_follower.answer(4).acquire.acquired
+        on_follower.send(
             pb.StreamCall(
-                call_id=4,
+                call_id=5,
                 acquire=pb.AcquireRequest(request=_rid(b, 1), name="dropped", wait_ms=60_000),
             )
         )
         wait_until(lambda: len(cluster.lock_info("dropped").waiters) == 1)
-        on_leader.close()
+        on_follower.close()
         # The session lives on (TTL 30 s), but the wait its dropped call held is withdrawn.
         wait_until(lambda: not cluster.lock_info("dropped").waiters)
         assert cluster.lock_info("dropped").holder.session_id == a
+        assert 5 not in on_follower.answers
     finally:
         on_follower.close()
-        on_leader.close()
 
 
 def _metric(cluster: Cluster, address: str, series: str, counted: bool = False) -> float:

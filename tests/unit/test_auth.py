@@ -24,11 +24,13 @@ from turnstile.v1.reasons import Reason
 
 pytestmark = pytest.mark.unit
 
+#: Between the members only: not a role's to call, authenticated by the peer password.
+MEMBERS_ONLY = {"/turnstile.v1.Forward/Stream"}
 ALL_METHODS = {
     f"/{service.full_name}/{method.name}"
     for service in turnstile_pb2.DESCRIPTOR.services_by_name.values()
     for method in service.methods
-}
+} - MEMBERS_ONLY
 ADMIN_ONLY = {
     f"/turnstile.v1.Cluster/{name}"
     for name in ("AddMember", "RemoveMember", "ForceRelease", "TransferLeadership", "SaveSnapshot")
@@ -143,10 +145,12 @@ def test_valid_token_and_role_get_the_real_handler() -> None:
     assert handler is original
 
 
-def test_health_and_reflection_need_no_token() -> None:
+def test_health_reflection_and_the_members_forward_stream_need_no_token() -> None:
+    """Forward.Stream checks its caller's peer proof itself (test_forwarding)."""
     for method in (
         "/grpc.health.v1.Health/Check",
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        *MEMBERS_ONLY,
     ):
         original, handler = _intercept(method, ())
         assert handler is original

@@ -1281,3 +1281,61 @@ class SaveSnapshotResponse(_message.Message):
     offset: int
     total_bytes: int
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., offset: _Optional[int] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[ForwardCall]
+    def __init__(self, calls: _Optional[_Iterable[_Union[ForwardCall, _Mapping]]] = ...) -> None: ...
+
+class ForwardCall(_message.Message):
+    __slots__ = ("call_id", "command", "keep_alives", "read_index")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ALIVES_FIELD_NUMBER: _ClassVar[int]
+    READ_INDEX_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    command: bytes
+    keep_alives: ForwardKeepAlives
+    read_index: ForwardReadIndex
+    def __init__(self, call_id: _Optional[int] = ..., command: _Optional[bytes] = ..., keep_alives: _Optional[_Union[ForwardKeepAlives, _Mapping]] = ..., read_index: _Optional[_Union[ForwardReadIndex, _Mapping]] = ...) -> None: ...
+
+class ForwardKeepAlives(_message.Message):
+    __slots__ = ("session_ids",)
+    SESSION_IDS_FIELD_NUMBER: _ClassVar[int]
+    session_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ForwardReadIndex(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ForwardResponse(_message.Message):
+    __slots__ = ("answers", "leader_now_ms")
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_NOW_MS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[ForwardAnswer]
+    leader_now_ms: int
+    def __init__(self, answers: _Optional[_Iterable[_Union[ForwardAnswer, _Mapping]]] = ..., leader_now_ms: _Optional[int] = ...) -> None: ...
+
+class ForwardAnswer(_message.Message):
+    __slots__ = ("call_id", "result", "ttls", "read_index", "error", "renewed")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    TTLS_FIELD_NUMBER: _ClassVar[int]
+    READ_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RENEWED_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    result: bytes
+    ttls: ForwardTtls
+    read_index: int
+    error: StreamError
+    renewed: bool
+    def __init__(self, call_id: _Optional[int] = ..., result: _Optional[bytes] = ..., ttls: _Optional[_Union[ForwardTtls, _Mapping]] = ..., read_index: _Optional[int] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ..., renewed: _Optional[bool] = ...) -> None: ...
+
+class ForwardTtls(_message.Message):
+    __slots__ = ("ttl_ms",)
+    TTL_MS_FIELD_NUMBER: _ClassVar[int]
+    ttl_ms: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ttl_ms: _Optional[_Iterable[int]] = ...) -> None: ...

@@ -2454,3 +2454,100 @@ class Cluster:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ForwardStub:
+    """----------------------------------------------------------------------------- between nodes
+
+    Internal, between the members of one cluster, never for clients: a follower that serves
+    client session streams forwards their writes, keep-alives and read barriers to the leader
+    over one Forward.Stream, many calls to a message. The leader stamps each command with its
+    own time and term, exactly as the commands of its own clients. Authenticated by the
+    metadata `turnstile-peer-node` (the caller's node id) and `turnstile-peer-proof` (an HMAC of
+    that id under the peer password); anything else is refused UNAUTHENTICATED.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Stream = channel.stream_stream(
+                '/turnstile.v1.Forward/Stream',
+                request_serializer=turnstile_dot_v1_dot_turnstile__pb2.ForwardRequest.SerializeToString,
+                response_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ForwardResponse.FromString,
+                _registered_method=True)
+
+
+class ForwardServicer:
+    """----------------------------------------------------------------------------- between nodes
+
+    Internal, between the members of one cluster, never for clients: a follower that serves
+    client session streams forwards their writes, keep-alives and read barriers to the leader
+    over one Forward.Stream, many calls to a message. The leader stamps each command with its
+    own time and term, exactly as the commands of its own clients. Authenticated by the
+    metadata `turnstile-peer-node` (the caller's node id) and `turnstile-peer-proof` (an HMAC of
+    that id under the peer password); anything else is refused UNAUTHENTICATED.
+    """
+
+    def Stream(self, request_iterator, context):
+        """One per follower and leader; answers in any order as the calls resolve.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ForwardServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Stream': grpc.stream_stream_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=turnstile_dot_v1_dot_turnstile__pb2.ForwardRequest.FromString,
+                    response_serializer=turnstile_dot_v1_dot_turnstile__pb2.ForwardResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'turnstile.v1.Forward', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('turnstile.v1.Forward', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Forward:
+    """----------------------------------------------------------------------------- between nodes
+
+    Internal, between the members of one cluster, never for clients: a follower that serves
+    client session streams forwards their writes, keep-alives and read barriers to the leader
+    over one Forward.Stream, many calls to a message. The leader stamps each command with its
+    own time and term, exactly as the commands of its own clients. Authenticated by the
+    metadata `turnstile-peer-node` (the caller's node id) and `turnstile-peer-proof` (an HMAC of
+    that id under the peer password); anything else is refused UNAUTHENTICATED.
+    """
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/turnstile.v1.Forward/Stream',
+            turnstile_dot_v1_dot_turnstile__pb2.ForwardRequest.SerializeToString,
+            turnstile_dot_v1_dot_turnstile__pb2.ForwardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,191 @@
+"""Followers serve session streams and forward their calls to the leader (Forward.Stream), on
+a real cluster: writes, blocking acquires, keep-alives and linearizable reads through a
+follower; a hand-off between the clients of the two followers; the members-only stream
+refusing anyone without the peer proof; a follower's client keeping its session through leader
+kills."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tests.integration.cluster import Cluster, error_reason, running, wait_until
+from turnstile.client import connect
+from turnstile.cluster.codec import encode_command
+from turnstile.cluster.commands import Tick
+from turnstile.cluster.forwarder import (
+    PEER_NODE_METADATA_KEY,
+    PEER_PROOF_METADATA_KEY,
+    peer_proof,
+)
+from turnstile.cluster.peer_auth import read_peer_password
+from turnstile.v1 import turnstile_pb2 as pb
+from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
+from turnstile.v1.reasons import Reason
+
+pytestmark = pytest.mark.integration
+
+
+def forwarded(cluster: Cluster, address: str, kind: str) -> float:
+    """``turnstile_forwarded_calls_total{kind}`` of a node (0 before the first one)."""
+    url = f"http://{cluster.configs[cluster.index_of(address)].metrics_address}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf'^turnstile_forwarded_calls_total{{kind="{kind}"}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.shared_cluster
+def test_a_client_of_a_follower_is_served_through_it(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    follower = cluster.followers(leader)[0]
+    before = {kind: forwarded(cluster, follower, kind) for kind in ("command", "read_index")}
+    on_follower = connect([follower], session_ttl=2)
+    on_leader = connect([leader])
+    try:
+        tokens = []
+        for _ in range(20):
+            with on_follower.lock("fwd-pairs", max_hold=10) as held:
+                tokens.append(held.token)
+        assert tokens == sorted(set(tokens))
+        seen_by_leader = on_leader.distinct_list("fwd-seen")
+        seen_by_leader.set_up()
+        seen_by_follower = on_follower.distinct_list("fwd-seen")
+        for i in range(10):
+            key = f"key-{i}".encode()
+            assert seen_by_leader.insert_many([key])[0][0]
+            # Linearizable on the follower: the leader's write is there at once.
+            assert seen_by_follower.contains(key)
+        session = on_follower.session().id
+        sessions = cluster.stubs(leader).sessions.List(pb.ListSessionsRequest(), timeout=5)
+        assert session in [s.session_id for s in sessions.sessions]
+        # TTL 2 s: only the forwarded keep-alives can keep it through 5 s of idling.
+        keep_alives = forwarded(cluster, follower, "keep_alives")
+        time.sleep(5)
+        assert forwarded(cluster, follower, "keep_alives") > keep_alives
+        with on_follower.lock("fwd-pairs", max_hold=10):
+            assert on_follower.session().id == session
+    finally:
+        on_follower.close()
+        on_leader.close()
+    assert forwarded(cluster, follower, "command") >= before["command"] + 40
+    assert forwarded(cluster, follower, "read_index") >= before["read_index"] + 10
+
+
+@pytest.mark.shared_cluster
+def test_a_lock_is_handed_from_a_client_of_one_follower_to_one_of_the_other(
+    cluster: Cluster,
+) -> None:
+    first, second = cluster.followers(cluster.leader())
+    holder, waiter = connect([first]), connect([second])
+    granted: queue.SimpleQueue[tuple[float, int]] = queue.SimpleQueue()
+
+    def wait_for_it() -> None:
+        with waiter.lock("fwd-handoff", max_hold=10) as held:
+            granted.put((time.monotonic(), held.token))
+
+    try:
+        lock = holder.lock("fwd-handoff", max_hold=10)
+        lock.acquire()
+        first_token = lock.token
+        thread = threading.Thread(target=wait_for_it, daemon=True)
+        thread.start()
+        wait_until(lambda: len(cluster.lock_info("fwd-handoff").waiters) == 1)
+        assert granted.empty()
+        released_at = time.monotonic()
+        lock.release()
+        granted_at, token = granted.get(timeout=20)
+        thread.join(timeout=20)
+    finally:
+        holder.close()
+        waiter.close()
+    assert granted_at > released_at and token > first_token
+
+
+@pytest.mark.shared_cluster
+def test_the_forward_stream_is_for_members_only(cluster: Cluster) -> None:
+    """No proof, or a wrong one: UNAUTHENTICATED before any call is read. A member's proof
+    with a leader duty or bytes that are no command: each refused INVALID_ARGUMENT."""
+    leader = cluster.leader()
+    config = cluster.configs[cluster.index_of(leader)]
+    member = next(c.node_id for c in cluster.configs if c.node_id != config.node_id)
+    proof = peer_proof(read_peer_password(config.peer_password_file), member)
+    stub = pb_grpc.ForwardStub(cluster.credentials.channel(leader))
+    tick = pb.ForwardCall(call_id=1, command=encode_command(Tick(10**12)))
+    garbage = pb.ForwardCall(call_id=2, command=b"\x93not a command")
+    for metadata in ((), ((PEER_NODE_METADATA_KEY, member), (PEER_PROOF_METADATA_KEY, "0" * 64))):
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.Stream(iter([pb.ForwardRequest(calls=[tick])]), metadata=metadata))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert error_reason(refused.value) is Reason.UNAUTHENTICATED
+    answers = [
+        answer
+        for response in stub.Stream(
+            iter([pb.ForwardRequest(calls=[tick, garbage])]),
+            metadata=((PEER_NODE_METADATA_KEY, member), (PEER_PROOF_METADATA_KEY, proof)),
+            timeout=10,
+        )
+        for answer in response.answers
+    ]
+    by_id = {answer.call_id: answer.error for answer in answers}
+    assert by_id[1].reason == "INVALID_ARGUMENT" and "leader's to propose" in by_id[1].message
+    assert by_id[2].reason == "INVALID_ARGUMENT" and "not a command" in by_id[2].message
+
+
+@contextlib.contextmanager
+def pairs_in_background(client_endpoint: str) -> Iterator[tuple[list[tuple[float, int]], list]]:
+    """Lock pairs by a client of ``client_endpoint`` only (TTL 2 s), on a thread: the
+    (time, token) of each grant, and the errors, as they happen."""
+    client = connect([client_endpoint], session_ttl=2)
+    grants: list[tuple[float, int]] = []
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                with client.lock("fwd-failover", max_hold=10) as held:
+                    grants.append((time.monotonic(), held.token))
+            except Exception as exc:  # recorded, judged by the test
+                errors.append(exc)
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: grants)
+        session = client.session().id
+        yield grants, errors
+        assert client.session().id == session, "the session was lost"
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        client.close()
+
+
+def test_a_client_of_a_follower_keeps_its_session_through_leader_kills(tmp_path: Path) -> None:
+    with running(Cluster(tmp_path / "cluster")) as cluster:
+        leader = cluster.leader()
+        follower = cluster.followers(leader)[0]
+        with pairs_in_background(follower) as (grants, errors):
+            for _ in range(2):
+                leader = cluster.leader()
+                if leader == follower:
+                    break
+                killed_at = time.monotonic()
+                cluster.nodes[cluster.index_of(leader)].kill()
+                wait_until(lambda: grants[-1][0] > killed_at + 0.5, timeout=30)  # noqa: B023
+                cluster.nodes[cluster.index_of(leader)].start()
+                cluster.leader(timeout=30)
+            tokens = [token for _, token in grants]
+            assert tokens == sorted(set(tokens))
+            assert not errors, errors
