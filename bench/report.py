@@ -60,9 +60,15 @@ def cell(row: dict[str, Any] | None, prefix: str) -> str:
 
 
 def _cpu(row: dict[str, Any]) -> str:
-    """The leader's (busiest server's) CPU per request, when the bench could measure it."""
+    """The busiest server's CPU per request, when the bench could measure it, and the
+    leader's when that is another one (a follower serving forwarded clients)."""
     busiest = row.get("busiest_server_cpu_ms_per_op")
-    return f", cpu {busiest:.2f} ms" if busiest is not None else ""
+    if busiest is None:
+        return ""
+    leader = row.get("leader_cpu_ms_per_op")
+    if leader is None or round(leader, 2) == round(busiest, 2):
+        return f", cpu {busiest:.2f} ms"
+    return f", cpu {busiest:.2f} ms (leader {leader:.2f})"
 
 
 def ratio(ours: dict[str, Any] | None, others: list[dict[str, Any] | None], prefix: str) -> str:

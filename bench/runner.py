@@ -124,11 +124,12 @@ def summarize(records: Records, duration: float, batch: int = 1) -> dict[str, An
 
 class CpuSampler:
     """Samples the servers' CPU time at the start and the end of a run (the ``during`` hook
-    of ``run_job``)."""
+    of ``run_job``); ``leader`` is the leader's PID among ``pids`` when the run began."""
 
-    def __init__(self, pids: list[int], duration: float) -> None:
+    def __init__(self, pids: list[int], duration: float, leader: int | None = None) -> None:
         self.pids = pids
         self.duration = duration
+        self.leader = leader
         self.samples: list[list[float | None]] = []
 
     def __call__(self, start: float) -> None:
@@ -138,21 +139,25 @@ class CpuSampler:
         self.samples.append([process_cpu_seconds(p) for p in self.pids])
 
     def per_op(self, ops: int) -> dict[str, Any]:
-        """CPU milliseconds per operation of the busiest server process (the leader, under a
-        write load) and of all of them together."""
+        """CPU milliseconds per operation of the busiest server process, of the leader (when
+        followers forward, the busiest may be a follower), and of all of them together."""
         if len(self.samples) != 2 or not self.pids or not ops:
             return {}
-        used = [
-            (after - before) * 1000
-            for before, after in zip(*self.samples, strict=True)
+        by_pid = {
+            pid: (after - before) * 1000
+            for pid, before, after in zip(self.pids, *self.samples, strict=True)
             if before is not None and after is not None
-        ]
-        if not used:
+        }
+        if not by_pid:
             return {}
-        return {
+        used = list(by_pid.values())
+        per_op = {
             "busiest_server_cpu_ms_per_op": round(max(used) / ops, 4),
             "servers_cpu_ms_per_op": round(sum(used) / ops, 4),
         }
+        if self.leader in by_pid:
+            per_op["leader_cpu_ms_per_op"] = round(by_pid[self.leader] / ops, 4)
+        return per_op
 
 
 def _cpu_percent(pids: list[int], window: float) -> list[float]:
@@ -189,7 +194,7 @@ class SystemRun:
 
     def _run(self) -> dict[str, Any]:
         if self.endpoints is not None:
-            self._throughput(self.endpoints, tag_base="remote", pids=[])
+            self._throughput(self.endpoints, tag_base="remote", pids=[], leader=lambda: None)
             return {"available": True, "cluster": "given endpoints", "rows": self.rows}
         with tempfile.TemporaryDirectory(
             prefix=f"turnstile-bench-{self.system.kind}-"
@@ -202,7 +207,10 @@ class SystemRun:
                 except SystemUnavailableError as exc:
                     return {"available": False, "reason": str(exc)}
                 self._throughput(
-                    cluster.endpoints, tag_base=f"t{int(time.time())}", pids=cluster.pids()
+                    cluster.endpoints,
+                    tag_base=f"t{int(time.time())}",
+                    pids=cluster.pids(),
+                    leader=cluster.leader_pid,
                 )
                 self._dead_client(cluster)
                 if isinstance(cluster, TurnstileCluster):
@@ -236,9 +244,16 @@ class SystemRun:
             "violations": len(critical),
         }
 
-    def _throughput(self, endpoints: list[str], tag_base: str, pids: list[int]) -> None:
+    def _throughput(
+        self,
+        endpoints: list[str],
+        tag_base: str,
+        pids: list[int],
+        leader: Callable[[], int | None],
+    ) -> None:
         """The throughput rows; with ``pids`` (a local cluster) also the servers' CPU time per
-        operation, which other load on the machine disturbs far less than throughput."""
+        operation, which other load on the machine disturbs far less than throughput, and the
+        leader's (``leader()``: its PID)."""
         plan = self.plan
         for clients in plan.clients:
             for key, workload, batch in throughput_rows(plan.batch):
@@ -253,7 +268,7 @@ class SystemRun:
                     batch=batch,
                     tag=f"{tag_base}-{row_key.replace('@', '-')}",
                 )
-                sampler = CpuSampler(pids, plan.duration)
+                sampler = CpuSampler(pids, plan.duration, leader())
                 try:
                     records, _start = run_job(job, clients, plan.processes, during=sampler)
                 except WorkerError as exc:

@@ -112,6 +112,8 @@ class NodeConfig:
     tokens: tuple[Token, ...] = ()
     #: Allows a non-loopback client address without TLS or without tokens.
     insecure: bool = False
+    #: A follower forwards its session streams' calls to the leader; off: NOT_LEADER.
+    forward_streams: bool = True
     timing: Timing = field(default_factory=Timing)
     limits: Limits = field(default_factory=Limits)
 
@@ -136,12 +138,13 @@ _TOP_LEVEL = (
     "tls_client_ca_file",
     "tokens",
     "insecure",
+    "forward_streams",
 )
 _PATHS = ("data_dir", "peer_password_file")
 #: Paths that may be left unset (an empty string also means unset).
 _OPTIONAL_PATHS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
 #: Written as tables or literals by ``config_to_toml``, not as strings.
-_STRUCTURED = ("peers", "tokens", "insecure")
+_STRUCTURED = ("peers", "tokens", "insecure", "forward_streams")
 _STRINGS = tuple(
     name for name in _TOP_LEVEL if name not in (*_PATHS, *_OPTIONAL_PATHS, *_STRUCTURED)
 )
@@ -210,6 +213,7 @@ def config_to_toml(config: NodeConfig) -> str:
         text = str(value.absolute()) if isinstance(value, Path) else value or ""
         lines.append(f"{name} = {_toml_string(text)}")
     lines.append(f"insecure = {'true' if config.insecure else 'false'}")
+    lines.append(f"forward_streams = {'true' if config.forward_streams else 'false'}")
     if not config.tokens:
         lines.append("tokens = []")
     for section, names in _SECTIONS.items():
@@ -316,6 +320,7 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
     peers = _check_peers(this, _peers(raw["peers"]))
     tokens = _check_tokens(_tokens(raw["tokens"]) if "tokens" in raw else [])
     insecure = _bool("insecure", raw["insecure"]) if "insecure" in raw else False
+    forward = _bool("forward_streams", raw["forward_streams"]) if "forward_streams" in raw else True
     _check_security(this.client_address, tls, tokens, insecure)
     ints = {
         section: {
@@ -349,6 +354,7 @@ def _build(raw: Mapping[str, _Raw]) -> NodeConfig:
         tls_client_ca_file=tls["tls_client_ca_file"],
         tokens=tokens,
         insecure=insecure,
+        forward_streams=forward,
         timing=timing,
         limits=limits,
     )

@@ -173,6 +173,7 @@ class Forwarder:
         self._ids = itertools.count(1)
         self._link: _Link | None = None
         self._leader = ""
+        self._leading = False
         self._leader_changed = asyncio.Event()
         #: The leader's log time and this node's monotonic time when it was heard.
         self._clock: tuple[int, float] | None = None
@@ -286,11 +287,13 @@ class Forwarder:
     # ------------------------------------------------------------------ the link
 
     def observe_leader(self) -> None:
-        """The node applied an entry or changed role: wakes calls waiting for a leader if the
-        leader this node knows is another one than before."""
+        """The node applied an entry, changed role or took office: wakes the calls waiting
+        for a leader if the leader this node knows is another one than before, or is this
+        node, serving now."""
         _, address = self._node.membership.leader_ids()
-        if address != self._leader:
-            self._leader = address
+        leading = self._node.leading
+        if address != self._leader or leading != self._leading:
+            self._leader, self._leading = address, leading
             self._leader_changed.set()
             self._leader_changed = asyncio.Event()
             if self._link is not None and self._link.address != address:
@@ -367,7 +370,7 @@ class Forwarder:
         :raises TurnstileError: NOT_LEADER at ``until``, unless ``quiet``.
         """
         changed = self._leader_changed
-        if self._leader != address:
+        if self._leader != address or self._node.leading:
             return
         timeout = until - time.monotonic()
         with contextlib.suppress(TimeoutError):
@@ -388,8 +391,11 @@ def channel_factory_for(node: Node) -> Callable[[str], grpc.aio.Channel] | None:
     """How a follower dials the leader's client port: as the clients do, over TLS when the
     port has it. With TLS, only when ``tls_client_ca_file`` names the CA that signed the
     nodes' certificates (it verifies the leader's, and this node's is its client certificate);
-    without it there is nothing to verify the leader with, and nothing is forwarded."""
+    without it there is nothing to verify the leader with, and nothing is forwarded. None too
+    when the node is configured not to forward (``forward_streams = false``)."""
     config = node.config
+    if not config.forward_streams:
+        return None
     if config.tls_cert_file is None or config.tls_key_file is None:
         return grpc.aio.insecure_channel
     if config.tls_client_ca_file is None:

@@ -93,6 +93,7 @@ def write_cluster(
     hosts: Sequence[str] | None = None,
     security: Security | None = None,
     durability: str = "fsync",
+    forward_streams: bool = True,
 ) -> list[Path]:
     """Writes configs for a new local cluster on free ports; returns the node.toml paths.
 
@@ -147,6 +148,7 @@ def write_cluster(
             insecure=hosts is not None,
             limits=limits or Limits(),
             durability=durability,
+            forward_streams=forward_streams,
         )
         path = node_dir / CONFIG_NAME
         path.write_text(config_to_toml(config), encoding="utf-8")

@@ -431,6 +431,7 @@ class Node:
             if self.raft.is_leader and self.raft.term == term and not self.stopping:
                 self._office_term = term
                 self._leading = True
+                self.forwarder.observe_leader()
                 log.info("leader in term %d serving; %d sessions tracked", term, len(self.tracker))
                 self._duties_wake.set()
             return

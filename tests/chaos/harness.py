@@ -93,10 +93,13 @@ class ChaosRun:
     ) -> None:
         """Starts one workload process (see ``worker.py`` for the workloads and ``spec``)."""
         history = self.directory / f"{name}.jsonl"
+        # Each worker starts at another node, as the bench's clients do: the clients of a
+        # follower have their calls forwarded to the leader, those of the leader do not.
+        start = len(self.workers) % len(self.cluster.addresses)
         spec = {
             "process": name,
             "workload": workload,
-            "endpoints": self.cluster.addresses,
+            "endpoints": self.cluster.addresses[start:] + self.cluster.addresses[:start],
             "history": str(history),
             "resource": self.server.address,
             "seed": len(self.workers) + 1,

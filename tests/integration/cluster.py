@@ -8,9 +8,11 @@ per session, so tests can also replay a request id on purpose.
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,9 +76,12 @@ class Cluster:
         nodes: int = 3,
         limits: Limits | None = None,
         security: Security | None = None,
+        forward_streams: bool = True,
     ) -> None:
         self.directory = directory
-        self.paths = write_cluster(directory, nodes, limits=limits, security=security)
+        self.paths = write_cluster(
+            directory, nodes, limits=limits, security=security, forward_streams=forward_streams
+        )
         self.configs: list[NodeConfig] = [read_config(p) for p in self.paths]
         self.credentials = admin_credentials(directory)
         self.nodes = [NodeProcess(p) for p in self.paths]
@@ -152,6 +157,15 @@ class Cluster:
 
     def followers(self, leader: str) -> list[str]:
         return [a for a in self.addresses if a != leader]
+
+    def forwarded_calls(self, address: str, kind: str) -> float:
+        """``turnstile_forwarded_calls_total{kind}`` of a node (0 before its first one)."""
+        url = f"http://{self.configs[self.index_of(address)].metrics_address}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        pattern = rf'^turnstile_forwarded_calls_total{{kind="{kind}"}} (\S+)$'
+        found = re.search(pattern, text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
 
     def critical_lines(self) -> list[str]:
         return critical_lines(self.nodes)

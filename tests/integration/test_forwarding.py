@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import re
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,20 +33,11 @@ from turnstile.v1.reasons import Reason
 pytestmark = pytest.mark.integration
 
 
-def forwarded(cluster: Cluster, address: str, kind: str) -> float:
-    """``turnstile_forwarded_calls_total{kind}`` of a node (0 before the first one)."""
-    url = f"http://{cluster.configs[cluster.index_of(address)].metrics_address}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    found = re.search(rf'^turnstile_forwarded_calls_total{{kind="{kind}"}} (\S+)$', text, re.M)
-    return float(found.group(1)) if found else 0.0
-
-
 @pytest.mark.shared_cluster
 def test_a_client_of_a_follower_is_served_through_it(cluster: Cluster) -> None:
     leader = cluster.leader()
     follower = cluster.followers(leader)[0]
-    before = {kind: forwarded(cluster, follower, kind) for kind in ("command", "read_index")}
+    before = {kind: cluster.forwarded_calls(follower, kind) for kind in ("command", "read_index")}
     on_follower = connect([follower], session_ttl=2)
     on_leader = connect([leader])
     try:
@@ -69,16 +58,16 @@ def test_a_client_of_a_follower_is_served_through_it(cluster: Cluster) -> None:
         sessions = cluster.stubs(leader).sessions.List(pb.ListSessionsRequest(), timeout=5)
         assert session in [s.session_id for s in sessions.sessions]
         # TTL 2 s: only the forwarded keep-alives can keep it through 5 s of idling.
-        keep_alives = forwarded(cluster, follower, "keep_alives")
+        keep_alives = cluster.forwarded_calls(follower, "keep_alives")
         time.sleep(5)
-        assert forwarded(cluster, follower, "keep_alives") > keep_alives
+        assert cluster.forwarded_calls(follower, "keep_alives") > keep_alives
         with on_follower.lock("fwd-pairs", max_hold=10):
             assert on_follower.session().id == session
     finally:
         on_follower.close()
         on_leader.close()
-    assert forwarded(cluster, follower, "command") >= before["command"] + 40
-    assert forwarded(cluster, follower, "read_index") >= before["read_index"] + 10
+    assert cluster.forwarded_calls(follower, "command") >= before["command"] + 40
+    assert cluster.forwarded_calls(follower, "read_index") >= before["read_index"] + 10
 
 
 @pytest.mark.shared_cluster
@@ -109,6 +98,22 @@ def test_a_lock_is_handed_from_a_client_of_one_follower_to_one_of_the_other(
         holder.close()
         waiter.close()
     assert granted_at > released_at and token > first_token
+
+
+def test_with_forward_streams_off_a_follower_sends_stream_clients_to_the_leader(
+    tmp_path: Path,
+) -> None:
+    with running(Cluster(tmp_path / "cluster", forward_streams=False)) as cluster:
+        leader = cluster.leader()
+        follower = cluster.followers(leader)[0]
+        stub = pb_grpc.SessionsStub(cluster.credentials.channel(follower))
+        call = pb.StreamCall(call_id=1, keep_alive=pb.KeepAliveRequest(session_id=1))
+        (response,) = stub.Stream(iter([pb.StreamRequest(calls=[call])]), timeout=10)
+        refused = response.answers[0].error
+        assert refused.reason == "NOT_LEADER" and refused.leader_address == leader
+        with connect([follower, leader]) as client, client.lock("fwd-off") as held:
+            assert held.token
+        assert cluster.forwarded_calls(follower, "command") == 0
 
 
 @pytest.mark.shared_cluster

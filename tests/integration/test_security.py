@@ -91,6 +91,18 @@ def test_worker_over_mutual_tls_locks_and_inserts(secure: Cluster) -> None:
         assert status.healthy
 
 
+def test_a_follower_forwards_to_the_leader_over_mutual_tls(secure: Cluster) -> None:
+    """The follower dials the leader's port with its own certificate, and is let in."""
+    follower = secure.followers(secure.leader())[0]
+    before = secure.forwarded_calls(follower, "command")
+    client = turnstile.client.Client(
+        [follower], retry=FAST, token=token(secure, "worker"), **tls_files(secure)
+    )
+    with client, client.lock("tls-forwarded", max_hold=30) as held:
+        assert held.token
+    assert secure.forwarded_calls(follower, "command") >= before + 3  # open, acquire, release
+
+
 def test_asyncio_client_over_mutual_tls(secure: Cluster) -> None:
     async def run() -> int:
         async with (
@@ -277,6 +289,8 @@ def test_server_tls_without_client_certificates(tmp_path: Path) -> None:
         log = cluster.nodes[0].log_path.read_text()
         assert "authentication is OFF" in log
         assert "WARNING" in log
+        # No client CA to verify the leader with: no forwarding, said at start.
+        assert "forwarding is off" in log
     finally:
         cluster.close()
 

@@ -84,7 +84,7 @@ def refused(flags: dict[str, str], **changes: str | None) -> str:
 def test_option_names_cover_every_field_once() -> None:
     names = option_names()
     assert len(names) == len(set(names))
-    assert names[:15] == [
+    assert names[:16] == [
         "node_id",
         "client_address",
         "peer_address",
@@ -100,10 +100,11 @@ def test_option_names_cover_every_field_once() -> None:
         "tls_client_ca_file",
         "tokens",
         "insecure",
+        "forward_streams",
     ]
     assert {f"timing.{f.name}" for f in fields(Timing)} <= set(names)
     assert {f"limits.{f.name}" for f in fields(Limits)} <= set(names)
-    assert len(names) == 15 + len(fields(Timing)) + len(fields(Limits))
+    assert len(names) == 16 + len(fields(Timing)) + len(fields(Limits))
 
 
 def test_timing_has_exactly_the_five_documented_fields() -> None:
