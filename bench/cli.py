@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default fsync; not with --endpoints)",
     )
     bench.add_argument(
+        "--forwarding",
+        metavar="MODES",
+        help="whether Turnstile's followers forward their stream clients' calls to the leader: "
+        "on, off, or on,off to measure both side by side (default on; not with --endpoints)",
+    )
+    bench.add_argument(
         "--clients", default="", metavar="N,N", help="client counts (default 16,64; quick: 4)"
     )
     bench.add_argument(
@@ -113,14 +119,35 @@ def durabilities(args: argparse.Namespace, endpoints: list[str] | None) -> list[
     return list(dict.fromkeys(modes))
 
 
+def forwardings(args: argparse.Namespace, endpoints: list[str] | None) -> list[bool]:
+    """Whether followers forward, per Turnstile run, in the order given (``--forwarding``)."""
+    if args.forwarding is None:
+        return [True]
+    if endpoints:
+        raise UsageError(
+            "--forwarding: cannot be chosen with --endpoints (the running cluster keeps its own)"
+        )
+    modes = [m.strip() for m in args.forwarding.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in ("on", "off")]
+    if not modes or unknown:
+        got = repr(unknown[0]) if unknown else "nothing"
+        raise UsageError(f"--forwarding: a comma list of on,off, got {got}")
+    return [mode == "on" for mode in dict.fromkeys(modes)]
+
+
 def systems(args: argparse.Namespace, endpoints: list[str] | None) -> list[System]:
-    """Turnstile once per durability mode, then the peers of ``--compare``."""
+    """Turnstile once per durability mode and forwarding mode, then the peers of
+    ``--compare``."""
     chosen = [s.strip() for s in args.compare.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in PEERS]
     if unknown:
         raise UsageError(f"--compare: unknown system {unknown[0]!r}; choose from {','.join(PEERS)}")
     return [
-        *(System("turnstile", mode) for mode in durabilities(args, endpoints)),
+        *(
+            System("turnstile", mode, forwarding)
+            for mode in durabilities(args, endpoints)
+            for forwarding in forwardings(args, endpoints)
+        ),
         *(System(peer) for peer in dict.fromkeys(chosen)),
     ]
 

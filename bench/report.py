@@ -82,10 +82,10 @@ def ratio(ours: dict[str, Any] | None, others: list[dict[str, Any] | None], pref
     return f"{value / best:.1f}x" if higher else f"{best / value:.1f}x"
 
 
-def sync_ratio(fsync: dict[str, Any] | None, none: dict[str, Any] | None, prefix: str) -> str:
-    """Throughput with the Raft log synced over throughput without; "-" on the rows that are
-    not a throughput (failover gap, dead client)."""
-    return ratio(fsync, [none], prefix) if ROWS[row_family(prefix)][2] else "-"
+def throughput_ratio(one: dict[str, Any] | None, other: dict[str, Any] | None, prefix: str) -> str:
+    """Throughput of one Turnstile run over another's (the log synced over not, forwarding
+    over not); "-" on the rows that are not a throughput (failover gap, dead client)."""
+    return ratio(one, [other], prefix) if ROWS[row_family(prefix)][2] else "-"
 
 
 def durabilities(results: dict[str, Any]) -> dict[str, str]:
@@ -94,6 +94,15 @@ def durabilities(results: dict[str, Any]) -> dict[str, str]:
         name: info["durability"]
         for name, info in results["systems"].items()
         if "durability" in info
+    }
+
+
+def without_forwarding(results: dict[str, Any]) -> dict[str, str]:
+    """System name -> durability of the Turnstile systems whose followers did not forward."""
+    return {
+        name: info["durability"]
+        for name, info in results["systems"].items()
+        if info.get("forwarding") == "off"
     }
 
 
@@ -122,9 +131,14 @@ def row_keys(results: dict[str, Any]) -> list[str]:
 def table(results: dict[str, Any]) -> str:
     """The human-readable table of a bench run."""
     systems = list(results["systems"])
-    modes = durabilities(results)
-    peers = [s for s in systems if s not in modes]
+    turnstiles = durabilities(results)
+    peers = [s for s in systems if s not in turnstiles]
+    unforwarded = without_forwarding(results)
+    modes = {name: mode for name, mode in turnstiles.items() if name not in unforwarded}
     by_mode = {mode: name for name, mode in modes.items()}
+    # The fsync run without forwarding, beside the one with it.
+    on = by_mode.get("fsync")
+    off = next((n for n, m in unforwarded.items() if m == "fsync"), None) if on else None
     # The peers fsync every commit, so they are compared with the fsync run (or the given
     # endpoints', mode unknown), never with durability = none.
     compared = (by_mode.get("fsync") or by_mode.get("unknown")) if peers else None
@@ -134,6 +148,8 @@ def table(results: dict[str, Any]) -> str:
         headers.append(f"{compared} vs best")
     if compare_modes:
         headers.append("fsync/none")
+    if off is not None:
+        headers.append("forwarding on/off")
     lines = []
     for key in row_keys(results):
         prefix, _, clients = key.partition("@")
@@ -146,8 +162,10 @@ def table(results: dict[str, Any]) -> str:
             line.append(ratio(per_system[compared], [per_system[p] for p in peers], prefix))
         if compare_modes:
             line.append(
-                sync_ratio(per_system[by_mode["fsync"]], per_system[by_mode["none"]], prefix)
+                throughput_ratio(per_system[by_mode["fsync"]], per_system[by_mode["none"]], prefix)
             )
+        if on is not None and off is not None:
+            line.append(throughput_ratio(per_system[on], per_system[off], prefix))
         lines.append(line)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
     out = [
@@ -158,6 +176,21 @@ def table(results: dict[str, Any]) -> str:
         "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
         for line in lines
     ]
+    notes = _notes(results, modes, peers, (on, off))
+    return "\n".join([*out, "", *notes])
+
+
+def _notes(
+    results: dict[str, Any],
+    modes: dict[str, str],
+    peers: list[str],
+    forwarding: tuple[str | None, str | None],
+) -> list[str]:
+    """The lines under the table: systems not run, durability, the ratio columns, idle cost,
+    failed rows, CRITICAL log lines and the correctness total."""
+    by_mode = {mode: name for name, mode in modes.items()}
+    compare_modes = "fsync" in by_mode and "none" in by_mode
+    on, off = forwarding
     notes = [
         f"{system}: not run ({info['reason']})"
         for system, info in results["systems"].items()
@@ -173,6 +206,12 @@ def table(results: dict[str, Any]) -> str:
         notes.append(
             f"fsync/none: throughput of {by_mode['fsync']} over {by_mode['none']} "
             "(below 1x: what syncing the log costs)"
+        )
+    if off is not None:
+        notes.append(
+            f"forwarding on/off: throughput of {on}, whose followers forward their stream "
+            f"clients' calls to the leader, over {off} (forward_streams = false: they send those "
+            "clients to the leader); below 1x: what the extra hop costs on this machine"
         )
     for system, info in results["systems"].items():
         idle = info.get("rows", {}).get("idle")
@@ -199,4 +238,4 @@ def table(results: dict[str, Any]) -> str:
         f"correctness: {results['violations']} violations (overlapping holds, token "
         "regressions, id conflicts, CRITICAL node log lines) over every row above"
     )
-    return "\n".join([*out, "", *notes])
+    return notes

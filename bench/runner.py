@@ -65,14 +65,20 @@ class System:
     kind: str
     #: Turnstile only: fsync, none, or unknown (a running cluster, ``--endpoints``).
     durability: str | None = None
+    #: Turnstile only: whether followers forward their stream clients' calls to the leader
+    #: (the node option ``forward_streams``).
+    forwarding: bool = True
 
     @property
     def name(self) -> str:
-        """The key in the JSON and the table's column. The fsync run keeps the plain name:
-        it is the one compared with the peers, which fsync every commit too."""
-        if self.durability == "none":
-            return f"{self.kind} (durability=none)"
-        return self.kind
+        """The key in the JSON and the table's column. The fsync run with forwarding keeps
+        the plain name: it is the one compared with the peers, which fsync every commit and
+        whose followers forward too."""
+        variant = [
+            *(["durability=none"] if self.durability == "none" else []),
+            *([] if self.forwarding else ["forwarding off"]),
+        ]
+        return f"{self.kind} ({', '.join(variant)})" if variant else self.kind
 
 
 #: (row key prefix, workload, batch) of the throughput rows, in table order.
@@ -187,10 +193,15 @@ class SystemRun:
         self.rows: dict[str, Any] = {}
 
     def run(self) -> dict[str, Any]:
-        """The system's result; a Turnstile one names the durability it was measured in."""
+        """The system's result; a Turnstile one names the durability it was measured in, and
+        whether its followers forwarded (unless it ran on ``--endpoints``)."""
         if self.system.durability is None:
             return self._run()
-        return {"durability": self.system.durability, **self._run()}
+        forwarding = {} if self.endpoints else {"forwarding": self._forwarding()}
+        return {"durability": self.system.durability, **forwarding, **self._run()}
+
+    def _forwarding(self) -> str:
+        return "on" if self.system.forwarding else "off"
 
     def _run(self) -> dict[str, Any]:
         if self.endpoints is not None:
@@ -226,7 +237,9 @@ class SystemRun:
         """A peer starts with its defaults; Turnstile in the run's durability mode."""
         if self.system.durability is None:
             return PEER_CLUSTERS[self.system.kind](directory)
-        return TurnstileCluster(directory, durability=self.system.durability)
+        return TurnstileCluster(
+            directory, durability=self.system.durability, forward_streams=self.system.forwarding
+        )
 
     def _check_logs(self, cluster: TurnstileCluster) -> None:
         """A CRITICAL line in a node log (e.g. pysyncobj truncating applied entries) fails

@@ -108,17 +108,29 @@ class LocalCluster(ABC):
 
 class TurnstileCluster(LocalCluster):
     """Three ``turnstile serve`` processes written by the launcher of ``turnstile cluster up``,
-    with the given ``durability`` (fsync or none)."""
+    with the given ``durability`` (fsync or none) and ``forward_streams``."""
 
     name = "turnstile"
 
-    def __init__(self, directory: Path, members: int = 3, durability: str = "fsync") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        members: int = 3,
+        durability: str = "fsync",
+        forward_streams: bool = True,
+    ) -> None:
         super().__init__(directory, members)
         self.durability = durability
+        self.forward_streams = forward_streams
         self._nodes: list[launcher.NodeProcess] = []
 
     def start(self) -> None:
-        paths = launcher.write_cluster(self.directory, self.members, durability=self.durability)
+        paths = launcher.write_cluster(
+            self.directory,
+            self.members,
+            durability=self.durability,
+            forward_streams=self.forward_streams,
+        )
         self.endpoints = [launcher.read_config(p).client_address for p in paths]
         self._nodes = [launcher.NodeProcess(p) for p in paths]
         for node in self._nodes:

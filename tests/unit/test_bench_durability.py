@@ -1,5 +1,5 @@
-"""``turnstile bench --durability``: the options, the systems they make, and the table that
-puts the two modes side by side."""
+"""``turnstile bench --durability`` and ``--forwarding``: the options, the systems they make,
+and the table that puts the two modes side by side."""
 
 from __future__ import annotations
 
@@ -53,6 +53,24 @@ def test_a_running_cluster_is_of_unknown_durability_and_cannot_be_given_one() ->
         cli.systems(parse("--durability", "fsync"), ["127.0.0.1:1"])
 
 
+def test_forwarding_on_and_off_are_two_turnstile_systems_per_durability() -> None:
+    systems = cli.systems(parse("--forwarding", "on,off", "--durability", "fsync,none"), None)
+    assert [(s.name, s.durability, s.forwarding) for s in systems] == [
+        ("turnstile", "fsync", True),
+        ("turnstile (forwarding off)", "fsync", False),
+        ("turnstile (durability=none)", "none", True),
+        ("turnstile (durability=none, forwarding off)", "none", False),
+    ]
+
+
+@pytest.mark.parametrize("value", ["yes", "on,of", "", ","])
+def test_a_bad_forwarding_mode_is_a_usage_error_naming_the_option(value: str) -> None:
+    with pytest.raises(cli.UsageError, match=r"^--forwarding: a comma list of on,off"):
+        cli.systems(parse("--forwarding", value), None)
+    with pytest.raises(cli.UsageError, match=r"^--forwarding: cannot be chosen with --endpoints"):
+        cli.systems(parse("--forwarding", "off"), ["127.0.0.1:1"])
+
+
 def test_bad_modes_exit_2_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run(parse("--durability", "none,paranoid")) == cli.EXIT_USAGE
     assert "--durability: a comma list of fsync,none, got 'paranoid'" in capsys.readouterr().err
@@ -69,13 +87,27 @@ def test_each_turnstile_run_starts_its_cluster_in_its_mode_and_records_it(
         SystemRun(System("etcd"), Plan.quick(), print)._cluster(tmp_path), EtcdCluster
     )
     monkeypatch.setattr(SystemRun, "_run", lambda self: {"available": True, "rows": {}})
-    assert none.run() == {"durability": "none", "available": True, "rows": {}}
+    assert none.run() == {
+        "durability": "none",
+        "forwarding": "on",
+        "available": True,
+        "rows": {},
+    }
+    off = SystemRun(System("turnstile", "fsync", forwarding=False), Plan.quick(), print)
+    cluster = off._cluster(tmp_path)
+    assert isinstance(cluster, TurnstileCluster) and not cluster.forward_streams
+    assert off.run()["forwarding"] == "off"
+    remote = SystemRun(System("turnstile", "unknown"), Plan.quick(), print, ["127.0.0.1:1"])
+    assert "forwarding" not in remote.run()
     assert SystemRun(System("etcd"), Plan.quick(), print).run() == {"available": True, "rows": {}}
 
 
-def turnstile(durability: str, ops_per_s: float, gap_s: float) -> dict[str, Any]:
+def turnstile(
+    durability: str, ops_per_s: float, gap_s: float, forwarding: str = "on"
+) -> dict[str, Any]:
     return {
         "durability": durability,
+        "forwarding": forwarding,
         "available": True,
         "rows": {
             "lock_uncontended@16": {"ops_per_s": ops_per_s, "p99_ms": 9.5, "violations": 0},
@@ -120,6 +152,24 @@ def test_both_modes_get_a_fsync_over_none_throughput_column() -> None:
         "turnstile (durability=none) none (the Raft log is never synced)"
     ) in text
     assert "fsync/none: throughput of turnstile over turnstile (durability=none)" in text
+
+
+def test_forwarding_off_gets_an_on_over_off_column_and_the_peers_meet_the_run_with_it() -> None:
+    etcd = {"available": True, "rows": {"lock_uncontended@16": {"ops_per_s": 300.0, "p99_ms": 9.5}}}
+    text = report.table(
+        results(
+            **{
+                "turnstile": turnstile("fsync", 600.0, 1.2),
+                "turnstile (forwarding off)": turnstile("fsync", 800.0, 1.0, forwarding="off"),
+                "etcd": etcd,
+            }
+        )
+    )
+    header, _rule, locks, failover = columns(text)
+    assert header[-2:] == ["turnstile vs best", "forwarding on/off"]
+    assert locks[-2:] == ["2.0x", "0.8x"]
+    assert failover[-1] == "-"
+    assert "forwarding on/off: throughput of turnstile, whose followers forward" in text
 
 
 def test_the_peers_are_compared_with_the_fsync_run_only() -> None:
