@@ -19,6 +19,9 @@ command with its own time and term, so the term fence holds as for its own clien
   change nothing. The one exception is ``OpenSession``, which has no request id: written on a
   link that broke, it is answered UNKNOWN_OUTCOME (a second copy would open a second session).
 - If this node becomes the leader meanwhile, the call is served here, as a leader serves it.
+- A leader that takes no forwarded calls (an older build answers UNIMPLEMENTED during a
+  rolling upgrade): every call answers NOT_LEADER at once, with the leader's address, until
+  another leader takes office; the clients go to the leader, as they did before forwarding.
 """
 
 from __future__ import annotations
@@ -66,12 +69,23 @@ def peer_proof(password: str, node_id: str) -> str:
     return hmac.new(key, node_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-class LinkBrokenError(Exception):
-    """The link a call was on closed before its answer came."""
+#: How a leader that takes no forwarded calls ends the link: an older build without
+#: ``Forward`` (during a rolling upgrade), or one that does not accept this node's proof.
+_REFUSALS = (
+    grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+)
 
-    def __init__(self, written: bool) -> None:
+
+class LinkBrokenError(Exception):
+    """The link a call was on closed before its answer came; ``refused``: by a leader that
+    takes no forwarded calls at all."""
+
+    def __init__(self, written: bool, refused: bool = False) -> None:
         super().__init__("the link to the leader broke")
         self.written = written
+        self.refused = refused
 
 
 class _Link:
@@ -86,6 +100,7 @@ class _Link:
     ) -> None:
         self.address = address
         self.failed_at = 0.0
+        self.refused = False
         self._channel = channel
         self._on_clock = on_clock
         self._pending: list[tuple[pb.ForwardCall, asyncio.Future[pb.ForwardAnswer]]] = []
@@ -125,7 +140,9 @@ class _Link:
                     if future is not None and not future.done():
                         future.set_result(answer)
         except grpc.aio.AioRpcError as exc:
-            log.info("forward link to %s ended: %s", self.address, exc.code().name)
+            self.refused = exc.code() in _REFUSALS
+            level = logging.WARNING if self.refused else logging.INFO
+            log.log(level, "forward link to %s ended: %s", self.address, exc.code().name)
         finally:
             self.failed_at = time.monotonic()
             self.close()
@@ -139,10 +156,10 @@ class _Link:
         self._reader.cancel()
         for _, future in self._pending:
             if not future.done():
-                future.set_exception(LinkBrokenError(written=False))
+                future.set_exception(LinkBrokenError(written=False, refused=self.refused))
         for future in self._open.values():
             if not future.done():
-                future.set_exception(LinkBrokenError(written=True))
+                future.set_exception(LinkBrokenError(written=True, refused=self.refused))
         self._pending, self._open = [], {}
         asyncio.get_running_loop().create_task(self._channel.close())
 
@@ -174,6 +191,8 @@ class Forwarder:
         self._link: _Link | None = None
         self._leader = ""
         self._leading = False
+        #: The leader that refused this node's link, until another one leads.
+        self._refused_by = ""
         self._leader_changed = asyncio.Event()
         #: The leader's log time and this node's monotonic time when it was heard.
         self._clock: tuple[int, float] | None = None
@@ -293,6 +312,8 @@ class Forwarder:
         _, address = self._node.membership.leader_ids()
         leading = self._node.leading
         if address != self._leader or leading != self._leading:
+            if address != self._leader:
+                self._refused_by = ""
             self._leader, self._leading = address, leading
             self._leader_changed.set()
             self._leader_changed = asyncio.Event()
@@ -322,6 +343,9 @@ class Forwarder:
             try:
                 answer = await link.send(call)
             except LinkBrokenError as broken:
+                if broken.refused:
+                    self._refused_by = link.address
+                    raise _not_forwarding(link.address) from None
                 if broken.written and not resend:
                     raise TurnstileError(
                         Reason.UNKNOWN_OUTCOME,
@@ -344,6 +368,8 @@ class Forwarder:
             self.observe_leader()
             address = self._leader
             link = self._link
+            if address and address == self._refused_by:
+                raise _not_forwarding(address)
             if address and address != node.config.client_address:
                 if link is not None and link.address == address:
                     if not link.closed:
@@ -414,6 +440,15 @@ def channel_factory_for(node: Node) -> Callable[[str], grpc.aio.Channel] | None:
         return grpc.aio.secure_channel(address, credentials)
 
     return secure
+
+
+def _not_forwarding(leader: str) -> TurnstileError:
+    """NOT_LEADER for a call this node cannot forward: the client goes to the leader."""
+    return TurnstileError(
+        Reason.NOT_LEADER,
+        f"the leader {leader} takes no forwarded calls (an older build, or another peer "
+        "password); call it directly",
+    )
 
 
 def _error(error: pb.StreamError) -> TurnstileError:
