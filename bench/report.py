@@ -10,6 +10,7 @@ from typing import Any
 #: Row key prefix -> (label, metric, higher is better).
 ROWS: dict[str, tuple[str, str, bool]] = {
     "lock_uncontended": ("lock pairs, one name per client", "ops_per_s", True),
+    "lock_followers": ("lock pairs, clients on followers only", "ops_per_s", True),
     "lock_contended": ("lock pairs, one name for all", "ops_per_s", True),
     "insert_one": ("list inserts, one per request, 50% dup", "members_per_s", True),
     "insert_batch": ("list inserts, batches, 50% dup", "members_per_s", True),

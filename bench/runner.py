@@ -81,10 +81,16 @@ class System:
         return f"{self.kind} ({', '.join(variant)})" if variant else self.kind
 
 
+#: The row whose clients all talk to followers (what forwarding takes off the leader); only
+#: on a cluster the bench started, which knows its leader.
+VIA_FOLLOWERS = "lock_followers"
+
+
 #: (row key prefix, workload, batch) of the throughput rows, in table order.
 def throughput_rows(batch: int) -> list[tuple[str, str, int]]:
     return [
         ("lock_uncontended", "lock_uncontended", 1),
+        (VIA_FOLLOWERS, "lock_uncontended", 1),
         ("lock_contended", "lock_contended", 1),
         ("insert_one", "insert", 1),
         (f"insert_batch{batch}", "insert", batch),
@@ -205,7 +211,7 @@ class SystemRun:
 
     def _run(self) -> dict[str, Any]:
         if self.endpoints is not None:
-            self._throughput(self.endpoints, tag_base="remote", pids=[], leader=lambda: None)
+            self._throughput(self.endpoints, tag_base="remote", pids=[], leader=None)
             return {"available": True, "cluster": "given endpoints", "rows": self.rows}
         with tempfile.TemporaryDirectory(
             prefix=f"turnstile-bench-{self.system.kind}-"
@@ -221,7 +227,7 @@ class SystemRun:
                     cluster.endpoints,
                     tag_base=f"t{int(time.time())}",
                     pids=cluster.pids(),
-                    leader=cluster.leader_pid,
+                    leader=cluster,
                 )
                 self._dead_client(cluster)
                 if isinstance(cluster, TurnstileCluster):
@@ -262,26 +268,32 @@ class SystemRun:
         endpoints: list[str],
         tag_base: str,
         pids: list[int],
-        leader: Callable[[], int | None],
+        leader: LocalCluster | None,
     ) -> None:
         """The throughput rows; with ``pids`` (a local cluster) also the servers' CPU time per
         operation, which other load on the machine disturbs far less than throughput, and the
-        leader's (``leader()``: its PID)."""
+        leader's; with ``leader`` (the cluster started here) the row of clients on followers."""
         plan = self.plan
         for clients in plan.clients:
             for key, workload, batch in throughput_rows(plan.batch):
                 row_key = f"{key}@{clients}"
+                targets = endpoints
+                if key == VIA_FOLLOWERS:
+                    if leader is None:
+                        continue
+                    at = leader.leader_index()
+                    targets = [e for i, e in enumerate(endpoints) if i != at]
                 self.progress(f"{self.system.name}: {row_key}")
                 job = Job(
                     self.system.kind,
-                    endpoints,
+                    targets,
                     workload,
                     plan.duration,
                     ttl_s=plan.session_ttl,
                     batch=batch,
                     tag=f"{tag_base}-{row_key.replace('@', '-')}",
                 )
-                sampler = CpuSampler(pids, plan.duration, leader())
+                sampler = CpuSampler(pids, plan.duration, leader and leader.leader_pid())
                 try:
                     records, _start = run_job(job, clients, plan.processes, during=sampler)
                 except WorkerError as exc:

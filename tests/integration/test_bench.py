@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 THROUGHPUT_ROWS = (
     "lock_uncontended",
+    "lock_followers",
     "lock_contended",
     "insert_one",
     "insert_batch100",
@@ -60,9 +61,10 @@ def check_every_row(turnstile: dict[str, Any], clients: list[int]) -> None:
             assert row["violations"] == 0, (name, row)
             assert row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
     for count in clients:
-        for lock_row in ("lock_uncontended", "lock_contended"):
+        for lock_row in ("lock_uncontended", "lock_followers", "lock_contended"):
             assert rows[f"{lock_row}@{count}"]["overlaps"] == 0
             assert rows[f"{lock_row}@{count}"]["token_regressions"] == 0
+        assert "leader_cpu_ms_per_op" in rows[f"lock_followers@{count}"]
         for insert_row in ("insert_one", "insert_batch100"):
             row = rows[f"{insert_row}@{count}"]
             assert (row["unstable_ids"], row["shared_ids"], row["double_adds"]) == (0, 0, 0)

@@ -164,8 +164,12 @@ class _Workers:
             self.lost.append(worker)
 
     def _run(self, worker: int) -> None:
+        # Each worker starts at another node: the clients of a follower ride the faults
+        # through its forwarding, those of the leader by going to another node.
+        addresses = self.cluster.addresses
+        start = worker % len(addresses)
         client = Client(
-            self.cluster.addresses,
+            addresses[start:] + addresses[:start],
             session_ttl=SESSION_TTL_S,
             credentials=self.cluster.credentials,
             name=f"worker-{worker}",
