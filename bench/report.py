@@ -181,6 +181,20 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join([*out, "", *notes])
 
 
+def _on_followers(idle: dict[str, Any]) -> str:
+    """The idle row's second half: the same sessions held through the followers."""
+    spread = idle.get("on_followers")
+    if not spread:
+        return ""
+    if "error" in spread:
+        return f"; the same sessions on the followers: {spread['error']}"
+    followers = " and ".join(f"{c:.1f}%" for c in spread["followers_cpu_pct"])
+    return (
+        f"; the same sessions on the followers ({spread['keepalives_per_s']:,.0f} "
+        f"keep-alives/s): leader {spread['leader_cpu_pct']:.1f}%, followers {followers}"
+    )
+
+
 def _notes(
     results: dict[str, Any],
     modes: dict[str, str],
@@ -224,7 +238,7 @@ def _notes(
                 f"{idle['session_ttl_s']:g} s, {idle['keepalives_per_s']:,.0f} keep-alives/s): "
                 f"{idle['leader_cpu_pct_with_sessions']:.1f}% CPU, "
                 f"RSS {idle['leader_rss_mb_before']:.0f} -> "
-                f"{idle['leader_rss_mb_with_sessions']:.0f} MB"
+                f"{idle['leader_rss_mb_with_sessions']:.0f} MB" + _on_followers(idle)
             )
     for system, info in results["systems"].items():
         for key, row in info.get("rows", {}).items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import tempfile
@@ -393,4 +394,34 @@ class SystemRun:
             "leader_rss_mb_before": round(rss_before / 2**20, 1),
             "leader_rss_mb_with_sessions": round(rss / 2**20, 1),
             "violations": 0,
+        }
+        if isinstance(cluster, TurnstileCluster) and cluster.forward_streams:
+            try:
+                spread = self._idle_on_followers(cluster, leader_index)
+            except WorkerError as exc:
+                spread = {"error": str(exc).splitlines()[0]}
+            self.rows["idle"]["on_followers"] = spread
+
+    def _idle_on_followers(self, cluster: TurnstileCluster, leader_index: int) -> dict[str, Any]:
+        """The CPU of each node while the same sessions are kept alive by clients of the
+        followers, half on each, which forward the keep-alives to the leader."""
+        plan = self.plan
+        pids = cluster.pids()
+        followers = [e for i, e in enumerate(cluster.endpoints) if i != leader_index]
+        with contextlib.ExitStack() as stack:
+            # The same sessions held by clients of the followers, half on each.
+            spread = [
+                stack.enter_context(
+                    IdleSessions(e, plan.idle_sessions // len(followers), plan.session_ttl)
+                )
+                for e in followers
+            ]
+            time.sleep(plan.session_ttl / 3)
+            spread_before = sum(s.acked.value for s in spread)
+            on_followers = _cpu_percent(pids, plan.idle_window)
+            spread_acked = sum(s.acked.value for s in spread) - spread_before
+        return {
+            "leader_cpu_pct": on_followers[leader_index],
+            "followers_cpu_pct": [c for i, c in enumerate(on_followers) if i != leader_index],
+            "keepalives_per_s": round(spread_acked / plan.idle_window, 1),
         }

@@ -201,3 +201,28 @@ def test_one_mode_alone_has_no_ratio_column_but_still_names_its_mode() -> None:
     text = report.table(results(turnstile=turnstile("unknown", 600.0, 1.2)))
     assert columns(text)[0] == ["workload", "clients", "turnstile"]
     assert "durability: turnstile unknown (a running cluster, --endpoints)" in text
+
+
+def test_the_idle_note_names_the_leaders_cpu_with_the_sessions_on_its_followers() -> None:
+    idle = {
+        "idle_cpu_pct_per_node": [1.0, 1.5, 1.2],
+        "sessions": 10_000,
+        "session_ttl_s": 10.0,
+        "leader_cpu_pct_with_sessions": 9.1,
+        "keepalives_per_s": 2998.0,
+        "leader_rss_mb_before": 132.0,
+        "leader_rss_mb_with_sessions": 155.0,
+        "on_followers": {
+            "leader_cpu_pct": 1.9,
+            "followers_cpu_pct": [6.5, 6.1],
+            "keepalives_per_s": 2990.0,
+        },
+        "violations": 0,
+    }
+    system = turnstile("fsync", 600.0, 1.2)
+    system["rows"]["idle"] = idle
+    text = report.table(results(turnstile=system))
+    assert (
+        "the same sessions on the followers (2,990 keep-alives/s): leader 1.9%, followers "
+        "6.5% and 6.1%"
+    ) in text
