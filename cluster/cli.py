@@ -26,11 +26,11 @@ from turnstile.cluster.config import (
     load_config,
     option_names,
 )
-from turnstile.cluster.node import read_test_switches
 from turnstile.cluster.peer_auth import read_peer_password
 from turnstile.cluster.peers import NODE_ID, NODE_ID_RULE
 from turnstile.cluster.raftlog import RaftLogError
 from turnstile.cluster.server import PortInUseError, serve
+from turnstile.cluster.test_switches import read_test_switches
 from turnstile.cluster.tls import server_credentials
 
 EXIT_CONFIG = 2

@@ -16,15 +16,16 @@ follower's side).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from turnstile.cluster.codec import CodecError, decode_command, encode_result
 from turnstile.cluster.commands import (
+    Command,
+    Err,
     ExpireSession,
     ForceRelease,
     RemoveMember,
@@ -35,12 +36,14 @@ from turnstile.cluster.commands import (
 )
 from turnstile.cluster.errors import TurnstileError, stream_error, to_status
 from turnstile.cluster.forwarder import PEER_NODE_METADATA_KEY, PEER_PROOF_METADATA_KEY
+from turnstile.cluster.node import unknown_outcome
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1 import turnstile_pb2_grpc as pb_grpc
 from turnstile.v1.reasons import Reason
 
 if TYPE_CHECKING:
     from turnstile.cluster.node import Node
+    from turnstile.cluster.state import Applied
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +86,20 @@ class ForwardService(pb_grpc.ForwardServicer):
             ready.append(message)
             wake.set()
 
+        def start(work: Coroutine[Any, Any, None]) -> None:
+            task = asyncio.get_running_loop().create_task(work)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
         async def read() -> None:
             try:
                 async for request in requests:
+                    commands = [c for c in request.calls if c.WhichOneof("call") == "command"]
+                    if commands:
+                        start(self._commands(commands, answer))
                     for call in request.calls:
-                        task = asyncio.get_running_loop().create_task(self._serve(call, answer))
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
+                        if call.WhichOneof("call") != "command":
+                            start(self._serve(call, answer))
             finally:
                 wake.set()
 
@@ -124,9 +134,7 @@ class ForwardService(pb_grpc.ForwardServicer):
         reply = pb.ForwardAnswer(call_id=call.call_id)
         try:
             kind = call.WhichOneof("call")
-            if kind == "command":
-                await self._command(call.command, reply)
-            elif kind == "keep_alives":
+            if kind == "keep_alives":
                 sessions = list(call.keep_alives.session_ids)
                 renewed = await self._node.keep_alives.renew_many(sessions)
                 reply.ttls.ttl_ms.extend(
@@ -147,20 +155,63 @@ class ForwardService(pb_grpc.ForwardServicer):
             reply.error.CopyFrom(stream_error(Reason.INTERNAL, "see the leader's log"))
         answer(reply)
 
-    async def _command(self, data: bytes, reply: pb.ForwardAnswer) -> None:
+    async def _commands(
+        self, calls: list[pb.ForwardCall], answer: Callable[[pb.ForwardAnswer], None]
+    ) -> None:
+        """The commands of one message, proposed together and answered once all of them
+        applied: one task and one wait for all of them, not one each (they share log entries
+        anyway, being proposed together)."""
         arrived = time.monotonic()
-        try:
-            command = decode_command(data)
-        except CodecError as exc:
-            raise TurnstileError(Reason.INVALID_ARGUMENT, f"not a command: {exc}") from None
-        if isinstance(command, LEADER_DUTIES):
-            raise TurnstileError(
-                Reason.INVALID_ARGUMENT,
-                f"{type(command).__name__} is the leader's to propose, not a follower's",
-            )
         node = self._node
-        result = await node.execute(lambda now: dataclasses.replace(command, now=now))
-        reply.result = encode_result(result)
-        session = getattr(command, "session", None)
-        if isinstance(session, int) and session and node.leading:
-            reply.renewed = node.tracker.renew(session, arrived)
+        proposed: dict[asyncio.Future[Applied], tuple[pb.ForwardCall, Command]] = {}
+        for call in calls:
+            try:
+                command = _client_command(call.command)
+                proposed[node.propose(command)] = (call, command)
+            except TurnstileError as exc:
+                answer(_refusal(call, exc))
+        if not proposed:
+            return
+        timeout = node.config.timing.commit_timeout_ms / 1000
+        await asyncio.wait(proposed, timeout=timeout)
+        for future, (call, command) in proposed.items():
+            if not future.done():
+                future.cancel()
+                answer(_refusal(call, unknown_outcome(timeout)))
+            elif future.exception() is not None:
+                error = future.exception()
+                if not isinstance(error, TurnstileError):
+                    log.error("a forwarded command failed", exc_info=error)
+                    error = TurnstileError(Reason.INTERNAL, "see the leader's log")
+                answer(_refusal(call, error))
+            else:
+                result = future.result().result
+                if isinstance(result, Err):
+                    answer(_refusal(call, TurnstileError(result.reason, result.detail)))
+                    continue
+                reply = pb.ForwardAnswer(call_id=call.call_id, result=encode_result(result))
+                session = getattr(command, "session", None)
+                if isinstance(session, int) and session and node.leading:
+                    reply.renewed = node.tracker.renew(session, arrived)
+                answer(reply)
+
+
+def _client_command(data: bytes) -> Command:
+    """The command a follower forwarded.
+
+    :raises TurnstileError: INVALID_ARGUMENT for bytes that are no command, or a leader duty.
+    """
+    try:
+        command = decode_command(data)
+    except CodecError as exc:
+        raise TurnstileError(Reason.INVALID_ARGUMENT, f"not a command: {exc}") from None
+    if isinstance(command, LEADER_DUTIES):
+        raise TurnstileError(
+            Reason.INVALID_ARGUMENT,
+            f"{type(command).__name__} is the leader's to propose, not a follower's",
+        )
+    return command
+
+
+def _refusal(call: pb.ForwardCall, error: TurnstileError) -> pb.ForwardAnswer:
+    return pb.ForwardAnswer(call_id=call.call_id, error=stream_error(error.reason, error.detail))

@@ -23,11 +23,8 @@ Leader duties, all on the asyncio loop:
   cluster version, the leader raises it (``SetClusterVersion``); a command that needs a
   higher version than the cluster's is refused before it is proposed.
 
-Test-only switches, read from the environment (each logs a warning at start):
-``TURNSTILE_TEST_NO_TERM_FENCE=1`` turns the term fence, the no-forwarding rule and the
-duties' leadership re-check off (the chaos control run that shows what they prevent; every
-node of a cluster must agree on it); ``TURNSTILE_TEST_PROTOCOL_VERSION=N`` makes
-this node report protocol version N (an old member during an upgrade).
+Test-only switches come from the environment (``turnstile.cluster.test_switches``); each
+logs a warning at start.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypedDict, TypeVar
 
 from turnstile.cluster.acquire import BlockingAcquires
@@ -64,7 +61,7 @@ from turnstile.cluster.commands import (
     WaiterResolved,
     since,
 )
-from turnstile.cluster.config import ConfigError, NodeConfig
+from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.errors import TurnstileError
 from turnstile.cluster.forwarder import Forwarder, channel_factory_for
 from turnstile.cluster.keepalive import KeepAlives
@@ -77,6 +74,11 @@ from turnstile.cluster.read_barrier import ReadBarrier
 from turnstile.cluster.replica import ReplicaFactory
 from turnstile.cluster.sessions import SessionTracker
 from turnstile.cluster.state import Applied, StateMachine
+from turnstile.cluster.test_switches import (
+    NO_TERM_FENCE_ENV,
+    PROTOCOL_VERSION_ENV,
+    read_test_switches,
+)
 from turnstile.cluster.watches import WatchHistory
 from turnstile.v1.reasons import Reason
 
@@ -89,9 +91,6 @@ _NOTEWORTHY = frozenset({CAUSE_MAX_HOLD, CAUSE_SESSION_EXPIRED, CAUSE_FORCE_RELE
 
 #: Longest sleep of the duties loop when nothing is due (it also refreshes health).
 DUTIES_IDLE_S = 0.5
-#: Test-only environment switches (see the module docstring).
-NO_TERM_FENCE_ENV = "TURNSTILE_TEST_NO_TERM_FENCE"
-PROTOCOL_VERSION_ENV = "TURNSTILE_TEST_PROTOCOL_VERSION"
 
 
 class RequestFields(TypedDict):
@@ -101,22 +100,6 @@ class RequestFields(TypedDict):
     seq: int
     acked: int
     answered: tuple[int, ...]
-
-
-def read_test_switches(env: Mapping[str, str]) -> tuple[bool, int]:
-    """(term fence on, protocol version to report), from the test-only variables in ``env``.
-
-    :raises ConfigError: a protocol version that is not an integer in 1..PROTOCOL_VERSION.
-    """
-    term_fence = env.get(NO_TERM_FENCE_ENV, "") not in ("1", "true")
-    text = env.get(PROTOCOL_VERSION_ENV, "")
-    if not text:
-        return term_fence, PROTOCOL_VERSION
-    if not text.isdigit() or not 1 <= int(text) <= PROTOCOL_VERSION:
-        raise ConfigError(
-            f"{PROTOCOL_VERSION_ENV}: must be an integer from 1 to {PROTOCOL_VERSION}, got {text!r}"
-        )
-    return term_fence, int(text)
 
 
 class Node:
@@ -285,11 +268,22 @@ class Node:
         to the leader (``turnstile.cluster.forwarder``)."""
         if not self.leading and self.forwarder.enabled:
             result = await self.forwarder.execute(build(0), lambda: self.execute(build))
-            if isinstance(result, Err):
-                raise TurnstileError(result.reason, result.detail)
-            return result
+        else:
+            result = (await self.settled(self.propose(build(0)))).result
+        if isinstance(result, Err):
+            raise TurnstileError(result.reason, result.detail)
+        return result
+
+    def propose(self, command: Command) -> asyncio.Future[Applied]:
+        """Stamps ``command`` with this leadership's time and term and proposes it; the future
+        is its outcome once applied here (``settled`` waits for it). Many such futures can
+        be awaited together: the leader's side of forwarding proposes a message's commands so.
+
+        :raises TurnstileError: NOT_LEADER; FAILED_PRECONDITION when the cluster version does
+            not allow the command yet (it is not proposed).
+        """
         self.require_leader()
-        command = dataclasses.replace(build(self.now_ms()), term=self._office_term)
+        command = dataclasses.replace(command, now=self.now_ms(), term=self._office_term)
         required = since(command)
         # Most commands are of version 1, which every cluster has: no state read for them.
         cluster_version = self.raft.read(lambda s: s.cluster_version) if required > 1 else 1
@@ -299,11 +293,7 @@ class Node:
                 f"{type(command).__name__} needs cluster version {required}, the cluster is at "
                 f"{cluster_version}: a member runs an older Turnstile; upgrade every member",
             )
-        applied = await self._submit(command)
-        result = applied.result
-        if isinstance(result, Err):
-            raise TurnstileError(result.reason, result.detail)
-        return result
+        return self._proposed(command)
 
     async def read(self, linearizable: bool, reader: Callable[[StateMachine, int], T | Err]) -> T:
         """Runs ``reader(state, now_ms)``: after a barrier on the leader, or locally if stale.
@@ -333,21 +323,28 @@ class Node:
     async def _submit(self, command: Command) -> Applied:
         """Proposes one command (already stamped with its term) and waits for it to be
         applied here."""
+        return await self.settled(self._proposed(command))
+
+    def _proposed(self, command: Command) -> asyncio.Future[Applied]:
         future: asyncio.Future[Applied] = self.loop.create_future()
         self.raft.submit(
             encode_command(command),
             lambda result, error: self.bridge.post(_settle, future, error, result),
             command.term,
         )
+        return future
+
+    async def settled(self, proposed: asyncio.Future[Applied]) -> Applied:
+        """A proposal's outcome, within the commit timeout.
+
+        :raises TurnstileError: NOT_LEADER or UNKNOWN_OUTCOME (see ``_settle``).
+        """
         timeout = self.config.timing.commit_timeout_ms / 1000
         try:
             async with asyncio.timeout(timeout):
-                return await future
+                return await proposed
         except TimeoutError:
-            raise TurnstileError(
-                Reason.UNKNOWN_OUTCOME,
-                f"not committed within {timeout:g}s; retry with the same request id",
-            ) from None
+            raise unknown_outcome(timeout) from None
 
     async def _commit_barrier(self) -> None:
         term = self._office_term
@@ -574,6 +571,13 @@ def _settle(future: asyncio.Future[T], error: int, result: T) -> None:
         future.set_result(result)
     else:
         future.set_exception(_proposal_error(error))
+
+
+def unknown_outcome(timeout: float) -> TurnstileError:
+    return TurnstileError(
+        Reason.UNKNOWN_OUTCOME,
+        f"not committed within {timeout:g}s; retry with the same request id",
+    )
 
 
 def _proposal_error(error: int) -> TurnstileError:

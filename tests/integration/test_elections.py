@@ -23,7 +23,7 @@ from tests.integration.cluster import Cluster, running, wait_until
 from turnstile.client import Client, SessionState
 from turnstile.cluster.elections import PRE_VOTE_VERSION
 from turnstile.cluster.launcher import NodeProcess, node_status
-from turnstile.cluster.node import PROTOCOL_VERSION_ENV
+from turnstile.cluster.test_switches import PROTOCOL_VERSION_ENV
 
 pytestmark = pytest.mark.integration
 

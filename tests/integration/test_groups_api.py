@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.cluster import Cluster, WireClient, error_reason, running, wait_until
 from turnstile.cluster.launcher import NodeProcess
-from turnstile.cluster.node import PROTOCOL_VERSION_ENV
+from turnstile.cluster.test_switches import PROTOCOL_VERSION_ENV
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 

@@ -25,8 +25,8 @@ from turnstile.client.errors import LockLostError
 from turnstile.cluster.codec import FORMAT_VERSION, encode_command
 from turnstile.cluster.commands import PROTOCOL_VERSION, SetClusterVersion, Tick
 from turnstile.cluster.launcher import NodeProcess, free_ports
-from turnstile.cluster.node import PROTOCOL_VERSION_ENV
 from turnstile.cluster.raft import HALT_EXIT_STATUS
+from turnstile.cluster.test_switches import PROTOCOL_VERSION_ENV
 from turnstile.v1 import turnstile_pb2 as pb
 from turnstile.v1.reasons import Reason
 
