@@ -412,7 +412,12 @@ class SystemRun:
             # The same sessions held by clients of the followers, half on each.
             spread = [
                 stack.enter_context(
-                    IdleSessions(e, plan.idle_sessions // len(followers), plan.session_ttl)
+                    IdleSessions(
+                        e,
+                        plan.idle_sessions // len(followers),
+                        plan.session_ttl,
+                        cluster.endpoints[leader_index],
+                    )
                 )
                 for e in followers
             ]

@@ -315,11 +315,18 @@ def dead_client(system: str, endpoints: list[str], ttl_s: float) -> tuple[float,
 
 
 async def _idle_sessions(
-    endpoint: str, count: int, ttl_s: float, *, ready: Any, stop: threading.Event, acked: Any
+    endpoint: str,
+    count: int,
+    ttl_s: float,
+    *,
+    open_at: str,
+    ready: Any,
+    stop: threading.Event,
+    acked: Any,
 ) -> None:
-    """Opens ``count`` sessions and keeps each alive every ``ttl_s``/3 from its opening on
-    (opening 10,000 takes longer than a TTL), the keep-alives due together sent in one
-    message of one session stream."""
+    """Opens ``count`` sessions (unary, at ``open_at``: the leader) and keeps each alive
+    every ``ttl_s``/3 from its opening on (opening 10,000 takes longer than a TTL), the
+    keep-alives due together sent in one message of one session stream to ``endpoint``."""
     import grpc  # noqa: PLC0415
 
     from turnstile.v1 import turnstile_pb2 as pb  # noqa: PLC0415
@@ -328,8 +335,12 @@ async def _idle_sessions(
     interval = ttl_s / 3
     #: (when its next keep-alive is due, session), a heap.
     due: list[tuple[float, int]] = []
-    async with grpc.aio.insecure_channel(endpoint) as channel:
+    async with (
+        grpc.aio.insecure_channel(endpoint) as channel,
+        grpc.aio.insecure_channel(open_at) as opening,
+    ):
         stub = pb_grpc.SessionsStub(channel)
+        opener = pb_grpc.SessionsStub(opening)
         call = stub.Stream()
         reader = asyncio.get_running_loop().create_task(_count_answers(call, acked))
         sender = asyncio.get_running_loop().create_task(
@@ -339,7 +350,7 @@ async def _idle_sessions(
 
         async def open_one(i: int) -> None:
             async with gate:
-                opened = await stub.Open(
+                opened = await opener.Open(
                     pb.OpenSessionRequest(ttl_ms=int(ttl_s * 1000), client_name=f"idle-{i}"),
                     timeout=60,
                 )
@@ -387,22 +398,36 @@ async def _send_due_keep_alives(
 
 
 def _idle_main(
-    endpoint: str, count: int, ttl_s: float, *, ready: Any, stop_event: Any, acked: Any
+    endpoint: str,
+    count: int,
+    ttl_s: float,
+    open_at: str,
+    *,
+    ready: Any,
+    stop_event: Any,
+    acked: Any,
 ) -> None:
     stop = threading.Event()
     threading.Thread(target=lambda: (stop_event.wait(), stop.set()), daemon=True).start()
     try:
-        asyncio.run(_idle_sessions(endpoint, count, ttl_s, ready=ready, stop=stop, acked=acked))
+        asyncio.run(
+            _idle_sessions(
+                endpoint, count, ttl_s, open_at=open_at, ready=ready, stop=stop, acked=acked
+            )
+        )
     except Exception:
         ready.put(("error", traceback.format_exc()))
 
 
 class IdleSessions:
-    """A client process that opens ``count`` Turnstile sessions and keeps them alive at the
-    library's rate (every TTL/3) over one session stream, the keep-alives due together in one
-    message, like a process serving that many idle sessions. Use as a context manager."""
+    """A client process that opens ``count`` Turnstile sessions at the leader and keeps them
+    alive at the library's rate (every TTL/3) over one session stream to ``endpoint`` (the
+    leader, or a follower that forwards), the keep-alives due together in one message, like a
+    process serving that many idle sessions. Use as a context manager."""
 
-    def __init__(self, leader_endpoint: str, count: int, ttl_s: float) -> None:
+    def __init__(
+        self, endpoint: str, count: int, ttl_s: float, leader_endpoint: str | None = None
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._ready = context.Queue()
         self._stop = context.Event()
@@ -410,7 +435,7 @@ class IdleSessions:
         self.acked = context.Value("q", 0, lock=False)
         self._process = context.Process(
             target=_idle_main,
-            args=(leader_endpoint, count, ttl_s),
+            args=(endpoint, count, ttl_s, leader_endpoint or endpoint),
             kwargs={"ready": self._ready, "stop_event": self._stop, "acked": self.acked},
             daemon=True,
         )
