@@ -5,12 +5,13 @@ follower's side).
 - Only a member that proves it knows the peer password may call (``peer_proof``); anyone else
   is refused UNAUTHENTICATED before a message is read.
 - A command is stamped with this leader's time and term and proposed through
-  ``Node.execute``, with its checks (cluster version, leadership); a leader duty (``Tick``,
+  ``Node.propose``, with its checks (cluster version, leadership); a leader duty (``Tick``,
   ``ExpireSession``, membership, limits, the cluster version, a forced release) is refused:
   only the leader decides those.
 - A deposed leader answers NOT_LEADER and forwards nothing further itself.
-- Every call runs as a task of its own; answers ready together leave in one message, with
-  this leader's log time.
+- The commands of one message are proposed together and awaited with one wait; each
+  keep-alive batch and read index runs as a task of its own. Answers ready together leave in
+  one message, with this leader's log time.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ class ForwardService(pb_grpc.ForwardServicer):
         expected = self._node.forwarder.proof_of(node_id)
         return node_id if hmac.compare_digest(proof.encode(), expected.encode()) else None
 
-    async def _serve(self, call: pb.ForwardCall, answer: Any) -> None:
+    async def _serve(
+        self, call: pb.ForwardCall, answer: Callable[[pb.ForwardAnswer], None]
+    ) -> None:
         reply = pb.ForwardAnswer(call_id=call.call_id)
         try:
             kind = call.WhichOneof("call")
