@@ -45,7 +45,8 @@ from turnstile.cluster.peer_transport import (
     open_fernet,
     password_key,
 )
-from turnstile.cluster.raft import SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import SUCCESS, RaftNode
+from turnstile.cluster.raft_options import RaftOptions
 
 #: pysyncobj's pickle protocol for peer messages (``pysyncobj/pickle.py``).
 PYSYNCOBJ_PICKLE = 2

@@ -279,12 +279,11 @@ class Forwarder:
         finally:
             self._catching_up.remove(waiting)
 
-    def observe_applied(self) -> None:
-        """The node (a follower) applied an entry: wakes the reads it caught up with, and
-        the calls waiting for a leader if it names another one now."""
+    def observe_applied(self, applied: int) -> None:
+        """The node (a follower) applied the entries up to ``applied``: wakes the reads it
+        caught up with, and the calls waiting for a leader if it names another one now."""
         self.observe_leader()
         if self._catching_up:
-            applied = self._node.raft.applied_index
             for index, future in self._catching_up:
                 if index <= applied and not future.done():
                     future.set_result(None)

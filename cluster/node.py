@@ -69,7 +69,8 @@ from turnstile.cluster.membership import Membership
 from turnstile.cluster.metrics import NodeMetrics, is_fenced
 from turnstile.cluster.peer_auth import read_peer_password
 from turnstile.cluster.proposals import ProposalCallback
-from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode, RaftOptions
+from turnstile.cluster.raft import NOT_APPLIED, SUCCESS, RaftNode
+from turnstile.cluster.raft_options import RaftOptions
 from turnstile.cluster.read_barrier import ReadBarrier
 from turnstile.cluster.replica import ReplicaFactory
 from turnstile.cluster.sessions import SessionTracker
@@ -174,6 +175,7 @@ class Node:
             StateMachine(term_fence=term_fence),
             self._on_applied,
             self._on_role,
+            lambda index: self.bridge.post(self._handle_applied_index, index),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -360,11 +362,12 @@ class Node:
         self.membership.observe_applied(command)
         self.bridge.post(self._handle_applied, command, applied)
 
+    def _handle_applied_index(self, index: int) -> None:
+        self.forwarder.observe_applied(index)
+
     def _handle_applied(self, command: Command | None, applied: Applied) -> None:
         self.metrics.observe_applied(command, applied)
         self.watches.observe(applied)
-        if not self._leading:
-            self.forwarder.observe_applied()
         if is_fenced(applied):
             log.warning("refused a command of a superseded leader: %s", command)
             return

@@ -304,37 +304,60 @@ class LoopWakeup:
 
 def send_immediately(replica: SyncObj, announced_commit: int) -> int:
     """Immediate send (batch mode, loop thread, before each tick): moves queued commands into
-    the log, and makes this tick send AppendEntries when the leader has something to send
-    and no batch is in flight to any connected follower (one batch in flight per follower),
-    or the commit index moved past ``announced_commit``. Returns the commit index announced.
+    the log, and makes this tick send AppendEntries when ``_worth_sending``. Returns the
+    commit index announced.
 
     pysyncobj (``syncobj.py``, ``SyncObj._onTick``) sends AppendEntries only once
     ``__newAppendEntriesTime`` has passed (reset to now + ``appendEntriesPeriod`` on every
     send) and moves queued commands into the log *after* that check, so every command waits
-    about two ticks (~100 ms with the defaults); followers learn the commit index only from
-    the next AppendEntries.
+    about two ticks (~100 ms with the defaults).
 
     Fails without it: tests/integration/test_raft_guard.py::
     test_a_command_commits_without_waiting_for_the_next_heartbeat. Upstream:
     bakwc/PySyncObj#34 (command apply delay; the maintainer's answer is non-batch mode).
     """
     replica._checkCommandsToApply()
-    if not replica._isLeader():
+    if not _worth_sending(replica, announced_commit):
         return announced_commit
+    replica._SyncObj__newAppendEntriesTime = 0  # pysyncobj internal
+    return int(replica.raftCommitIndex)
+
+
+def announce_commit(replica: SyncObj, announced_commit: int) -> int:
+    """Immediate announcement (batch mode, loop thread, an on-tick callback: after the tick
+    computed the commit index and applied, before it polls): sends AppendEntries right away
+    when ``_worth_sending``. Returns the commit index announced.
+
+    A follower learns the commit index only from the next AppendEntries, and the leader
+    computes it at the start of a tick, after ``send_immediately`` decided: when the acks
+    that commit an entry arrive in one poll, nothing was sent until the next heartbeat, and a
+    follower's read or blocking acquire waited for it.
+
+    Fails without it: tests/integration/test_raft_guard.py::
+    test_followers_apply_a_command_without_waiting_for_the_next_heartbeat.
+    """
+    if not _worth_sending(replica, announced_commit):
+        return announced_commit
+    replica._SyncObj__sendAppendEntries()  # pysyncobj internal
+    return int(replica.raftCommitIndex)
+
+
+def _worth_sending(replica: SyncObj, announced_commit: int) -> bool:
+    """On the leader: no batch is in flight to any connected follower (one batch in flight
+    per follower), and one has entries to get or the commit index moved past
+    ``announced_commit``."""
+    if not replica._isLeader():
+        return False
     next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
     match_index = replica._SyncObj__raftMatchIndex  # pysyncobj internal
     connected = replica._SyncObj__connectedNodes  # pysyncobj internal
     last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
-    commit: int = replica.raftCommitIndex
     followers = [n for n in connected if n in next_index]
     if not followers:
-        return announced_commit
+        return False
     idle = all(next_index[n] == match_index[n] + 1 for n in followers)
     has_new = any(next_index[n] <= last_index for n in followers)
-    if idle and (has_new or commit > announced_commit):
-        replica._SyncObj__newAppendEntriesTime = 0  # pysyncobj internal
-        return commit
-    return announced_commit
+    return idle and (has_new or replica.raftCommitIndex > announced_commit)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,9 @@ that shows it), each use marked ``# pysyncobj internal``. The seams:
   the leader. The loop hands a command over only while this node leads in the term it was
   stamped in; the state machine's term fence refuses whatever still arrives late.
 - The loop: ``autoTick`` off, one thread owns every pysyncobj call, woken on submit through
-  the replica's ``_poller`` (``LoopWakeup``); ``send_immediately`` runs before each tick.
+  the replica's ``_poller`` (``LoopWakeup``); ``send_immediately`` runs before each tick and
+  ``announce_commit`` in it, once it computed the commit index; an on-tick callback tells
+  the applied index.
 - The log: ``journal_factory_returning`` gives pysyncobj our ``raftlog.RaftLog``. A follower
   syncs before it acknowledges. pysyncobj counts the leader's whole log as matched when a tick
   computes the commit index, so the leader syncs in an on-tick callback (after the tick's
@@ -49,7 +51,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
@@ -68,6 +69,7 @@ from turnstile.cluster.proposals import (
     take_group,
 )
 from turnstile.cluster.pysyncobj_fixes import guarded_callback
+from turnstile.cluster.raft_options import RaftOptions
 from turnstile.cluster.raftlog import (
     LOG_FILE,
     PYSYNCOBJ_JOURNAL_FILE,
@@ -88,48 +90,16 @@ log = logging.getLogger(__name__)
 
 #: Called on the raft loop thread after every applied command (all nodes, not only the leader).
 AppliedHook = Callable[[Command | None, Applied], None]
+#: Called on the loop thread, in the tick that applied them, with the index of the last entry
+#: applied (each entry counted, whatever it held: pysyncobj's no-ops and membership changes
+#: too). The ``AppliedHook`` runs before pysyncobj counts its entry as applied.
+AppliedIndexHook = Callable[[int], None]
 #: Called on the raft loop thread when the Raft role changes: (was_leader, is_leader).
 RoleHook = Callable[[bool, bool], None]
 
 _RAFT_STATE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 pysyncobj_fixes.make_snapshot_renames_durable()
-
-
-@dataclass(frozen=True, slots=True)
-class RaftOptions:
-    """What the adapter needs to know; built from the node config."""
-
-    self_address: str
-    other_addresses: tuple[str, ...]
-    data_dir: str
-    password: str
-    election_timeout_min_s: float = 0.5
-    election_timeout_max_s: float = 1.0
-    heartbeat_s: float = 0.05
-    connection_retry_s: float = 0.3
-    #: The nextIndex guard; off only in the test that shows why it exists.
-    next_index_guard: bool = True
-    #: Batch mode with our immediate send; off only in that same test.
-    batch: bool = True
-    #: Fast log repair; off only in the test that shows why it exists.
-    fast_log_repair: bool = True
-    #: Commands submitted together share one log entry; off only in the tests of log
-    #: mechanics, which need one entry per command.
-    group_commands: bool = True
-    #: Entries between snapshots.
-    compaction_min_entries: int = 20_000
-    #: The term fence and the no-forwarding rule; off only in the chaos control run that shows
-    #: what they prevent (a deposed leader's commands are then forwarded and applied).
-    term_fence: bool = True
-    #: ``QuietTransfer``; off only in the test that shows why it exists.
-    quiet_transfer: bool = True
-    #: The protocol version this build supports, reported to the leader in every
-    #: AppendEntries reply (``RaftNode.member_protocol_versions``).
-    protocol_version: int = PROTOCOL_VERSION
-    #: Log entries count toward commit only once fdatasynced (``durability = "fsync"``);
-    #: False never syncs them (``"none"``). Term and vote are synced either way.
-    durable: bool = True
 
 
 class _Replica(SyncObj):
@@ -175,12 +145,15 @@ class RaftNode:
         state: StateMachine | None = None,
         on_applied: AppliedHook | None = None,
         on_role: RoleHook | None = None,
+        on_applied_index: AppliedIndexHook | None = None,
     ) -> None:
         self.options = options
         self.state = state or StateMachine()
         self._state_lock = threading.Lock()
         self._on_applied = on_applied
         self._on_role = on_role
+        self._on_applied_index = on_applied_index
+        self._told_applied = 0
         self._stopping = threading.Event()
         #: Work that must run on the loop thread (pysyncobj is not thread-safe).
         self._calls: deque[Callable[[], None]] = deque()
@@ -246,8 +219,13 @@ class RaftNode:
         self._original_on_message = self.replica._SyncObj__onMessageReceived  # pysyncobj internal
         transport.setOnMessageReceivedCallback(self._on_message)
         self.replica._SyncObj__sendNextNodeIdx = self._send_next_index  # pysyncobj internal
-        # After the tick has sent AppendEntries, before it waits for the acks.
+        # After the tick has computed the commit index, applied and sent AppendEntries,
+        # before it waits for the acks: the commit announced, the log synced, the applied
+        # index told.
+        if options.batch:
+            self.replica.addOnTickCallback(self._announce_commit)
         self.replica.addOnTickCallback(self.log.sync)
+        self.replica.addOnTickCallback(self._tell_applied_index)
         self.elections = Elections(
             self.replica,
             enabled=lambda: self.state.cluster_version >= PRE_VOTE_VERSION,
@@ -301,6 +279,20 @@ class RaftNode:
                 # Followers call an election after this long without heartbeats; a stalled
                 # leader also misses that it was deposed. Worth a line when it happens.
                 log.warning("raft loop iteration took %.2f s (CPU starved or blocked)", took)
+
+    def _announce_commit(self) -> None:
+        self._announced_commit = pysyncobj_fixes.announce_commit(
+            self.replica, self._announced_commit
+        )
+
+    def _tell_applied_index(self) -> None:
+        applied = self.applied_index
+        if applied != self._told_applied and self._on_applied_index is not None:
+            self._told_applied = applied
+            try:
+                self._on_applied_index(applied)
+            except Exception:
+                log.exception("applied-index hook failed")
 
     # ------------------------------------------------------------------ peer messages
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from turnstile.cluster.proposals import ProposalCallback
-from turnstile.cluster.raft import AppliedHook, RaftOptions, RoleHook
+from turnstile.cluster.raft import AppliedHook, AppliedIndexHook, RoleHook
+from turnstile.cluster.raft_options import RaftOptions
 from turnstile.cluster.state import StateMachine
 
 T = TypeVar("T")
@@ -30,8 +31,9 @@ class SyncCounters(Protocol):
 class Replica(Protocol):
     """One member's Raft replica of the state machine.
 
-    Callbacks (``on_applied``, ``on_role``, proposal and request callbacks) may run on another
-    thread; the node hands them to its loop (``turnstile.cluster.bridge``).
+    Callbacks (``on_applied``, ``on_role``, ``on_applied_index``, proposal and request
+    callbacks) may run on another thread; the node hands them to its loop
+    (``turnstile.cluster.bridge``).
     """
 
     @property
@@ -90,5 +92,8 @@ class Replica(Protocol):
     def transfer_leadership(self, peer_address: str | None, callback: ProposalCallback) -> None: ...
 
 
-#: Builds a node's replica: (options, state machine, applied hook, role hook).
-ReplicaFactory = Callable[[RaftOptions, StateMachine, AppliedHook, RoleHook], Replica]
+#: Builds a node's replica: (options, state machine, applied hook, role hook, applied-index
+#: hook).
+ReplicaFactory = Callable[
+    [RaftOptions, StateMachine, AppliedHook, RoleHook, AppliedIndexHook], Replica
+]

@@ -8,7 +8,8 @@ from typing import Any
 
 from tests.integration.cluster import wait_until
 from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import RaftNode, RaftOptions
+from turnstile.cluster.raft import RaftNode
+from turnstile.cluster.raft_options import RaftOptions
 
 
 def peer_addresses(count: int = 3) -> list[str]:

@@ -71,6 +71,34 @@ def test_a_client_of_a_follower_is_served_through_it(cluster: Cluster) -> None:
 
 
 @pytest.mark.shared_cluster
+def test_a_linearizable_read_through_a_follower_waits_for_nothing_but_its_barrier(
+    cluster: Cluster,
+) -> None:
+    """A follower reads once it applied the leader's read index. It used to learn its own
+    applied index from the command it applied, read on another thread before pysyncobj
+    counted that entry: the read then slept until some unrelated entry was applied (the
+    session's next keep-alive, 10 s with a 30 s TTL). Reads of a client of one follower
+    only, one at a time, each answered in well under that."""
+    follower = cluster.followers(cluster.leader())[0]
+    client = connect([follower], session_ttl=30)
+    slowest = 0.0
+    try:
+        seen = client.distinct_list("fwd-read-index")
+        seen.set_up()
+        seen.insert("present")
+        for _ in range(200):
+            started = time.monotonic()
+            assert seen.contains("present")
+            slowest = max(slowest, time.monotonic() - started)
+            if slowest > 2:
+                break
+    finally:
+        client.close()
+    print(f"slowest linearizable read through the follower: {slowest * 1000:.1f} ms")
+    assert slowest < 2
+
+
+@pytest.mark.shared_cluster
 def test_a_lock_is_handed_from_a_client_of_one_follower_to_one_of_the_other(
     cluster: Cluster,
 ) -> None:

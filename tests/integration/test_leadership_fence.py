@@ -190,7 +190,8 @@ def _try_abandon(client: WireClient, name: str, acquire_seq: int) -> pb.AbandonR
 _HALTING_NODE = """
 import logging, sys, time
 from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import RaftNode, RaftOptions
+from turnstile.cluster.raft import RaftNode
+from turnstile.cluster.raft_options import RaftOptions
 logging.basicConfig(format="%(levelname)s %(message)s")
 node = RaftNode(RaftOptions(
     self_address=f"127.0.0.1:{free_ports(1)[0]}", other_addresses=(), data_dir=sys.argv[1],

@@ -24,7 +24,8 @@ from turnstile.cluster.config import NodeConfig
 from turnstile.cluster.node import Node
 from turnstile.cluster.peers import Peer
 from turnstile.cluster.proposals import ProposalCallback
-from turnstile.cluster.raft import AppliedHook, RaftOptions, RoleHook
+from turnstile.cluster.raft import AppliedHook, AppliedIndexHook, RoleHook
+from turnstile.cluster.raft_options import RaftOptions
 from turnstile.cluster.state import StateMachine
 
 T = TypeVar("T")
@@ -57,11 +58,13 @@ class InMemoryRaft:
         state: StateMachine,
         on_applied: AppliedHook,
         on_role: RoleHook,
+        on_applied_index: AppliedIndexHook,
     ) -> None:
         self.options = options
         self.state = state
         self._on_applied = on_applied
         self._on_role = on_role
+        self._on_applied_index = on_applied_index
         self.log = SyncCounters()
         self.is_leader = False
         self.term = 0
@@ -177,6 +180,7 @@ class InMemoryRaft:
         self.applied.append(proposal.command)
         self._on_applied(proposal.command, applied)
         proposal.callback(applied, FAIL_REASON.SUCCESS)
+        self._on_applied_index(self.commit_index)
 
 
 def node_config(data_dir: Path) -> NodeConfig:
