@@ -175,7 +175,7 @@ class Node:
             StateMachine(term_fence=term_fence),
             self._on_applied,
             self._on_role,
-            lambda index: self.bridge.post(self._handle_applied_index, index),
+            lambda index: self.bridge.post(self.forwarder.observe_applied, index),
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -361,9 +361,6 @@ class Node:
         """Raft thread, for every applied command."""
         self.membership.observe_applied(command)
         self.bridge.post(self._handle_applied, command, applied)
-
-    def _handle_applied_index(self, index: int) -> None:
-        self.forwarder.observe_applied(index)
 
     def _handle_applied(self, command: Command | None, applied: Applied) -> None:
         self.metrics.observe_applied(command, applied)

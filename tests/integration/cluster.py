@@ -41,6 +41,14 @@ T = TypeVar("T")
 C = TypeVar("C", bound="Cluster")
 
 
+def metric(text: str, name: str, labels: str = "") -> float:
+    """The value of series ``name{labels}`` on a /metrics page; 0 if it is not there (a
+    counter never counted)."""
+    pattern = re.escape(name) + (re.escape("{" + labels + "}") if labels else "") + r" (\S+)"
+    found = re.search(r"^" + pattern + r"$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
 def wait_until(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05) -> T:
     """Polls ``condition`` until it returns something truthy; fails the test on timeout."""
     deadline = time.monotonic() + timeout
@@ -158,14 +166,15 @@ class Cluster:
     def followers(self, leader: str) -> list[str]:
         return [a for a in self.addresses if a != leader]
 
-    def forwarded_calls(self, address: str, kind: str) -> float:
-        """``turnstile_forwarded_calls_total{kind}`` of a node (0 before its first one)."""
+    def metrics(self, address: str) -> str:
+        """The /metrics page of the node at client ``address``."""
         url = f"http://{self.configs[self.index_of(address)].metrics_address}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        pattern = rf'^turnstile_forwarded_calls_total{{kind="{kind}"}} (\S+)$'
-        found = re.search(pattern, text, re.MULTILINE)
-        return float(found.group(1)) if found else 0.0
+            return str(response.read().decode())
+
+    def forwarded_calls(self, address: str, kind: str) -> float:
+        """``turnstile_forwarded_calls_total{kind}`` of a node (0 before its first one)."""
+        return metric(self.metrics(address), "turnstile_forwarded_calls_total", f'kind="{kind}"')
 
     def critical_lines(self) -> list[str]:
         return critical_lines(self.nodes)

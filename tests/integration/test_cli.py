@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
-from tests.integration.cluster import Cluster, wait_until
+from tests.integration.cluster import Cluster, metric, wait_until
 from turnstile.client import connect
 
 pytestmark = pytest.mark.integration
@@ -171,46 +169,38 @@ def test_leadership_transfer_moves_the_leader(cluster: Cluster) -> None:
     assert after != before
 
 
-def _metric(text: str, name: str, labels: str = "") -> float:
-    pattern = re.escape(name) + (re.escape("{" + labels + "}") if labels else "") + r" (\S+)"
-    found = re.search(r"^" + pattern + r"$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
 def test_metrics_move_when_locks_are_taken_and_released(cluster: Cluster) -> None:
     leader = cluster.leader()
-    url = f"http://{cluster.configs[cluster.index_of(leader)].metrics_address}/metrics"
 
     def scrape() -> str:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.read().decode()
+        return cluster.metrics(leader)
 
     before = scrape()
-    assert _metric(before, "turnstile_raft_role", 'role="leader"') == 1.0
+    assert metric(before, "turnstile_raft_role", 'role="leader"') == 1.0
     with connect(cluster.addresses) as client:
         lock = client.lock("metered")
         assert lock.acquire()
-        wait_until(lambda: _metric(scrape(), "turnstile_locks_held") == 1.0)
+        wait_until(lambda: metric(scrape(), "turnstile_locks_held") == 1.0)
         held = scrape()
-        assert _metric(held, "turnstile_sessions") >= 1.0
+        assert metric(held, "turnstile_sessions") >= 1.0
         time.sleep(0.05)
         lock.release()
 
     def released_everything() -> str | None:
         text = scrape()
-        return text if _metric(text, "turnstile_locks_held") == 0.0 else None
+        return text if metric(text, "turnstile_locks_held") == 0.0 else None
 
     after = wait_until(released_everything)
     released = 'cause="released"'
-    assert _metric(after, "turnstile_lock_releases_total", released) == (
-        _metric(before, "turnstile_lock_releases_total", released) + 1
+    assert metric(after, "turnstile_lock_releases_total", released) == (
+        metric(before, "turnstile_lock_releases_total", released) + 1
     )
-    assert _metric(after, "turnstile_lock_hold_seconds_count", released) >= 1
+    assert metric(after, "turnstile_lock_hold_seconds_count", released) >= 1
     # Counted by the node that served the call: the client's first endpoint, which forwards
     # the call to the leader when it is a follower.
-    served = 0.0
-    for config in cluster.configs:
-        with urllib.request.urlopen(f"http://{config.metrics_address}/metrics", timeout=5) as got:
-            text = got.read().decode()
-        served += _metric(text, "turnstile_rpc_requests_total", 'code="OK",method="Locks.Acquire"')
+    acquires = 'code="OK",method="Locks.Acquire"'
+    served = sum(
+        metric(cluster.metrics(a), "turnstile_rpc_requests_total", acquires)
+        for a in cluster.addresses
+    )
     assert served >= 1
