@@ -310,7 +310,8 @@ def send_immediately(replica: SyncObj, announced_commit: int) -> int:
     pysyncobj (``syncobj.py``, ``SyncObj._onTick``) sends AppendEntries only once
     ``__newAppendEntriesTime`` has passed (reset to now + ``appendEntriesPeriod`` on every
     send) and moves queued commands into the log *after* that check, so every command waits
-    about two ticks (~100 ms with the defaults).
+    about two ticks (~100 ms with the defaults). A commit index alone goes out at once, marked
+    as ``announce_commit`` marks it.
 
     Fails without it: tests/integration/test_raft_guard.py::
     test_a_command_commits_without_waiting_for_the_next_heartbeat. Upstream:
@@ -319,27 +320,76 @@ def send_immediately(replica: SyncObj, announced_commit: int) -> int:
     replica._checkCommandsToApply()
     if not _worth_sending(replica, announced_commit):
         return announced_commit
-    replica._SyncObj__newAppendEntriesTime = 0  # pysyncobj internal
+    if _has_entries_to_send(replica):
+        replica._SyncObj__newAppendEntriesTime = 0  # pysyncobj internal
+    else:
+        _send_commit_only(replica)
     return int(replica.raftCommitIndex)
 
 
 def announce_commit(replica: SyncObj, announced_commit: int) -> int:
     """Immediate announcement (batch mode, loop thread, an on-tick callback: after the tick
     computed the commit index and applied, before it polls): sends AppendEntries right away
-    when ``_worth_sending``. Returns the commit index announced.
+    when ``_worth_sending``; when every follower already holds every entry, only the commit
+    index, in a message marked ``COMMIT_ONLY`` that they need not answer. Returns the commit
+    index announced.
 
     A follower learns the commit index only from the next AppendEntries, and the leader
     computes it at the start of a tick, after ``send_immediately`` decided: when the acks
     that commit an entry arrive in one poll, nothing was sent until the next heartbeat, and a
-    follower's read or blocking acquire waited for it.
+    follower's read or blocking acquire waited for it. pysyncobj's followers answer every
+    AppendEntries; the answer to this one would only repeat the ack the leader just counted.
 
     Fails without it: tests/integration/test_raft_guard.py::
-    test_followers_apply_a_command_without_waiting_for_the_next_heartbeat.
+    test_followers_apply_a_command_without_waiting_for_the_next_heartbeat; without the mark:
+    tests/integration/test_commit_announcements.py::
+    test_followers_do_not_answer_a_commit_announcement.
     """
     if not _worth_sending(replica, announced_commit):
         return announced_commit
-    replica._SyncObj__sendAppendEntries()  # pysyncobj internal
+    if _has_entries_to_send(replica):
+        replica._SyncObj__sendAppendEntries()  # pysyncobj internal
+    else:
+        _send_commit_only(replica)
     return int(replica.raftCommitIndex)
+
+
+#: A key of an AppendEntries that announces a new commit index to followers that hold and
+#: acknowledged every entry: they answer it only when their log does not match. An older
+#: build ignores the key and answers as pysyncobj does.
+COMMIT_ONLY = "commit_only"
+
+
+def _send_commit_only(replica: SyncObj) -> None:
+    """What pysyncobj's ``__sendAppendEntries`` sends a follower that holds every entry (and
+    its heartbeat timer reset), marked ``COMMIT_ONLY``."""
+    conf = replica._SyncObj__conf  # pysyncobj internal
+    replica._SyncObj__newAppendEntriesTime = time.monotonic() + conf.appendEntriesPeriod
+    message = {
+        "type": "append_entries",
+        "term": replica.raftCurrentTerm,
+        "commit_index": replica.raftCommitIndex,
+        "entries": [],
+        "prevLogIdx": replica._SyncObj__getCurrentLogIndex(),  # pysyncobj internal
+        "prevLogTerm": replica._SyncObj__getCurrentLogTerm(),  # pysyncobj internal
+        COMMIT_ONLY: True,
+    }
+    transport = replica._SyncObj__transport  # pysyncobj internal
+    for node in _followers(replica):
+        transport.send(node, message)
+
+
+def _followers(replica: SyncObj) -> list[Any]:
+    """The connected followers the leader tracks (pysyncobj's nextIndex has them)."""
+    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
+    connected = replica._SyncObj__connectedNodes  # pysyncobj internal
+    return [n for n in connected if n in next_index]
+
+
+def _has_entries_to_send(replica: SyncObj) -> bool:
+    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
+    last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+    return any(next_index[n] <= last_index for n in _followers(replica))
 
 
 def _worth_sending(replica: SyncObj, announced_commit: int) -> bool:
@@ -348,16 +398,14 @@ def _worth_sending(replica: SyncObj, announced_commit: int) -> bool:
     ``announced_commit``."""
     if not replica._isLeader():
         return False
-    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
-    match_index = replica._SyncObj__raftMatchIndex  # pysyncobj internal
-    connected = replica._SyncObj__connectedNodes  # pysyncobj internal
-    last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
-    followers = [n for n in connected if n in next_index]
+    followers = _followers(replica)
     if not followers:
         return False
-    idle = all(next_index[n] == match_index[n] + 1 for n in followers)
-    has_new = any(next_index[n] <= last_index for n in followers)
-    return idle and (has_new or replica.raftCommitIndex > announced_commit)
+    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
+    match_index = replica._SyncObj__raftMatchIndex  # pysyncobj internal
+    if not all(next_index[n] == match_index[n] + 1 for n in followers):
+        return False
+    return _has_entries_to_send(replica) or replica.raftCommitIndex > announced_commit
 
 
 @contextlib.contextmanager

@@ -9,7 +9,8 @@ that shows it), each use marked ``# pysyncobj internal``. The seams:
   on the leader, replies pass ``guard_next_index`` and report versions (``member_protocols``).
 - ``SyncObj._SyncObj__sendNextNodeIdx``, replaced by ``RaftNode._send_next_index``: the reply
   with ``fast_log_repair``, acknowledging no more than a rewritten AppendEntries covered, sent
-  once what it acknowledges is synced, with this build's protocol version.
+  once what it acknowledges is synced, with this build's protocol version; none to a commit
+  announcement (``COMMIT_ONLY``) that matched.
 - ``SyncObj._checkCommandsToApply``, overridden by ``_Replica``: ``fail_queued_commands`` off
   the leader. The loop hands a command over only while this node leads in the term it was
   stamped in; the state machine's term fence refuses whatever still arrives late.
@@ -171,6 +172,8 @@ class RaftNode:
         #: AppendEntries reaching back into entries this follower holds (a late resend, a
         #: heartbeat behind its log) rewritten so pysyncobj deletes none that match.
         self.late_appends_rewritten = 0
+        #: Commit announcements of the leader this follower did not answer (its log matched).
+        self.commit_announcements_unanswered = 0
         #: Commands other nodes forwarded to this one (pysyncobj's ``apply_command``), refused.
         self.forwarded_commands_refused = 0
         self._forwarded = pysyncobj_fixes.ForwardedCommands()
@@ -179,6 +182,8 @@ class RaftNode:
         )
         #: While pysyncobj handles a rewritten AppendEntries: the most its reply may acknowledge.
         self._ack_at_most: int | None = None
+        #: While pysyncobj handles a commit announcement: a successful reply is not sent.
+        self._commit_only = False
         self._protocols = MemberProtocols()
         os.makedirs(options.data_dir, exist_ok=True)
         if migrate_pysyncobj_journal(options.data_dir):
@@ -330,15 +335,18 @@ class RaftNode:
     def _append_entries(self, node: Any, message: dict[str, Any]) -> None:
         """Follower side: hands pysyncobj the AppendEntries rewritten by the Raft append rule;
         its reply (``_send_next_index``, called from the handler) acknowledges no more than
-        a rewritten message covered."""
+        a rewritten message covered, and a commit announcement that matched is not answered
+        (``pysyncobj_fixes.announce_commit``)."""
         rewritten, covered = pysyncobj_fixes.rewrite_by_append_rule(self.replica, message)
         if rewritten is not message:
             self.late_appends_rewritten += 1
         self._ack_at_most = covered
+        self._commit_only = bool(message.get(pysyncobj_fixes.COMMIT_ONLY))
         try:
             self._original_on_message(node, rewritten)
         finally:
             self._ack_at_most = None
+            self._commit_only = False
 
     def member_protocol_versions(self) -> dict[str, int]:
         """On the leader (any thread): the protocol version of each member of the current Raft
@@ -371,6 +379,9 @@ class RaftNode:
             nextNodeIdx = replica._SyncObj__getCurrentLogIndex() + 1  # noqa: N806
         if success and self._ack_at_most is not None:
             nextNodeIdx = min(nextNodeIdx, self._ack_at_most + 1)  # noqa: N806
+        if success and self._commit_only:
+            self.commit_announcements_unanswered += 1
+            return
         if success:
             # What this acknowledges must be on disk first: one sync covers every entry the
             # message appended (and anything before it not yet synced).
