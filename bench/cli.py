@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on, off, or on,off to measure both side by side (default on; not with --endpoints)",
     )
     bench.add_argument(
-        "--clients", default="", metavar="N,N", help="client counts (default 16,64; quick: 4)"
+        "--clients", default="", metavar="N,N", help="client counts (default 3,16,64; quick: 4)"
     )
     bench.add_argument(
         "--processes", type=int, default=0, help="client processes (default 8; quick: 2)"

@@ -51,13 +51,17 @@ def cell(row: dict[str, Any] | None, prefix: str) -> str:
         text = f"{_number(row['ops_per_s'])}/s"
         if "handoff_p50_ms" in row:
             text += f", r2g p50 {row['handoff_p50_ms']:.2f} ms"
-        return f"{text}, p99 {_number(row['p99_ms'])} ms{_cpu(row)}; {verdict}"
+        return f"{text}, {_latency(row)}{_cpu(row)}; {verdict}"
     if prefix.startswith("insert"):
         return (
-            f"{_number(row['members_per_s'])}/s p99 {_number(row['p99_ms'])} ms, "
+            f"{_number(row['members_per_s'])}/s {_latency(row)}, "
             f"dup {row['duplicate_pct']:.0f}%{_cpu(row)}; {verdict}"
         )
-    return f"{_number(row['ops_per_s'])}/s p99 {_number(row['p99_ms'])} ms{_cpu(row)}; {verdict}"
+    return f"{_number(row['ops_per_s'])}/s {_latency(row)}{_cpu(row)}; {verdict}"
+
+
+def _latency(row: dict[str, Any]) -> str:
+    return f"p50 {_number(row['p50_ms'])} p99 {_number(row['p99_ms'])} ms"
 
 
 def _cpu(row: dict[str, Any]) -> str:

@@ -21,14 +21,13 @@ import struct
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import Cluster, WireClient, running, wait_until
+from tests.integration.cluster import Cluster, WireClient, metric, running, wait_until
 from turnstile.cluster.cli import EXIT_START
 from turnstile.cluster.config import config_to_toml
 from turnstile.cluster.launcher import NodeProcess, node_status, read_config, write_cluster
@@ -231,11 +230,6 @@ class DurabilityCluster(Cluster):
     def peer_ports(self) -> set[int]:
         return {int(config.peer_address.rpartition(":")[2]) for config in self.configs}
 
-    def scrape(self, address: str) -> str:
-        url = f"http://{self.configs[self.index_of(address)].metrics_address}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.read().decode()
-
 
 @contextlib.contextmanager
 def strace(pid: int, output: Path, syscalls: str) -> Iterator[Path]:
@@ -268,26 +262,20 @@ def strace(pid: int, output: Path, syscalls: str) -> Iterator[Path]:
                 tracer.wait()
 
 
-def _metric(text: str, name: str, labels: str = "") -> float:
-    pattern = re.escape(name) + (re.escape("{" + labels + "}") if labels else "") + r" (\S+)"
-    found = re.search(r"^" + pattern + r"$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
-
-
 def leadership(cluster: DurabilityCluster) -> list[tuple[float, float]]:
     """Each node's (term, leader changes it saw): equal before and after a round means
     leadership did not move during it."""
     views = []
     for address in cluster.addresses:
-        text = cluster.scrape(address)
+        text = cluster.metrics(address)
         views.append(
-            (_metric(text, "turnstile_raft_term"), _metric(text, "turnstile_raft_leader_changes"))
+            (metric(text, "turnstile_raft_term"), metric(text, "turnstile_raft_leader_changes"))
         )
     return views
 
 
 def log_syncs_metric(cluster: DurabilityCluster, address: str) -> float:
-    return _metric(cluster.scrape(address), "turnstile_raft_log_syncs_total")
+    return metric(cluster.metrics(address), "turnstile_raft_log_syncs_total")
 
 
 def load(cluster: Cluster, leader: str, clients: int, rounds: int, tag: str) -> int:

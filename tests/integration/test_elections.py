@@ -11,7 +11,6 @@ import re
 import signal
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.harness import rounds
-from tests.integration.cluster import Cluster, running, wait_until
+from tests.integration.cluster import Cluster, metric, running, wait_until
 from turnstile.client import Client, SessionState
 from turnstile.cluster.elections import PRE_VOTE_VERSION
 from turnstile.cluster.launcher import NodeProcess, node_status
@@ -106,15 +105,12 @@ def test_a_follower_resumed_after_its_election_timeout_deposes_no_leader(
 
 def _pre_vote_rounds(cluster: Cluster, index: int) -> tuple[int, int]:
     """(asked, won) from node ``index``'s /metrics."""
-    url = f"http://{cluster.configs[index].metrics_address}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    counts = dict.fromkeys(("asked", "won"), -1)
-    for result in counts:
-        prefix = f'turnstile_raft_pre_vote_rounds_total{{result="{result}"}} '
-        line = next(line for line in text.splitlines() if line.startswith(prefix))
-        counts[result] = int(float(line.removeprefix(prefix)))
-    return counts["asked"], counts["won"]
+    text = cluster.metrics(cluster.addresses[index])
+    asked, won = (
+        int(metric(text, "turnstile_raft_pre_vote_rounds_total", f'result="{result}"'))
+        for result in ("asked", "won")
+    )
+    return asked, won
 
 
 @dataclass

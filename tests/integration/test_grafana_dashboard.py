@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,11 +180,9 @@ def test_every_metric_the_dashboard_queries_is_exported(
     """After a session, a lock taken and released and a list insert, the leader's /metrics
     has every series (and selector label) the dashboard names."""
     leader = cluster.leader()
-    url = f"http://{cluster.configs[cluster.index_of(leader)].metrics_address}/metrics"
 
     def scrape() -> dict[str, set[str]]:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return scraped(response.read().decode())
+        return scraped(cluster.metrics(leader))
 
     with connect(cluster.addresses, name="grafana-test") as client:
         lock = client.lock("grafana-dashboard-lock")

@@ -3,11 +3,9 @@ counters must move by this test's calls only)."""
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
 
-from tests.integration.cluster import Cluster, wait_until
+from tests.integration.cluster import Cluster, metric, wait_until
 from tests.integration.test_semaphores_api import (
     ANSWER_WITHIN_S,
     acquire_many,
@@ -21,23 +19,11 @@ from turnstile.v1 import turnstile_pb2 as pb
 pytestmark = pytest.mark.integration
 
 
-def metric(text: str, name: str, labels: str = "") -> float:
-    """The value of one series in a Prometheus scrape; 0 when absent."""
-    for line in text.splitlines():
-        series, _, value = line.rpartition(" ")
-        if series.split("{")[0] == name and labels in series:
-            return float(value)
-    return 0.0
-
-
 def test_permit_and_several_lock_waits_and_holds_are_measured(cluster: Cluster) -> None:
     a, b = clients(cluster, "metered-a", "metered-b")
-    url = f"http://{cluster.configs[cluster.index_of(a.address)].metrics_address}/metrics"
 
     def scrape() -> str:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text: str = response.read().decode()
-            return text
+        return cluster.metrics(a.address)
 
     before = scrape()
     held = permit(a, "api-metered", 1)

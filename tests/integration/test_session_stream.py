@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import re
 import threading
 import time
-import urllib.request
 
 import grpc
 import pytest
 
-from tests.integration.cluster import Cluster, wait_until
+from tests.integration.cluster import Cluster, metric, wait_until
 from turnstile.client import connect
 from turnstile.client.aio import AsyncClient
 from turnstile.client.errors import DeadlineExceededError
@@ -137,14 +135,9 @@ def test_a_follower_forwards_the_calls_and_a_dropped_stream_withdraws_its_waits(
 
 def _metric(cluster: Cluster, address: str, series: str, counted: bool = False) -> float:
     """A series of a node's /metrics; a ``counted`` one not there yet (never counted) is 0."""
-    url = f"http://{cluster.configs[cluster.index_of(address)].metrics_address}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    found = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", text, re.MULTILINE)
-    if found is None and counted:
-        return 0.0
-    assert found, f"the node exports {series}"
-    return float(found.group(1))
+    text = cluster.metrics(address)
+    assert counted or f"\n{series} " in text, f"the node exports {series}"
+    return metric(text, series)
 
 
 def _open_streams(cluster: Cluster, address: str) -> float:

@@ -108,7 +108,7 @@ def test_every_key_is_inserted_by_exactly_two_clients(batch: int) -> None:
 
 
 def test_the_table_shows_each_cell_with_its_verdict_and_the_ratio() -> None:
-    row = {"ops_per_s": 3000.0, "p99_ms": 9.5, "violations": 0}
+    row = {"ops_per_s": 3000.0, "p50_ms": 4.0, "p99_ms": 9.5, "violations": 0}
     results = {
         "violations": 1,
         "systems": {
@@ -125,7 +125,7 @@ def test_the_table_shows_each_cell_with_its_verdict_and_the_ratio() -> None:
         },
     }
     text = report.table(results)
-    assert "3,000/s p99 9.5 ms; ok" in text
-    assert "1,000/s p99 9.5 ms; VIOLATIONS 1" in text
+    assert "3,000/s p50 4 p99 9.5 ms; ok" in text
+    assert "1,000/s p50 4 p99 9.5 ms; VIOLATIONS 1" in text
     assert "3.0x" in text
     assert "zookeeper: not run (no java)" in text
