@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Plan:
-    """What to run; ``quick`` shrinks it to a smoke test. The first client count, one client
-    per member, is the latency with nothing queued: a stall that load hides (an answer that
-    waits for the next unrelated log entry) shows there."""
+    """What to run; ``quick`` shrinks it to a smoke test. The first client count is one
+    client per member, the least load the bench puts on: a stall that load hides (an answer
+    that waits for the next unrelated log entry) shows there."""
 
     clients: tuple[int, ...] = (3, 16, 64)
     processes: int = 8
