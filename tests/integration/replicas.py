@@ -3,12 +3,15 @@ for the tests of the Raft adapter itself (no gRPC, no node processes)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 from tests.integration.cluster import wait_until
+from turnstile.cluster.codec import encode_command
+from turnstile.cluster.commands import Tick
 from turnstile.cluster.launcher import free_ports
-from turnstile.cluster.raft import RaftNode
+from turnstile.cluster.raft import SUCCESS, RaftNode
 from turnstile.cluster.raft_options import RaftOptions
 
 
@@ -42,3 +45,21 @@ def start_and_elect(nodes: list[RaftNode]) -> RaftNode:
     for node in nodes:
         node.start()
     return wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
+
+
+def submit_ticks(node: RaftNode, commands: int, wait: bool) -> None:
+    """Submits ``commands`` Tick commands to ``node`` at once; with ``wait``, waits until each
+    was applied and checks that all succeeded."""
+    done = threading.Semaphore(0)
+    errors: list[int] = []
+
+    def finished(_result: object, error: int) -> None:
+        errors.append(error)
+        done.release()
+
+    for i in range(commands):
+        node.submit(encode_command(Tick(i)), finished, node.term)
+    if wait:
+        for _ in range(commands):
+            assert done.acquire(timeout=60)
+        assert set(errors) == {SUCCESS}

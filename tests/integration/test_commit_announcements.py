@@ -7,7 +7,6 @@ Three real pysyncobj replicas in this process, on loopback, with logs on disk.
 from __future__ import annotations
 
 import functools
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,9 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import wait_until
-from tests.integration.replicas import peer_addresses, replica, start_and_elect
+from tests.integration.replicas import peer_addresses, replica, start_and_elect, submit_ticks
 from turnstile.cluster import pysyncobj_fixes
-from turnstile.cluster.codec import encode_command
-from turnstile.cluster.commands import Tick
-from turnstile.cluster.raft import SUCCESS, RaftNode
+from turnstile.cluster.raft import RaftNode
 
 pytestmark = pytest.mark.integration
 
@@ -71,18 +68,9 @@ def _applied_by(followers: list[RaftNode], index: int) -> bool:
 def _commit_one_at_a_time(leader: RaftNode, followers: list[RaftNode], commands: int) -> None:
     """Commits ``commands`` one after the other, each once the followers applied the one
     before (as a lock hand-off does: the next release waits for a round trip)."""
-    done = threading.Semaphore(0)
-    errors: list[int] = []
-
-    def finished(_result: object, error: int) -> None:
-        errors.append(error)
-        done.release()
-
-    for i in range(commands):
-        leader.submit(encode_command(Tick(i)), finished, leader.term)
-        assert done.acquire(timeout=10)
+    for _ in range(commands):
+        submit_ticks(leader, 1, wait=True)
         wait_until(functools.partial(_applied_by, followers, leader.applied_index), 10, 0.001)
-    assert set(errors) == {SUCCESS}
 
 
 def test_followers_do_not_answer_a_commit_announcement(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pysyncobj import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tests.integration.cluster import wait_until
-from tests.integration.replicas import peer_addresses, replica, start_and_elect
+from tests.integration.replicas import peer_addresses, replica, start_and_elect, submit_ticks
 from turnstile.cluster import pysyncobj_fixes
 from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import Insert, Tick
@@ -180,22 +180,6 @@ def test_critical_count_under_load_without_and_with_the_guard(
     assert critical.messages == []
 
 
-def _submit_all(node: RaftNode, commands: int, wait: bool) -> None:
-    done = threading.Semaphore(0)
-    errors: list[int] = []
-
-    def finished(_result: object, error: int) -> None:
-        errors.append(error)
-        done.release()
-
-    for i in range(commands):
-        node.submit(encode_command(Tick(i)), finished, node.term)
-    if wait:
-        for _ in range(commands):
-            assert done.acquire(timeout=60)
-        assert set(errors) == {SUCCESS}
-
-
 @pytest.mark.parametrize("fast_repair", [False, True])
 def test_a_deposed_leaders_divergent_entries_are_repaired_in_one_round_trip(
     tmp_path: Path, critical: _CriticalCounter, fast_repair: bool
@@ -232,20 +216,20 @@ def test_a_deposed_leaders_divergent_entries_are_repaired_in_one_round_trip(
         for i in range(3):
             start(i)
         deposed = leader_among(0, 1, 2)
-        _submit_all(deposed, 10, wait=True)
+        submit_ticks(deposed, 10, wait=True)
         d = nodes.index(deposed)
         a, b = (i for i in range(3) if i != d)
         stop(nodes[a])
         stop(nodes[b])
         appended = deposed.commit_index + divergent
-        _submit_all(deposed, divergent, wait=False)
+        submit_ticks(deposed, divergent, wait=False)
         log_index = deposed.replica._SyncObj__getCurrentLogIndex  # pysyncobj internal
         wait_until(lambda: log_index() >= appended, timeout=20)
         stop(deposed)
         start(a)
         start(b)
         first = leader_among(a, b)
-        _submit_all(first, divergent + 50, wait=True)
+        submit_ticks(first, divergent + 50, wait=True)
         stop(first)
         returning = start(d)
         second = nodes[b if first is nodes[a] else a]
@@ -273,7 +257,7 @@ def test_a_late_append_below_the_applied_index_truncates_nothing(
     nodes = _replicas(tmp_path, guard=True, batch=True)
     try:
         leader = start_and_elect(nodes)
-        _submit_all(leader, 50, wait=True)
+        submit_ticks(leader, 50, wait=True)
         follower = next(n for n in nodes if n is not leader)
         wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
         _freeze(follower)
@@ -333,13 +317,13 @@ def _acknowledged_not_applied(
     the leader does (it acknowledges them); its loop is stopped, so it applies none of them.
     Returns the follower, its last applied index and the entries it holds past it."""
     leader = start_and_elect(nodes)
-    _submit_all(leader, 20, wait=True)
+    submit_ticks(leader, 20, wait=True)
     follower = next(n for n in nodes if n is not leader)
     wait_until(lambda: follower.applied_index >= leader.commit_index, timeout=20)
     _freeze(follower)
     applied = follower.applied_index
     assert follower.replica._SyncObj__getCurrentLogIndex() == applied  # pysyncobj internal
-    _submit_all(leader, unapplied, wait=True)  # the leader commits them with the other follower
+    submit_ticks(leader, unapplied, wait=True)  # the leader commits them with the other follower
     entries = leader.replica._SyncObj__getEntries(applied + 1, unapplied)  # pysyncobj internal
     previous_term = follower.replica._SyncObj__getEntries(applied, 1)[0][2]  # pysyncobj internal
     recorded = _Recorded(follower)
@@ -581,7 +565,7 @@ def test_a_command_commits_without_waiting_for_the_next_heartbeat(tmp_path: Path
     nodes = [_replica(tmp_path, addresses, i, heartbeat_s=heartbeat, **timeouts) for i in range(3)]
     try:
         leader = start_and_elect(nodes)
-        _submit_all(leader, 1, wait=True)
+        submit_ticks(leader, 1, wait=True)
         done = threading.Semaphore(0)
         latencies = []
         for i in range(10):
@@ -632,7 +616,7 @@ def test_followers_apply_a_command_without_waiting_for_the_next_heartbeat(
         def applied_by_followers(index: int) -> bool:
             return all(f.applied_index >= index for f in followers)
 
-        _submit_all(leader, 1, wait=True)
+        submit_ticks(leader, 1, wait=True)
         done = threading.Semaphore(0)
         for i in range(50):
             leader.submit(encode_command(Tick(i)), lambda _r, _e: done.release(), leader.term)
