@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster import wait_until
-from tests.integration.replicas import peer_addresses, replica, start_and_elect
-from tests.integration.test_raft_guard import _submit_all
+from tests.integration.replicas import peer_addresses, replica, start_and_elect, submit_ticks
 from turnstile.cluster import snapshot
 from turnstile.cluster.raft import SNAPSHOT_FILE, RaftNode
 from turnstile.cluster.raftlog import LOG_FILE, DiskFiles, RaftLog
@@ -48,7 +47,7 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
     running = list(nodes)
     try:
         leader = start_and_elect(nodes)
-        _submit_all(leader, 5 * COMPACT_AFTER, wait=True)
+        submit_ticks(leader, 5 * COMPACT_AFTER, wait=True)
         # Every replica compacts on its own: its log is a short tail behind a snapshot.
         wait_until(lambda: all(len(node.log) < 2 * COMPACT_AFTER for node in nodes), timeout=60)
         _same_state(nodes, leader)
@@ -62,7 +61,7 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
         nodes[lost].start()
         running.append(nodes[lost])
         wait_until(lambda: nodes[lost].snapshot_installs >= 1, timeout=60)
-        _submit_all(leader, COMPACT_AFTER // 2, wait=True)
+        submit_ticks(leader, COMPACT_AFTER // 2, wait=True)
         before = _same_state(nodes, leader)
 
         # The whole cluster stops and comes back from its files alone.
@@ -80,7 +79,7 @@ def test_compacted_logs_and_an_installed_snapshot_come_back_from_disk(tmp_path: 
         leader = start_and_elect(nodes)
         wait_until(lambda: leader.commit_index >= leader.replica._SyncObj__getCurrentLogIndex())
         assert _same_state(nodes, leader) == before  # the new leader's no-op changes nothing
-        _submit_all(leader, 10, wait=True)
+        submit_ticks(leader, 10, wait=True)
         _same_state(nodes, leader)
         assert all((tmp_path / str(i) / LOG_FILE).exists() for i in range(3))
     finally:
@@ -99,7 +98,7 @@ def test_a_stop_between_the_snapshot_and_the_log_drop_keeps_the_later_entries(
     running = list(nodes)
     try:
         leader = start_and_elect(nodes)
-        _submit_all(leader, 100, wait=True)
+        submit_ticks(leader, 100, wait=True)
         follower = next(node for node in nodes if node is not leader)
         wait_until(lambda: follower.applied_index >= leader.commit_index)
         # The node stops after the rename and before the drop: the drop never happens.
@@ -107,7 +106,7 @@ def test_a_stop_between_the_snapshot_and_the_log_drop_keeps_the_later_entries(
         follower.replica.forceLogCompaction()
         snapshot_file = tmp_path / str(nodes.index(follower)) / SNAPSHOT_FILE
         wait_until(snapshot_file.exists)
-        _submit_all(leader, 50, wait=True)
+        submit_ticks(leader, 50, wait=True)
         wait_until(lambda: follower.applied_index >= leader.commit_index)
         last = follower.log[-1][1]
         for node in running:
