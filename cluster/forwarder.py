@@ -280,7 +280,8 @@ class Forwarder:
             self._catching_up.remove(waiting)
 
     def observe_applied(self, applied: int) -> None:
-        """The node (a follower) applied the entries up to ``applied``: wakes the reads it
+        """The node applied the entries up to ``applied`` (told on every member: a read
+        registered just before this node took office is woken too): wakes the reads it
         caught up with, and the calls waiting for a leader if it names another one now."""
         self.observe_leader()
         if self._catching_up:

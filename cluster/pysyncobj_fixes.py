@@ -304,8 +304,8 @@ class LoopWakeup:
 
 def send_immediately(replica: SyncObj, announced_commit: int) -> int:
     """Immediate send (batch mode, loop thread, before each tick): moves queued commands into
-    the log, and makes this tick send AppendEntries when ``_worth_sending``. Returns the
-    commit index announced.
+    the log, and makes this tick send AppendEntries when ``_send_if_worth_it`` would. Returns
+    the commit index announced.
 
     pysyncobj (``syncobj.py``, ``SyncObj._onTick``) sends AppendEntries only once
     ``__newAppendEntriesTime`` has passed (reset to now + ``appendEntriesPeriod`` on every
@@ -318,21 +318,19 @@ def send_immediately(replica: SyncObj, announced_commit: int) -> int:
     bakwc/PySyncObj#34 (command apply delay; the maintainer's answer is non-batch mode).
     """
     replica._checkCommandsToApply()
-    if not _worth_sending(replica, announced_commit):
-        return announced_commit
-    if _has_entries_to_send(replica):
+
+    def send_in_this_tick() -> None:
         replica._SyncObj__newAppendEntriesTime = 0  # pysyncobj internal
-    else:
-        _send_commit_only(replica)
-    return int(replica.raftCommitIndex)
+
+    return _send_if_worth_it(replica, announced_commit, send_in_this_tick)
 
 
 def announce_commit(replica: SyncObj, announced_commit: int) -> int:
     """Immediate announcement (batch mode, loop thread, an on-tick callback: after the tick
     computed the commit index and applied, before it polls): sends AppendEntries right away
-    when ``_worth_sending``; when every follower already holds every entry, only the commit
-    index, in a message marked ``COMMIT_ONLY`` that they need not answer. Returns the commit
-    index announced.
+    when ``_send_if_worth_it`` would; when every follower already holds every entry, only the
+    commit index, in a message marked ``COMMIT_ONLY`` that they need not answer. Returns the
+    commit index announced.
 
     A follower learns the commit index only from the next AppendEntries, and the leader
     computes it at the start of a tick, after ``send_immediately`` decided: when the acks
@@ -345,13 +343,8 @@ def announce_commit(replica: SyncObj, announced_commit: int) -> int:
     tests/integration/test_commit_announcements.py::
     test_followers_do_not_answer_a_commit_announcement.
     """
-    if not _worth_sending(replica, announced_commit):
-        return announced_commit
-    if _has_entries_to_send(replica):
-        replica._SyncObj__sendAppendEntries()  # pysyncobj internal
-    else:
-        _send_commit_only(replica)
-    return int(replica.raftCommitIndex)
+    send_entries = replica._SyncObj__sendAppendEntries  # pysyncobj internal
+    return _send_if_worth_it(replica, announced_commit, send_entries)
 
 
 #: A key of an AppendEntries that announces a new commit index to followers that hold and
@@ -360,7 +353,32 @@ def announce_commit(replica: SyncObj, announced_commit: int) -> int:
 COMMIT_ONLY = "commit_only"
 
 
-def _send_commit_only(replica: SyncObj) -> None:
+def _send_if_worth_it(
+    replica: SyncObj, announced_commit: int, send_entries: Callable[[], None]
+) -> int:
+    """On the leader, when no batch is in flight to any connected follower (one batch in
+    flight per follower): ``send_entries()`` if one has entries to get, else the commit index
+    alone (``_send_commit_only``) if it moved past ``announced_commit``. Returns the commit
+    index announced."""
+    if not replica._isLeader():
+        return announced_commit
+    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
+    match_index = replica._SyncObj__raftMatchIndex  # pysyncobj internal
+    connected = replica._SyncObj__connectedNodes  # pysyncobj internal
+    followers = [n for n in connected if n in next_index]
+    if not followers or any(next_index[n] != match_index[n] + 1 for n in followers):
+        return announced_commit
+    last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
+    if any(next_index[n] <= last_index for n in followers):
+        send_entries()
+    elif replica.raftCommitIndex > announced_commit:
+        _send_commit_only(replica, followers)
+    else:
+        return announced_commit
+    return int(replica.raftCommitIndex)
+
+
+def _send_commit_only(replica: SyncObj, followers: list[Any]) -> None:
     """What pysyncobj's ``__sendAppendEntries`` sends a follower that holds every entry (and
     its heartbeat timer reset), marked ``COMMIT_ONLY``."""
     conf = replica._SyncObj__conf  # pysyncobj internal
@@ -375,37 +393,8 @@ def _send_commit_only(replica: SyncObj) -> None:
         COMMIT_ONLY: True,
     }
     transport = replica._SyncObj__transport  # pysyncobj internal
-    for node in _followers(replica):
+    for node in followers:
         transport.send(node, message)
-
-
-def _followers(replica: SyncObj) -> list[Any]:
-    """The connected followers the leader tracks (pysyncobj's nextIndex has them)."""
-    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
-    connected = replica._SyncObj__connectedNodes  # pysyncobj internal
-    return [n for n in connected if n in next_index]
-
-
-def _has_entries_to_send(replica: SyncObj) -> bool:
-    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
-    last_index = replica._SyncObj__getCurrentLogIndex()  # pysyncobj internal
-    return any(next_index[n] <= last_index for n in _followers(replica))
-
-
-def _worth_sending(replica: SyncObj, announced_commit: int) -> bool:
-    """On the leader: no batch is in flight to any connected follower (one batch in flight
-    per follower), and one has entries to get or the commit index moved past
-    ``announced_commit``."""
-    if not replica._isLeader():
-        return False
-    followers = _followers(replica)
-    if not followers:
-        return False
-    next_index = replica._SyncObj__raftNextIndex  # pysyncobj internal
-    match_index = replica._SyncObj__raftMatchIndex  # pysyncobj internal
-    if not all(next_index[n] == match_index[n] + 1 for n in followers):
-        return False
-    return _has_entries_to_send(replica) or replica.raftCommitIndex > announced_commit
 
 
 @contextlib.contextmanager

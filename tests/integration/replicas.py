@@ -47,6 +47,11 @@ def start_and_elect(nodes: list[RaftNode]) -> RaftNode:
     return wait_until(lambda: next((n for n in nodes if n.is_leader), None), timeout=20)
 
 
+def applied_by(nodes: list[RaftNode], index: int) -> bool:
+    """Whether every one of ``nodes`` applied the entry at ``index``."""
+    return all(node.applied_index >= index for node in nodes)
+
+
 def submit_ticks(node: RaftNode, commands: int, wait: bool) -> None:
     """Submits ``commands`` Tick commands to ``node`` at once; with ``wait``, waits until each
     was applied and checks that all succeeded."""

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from tests.integration.cluster import wait_until
-from tests.integration.replicas import peer_addresses, replica, start_and_elect, submit_ticks
+from tests.integration.replicas import (
+    applied_by,
+    peer_addresses,
+    replica,
+    start_and_elect,
+    submit_ticks,
+)
 from turnstile.cluster import pysyncobj_fixes
 from turnstile.cluster.raft import RaftNode
 
@@ -61,16 +67,12 @@ def _counting_messages(node: RaftNode) -> Counter[str]:
     return counts
 
 
-def _applied_by(followers: list[RaftNode], index: int) -> bool:
-    return all(f.applied_index >= index for f in followers)
-
-
 def _commit_one_at_a_time(leader: RaftNode, followers: list[RaftNode], commands: int) -> None:
     """Commits ``commands`` one after the other, each once the followers applied the one
     before (as a lock hand-off does: the next release waits for a round trip)."""
     for _ in range(commands):
         submit_ticks(leader, 1, wait=True)
-        wait_until(functools.partial(_applied_by, followers, leader.applied_index), 10, 0.001)
+        wait_until(functools.partial(applied_by, followers, leader.applied_index), 10, 0.001)
 
 
 def test_followers_do_not_answer_a_commit_announcement(tmp_path: Path) -> None:

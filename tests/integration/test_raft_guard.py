@@ -23,7 +23,13 @@ from pysyncobj import FAIL_REASON
 from pysyncobj.syncobj import _COMMAND_TYPE
 
 from tests.integration.cluster import wait_until
-from tests.integration.replicas import peer_addresses, replica, start_and_elect, submit_ticks
+from tests.integration.replicas import (
+    applied_by,
+    peer_addresses,
+    replica,
+    start_and_elect,
+    submit_ticks,
+)
 from turnstile.cluster import pysyncobj_fixes
 from turnstile.cluster.codec import encode_command
 from turnstile.cluster.commands import Insert, Tick
@@ -612,17 +618,11 @@ def test_followers_apply_a_command_without_waiting_for_the_next_heartbeat(
     try:
         leader = start_and_elect(nodes)
         followers = [n for n in nodes if n is not leader]
-
-        def applied_by_followers(index: int) -> bool:
-            return all(f.applied_index >= index for f in followers)
-
         submit_ticks(leader, 1, wait=True)
-        done = threading.Semaphore(0)
-        for i in range(50):
-            leader.submit(encode_command(Tick(i)), lambda _r, _e: done.release(), leader.term)
-            assert done.acquire(timeout=10)
+        for _ in range(50):
+            submit_ticks(leader, 1, wait=True)
             committed, index = time.monotonic(), leader.applied_index
-            wait_until(functools.partial(applied_by_followers, index), 10, interval=0.001)
+            wait_until(functools.partial(applied_by, followers, index), 10, interval=0.001)
             lags.append(time.monotonic() - committed)
     finally:
         for node in nodes:
